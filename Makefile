@@ -1,0 +1,154 @@
+# speculo — top-level Makefile.
+#
+#   make                  lib/libspeculo.{so,a}, fusefs/speculofs, cli/speculo
+#   make check            every test suite (unit, multi-process, CLI, FUSE)
+#   make SANITIZE=address,undefined check   (or SANITIZE=thread)
+#   make doc | install | uninstall | clean | lint | demo | bench
+#
+# CFLAGS/LDFLAGS are the caller's; what the build needs is added with
+# `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+
+VERSION := 0.1.0
+SONAME  := libspeculo.so.0
+REALNAME := libspeculo.so.$(VERSION)
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WERROR   ?= -Werror
+SANITIZE ?=
+PKG_CONFIG ?= pkg-config
+
+WARNINGS := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow \
+            -Wpointer-arith -Wformat=2 -fno-common
+override CFLAGS += -std=c11 -D_GNU_SOURCE $(WARNINGS) $(WERROR) -pthread
+ifneq ($(SANITIZE),)
+override CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+override LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+FUSE_CFLAGS  = $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
+FUSE_LIBS    = $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
+CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+LIB_SRCS  := $(wildcard lib/*.c)
+LIB_OBJS  := $(LIB_SRCS:.c=.o)
+LIB_PIC   := $(LIB_SRCS:.c=.pic.o)
+FUSE_SRCS := $(wildcard fusefs/*.c)
+CLI_SRCS  := $(wildcard cli/*.c)
+TCOMMON_SRCS := $(wildcard tests/common/*.c)
+TLIB_SRCS  := $(wildcard tests/lib/*.c)
+TFUSE_SRCS := $(wildcard tests/fuse/*.c)
+TCLI_SRCS  := $(wildcard tests/cli/*.c)
+
+PROGS :=
+ifneq ($(FUSE_SRCS),)
+PROGS += fusefs/speculofs
+endif
+ifneq ($(CLI_SRCS),)
+PROGS += cli/speculo
+endif
+
+TESTS := tests/check_lib
+ifneq ($(TFUSE_SRCS),)
+TESTS += tests/check_fuse
+endif
+ifneq ($(TCLI_SRCS),)
+TESTS += tests/check_cli
+endif
+
+.PHONY: all check doc install uninstall clean lint demo bench FORCE
+all: lib/libspeculo.a lib/libspeculo.so lib/speculo.pc $(PROGS)
+
+# Rebuild everything when the flags change (e.g. SANITIZE on or off).
+.build-flags: FORCE
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+
+LIB_HDRS := $(wildcard lib/*.h)
+
+lib/%.o: lib/%.c $(LIB_HDRS) .build-flags
+	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -c -o $@ $<
+lib/%.pic.o: lib/%.c $(LIB_HDRS) .build-flags
+	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -fPIC -c -o $@ $<
+
+lib/libspeculo.a: $(LIB_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+lib/$(REALNAME): $(LIB_PIC)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDFLAGS) -pthread
+lib/libspeculo.so: lib/$(REALNAME)
+	ln -sf $(REALNAME) lib/$(SONAME) && ln -sf $(REALNAME) $@
+
+lib/speculo.pc: lib/speculo.pc.in Makefile
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+# Programs link the static library: they run from the tree and installed alike.
+fusefs/speculofs: $(FUSE_SRCS) $(wildcard fusefs/*.h) lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -o $@ $(FUSE_SRCS) lib/libspeculo.a $(LDFLAGS) $(FUSE_LIBS)
+cli/speculo: $(CLI_SRCS) $(wildcard cli/*.h) lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
+
+TEST_DEPS := lib/libspeculo.a $(wildcard tests/common/*.h) $(TCOMMON_SRCS) .build-flags
+tests/check_lib: $(TLIB_SRCS) $(TEST_DEPS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests/common -o $@ $(TLIB_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(CHECK_LIBS)
+tests/check_fuse: $(TFUSE_SRCS) $(TEST_DEPS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests/common -o $@ $(TFUSE_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(CHECK_LIBS)
+tests/check_cli: $(TCLI_SRCS) $(TEST_DEPS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests/common -o $@ $(TCLI_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(CHECK_LIBS)
+
+# The public header must compile alone, pedantic.
+tests/header-alone.o: lib/speculo.h .build-flags
+	echo '#include "speculo.h"' | $(CC) -std=c11 -pedantic -Wall -Wextra -Werror -Ilib -x c -c -o $@ -
+
+check: all $(TESTS) tests/header-alone.o
+	@scripts/run-tests $(TESTS)
+
+doc: docs/Doxyfile lib/speculo.h
+	doxygen docs/Doxyfile
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	$(foreach p,$(PROGS),install -m 0755 $(p) $(DESTDIR)$(BINDIR)/;)
+	install -m 0644 lib/libspeculo.a $(DESTDIR)$(LIBDIR)/
+	install -m 0755 lib/$(REALNAME) $(DESTDIR)$(LIBDIR)/
+	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/libspeculo.so
+	install -m 0644 lib/speculo.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 0644 lib/speculo.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(foreach m,$(wildcard docs/man/*.1),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man1/;)
+	$(foreach m,$(wildcard docs/man/*.3),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man3/;)
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/speculo $(DESTDIR)$(BINDIR)/speculofs
+	rm -f $(DESTDIR)$(LIBDIR)/libspeculo.a $(DESTDIR)$(LIBDIR)/libspeculo.so \
+	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(REALNAME)
+	rm -f $(DESTDIR)$(INCLUDEDIR)/speculo.h $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc
+	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.1)),$(DESTDIR)$(MANDIR)/man1/$(m))
+	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.3)),$(DESTDIR)$(MANDIR)/man3/$(m))
+
+lint:
+	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS)
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D__linux__ lib fusefs cli
+	clang-tidy --quiet -checks='-*,clang-analyzer-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
+	    lib/*.c -- -std=c11 -D_GNU_SOURCE -Ilib
+
+demo: all
+	scripts/demo
+
+bench: all
+	scripts/bench
+
+clean:
+	rm -f lib/*.o lib/*.a lib/*.so* lib/speculo.pc fusefs/speculofs cli/speculo \
+	      tests/check_* tests/*.o .build-flags
+	rm -rf docs/html
+
+FORCE:

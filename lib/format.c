@@ -1,0 +1,167 @@
+/*
+ * The segment format: layout planning, header checks, record checks and
+ * the name hash. Every check here treats the file as hostile.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* FNV-1a over the name, seeded, with a final mix so that the low bits used
+ * for the slot and the bits kept in the record both depend on every byte. */
+uint64_t name_hash(uint64_t seed, const char *name, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325u ^ seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)name[i];
+        h *= 0x100000001b3u;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+static uint64_t pow2_at_least(uint64_t v)
+{
+    uint64_t p = 1;
+    while (p < v)
+        p <<= 1;
+    return p;
+}
+
+/*
+ * Plan a file of about `capacity_hint` bytes whose record area holds at
+ * least `min_data` bytes, whose id table holds `min_records` entries and
+ * whose name index holds `min_names` names at a load of at most 1/4 (the
+ * writer collects at 1/2). Index and table scale with the file so that a
+ * segment of small chunks does not fill its table long before its data.
+ */
+void seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_records,
+                     uint64_t min_names, struct seg_layout *out)
+{
+    uint64_t index_slots = pow2_at_least(4 * (min_names + 1));
+    if (index_slots < capacity_hint / 4096)
+        index_slots = pow2_at_least(capacity_hint / 4096);
+    if (index_slots < 256)
+        index_slots = 256;
+
+    uint64_t table_slots = capacity_hint / 128;
+    if (table_slots < 2 * (min_records + 1))
+        table_slots = 2 * (min_records + 1);
+    table_slots = align_up(table_slots, SEG_PAGE / sizeof(uint64_t));
+
+    out->index_off = SEG_HEADER_SIZE;
+    out->index_slots = index_slots;
+    out->table_off = align_up(out->index_off + index_slots * sizeof(struct name_slot), SEG_PAGE);
+    out->table_slots = table_slots;
+    out->records_off = align_up(out->table_off + table_slots * sizeof(uint64_t), SEG_PAGE);
+
+    uint64_t cap = align_up(capacity_hint, SEG_PAGE);
+    uint64_t least = align_up(out->records_off + min_data + REC_ALIGN, SEG_PAGE);
+    out->capacity = cap > least ? cap : least;
+}
+
+void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t generation,
+                     uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
+                     uint64_t hash_seed)
+{
+    memcpy(h->magic, SEG_MAGIC, sizeof h->magic);
+    h->version = SPECULO_FORMAT_VERSION;
+    h->header_size = SEG_HEADER_SIZE;
+    h->capacity = l->capacity;
+    h->generation = generation;
+    h->index_off = l->index_off;
+    h->index_slots = l->index_slots;
+    h->table_off = l->table_off;
+    h->table_slots = l->table_slots;
+    h->records_off = l->records_off;
+    h->segment_uid = segment_uid;
+    h->created_ns = created_ns;
+    h->base_capacity = base_capacity;
+    h->hash_seed = hash_seed;
+    /* The file is fresh and not yet visible under its name: no reader can
+     * see these, the rename that publishes the file orders them. */
+    atomic_store_explicit(&h->committed_end, l->records_off, memory_order_relaxed);
+}
+
+/* Check the immutable part of a header against the mapping's size. After
+ * this, the regions lie inside the mapping and do not overlap. */
+int seg_check_header(const void *map, uint64_t map_size)
+{
+    const struct seg_header *h = map;
+    if (map_size < SEG_HEADER_SIZE || memcmp(h->magic, SEG_MAGIC, sizeof h->magic) != 0)
+        return -EBADMSG;
+    if (h->version != SPECULO_FORMAT_VERSION)
+        return -EPROTO;
+    if (h->header_size != SEG_HEADER_SIZE || h->capacity != map_size)
+        return -EBADMSG;
+    uint64_t slots = h->index_slots;
+    if (h->index_off != SEG_HEADER_SIZE || slots == 0 || (slots & (slots - 1)) != 0 ||
+        slots > map_size / sizeof(struct name_slot))
+        return -EBADMSG;
+    if (h->table_off % SEG_PAGE || h->table_off < h->index_off + slots * sizeof(struct name_slot) ||
+        h->table_off > map_size || h->table_slots > (map_size - h->table_off) / sizeof(uint64_t))
+        return -EBADMSG;
+    if (h->records_off % REC_ALIGN || h->records_off > map_size ||
+        h->records_off < h->table_off + h->table_slots * sizeof(uint64_t))
+        return -EBADMSG;
+    return 0;
+}
+
+/* Names inside a record must be valid chunk names too: speculofs shows them
+ * as file names, so a '/' or a control character must never get through. */
+static bool name_ok(const char *name, uint32_t len)
+{
+    if (len > SPECULO_CHUNK_NAME_MAX || name[len] != '\0' || strlen(name) != len)
+        return false;
+    return speculo_chunk_name_check(name) == 0;
+}
+
+int rec_check(const void *map, const struct seg_header *h, uint64_t off, struct rec_view *v)
+{
+    uint64_t cap = h->capacity;
+    if (off < h->records_off || off % REC_ALIGN || off > cap)
+        return -EBADMSG;
+    if (cap - off < REC_HEADER_SIZE)
+        return 0; /* the record area is full: nothing more can come here */
+    const struct rec_header *r = (const struct rec_header *)((const uint8_t *)map + off);
+    /* observes: the writer's release store that publishes the record */
+    uint64_t len = atomic_load_explicit(&((struct rec_header *)r)->commit, memory_order_acquire);
+    if (len == 0)
+        return 0;
+    if (len % REC_ALIGN || len > cap - off || r->id == 0 || r->size > len ||
+        r->name_len > SPECULO_CHUNK_NAME_MAX || rec_length(r->size, r->name_len) != len)
+        return -EBADMSG;
+    const char *name = NULL;
+    if (r->name_len) {
+        name = (const char *)r + REC_HEADER_SIZE + align_up(r->size, PAYLOAD_ALIGN);
+        if (!name_ok(name, r->name_len))
+            return -EBADMSG;
+    }
+    v->h = r;
+    v->off = off;
+    v->len = len;
+    v->name = name;
+    return 1;
+}
+
+int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
+{
+    const struct seg_header *h = map_header(m);
+    const uint64_t *table = seg_table(m);
+    if (n > h->table_slots)
+        return -EBADMSG;
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        struct rec_view v;
+        if (rec_check(m->base, h, table[mid], &v) != 1)
+            return -EBADMSG;
+        if (v.h->id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (int64_t)lo;
+}

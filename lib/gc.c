@@ -1,0 +1,180 @@
+/*
+ * The garbage collector. It copies the live records, in commit order and
+ * unchanged (ids, names, times), into a new file under a temporary name,
+ * then switches it in:
+ *
+ *   1. mark the old file superseded (release), so that readers who find
+ *      nothing new at their position know to look at the name again;
+ *   2. rename the new file over the old name (atomic in the directory);
+ *   3. wake the readers blocked on the old file.
+ *
+ * Readers keep their mapping of the old file until their next call, so a
+ * chunk they hold stays valid. A reader that sees the mark before the
+ * rename finds the same file under the name and tries again later; if the
+ * writer dies between 1 and 2, the next writer clears the mark.
+ *
+ * The cost is one header read per record in the file plus a copy of the
+ * live bytes: dead payloads are never touched.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "writer.h"
+
+struct live_totals {
+    uint64_t bytes, records, names;
+};
+
+static void count_live(const speculo_writer *w, struct live_totals *t)
+{
+    const struct seg_header *h = w_header(w);
+    const uint64_t *table = seg_table(&w->map);
+    int64_t now = 0;
+    memset(t, 0, sizeof *t);
+    for (uint64_t i = 0; i < w->nrecords; i++) {
+        struct rec_view v;
+        if (rec_check(w->map.base, h, table[i], &v) != 1 || !rec_live(v.h, &now))
+            continue;
+        t->bytes += v.len;
+        t->records++;
+        t->names += v.name != NULL;
+    }
+}
+
+/* Create and map the new file, with the old one's mode, under `tmp`. */
+static int make_file(const speculo_writer *w, int dirfd, const char *tmp, uint64_t capacity,
+                     uint64_t populate, struct seg_map *m)
+{
+    unlinkat(dirfd, tmp, 0);
+    int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                    w->map.mode & 0644);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = 0;
+    if (fchmod(fd, w->map.mode & 0644) < 0 || ftruncate(fd, (off_t)capacity) < 0 ||
+        fstat(fd, &st) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = ns_map_fd_raw(fd, &st, m);
+    if (rc == 0 && madvise(m->base, populate, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) {
+        ns_unmap(m);
+        rc = -ENOMEM; /* /dev/shm cannot hold it: fail now, not with SIGBUS */
+    }
+    close(fd);
+    if (rc < 0)
+        unlinkat(dirfd, tmp, 0);
+    return rc;
+}
+
+/* Copy the live records into `m`, in order; returns the new tail. */
+static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_totals *t)
+{
+    const struct seg_header *oh = w_header(w);
+    struct seg_header *nh = map_header(m);
+    const uint64_t *table = seg_table(&w->map);
+    uint64_t *ntable = seg_table(m);
+    uint64_t tail = nh->records_off, n = 0, names = 0;
+    int64_t now = 0;
+    for (uint64_t i = 0; i < w->nrecords; i++) {
+        struct rec_view v;
+        if (rec_check(w->map.base, oh, table[i], &v) != 1 || !rec_live(v.h, &now))
+            continue;
+        memcpy(m->base + tail, v.h, v.len);
+        ntable[n++] = tail;
+        if (v.name) {
+            struct name_slot *slot;
+            struct rec_view prev;
+            uint64_t hash = name_hash(nh->hash_seed, v.name, v.h->name_len);
+            if (index_slot_for(m, v.name, v.h->name_len, hash, &slot, &prev) == 0) {
+                if (!prev.h) {
+                    slot->hash = hash;
+                    names++;
+                }
+                /* the file is not visible yet: the rename orders this */
+                atomic_store_explicit(&slot->off, tail, memory_order_relaxed);
+            }
+        }
+        tail += v.len;
+    }
+    t->records = n;
+    t->names = names;
+    return tail;
+}
+
+int writer_collect(speculo_writer *w, uint64_t need)
+{
+    struct seg_header *oh = w_header(w);
+    struct live_totals t;
+    count_live(w, &t);
+    uint64_t res_len = w->reserved ? rec_length(w->res_size, NAME_RESERVE - 1) : 0;
+    uint64_t want = t.bytes + need + res_len + REC_ALIGN;
+    uint64_t hint = 2 * want > w->base_capacity ? 2 * want : w->base_capacity;
+    struct seg_layout l;
+    seg_plan_layout(hint, want, t.records + 1, t.names + 1, &l);
+
+    int dirfd;
+    int rc = ns_open_dir(true, &dirfd);
+    if (rc < 0)
+        return rc;
+    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
+    snprintf(tmp, sizeof tmp, ".%s.gc.%ld", w->segment, (long)getpid());
+    /* populate what the copy and the pending reservation will touch, and
+     * some room ahead, so that neither they nor the next commits fault */
+    uint64_t populate = align_up(l.records_off + want + ((uint64_t)256 << 10), SEG_PAGE);
+    if (populate > l.capacity)
+        populate = l.capacity;
+    struct seg_map m;
+    rc = make_file(w, dirfd, tmp, l.capacity, populate, &m);
+    if (rc < 0) {
+        close(dirfd);
+        return rc;
+    }
+    uint64_t generation = oh->generation + 1;
+    seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
+                    w->base_capacity, oh->hash_seed);
+    struct seg_header *nh = map_header(&m);
+    atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
+    /* informational: carried over */
+    atomic_store_explicit(&nh->last_commit_ns,
+                          atomic_load_explicit(&oh->last_commit_ns, memory_order_relaxed),
+                          memory_order_relaxed);
+    uint64_t tail = copy_live(w, &m, &t);
+    if (w->reserved)
+        memcpy(m.base + tail + REC_HEADER_SIZE, w->map.base + w->tail + REC_HEADER_SIZE,
+               w->res_size);
+
+    /* publishes: "look at the name again" to readers of the old file */
+    atomic_store_explicit(&oh->superseded, generation, memory_order_release);
+    if (renameat(dirfd, tmp, dirfd, w->segment) < 0) {
+        rc = -errno;
+        atomic_store_explicit(&oh->superseded, 0, memory_order_release);
+        unlinkat(dirfd, tmp, 0);
+        ns_unmap(&m);
+        close(dirfd);
+        return rc;
+    }
+    close(dirfd);
+    wake_waiters(oh);
+    ns_unmap(&w->map);
+    w->map = m;
+    w->tail = tail;
+    w->nrecords = t.records;
+    w->names_used = t.names;
+    w->dead_bytes = 0;
+    w->obsolete_count = 0;
+    w->faulted_end = populate;
+    writer_publish_totals(w);
+    return 0;
+}
+
+int speculo_writer_gc(speculo_writer *w)
+{
+    if (!w)
+        return -EINVAL;
+    return writer_collect(w, 0);
+}

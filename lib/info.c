@@ -1,0 +1,175 @@
+/*
+ * Whole-segment operations: the text description (speculofs' .info and
+ * `speculo info` share it) and removal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* An snprintf that keeps counting past the end of the buffer, so that the
+ * caller learns the full length. */
+struct text {
+    char *buf;
+    size_t size, len;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = t->len < t->size ? t->size - t->len : 0;
+    int n = vsnprintf(room ? t->buf + t->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        t->len += (size_t)n;
+}
+
+/* "2026-11-26T07:12:03.123456789Z", or "-" for 0. */
+static void put_time(struct text *t, const char *key, int64_t ns)
+{
+    if (ns <= 0) {
+        put(t, "%s: -\n", key);
+        return;
+    }
+    time_t s = (time_t)(ns / 1000000000);
+    struct tm tm;
+    char day[32];
+    gmtime_r(&s, &tm);
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    put(t, "%s: %s.%09ldZ\n", key, day, (long)(ns % 1000000000));
+}
+
+static void describe_ok(struct text *t, const struct speculo_segment_info *s)
+{
+    put(t, "status: ok\n");
+    put(t, "format_version: %u\n", s->format_version);
+    put(t, "generation: %llu\n", (unsigned long long)s->generation);
+    put(t, "capacity: %llu\n", (unsigned long long)s->capacity);
+    put(t, "data_capacity: %llu\n", (unsigned long long)s->data_capacity);
+    put(t, "bytes_used: %llu\n", (unsigned long long)s->bytes_used);
+    put(t, "dead_bytes: %llu\n", (unsigned long long)s->dead_bytes);
+    put(t, "live_chunks: %llu\n", (unsigned long long)s->live_chunks);
+    put(t, "expired_chunks: %llu\n", (unsigned long long)s->expired_chunks);
+    put(t, "obsolete_chunks: %llu\n", (unsigned long long)s->obsolete_chunks);
+    put(t, "named_chunks: %llu\n", (unsigned long long)s->named_chunks);
+    put(t, "first_id: %llu\n", (unsigned long long)s->first_id);
+    put(t, "last_id: %llu\n", (unsigned long long)s->last_id);
+    put(t, "writer_pid: %lld\n", (long long)s->writer_pid);
+    put(t, "writer_alive: %s\n", s->writer_alive ? "yes" : "no");
+    put_time(t, "created", s->created_ns);
+    put_time(t, "last_commit", s->last_commit_ns);
+}
+
+/* For a file that cannot be read as a segment: say what is wrong, and what
+ * the raw header claims when there is one to read. */
+static void describe_error(struct text *t, const char *segment, int err)
+{
+    put(t, "status: error\n");
+    put(t, "error: %s\n", speculo_strerror(err));
+    int dirfd, fd;
+    struct stat st;
+    if (ns_open_dir(false, &dirfd) < 0)
+        return;
+    fd = openat(dirfd, segment, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    close(dirfd);
+    if (fd < 0)
+        return;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        put(t, "file_size: %lld\n", (long long)st.st_size);
+        struct seg_header h;
+        if (err == -EPROTO && pread(fd, &h, sizeof h, 0) == (ssize_t)sizeof h)
+            put(t, "format_version: %u (this library reads %d)\n", h.version,
+                SPECULO_FORMAT_VERSION);
+    }
+    close(fd);
+}
+
+int speculo_segment_describe(const char *segment, char *buf, size_t size)
+{
+    int rc = speculo_segment_name_check(segment);
+    if (rc < 0)
+        return rc;
+    if (!buf && size)
+        return -EINVAL;
+    int dirfd;
+    if ((rc = ns_open_dir(false, &dirfd)) < 0)
+        return rc;
+    close(dirfd);
+    struct text t = {buf, size, 0};
+    if (size)
+        buf[0] = '\0';
+    put(&t, "segment: %s\n", segment);
+    speculo_reader *r;
+    struct speculo_segment_info s;
+    rc = speculo_reader_open(segment, &r);
+    if (rc == -ENOENT)
+        return rc;
+    if (rc == 0) {
+        rc = speculo_reader_info(r, &s);
+        speculo_reader_close(r);
+    }
+    if (rc == 0)
+        describe_ok(&t, &s);
+    else
+        describe_error(&t, segment, rc);
+    if (t.len > INT32_MAX)
+        return -EOVERFLOW;
+    return (int)t.len;
+}
+
+/*
+ * Mark the file removed (readers' next call says -ENOENT, waiting readers
+ * wake), then unlink it. Readers keep their mapping: the data lives on
+ * until the last of them unmaps it.
+ */
+int speculo_segment_remove(const char *segment, unsigned flags)
+{
+    int rc = speculo_segment_name_check(segment);
+    if (rc < 0)
+        return rc;
+    if (flags & ~SPECULO_REMOVE_FORCE)
+        return -EINVAL;
+    int dirfd, fd;
+    struct stat st;
+    if ((rc = ns_open_dir(false, &dirfd)) < 0)
+        return rc;
+    rc = ns_open_segment(dirfd, segment, true, &fd, &st);
+    struct seg_map m = {0};
+    if (rc == 0) {
+        if (ns_map_fd(fd, &st, true, &m) < 0)
+            m.base = NULL; /* not a readable segment: just unlink it */
+        close(fd);
+    } else if (rc != -EACCES && rc != -EPERM) {
+        close(dirfd);
+        return rc;
+    } else if (fstatat(dirfd, segment, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        rc = -errno;
+        close(dirfd);
+        return rc;
+    }
+    rc = 0;
+    if (m.base) {
+        struct seg_header *h = map_header(&m);
+        /* observes: the writer's role */
+        uint64_t owner = atomic_load_explicit(&h->owner, memory_order_acquire);
+        if (owner && owner_alive(owner) && !(flags & SPECULO_REMOVE_FORCE))
+            rc = -EBUSY;
+        else {
+            /* publishes: the segment is gone, to readers of this file */
+            atomic_store_explicit(&h->superseded, SUPERSEDED_REMOVED, memory_order_release);
+            wake_waiters(h);
+        }
+        ns_unmap(&m);
+    }
+    if (rc == 0 && unlinkat(dirfd, segment, 0) < 0)
+        rc = -errno;
+    close(dirfd);
+    return rc;
+}

@@ -1,0 +1,442 @@
+/*
+ * The reader. It maps a segment file read-only and walks its records by
+ * their commit words. It holds one mapping at a time: when the garbage
+ * collector switches the segment, the reader maps the new file at its next
+ * call and drops the old one then, so a chunk it returned stays valid until
+ * that call, as the API promises.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct speculo_reader {
+    char segment[SPECULO_SEGMENT_NAME_MAX + 1];
+    struct seg_map map;
+    uint64_t pos;            /* offset of the next record to look at */
+    uint64_t last_id;        /* id of the last chunk returned (or sought past) */
+    uint64_t segment_uid;    /* tells a re-created segment from a switched one */
+    bool gone;               /* the segment was removed */
+    struct seg_header *whdr; /* writable map of the header page, for waiting */
+    bool wait_fallback;      /* no write access: wait by sleeping */
+};
+
+static struct seg_header *r_header(const speculo_reader *r)
+{
+    return map_header(&r->map);
+}
+
+static void drop_wait_header(speculo_reader *r)
+{
+    if (r->whdr)
+        munmap(r->whdr, SEG_HEADER_SIZE);
+    r->whdr = NULL;
+}
+
+/* Position after `after`: at the first record whose id is greater. The id
+ * table gives it in O(log n); records committed after the table's count
+ * was read are walked. */
+static int position_after(speculo_reader *r, uint64_t after)
+{
+    const struct seg_header *h = r_header(r);
+    /* observes: the id table entries the writer published */
+    uint64_t n = atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
+    int64_t i = table_lower_bound(&r->map, n, after == UINT64_MAX ? UINT64_MAX : after + 1);
+    if (i < 0)
+        return (int)i;
+    const uint64_t *table = seg_table(&r->map);
+    uint64_t pos = h->records_off, last = after == UINT64_MAX ? r->last_id : after;
+    if ((uint64_t)i < n) {
+        pos = table[i];
+    } else if (n > 0) {
+        struct rec_view v;
+        if (rec_check(r->map.base, h, table[n - 1], &v) != 1)
+            return -EBADMSG;
+        pos = v.off + v.len;
+    }
+    for (;;) {
+        struct rec_view v;
+        int rc = rec_check(r->map.base, h, pos, &v);
+        if (rc < 0)
+            return rc;
+        if (rc == 0 || v.h->id > after)
+            break;
+        last = v.h->id;
+        pos += v.len;
+    }
+    r->pos = pos;
+    r->last_id = last;
+    return 0;
+}
+
+/*
+ * Look at the name again. 1: switched to a new file (positioned after the
+ * last id returned, or at the start of a re-created segment); 0: the name
+ * still holds our file; -ENOENT: the segment is gone (we keep our mapping).
+ */
+static int reader_switch(speculo_reader *r)
+{
+    int dirfd, fd;
+    struct stat st;
+    int rc = ns_open_dir(false, &dirfd);
+    if (rc < 0)
+        return rc;
+    rc = ns_open_segment(dirfd, r->segment, false, &fd, &st);
+    close(dirfd);
+    if (rc == -ENOENT)
+        r->gone = true;
+    if (rc < 0)
+        return rc;
+    if (st.st_dev == r->map.dev && st.st_ino == r->map.ino) {
+        close(fd);
+        r->gone = false;
+        return 0;
+    }
+    struct seg_map m;
+    rc = ns_map_fd(fd, &st, false, &m);
+    close(fd);
+    if (rc < 0)
+        return rc;
+    drop_wait_header(r);
+    r->wait_fallback = false;
+    ns_unmap(&r->map);
+    r->map = m;
+    r->gone = false;
+    if (map_header(&m)->segment_uid != r->segment_uid) {
+        r->segment_uid = map_header(&m)->segment_uid;
+        r->last_id = 0;
+    }
+    rc = position_after(r, r->last_id);
+    return rc < 0 ? rc : 1;
+}
+
+/* Before a lookup: move to the newest file if the segment was switched. */
+static int reader_refresh(speculo_reader *r)
+{
+    /* observes: the collector's mark, set before it renames the new file */
+    if (!r->gone && !atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
+        return 0;
+    int rc = reader_switch(r);
+    return rc == 1 ? 0 : rc;
+}
+
+int speculo_reader_open(const char *segment, speculo_reader **out)
+{
+    if (!out)
+        return -EINVAL;
+    int rc = speculo_segment_name_check(segment);
+    if (rc < 0)
+        return rc;
+    speculo_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return -ENOMEM;
+    strcpy(r->segment, segment);
+    rc = ns_map_segment(segment, false, &r->map);
+    if (rc < 0) {
+        free(r);
+        return rc;
+    }
+    r->segment_uid = r_header(r)->segment_uid;
+    r->pos = r_header(r)->records_off;
+    *out = r;
+    return 0;
+}
+
+void speculo_reader_close(speculo_reader *r)
+{
+    if (!r)
+        return;
+    drop_wait_header(r);
+    ns_unmap(&r->map);
+    free(r);
+}
+
+static void fill_chunk(const speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
+{
+    (void)r;
+    c->id = v->h->id;
+    c->name = v->name;
+    c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
+    c->size = v->h->size;
+    c->committed_ns = v->h->committed_ns;
+    c->expires_ns = v->h->expires_ns;
+}
+
+int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
+{
+    if (!r || !chunk)
+        return -EINVAL;
+    int64_t now = 0;
+    for (;;) {
+        struct rec_view v;
+        int rc = r->gone ? 0 : rec_check(r->map.base, r_header(r), r->pos, &v);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            /* nothing committed here yet: has the segment moved on? */
+            if (!r->gone &&
+                !atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
+                return -EAGAIN;
+            rc = reader_switch(r);
+            if (rc == 1)
+                continue;
+            return rc == 0 ? -EAGAIN : rc;
+        }
+        if (v.h->id <= r->last_id)
+            return -EBADMSG; /* ids must increase: a loop in a hostile file */
+        r->pos += v.len;
+        if (!rec_live(v.h, &now))
+            continue;
+        r->last_id = v.h->id;
+        fill_chunk(r, &v, chunk);
+        return 0;
+    }
+}
+
+int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk)
+{
+    if (!r || !chunk)
+        return -EINVAL;
+    int rc = speculo_chunk_name_check(name);
+    if (rc < 0)
+        return rc;
+    if ((rc = reader_refresh(r)) < 0)
+        return rc;
+    size_t len = strlen(name);
+    struct rec_view v;
+    rc = index_lookup(&r->map, name, len, name_hash(r_header(r)->hash_seed, name, len), &v);
+    if (rc < 0)
+        return rc;
+    int64_t now = 0;
+    if (!rec_live(v.h, &now))
+        return -ENOENT;
+    fill_chunk(r, &v, chunk);
+    return 0;
+}
+
+int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
+{
+    if (!r || !chunk)
+        return -EINVAL;
+    int rc = reader_refresh(r);
+    if (rc < 0)
+        return rc;
+    const struct seg_header *h = r_header(r);
+    /* observes: the id table entries the writer published */
+    uint64_t n = atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
+    int64_t i = table_lower_bound(&r->map, n, id);
+    if (i < 0)
+        return (int)i;
+    struct rec_view v;
+    if ((uint64_t)i < n) {
+        if (rec_check(r->map.base, h, seg_table(&r->map)[i], &v) != 1)
+            return -EBADMSG;
+    } else {
+        /* maybe committed after the count was published: it is then right
+         * after the last counted record (or first in the file) */
+        uint64_t pos = h->records_off;
+        if (n > 0) {
+            if (rec_check(r->map.base, h, seg_table(&r->map)[n - 1], &v) != 1)
+                return -EBADMSG;
+            pos = v.off + v.len;
+        }
+        rc = rec_check(r->map.base, h, pos, &v);
+        if (rc != 1)
+            return rc < 0 ? rc : -ENOENT;
+    }
+    int64_t now = 0;
+    if (v.h->id != id || !rec_live(v.h, &now))
+        return -ENOENT;
+    fill_chunk(r, &v, chunk);
+    return 0;
+}
+
+int speculo_reader_seek(speculo_reader *r, uint64_t after_id)
+{
+    if (!r)
+        return -EINVAL;
+    int rc = reader_refresh(r);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    return position_after(r, after_id);
+}
+
+uint64_t speculo_chunk_replaces(const speculo_chunk *chunk)
+{
+    if (!chunk || !chunk->data)
+        return 0;
+    const struct rec_header *h =
+        (const struct rec_header *)((const uint8_t *)chunk->data - REC_HEADER_SIZE);
+    return h->replaces;
+}
+
+/* ------------------------------------------------------------------ */
+/* Waiting.                                                            */
+
+/* Is a record committed at our position (or has the segment moved on)? */
+static bool reader_pending(const speculo_reader *r)
+{
+    const struct seg_header *h = r_header(r);
+    if (r->pos <= r->map.size - REC_HEADER_SIZE) {
+        const struct rec_header *rec = (const struct rec_header *)(r->map.base + r->pos);
+        /* observes: a commit at our position */
+        if (atomic_load_explicit(&((struct rec_header *)rec)->commit, memory_order_acquire))
+            return true;
+    }
+    /* observes: a switch or removal */
+    return atomic_load_explicit(&((struct seg_header *)h)->superseded, memory_order_acquire) != 0;
+}
+
+/* Map the header page writable so that we can count ourselves as a waiter.
+ * Without write access to the file we wait by sleeping instead. */
+static void map_wait_header(speculo_reader *r)
+{
+    if (r->whdr || r->wait_fallback)
+        return;
+    int dirfd, fd;
+    struct stat st;
+    r->wait_fallback = true;
+    if (ns_open_dir(false, &dirfd) < 0)
+        return;
+    int rc = ns_open_segment(dirfd, r->segment, true, &fd, &st);
+    close(dirfd);
+    if (rc < 0)
+        return;
+    if (st.st_dev == r->map.dev && st.st_ino == r->map.ino) {
+        void *p = mmap(NULL, SEG_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            r->whdr = p;
+            r->wait_fallback = false;
+        }
+    }
+    close(fd);
+}
+
+static int64_t remaining_ns(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - clock_mono_ns();
+    return left > 0 ? left : 0;
+}
+
+static int sleep_slice(int64_t left)
+{
+    int64_t ns = left < 0 || left > 1000000 ? 1000000 : left;
+    struct timespec ts = {0, ns};
+    return nanosleep(&ts, NULL) < 0 ? -EINTR : 0;
+}
+
+/* One futex sleep, registered as a waiter (see wait.c for the protocol). */
+static int futex_sleep(speculo_reader *r, int64_t left)
+{
+    struct seg_header *w = r->whdr;
+    /* publishes: we wait; the writer's fence-then-load pairs with this */
+    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    /* observes: the wake generation before we check for news */
+    uint32_t seq = atomic_load_explicit(&w->wake_seq, memory_order_acquire);
+    int rc = 0;
+    if (!reader_pending(r))
+        rc = futex_wait_shared(&w->wake_seq, seq, left);
+    /* publishes: we no longer wait */
+    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
+    return rc;
+}
+
+int speculo_reader_wait(speculo_reader *r, int timeout_ms)
+{
+    if (!r)
+        return -EINVAL;
+    int64_t deadline = timeout_ms < 0 ? -1 : clock_mono_ns() + (int64_t)timeout_ms * 1000000;
+    for (;;) {
+        if (r->gone || atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire)) {
+            int rc = reader_switch(r);
+            if (rc != 0)
+                return 0; /* switched, removed or unreadable: next() says which */
+            /* marked but not yet renamed: the switch is microseconds away */
+        } else if (reader_pending(r)) {
+            return 0;
+        } else {
+            map_wait_header(r);
+        }
+        int64_t left = remaining_ns(deadline);
+        if (left == 0)
+            return reader_pending(r) ? 0 : -ETIMEDOUT;
+        int rc;
+        if (r->whdr && !atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
+            rc = futex_sleep(r, left);
+        else
+            rc = sleep_slice(left);
+        if (rc == -EINTR)
+            return -EINTR;
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Information.                                                        */
+
+static int count_records(const speculo_reader *r, struct speculo_segment_info *info)
+{
+    const struct seg_header *h = r_header(r);
+    uint64_t pos = h->records_off, prev = 0;
+    int64_t now = clock_wall_ns();
+    for (;;) {
+        struct rec_view v;
+        int rc = rec_check(r->map.base, h, pos, &v);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+        if (v.h->id <= prev)
+            return -EBADMSG;
+        prev = v.h->id;
+        if (!info->first_id)
+            info->first_id = v.h->id;
+        if (atomic_load_explicit(&((struct rec_header *)v.h)->obsoleted_by, memory_order_relaxed))
+            info->obsolete_chunks++;
+        else if (v.h->expires_ns && v.h->expires_ns <= now)
+            info->expired_chunks++;
+        else {
+            info->live_chunks++;
+            info->named_chunks += v.name != NULL;
+        }
+        pos += v.len;
+    }
+    info->bytes_used = pos - h->records_off;
+    if (prev > info->last_id)
+        info->last_id = prev;
+    return 0;
+}
+
+int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info)
+{
+    if (!r || !info)
+        return -EINVAL;
+    int rc = reader_refresh(r);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    struct seg_header *h = r_header(r);
+    struct speculo_segment_info s = {0};
+    s.format_version = h->version;
+    s.generation = h->generation;
+    s.capacity = h->capacity;
+    s.data_capacity = h->capacity - h->records_off;
+    /* informational counters: relaxed, a snapshot */
+    s.dead_bytes = atomic_load_explicit(&h->dead_bytes, memory_order_relaxed);
+    s.last_id = atomic_load_explicit(&h->last_id, memory_order_relaxed);
+    s.last_commit_ns = atomic_load_explicit(&h->last_commit_ns, memory_order_relaxed);
+    s.created_ns = h->created_ns;
+    uint64_t owner = atomic_load_explicit(&h->owner, memory_order_acquire);
+    s.writer_pid = owner ? owner_pid(owner) : 0;
+    s.writer_alive = owner && owner_alive(owner);
+    if ((rc = count_records(r, &s)) < 0)
+        return rc;
+    *info = s;
+    return 0;
+}

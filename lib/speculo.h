@@ -1,0 +1,384 @@
+/**
+ * @file speculo.h
+ * @brief speculo: IPC over shared memory for one host.
+ *
+ * One writer, many readers, lockless, zero-copy. A writer appends *chunks*
+ * (blobs of any size) to a named *segment*; a chunk is visible to every
+ * reader the instant the writer commits it and never changes afterwards.
+ * A chunk may expire (a TTL) and may be obsoleted by a newer copy. When a
+ * segment is full, or the writer's conditions hold, a garbage collector
+ * copies the live chunks into a new segment file and atomically switches it
+ * in; readers finish what they hold and move on at their next call.
+ *
+ * Segments are plain files in the segment directory: `$SPECULO_DIR` when
+ * set, else `/dev/shm/speculo-$UID`. No file descriptor is kept open by a
+ * reader or a writer between calls.
+ *
+ * Conventions: every function that can fail returns 0 (or a non-negative
+ * count) on success and a negative errno value on failure; out-parameters
+ * are left untouched on failure; `close(NULL)` is a no-op. errno is never
+ * the way an error is reported. speculo_strerror() turns any returned code
+ * into a message.
+ *
+ * Errors with a fixed meaning throughout:
+ * - `-EINVAL` a bad name or argument;
+ * - `-ENAMETOOLONG` a segment name over 200 bytes, a chunk name over 255;
+ * - `-ENOENT` no such segment, or no such live chunk;
+ * - `-EBUSY` another live process is the segment's writer;
+ * - `-EPERM` an unsafe segment directory or segment file (a symlink, not a
+ *   regular file or directory, writable by others, or not owned by the
+ *   writer);
+ * - `-EBADMSG` a segment file that is corrupt or not a segment;
+ * - `-EPROTO` a segment written in another format version;
+ * - `-EFBIG` / `-ENOMEM` a chunk that cannot fit in memory.
+ *
+ * Thread safety: a handle is used by one thread at a time; distinct handles
+ * are independent, in one process or many.
+ */
+#ifndef SPECULO_H
+#define SPECULO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(SPECULO_BUILDING) && defined(__GNUC__)
+#define SPECULO_API __attribute__((visibility("default")))
+#else
+#define SPECULO_API
+#endif
+
+/** Version of this library, "MAJOR.MINOR.PATCH". */
+#define SPECULO_VERSION "0.1.0"
+
+/** Format version of the segment files this library reads and writes. */
+#define SPECULO_FORMAT_VERSION 1
+
+/** Default size of a new segment file, in bytes (4 MiB). */
+#define SPECULO_DEFAULT_CAPACITY ((size_t)4 << 20)
+
+/** Default dead-bytes percentage that triggers a garbage collection. */
+#define SPECULO_DEFAULT_GC_DEAD_PERCENT 50
+
+/** Default minimum of dead bytes before the ratio is considered (1 MiB). */
+#define SPECULO_DEFAULT_GC_MIN_DEAD ((size_t)1 << 20)
+
+/** Longest segment name, in bytes. */
+#define SPECULO_SEGMENT_NAME_MAX 200
+
+/** Longest chunk name, in bytes. */
+#define SPECULO_CHUNK_NAME_MAX 255
+
+/** Writer handle (opaque). */
+typedef struct speculo_writer speculo_writer;
+/** Reader handle (opaque). */
+typedef struct speculo_reader speculo_reader;
+
+/**
+ * Options of speculo_writer_open(). Pass NULL, or zero-initialise the
+ * struct and set what you need: a zero field means its default. Fields may
+ * be added in later versions.
+ */
+struct speculo_writer_options {
+    /** Size of a new segment file in bytes; default SPECULO_DEFAULT_CAPACITY.
+     *  Used only when the segment is created (and as the least size the
+     *  garbage collector gives it); it grows when live data needs more. */
+    size_t capacity;
+    /** File mode of a new segment file, default 0600 (0640 shares it with
+     *  the group, read-only). Only permission bits are used. */
+    mode_t mode;
+    /** Collect at commit time when the bytes of obsoleted chunks exceed this
+     *  percentage of the bytes used; 0 means SPECULO_DEFAULT_GC_DEAD_PERCENT,
+     *  100 or more means only when the segment is full. */
+    unsigned gc_dead_percent;
+    /** ...and exceed this many bytes; 0 means SPECULO_DEFAULT_GC_MIN_DEAD. */
+    size_t gc_min_dead_bytes;
+};
+
+/** Options of speculo_writer_commit() and speculo_writer_put(); NULL means
+ *  unnamed, never expires, replaces nothing. Fields may be added. */
+struct speculo_commit_options {
+    /** Publish as a named block: the chunk replaces the previous live
+     *  version of this name. 1-255 bytes of [A-Za-z0-9_.-], starting with a
+     *  letter or '_'. NULL for an unnamed chunk. */
+    const char *name;
+    /** The chunk expires ttl_ns nanoseconds after the commit; 0 = never. */
+    int64_t ttl_ns;
+    /** Id of a live chunk that this one obsoletes; 0 = none. */
+    uint64_t replaces;
+};
+
+/**
+ * A chunk as a reader sees it. Everything points into the shared mapping
+ * (zero copy) and stays valid and unchanged at least until the next call on
+ * the same reader, or its close, also when the garbage collector switches
+ * the segment in between.
+ */
+typedef struct speculo_chunk {
+    uint64_t id;          /**< >= 1, strictly increasing in commit order */
+    const char *name;     /**< NUL-terminated; NULL when unnamed */
+    const void *data;     /**< aligned to alignof(max_align_t) */
+    size_t size;          /**< bytes at data */
+    int64_t committed_ns; /**< wall clock, ns since the epoch */
+    int64_t expires_ns;   /**< wall clock, ns since the epoch; 0 = never */
+} speculo_chunk;
+
+/**
+ * What a reader can tell about its segment (speculo_reader_info()).
+ * Fields may be added at the end.
+ */
+struct speculo_segment_info {
+    uint32_t format_version; /**< SPECULO_FORMAT_VERSION */
+    uint64_t generation;     /**< 1 for a new segment, +1 at every GC switch */
+    uint64_t capacity;       /**< size of the segment file, bytes */
+    uint64_t data_capacity;  /**< bytes available to chunk records */
+    uint64_t bytes_used;     /**< bytes taken by committed records */
+    uint64_t dead_bytes;     /**< bytes of obsoleted records */
+    uint64_t live_chunks;    /**< neither expired nor obsolete, now */
+    uint64_t expired_chunks; /**< expired and not obsolete */
+    uint64_t obsolete_chunks;/**< obsoleted by a newer copy or explicitly */
+    uint64_t named_chunks;   /**< live chunks that have a name */
+    uint64_t first_id;       /**< id of the oldest record in this file; 0 if none */
+    uint64_t last_id;        /**< id of the newest committed chunk; 0 if none */
+    int64_t created_ns;      /**< when the segment (generation 1) was created */
+    int64_t last_commit_ns;  /**< time of the newest commit; 0 if none */
+    int64_t writer_pid;      /**< pid of the writer holding the role; 0 if none */
+    int writer_alive;        /**< 1 if that process is alive, 0 otherwise */
+};
+
+/* ------------------------------------------------------------------ */
+/** @name Writer */
+/** @{ */
+
+/**
+ * Open @p segment for writing, creating it (and the segment directory,
+ * mode 0700) when missing.
+ *
+ * A segment has one live writer at a time. When the previous writer's
+ * process has died (recognised by pid and process start time, so a reused
+ * pid does not fool it), its role is taken over: every chunk it committed is
+ * kept, the chunk it had not committed is discarded.
+ *
+ * @param segment name, 1-200 bytes of [A-Za-z0-9_.-], not starting with '.'
+ * @param opts    NULL or options (see struct speculo_writer_options)
+ * @param out     receives the handle
+ * @return 0; -EINVAL / -ENAMETOOLONG bad name or options; -EBUSY another
+ *         live writer; -EPERM unsafe directory or file, or not owned by the
+ *         caller; -EBADMSG corrupt segment; -EPROTO other format version;
+ *         -ENOMEM; or an errno of open/mmap.
+ */
+SPECULO_API int speculo_writer_open(const char *segment,
+                                    const struct speculo_writer_options *opts,
+                                    speculo_writer **out);
+
+/**
+ * Reserve @p size bytes for the next chunk and return where to write them
+ * (zero copy). The bytes become visible only on speculo_writer_commit().
+ * A reservation made while an earlier one is uncommitted replaces it. The
+ * segment is collected or grown first when the chunk does not fit.
+ *
+ * @param data receives a pointer aligned to alignof(max_align_t), valid
+ *             until the commit or the next alloc
+ * @return 0; -EFBIG the size cannot be represented in a segment; -ENOMEM
+ *         memory (or /dev/shm) is exhausted; or an error of the collector.
+ */
+SPECULO_API int speculo_writer_alloc(speculo_writer *w, size_t size, void **data);
+
+/**
+ * Commit the reserved chunk: one release store makes it visible to every
+ * reader, complete. A named chunk obsoletes the previous live version of its
+ * name; `replaces` obsoletes that chunk. Waiting readers are woken.
+ *
+ * @param opts NULL or commit options
+ * @param id   NULL, or receives the new chunk's id
+ * @return 0; -EINVAL nothing reserved, a bad name or a negative ttl;
+ *         -ENAMETOOLONG; -ENOENT `replaces` names a chunk that is not live.
+ *         On an error the reservation is kept.
+ */
+SPECULO_API int speculo_writer_commit(speculo_writer *w,
+                                      const struct speculo_commit_options *opts,
+                                      uint64_t *id);
+
+/**
+ * Copy @p size bytes from @p data into a new chunk and commit it:
+ * speculo_writer_alloc() plus speculo_writer_commit().
+ * @return as those two.
+ */
+SPECULO_API int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
+                                   const struct speculo_commit_options *opts,
+                                   uint64_t *id);
+
+/**
+ * Mark the live chunk @p id obsolete: readers skip it from now on.
+ * @return 0; -ENOENT no live chunk has that id.
+ */
+SPECULO_API int speculo_writer_obsolete(speculo_writer *w, uint64_t id);
+
+/**
+ * Collect now: copy the live chunks (ids, names and times kept) into a new
+ * segment file and switch it in atomically. Readers are not disturbed. An
+ * uncommitted reservation is carried over (its data pointer changes: call
+ * speculo_writer_alloc() again before writing more).
+ * @return 0; -ENOMEM / -ENOSPC; or an errno of the file operations.
+ */
+SPECULO_API int speculo_writer_gc(speculo_writer *w);
+
+/**
+ * Give up the writer role and free the handle. Committed chunks stay; an
+ * uncommitted reservation is discarded. NULL is a no-op.
+ */
+SPECULO_API void speculo_writer_close(speculo_writer *w);
+
+/** @} */
+/* ------------------------------------------------------------------ */
+/** @name Reader */
+/** @{ */
+
+/**
+ * Open @p segment for reading. Needs read access only: a reader never
+ * writes to the segment's data. The reader starts before the oldest chunk.
+ * @return 0; -ENOENT no such segment; -EINVAL / -ENAMETOOLONG bad name;
+ *         -EPERM unsafe directory or file; -EBADMSG corrupt; -EPROTO other
+ *         format version; -EACCES; -ENOMEM.
+ */
+SPECULO_API int speculo_reader_open(const char *segment, speculo_reader **out);
+
+/**
+ * Return the next live chunk in commit order after the last one this reader
+ * returned, skipping expired and obsolete ones. Across a garbage-collection
+ * switch it carries on after the last id it returned. Costs no system call
+ * when nothing is new.
+ *
+ * @return 0 and fills @p chunk; -EAGAIN nothing new yet; -ENOENT the segment
+ *         was removed (the reader keeps trying to reopen it at each call,
+ *         and starts from the first chunk of a new segment of that name);
+ *         -EBADMSG the segment is corrupt.
+ */
+SPECULO_API int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk);
+
+/**
+ * Find the latest live version of the chunk named @p name, without scanning
+ * the segment (a hash index kept in the segment by the writer; the cost does
+ * not grow with the number of chunks).
+ * @return 0; -ENOENT no live chunk of that name; -EINVAL / -ENAMETOOLONG.
+ */
+SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name,
+                                   speculo_chunk *chunk);
+
+/**
+ * Find the live chunk @p id (a binary search, O(log n)).
+ * @return 0; -ENOENT no live chunk has that id.
+ */
+SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id,
+                                      speculo_chunk *chunk);
+
+/**
+ * Position the reader so that speculo_reader_next() returns the first live
+ * chunk whose id is greater than @p after_id. 0 rewinds to the oldest chunk;
+ * UINT64_MAX skips everything committed so far (follow only new chunks).
+ * @return 0; -EBADMSG.
+ */
+SPECULO_API int speculo_reader_seek(speculo_reader *r, uint64_t after_id);
+
+/**
+ * Block until something was committed that speculo_reader_next() has not
+ * returned yet, or the segment was switched or removed; return 0 at once if
+ * that is already so. Sleeps on a futex in the segment without polling; the
+ * writer makes the wake-up system call only while a reader waits. A reader
+ * that has no write access to the segment file cannot register as a waiter:
+ * it checks in sleeps of at most one millisecond instead.
+ *
+ * @param timeout_ms negative: wait for ever
+ * @return 0; -ETIMEDOUT; -EINTR when a signal interrupted the wait (so that
+ *         a program can handle it).
+ */
+SPECULO_API int speculo_reader_wait(speculo_reader *r, int timeout_ms);
+
+/**
+ * Describe the segment as this reader sees it now (it first moves to the
+ * newest file if the segment was switched). Counts chunk states by a scan of
+ * the record headers (O(n)).
+ * @return 0; -EBADMSG.
+ */
+SPECULO_API int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info);
+
+/** Close the reader and unmap its segment. NULL is a no-op. */
+SPECULO_API void speculo_reader_close(speculo_reader *r);
+
+/**
+ * The id of the chunk that @p chunk obsoleted when it was committed (its
+ * `replaces` option, or the previous version of its name), 0 if none.
+ * @p chunk must have been filled by a reader call and still be valid.
+ */
+SPECULO_API uint64_t speculo_chunk_replaces(const speculo_chunk *chunk);
+
+/** @} */
+/* ------------------------------------------------------------------ */
+/** @name Segments and names */
+/** @{ */
+
+/**
+ * Write the segment directory's path (`$SPECULO_DIR`, else
+ * `/dev/shm/speculo-$UID`) into @p buf.
+ * @return its length; -ENAMETOOLONG if @p size is too small.
+ */
+SPECULO_API int speculo_segment_dir(char *buf, size_t size);
+
+/**
+ * Check a segment name: 1-200 bytes of [A-Za-z0-9_.-], not starting with '.'.
+ * @return 0; -EINVAL; -ENAMETOOLONG.
+ */
+SPECULO_API int speculo_segment_name_check(const char *segment);
+
+/**
+ * Check a chunk name: 1-255 bytes of [A-Za-z0-9_.-], starting with a letter
+ * or '_'.
+ * @return 0; -EINVAL; -ENAMETOOLONG.
+ */
+SPECULO_API int speculo_chunk_name_check(const char *name);
+
+/** Flag of speculo_segment_remove(): remove even while a writer is alive. */
+#define SPECULO_REMOVE_FORCE 1u
+
+/**
+ * Remove a segment. Readers that have it mapped keep their data; they learn
+ * of the removal at their next call (speculo_reader_next() returns -ENOENT)
+ * and waiting readers are woken.
+ * @param flags 0 or SPECULO_REMOVE_FORCE
+ * @return 0; -ENOENT; -EBUSY its writer is alive and no force was given;
+ *         -EPERM unsafe directory; or an errno of unlink.
+ */
+SPECULO_API int speculo_segment_remove(const char *segment, unsigned flags);
+
+/**
+ * Write a text description of @p segment into @p buf: one `key: value` line
+ * each for the format version, generation, capacity, bytes used, live /
+ * expired / obsolete chunk counts, writer pid and whether it is alive, last
+ * commit time, and so on. For a segment that cannot be read (corrupt, wrong
+ * version, truncated) the text says what is wrong (`error:` line) and the
+ * call still succeeds. This is the `.info` file of speculofs and the output
+ * of `speculo info`.
+ *
+ * @return the length of the full text (like snprintf: the text is cut, and
+ *         NUL-terminated, when @p size is smaller); -ENOENT no such
+ *         segment; -EINVAL / -ENAMETOOLONG bad name; -EPERM unsafe directory.
+ */
+SPECULO_API int speculo_segment_describe(const char *segment, char *buf, size_t size);
+
+/**
+ * A message for an error code returned by this library (negative or
+ * positive errno). Never NULL; thread-safe.
+ */
+SPECULO_API const char *speculo_strerror(int err);
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPECULO_H */

@@ -1,0 +1,535 @@
+/*
+ * The writer: open (create or take over), alloc + commit, obsolete, close.
+ *
+ * The commit protocol: a record is written in place after the tail, with
+ * its commit word (the first 8 bytes) still 0; the commit word of the place
+ * where the *next* record will start is cleared; then the record's length
+ * is stored into its commit word with release. A reader that acquires a
+ * non-zero commit word sees the whole record. Readers poll the commit word
+ * at their position, which is also the line that holds the record's header
+ * and the start of its payload: one cache-line transfer brings both.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "writer.h"
+
+#define MAX_CHUNK_SIZE (UINT64_C(1) << 46) /* beyond any address space we can map */
+#define PREFAULT_AHEAD ((uint64_t)256 << 10)
+#define OPEN_ATTEMPTS 8
+
+/*
+ * Populate the pages up to `end` (plus some room ahead) before the commit
+ * path touches them: a first touch of a tmpfs page costs microseconds, and
+ * a full /dev/shm must give -ENOMEM here, not SIGBUS on a store later.
+ */
+int writer_prefault(speculo_writer *w, uint64_t end)
+{
+    if (end <= w->faulted_end)
+        return 0;
+    uint64_t from = w->faulted_end & ~(uint64_t)(SEG_PAGE - 1);
+    uint64_t to = align_up(end + PREFAULT_AHEAD, SEG_PAGE);
+    if (to > w->map.size)
+        to = w->map.size;
+    if (!w->populate_fallback &&
+        madvise(w->map.base + from, to - from, MADV_POPULATE_WRITE) < 0) {
+        if (errno != EINVAL)
+            return -ENOMEM;
+        w->populate_fallback = true;
+    }
+    if (w->populate_fallback) {
+        /* Only pages wholly past the tail's commit word are touched, and a
+         * byte is stored back unchanged: readers never look there. */
+        for (uint64_t p = align_up(w->tail + REC_ALIGN, SEG_PAGE); p < to; p += SEG_PAGE) {
+            volatile uint8_t *b = w->map.base + p;
+            *b = *b;
+        }
+    }
+    w->faulted_end = to;
+    return 0;
+}
+
+/* Publish the running totals for information (speculo_segment_describe,
+ * takeover). nrecords is released: get_id readers bound the id table by it. */
+void writer_publish_totals(speculo_writer *w)
+{
+    struct seg_header *h = w_header(w);
+    atomic_store_explicit(&h->committed_end, w->tail, memory_order_relaxed);
+    atomic_store_explicit(&h->last_id, w->next_id - 1, memory_order_relaxed);
+    atomic_store_explicit(&h->dead_bytes, w->dead_bytes, memory_order_relaxed);
+    atomic_store_explicit(&h->names_used, w->names_used, memory_order_relaxed);
+    atomic_store_explicit(&h->obsolete_count, w->obsolete_count, memory_order_relaxed);
+    /* publishes: the id table entries below nrecords */
+    atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
+}
+
+/* The committed record with this id, by binary search of the id table. */
+int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
+{
+    int64_t i = table_lower_bound(&w->map, w->nrecords, id);
+    if (i < 0)
+        return (int)i;
+    if ((uint64_t)i == w->nrecords)
+        return -ENOENT;
+    rec_check(w->map.base, w_header(w), seg_table(&w->map)[i], v);
+    return v->h->id == id ? 0 : -ENOENT;
+}
+
+static void mark_obsolete(speculo_writer *w, const struct rec_view *v, uint64_t by)
+{
+    struct rec_header *r = (struct rec_header *)v->h;
+    /* publishes: the chunk is dead; readers skip it from now on */
+    atomic_store_explicit(&r->obsoleted_by, by, memory_order_release);
+    w->dead_bytes += v->len;
+    w->obsolete_count++;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening: create, or map an existing file and take the writer role.  */
+
+static int validate_options(const struct speculo_writer_options *o)
+{
+    if (!o)
+        return 0;
+    if (o->capacity > MAX_CHUNK_SIZE || (o->mode & ~(mode_t)07777))
+        return -EINVAL;
+    return 0;
+}
+
+static void apply_options(speculo_writer *w, const struct speculo_writer_options *o)
+{
+    w->gc_dead_percent = o && o->gc_dead_percent ? o->gc_dead_percent
+                                                 : SPECULO_DEFAULT_GC_DEAD_PERCENT;
+    w->gc_min_dead = o && o->gc_min_dead_bytes ? o->gc_min_dead_bytes
+                                               : SPECULO_DEFAULT_GC_MIN_DEAD;
+}
+
+/* Write a complete new segment under a temporary name, then link it in
+ * with RENAME_NOREPLACE: a reader never sees a half-made header, and of two
+ * writers creating at once exactly one wins (-EEXIST for the other). */
+static int create_segment(speculo_writer *w, int dirfd, const struct speculo_writer_options *o)
+{
+    uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
+    mode_t mode = (o && o->mode ? o->mode : 0600) & 0644; /* nobody else may write */
+    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
+    snprintf(tmp, sizeof tmp, ".%s.new.%ld", w->segment, (long)getpid());
+    unlinkat(dirfd, tmp, 0);
+    int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -errno;
+    struct seg_layout l;
+    seg_plan_layout(cap, 0, 0, 0, &l);
+    struct stat st;
+    int rc = 0;
+    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)l.capacity) < 0 || fstat(fd, &st) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = ns_map_fd_raw(fd, &st, &w->map);
+    close(fd);
+    if (rc < 0) {
+        unlinkat(dirfd, tmp, 0);
+        return rc;
+    }
+    struct seg_header *h = w_header(w);
+    seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
+    atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
+    if (renameat2(dirfd, tmp, dirfd, w->segment, RENAME_NOREPLACE) < 0) {
+        rc = -errno;
+        unlinkat(dirfd, tmp, 0);
+        ns_unmap(&w->map);
+        return rc;
+    }
+    w->tail = l.records_off;
+    w->next_id = 1;
+    w->base_capacity = cap;
+    return 0;
+}
+
+/* Take the writer role: free, or held by a dead process. One CAS decides
+ * between concurrent candidates. */
+static int take_role(speculo_writer *w)
+{
+    struct seg_header *h = w_header(w);
+    /* observes: the current holder of the role */
+    uint64_t cur = atomic_load_explicit(&h->owner, memory_order_acquire);
+    for (;;) {
+        if (cur != 0 && (cur == w->token || owner_alive(cur)))
+            return -EBUSY;
+        /* publishes: we hold the role; acquire pairs with the previous
+         * holder's release at close, so we see all it wrote */
+        if (atomic_compare_exchange_weak_explicit(&h->owner, &cur, w->token,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return 0;
+    }
+}
+
+static void give_role(speculo_writer *w)
+{
+    uint64_t mine = w->token;
+    /* publishes: everything we wrote, to the next writer's acquire */
+    atomic_compare_exchange_strong_explicit(&w_header(w)->owner, &mine, 0,
+                                            memory_order_release, memory_order_relaxed);
+}
+
+/* Re-link the newest version of a name after a takeover: the previous
+ * writer may have died between a commit and its index update. */
+static int recover_name(speculo_writer *w, const struct rec_view *v)
+{
+    uint64_t hash = name_hash(w_header(w)->hash_seed, v->name, v->h->name_len);
+    struct name_slot *slot;
+    struct rec_view prev;
+    int rc = index_slot_for(&w->map, v->name, v->h->name_len, hash, &slot, &prev);
+    if (rc < 0)
+        return -EBADMSG;
+    if (prev.h && prev.h->id >= v->h->id)
+        return 0;
+    if (prev.h && !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by,
+                                        memory_order_relaxed))
+        mark_obsolete(w, &prev, v->h->id);
+    if (!prev.h) {
+        slot->hash = hash;
+        w->names_used++;
+    }
+    /* publishes: the newest version of the name */
+    atomic_store_explicit(&slot->off, v->off, memory_order_release);
+    return 0;
+}
+
+/*
+ * Rebuild the writer's state from the file: walk every committed record
+ * (checking each one), rewrite the id table, re-link names, recount. The
+ * walk stops at the first commit word that is 0: that is where a dead
+ * writer's half-written record, if any, starts, and where we write next.
+ * Costs O(records); it runs once per open.
+ */
+static int recover(speculo_writer *w)
+{
+    struct seg_header *h = w_header(w);
+    uint64_t *table = seg_table(&w->map);
+    uint64_t pos = h->records_off, n = 0, last = 0;
+    w->dead_bytes = w->obsolete_count = 0;
+    for (;;) {
+        struct rec_view v;
+        int rc = rec_check(w->map.base, h, pos, &v);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            break;
+        if (v.h->id <= last || n >= h->table_slots)
+            return -EBADMSG;
+        last = v.h->id;
+        table[n++] = pos;
+        if (atomic_load_explicit(&((struct rec_header *)v.h)->obsoleted_by, memory_order_relaxed)) {
+            w->dead_bytes += v.len;
+            w->obsolete_count++;
+        }
+        pos += v.len;
+    }
+    w->tail = pos;
+    w->nrecords = n;
+    uint64_t hdr_last = atomic_load_explicit(&h->last_id, memory_order_relaxed);
+    w->next_id = (hdr_last > last && hdr_last < UINT64_MAX / 2 ? hdr_last : last) + 1;
+    w->names_used = 0;
+    struct name_slot *slots = seg_index(&w->map);
+    for (uint64_t i = 0; i < h->index_slots; i++)
+        w->names_used += atomic_load_explicit(&slots[i].off, memory_order_relaxed) != 0;
+    for (uint64_t i = 0; i < n; i++) {
+        struct rec_view v;
+        rec_check(w->map.base, h, table[i], &v);
+        if (v.name && recover_name(w, &v) < 0)
+            return -EBADMSG;
+    }
+    w->base_capacity = h->base_capacity ? h->base_capacity : w->map.size;
+    writer_publish_totals(w);
+    w->faulted_end = 0;
+    return 0;
+}
+
+/* Remove temporary files that a dead writer of this segment left behind
+ * (".SEG.gc.PID", ".SEG.new.PID"). */
+static void remove_stale_temporaries(int dirfd, const char *segment)
+{
+    static const char *const kinds[] = {"gc", "new"};
+    for (size_t k = 0; k < 2; k++) {
+        char prefix[SPECULO_SEGMENT_NAME_MAX + 16];
+        int plen = snprintf(prefix, sizeof prefix, ".%s.%s.", segment, kinds[k]);
+        int dfd = dup(dirfd);
+        if (dfd < 0)
+            return;
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+            close(dfd);
+            return;
+        }
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
+                continue;
+            char *end;
+            long pid = strtol(e->d_name + plen, &end, 10);
+            if (*end == '\0' && pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 &&
+                errno == ESRCH)
+                unlinkat(dirfd, e->d_name, 0);
+        }
+        closedir(d);
+    }
+}
+
+/* Map the existing segment and take it over. 1 means "the name now points
+ * to another file, try again". */
+static int open_existing(speculo_writer *w, int dirfd)
+{
+    int fd;
+    struct stat st;
+    int rc = ns_open_segment(dirfd, w->segment, true, &fd, &st);
+    if (rc < 0)
+        return rc;
+    rc = ns_map_fd(fd, &st, true, &w->map);
+    close(fd);
+    if (rc < 0)
+        return rc;
+    rc = take_role(w);
+    if (rc == 0 && atomic_load_explicit(&w_header(w)->superseded, memory_order_acquire)) {
+        /* Switched or removed since we opened it, or a GC died between
+         * marking and renaming: only in that last case is it still ours. */
+        if (ns_same_file(dirfd, w->segment, &w->map) == 1)
+            atomic_store_explicit(&w_header(w)->superseded, 0, memory_order_release);
+        else
+            rc = 1;
+    }
+    if (rc == 0)
+        rc = recover(w);
+    if (rc != 0) {
+        if (rc != -EBUSY)
+            give_role(w);
+        ns_unmap(&w->map);
+    }
+    return rc;
+}
+
+int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
+                        speculo_writer **out)
+{
+    if (!out)
+        return -EINVAL;
+    int rc = speculo_segment_name_check(segment);
+    if (rc == 0)
+        rc = validate_options(opts);
+    if (rc < 0)
+        return rc;
+    speculo_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    strcpy(w->segment, segment);
+    w->token = owner_self_token();
+    apply_options(w, opts);
+    int dirfd;
+    rc = ns_open_dir(true, &dirfd);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    for (int attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+        rc = open_existing(w, dirfd);
+        if (rc == -ENOENT) {
+            rc = create_segment(w, dirfd, opts);
+            if (rc == -EEXIST)
+                rc = 1;
+        }
+        if (rc != 1)
+            break;
+    }
+    if (rc == 1)
+        rc = -EBUSY; /* the name kept changing under us: someone else is writing */
+    if (rc == 0)
+        remove_stale_temporaries(dirfd, segment);
+    close(dirfd);
+    if (rc < 0) {
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+void speculo_writer_close(speculo_writer *w)
+{
+    if (!w)
+        return;
+    writer_publish_totals(w);
+    give_role(w);
+    ns_unmap(&w->map);
+    free(w);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing.                                                            */
+
+int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
+{
+    if (!w || !data)
+        return -EINVAL;
+    if ((uint64_t)size > MAX_CHUNK_SIZE)
+        return -EFBIG;
+    w->reserved = false;
+    /* room for the record with the longest name, and the next commit word */
+    uint64_t need = rec_length(size, NAME_RESERVE - 1) + REC_ALIGN;
+    struct seg_header *h = w_header(w);
+    bool fits = need <= w->map.size - w->tail && w->nrecords < h->table_slots &&
+                w->names_used < h->index_slots / 2;
+    if (!fits) {
+        int rc = writer_collect(w, need);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = writer_prefault(w, w->tail + need);
+    if (rc < 0)
+        return rc;
+    w->reserved = true;
+    w->res_size = size;
+    *data = w->map.base + w->tail + REC_HEADER_SIZE;
+    return 0;
+}
+
+/* Everything in the commit options that can fail, checked before anything
+ * is written. */
+static int check_commit(speculo_writer *w, const struct speculo_commit_options *o, int64_t now,
+                        struct rec_view *replaced)
+{
+    replaced->h = NULL;
+    if (!o)
+        return 0;
+    if (o->ttl_ns < 0)
+        return -EINVAL;
+    if (o->name) {
+        int rc = speculo_chunk_name_check(o->name);
+        if (rc < 0)
+            return rc;
+    }
+    if (o->replaces) {
+        if (writer_find(w, o->replaces, replaced) < 0 || !rec_live(replaced->h, &now))
+            return -ENOENT;
+    }
+    return 0;
+}
+
+static int64_t expiry(int64_t now, int64_t ttl)
+{
+    if (ttl == 0)
+        return 0;
+    return ttl > INT64_MAX - now ? INT64_MAX : now + ttl;
+}
+
+int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
+                          uint64_t *id)
+{
+    if (!w || !w->reserved)
+        return -EINVAL;
+    int64_t now = clock_wall_ns();
+    struct rec_view replaced;
+    int rc = check_commit(w, opts, now, &replaced);
+    if (rc < 0)
+        return rc;
+    struct seg_header *h = w_header(w);
+    const char *name = opts ? opts->name : NULL;
+    uint32_t name_len = name ? (uint32_t)strlen(name) : 0;
+    uint64_t hash = 0;
+    struct name_slot *slot = NULL;
+    struct rec_view prev = {0};
+    if (name) {
+        hash = name_hash(h->hash_seed, name, name_len);
+        if (index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
+            return -EBADMSG;
+        if (prev.h && !rec_live(prev.h, &now))
+            prev.h = NULL;
+    }
+    uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = w->next_id;
+    struct rec_header *r = (struct rec_header *)(w->map.base + off);
+    r->id = cid;
+    r->size = w->res_size;
+    r->committed_ns = now;
+    r->expires_ns = expiry(now, opts ? opts->ttl_ns : 0);
+    r->replaces = replaced.h ? replaced.h->id : prev.h ? prev.h->id : 0;
+    /* nothing reads a record before its commit word: relaxed clears the
+     * leftovers of an abandoned reservation */
+    atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
+    r->name_len = name_len;
+    r->name_hash = (uint32_t)hash;
+    if (name)
+        memcpy((char *)r + REC_HEADER_SIZE + align_up(w->res_size, PAYLOAD_ALIGN), name,
+               name_len + 1);
+    seg_table(&w->map)[w->nrecords] = off;
+    if (w->map.size - (off + len) >= REC_HEADER_SIZE) {
+        struct rec_header *next = (struct rec_header *)(w->map.base + off + len);
+        /* ordered before our release below: the next commit word reads 0 */
+        atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
+    }
+    /* publishes: the record, its payload and name, and the cleared next word */
+    atomic_store_explicit(&r->commit, len, memory_order_release);
+
+    if (slot) {
+        if (!prev.h && atomic_load_explicit(&slot->off, memory_order_relaxed) == 0) {
+            slot->hash = hash;
+            w->names_used++;
+        }
+        /* publishes: this record as the newest version of its name */
+        atomic_store_explicit(&slot->off, off, memory_order_release);
+        if (prev.h)
+            mark_obsolete(w, &prev, cid);
+    }
+    if (replaced.h && !atomic_load_explicit(&((struct rec_header *)replaced.h)->obsoleted_by,
+                                            memory_order_relaxed))
+        mark_obsolete(w, &replaced, cid);
+    w->tail = off + len;
+    w->nrecords++;
+    w->next_id++;
+    w->reserved = false;
+    /* informational: the time of the newest commit */
+    atomic_store_explicit(&h->last_commit_ns, now, memory_order_relaxed);
+    writer_publish_totals(w);
+    wake_waiters(h);
+    if (id)
+        *id = cid;
+    uint64_t used = w->tail - h->records_off;
+    if (w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
+        w->dead_bytes * 100 > used * w->gc_dead_percent)
+        (void)writer_collect(w, 0); /* the commit stands; a failed collection retries later */
+    return 0;
+}
+
+int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
+                       const struct speculo_commit_options *opts, uint64_t *id)
+{
+    if (!w || (!data && size))
+        return -EINVAL;
+    void *p;
+    int rc = speculo_writer_alloc(w, size, &p);
+    if (rc < 0)
+        return rc;
+    if (size)
+        memcpy(p, data, size);
+    rc = speculo_writer_commit(w, opts, id);
+    if (rc < 0)
+        w->reserved = false;
+    return rc;
+}
+
+int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
+{
+    if (!w)
+        return -EINVAL;
+    struct rec_view v;
+    int64_t now = 0;
+    if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(v.h, &now))
+        return -ENOENT;
+    mark_obsolete(w, &v, OBSOLETE_EXPLICIT);
+    writer_publish_totals(w);
+    return 0;
+}
