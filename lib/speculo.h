@@ -46,11 +46,13 @@
 extern "C" {
 #endif
 
+/** @cond INTERNAL */
 #if defined(SPECULO_BUILDING) && defined(__GNUC__)
 #define SPECULO_API __attribute__((visibility("default")))
 #else
 #define SPECULO_API
 #endif
+/** @endcond */
 
 /** Version of this library, "MAJOR.MINOR.PATCH". */
 #define SPECULO_VERSION "0.1.0"
@@ -181,6 +183,8 @@ SPECULO_API int speculo_writer_open(const char *segment,
  * A reservation made while an earlier one is uncommitted replaces it. The
  * segment is collected or grown first when the chunk does not fit.
  *
+ * @param w    the writer
+ * @param size bytes to reserve; 0 is a valid, empty chunk
  * @param data receives a pointer aligned to alignof(max_align_t), valid
  *             until the commit or the next alloc
  * @return 0; -EFBIG the size cannot be represented in a segment; -ENOMEM
@@ -193,6 +197,7 @@ SPECULO_API int speculo_writer_alloc(speculo_writer *w, size_t size, void **data
  * reader, complete. A named chunk obsoletes the previous live version of its
  * name; `replaces` obsoletes that chunk. Waiting readers are woken.
  *
+ * @param w    the writer
  * @param opts NULL or commit options
  * @param id   NULL, or receives the new chunk's id
  * @return 0; -EINVAL nothing reserved, a bad name or a negative ttl;
@@ -206,6 +211,11 @@ SPECULO_API int speculo_writer_commit(speculo_writer *w,
 /**
  * Copy @p size bytes from @p data into a new chunk and commit it:
  * speculo_writer_alloc() plus speculo_writer_commit().
+ * @param w    the writer
+ * @param data bytes to copy (may be NULL when size is 0)
+ * @param size number of bytes
+ * @param opts NULL or commit options
+ * @param id   NULL, or receives the new chunk's id
  * @return as those two.
  */
 SPECULO_API int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
@@ -214,6 +224,8 @@ SPECULO_API int speculo_writer_put(speculo_writer *w, const void *data, size_t s
 
 /**
  * Mark the live chunk @p id obsolete: readers skip it from now on.
+ * @param w  the writer
+ * @param id the chunk to obsolete
  * @return 0; -ENOENT no live chunk has that id.
  */
 SPECULO_API int speculo_writer_obsolete(speculo_writer *w, uint64_t id);
@@ -223,6 +235,7 @@ SPECULO_API int speculo_writer_obsolete(speculo_writer *w, uint64_t id);
  * segment file and switch it in atomically. Readers are not disturbed. An
  * uncommitted reservation is carried over (its data pointer changes: call
  * speculo_writer_alloc() again before writing more).
+ * @param w the writer
  * @return 0; -ENOMEM / -ENOSPC; or an errno of the file operations.
  */
 SPECULO_API int speculo_writer_gc(speculo_writer *w);
@@ -230,6 +243,7 @@ SPECULO_API int speculo_writer_gc(speculo_writer *w);
 /**
  * Give up the writer role and free the handle. Committed chunks stay; an
  * uncommitted reservation is discarded. NULL is a no-op.
+ * @param w the writer, or NULL
  */
 SPECULO_API void speculo_writer_close(speculo_writer *w);
 
@@ -241,6 +255,8 @@ SPECULO_API void speculo_writer_close(speculo_writer *w);
 /**
  * Open @p segment for reading. Needs read access only: a reader never
  * writes to the segment's data. The reader starts before the oldest chunk.
+ * @param segment the segment's name
+ * @param out     receives the handle
  * @return 0; -ENOENT no such segment; -EINVAL / -ENAMETOOLONG bad name;
  *         -EPERM unsafe directory or file; -EBADMSG corrupt; -EPROTO other
  *         format version; -EACCES; -ENOMEM.
@@ -253,6 +269,8 @@ SPECULO_API int speculo_reader_open(const char *segment, speculo_reader **out);
  * switch it carries on after the last id it returned. Costs no system call
  * when nothing is new.
  *
+ * @param r     the reader
+ * @param chunk receives the chunk
  * @return 0 and fills @p chunk; -EAGAIN nothing new yet; -ENOENT the segment
  *         was removed (the reader keeps trying to reopen it at each call,
  *         and starts from the first chunk of a new segment of that name);
@@ -264,6 +282,9 @@ SPECULO_API int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk);
  * Find the latest live version of the chunk named @p name, without scanning
  * the segment (a hash index kept in the segment by the writer; the cost does
  * not grow with the number of chunks).
+ * @param r     the reader
+ * @param name  the chunk's name
+ * @param chunk receives the chunk
  * @return 0; -ENOENT no live chunk of that name; -EINVAL / -ENAMETOOLONG.
  */
 SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name,
@@ -271,6 +292,9 @@ SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name,
 
 /**
  * Find the live chunk @p id (a binary search, O(log n)).
+ * @param r     the reader
+ * @param id    the chunk's id
+ * @param chunk receives the chunk
  * @return 0; -ENOENT no live chunk has that id.
  */
 SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id,
@@ -280,6 +304,8 @@ SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id,
  * Position the reader so that speculo_reader_next() returns the first live
  * chunk whose id is greater than @p after_id. 0 rewinds to the oldest chunk;
  * UINT64_MAX skips everything committed so far (follow only new chunks).
+ * @param r        the reader
+ * @param after_id next() returns chunks with greater ids
  * @return 0; -EBADMSG.
  */
 SPECULO_API int speculo_reader_seek(speculo_reader *r, uint64_t after_id);
@@ -292,6 +318,7 @@ SPECULO_API int speculo_reader_seek(speculo_reader *r, uint64_t after_id);
  * that has no write access to the segment file cannot register as a waiter:
  * it checks in sleeps of at most one millisecond instead.
  *
+ * @param r          the reader
  * @param timeout_ms negative: wait for ever
  * @return 0; -ETIMEDOUT; -EINTR when a signal interrupted the wait (so that
  *         a program can handle it).
@@ -302,17 +329,23 @@ SPECULO_API int speculo_reader_wait(speculo_reader *r, int timeout_ms);
  * Describe the segment as this reader sees it now (it first moves to the
  * newest file if the segment was switched). Counts chunk states by a scan of
  * the record headers (O(n)).
+ * @param r    the reader
+ * @param info receives the description
  * @return 0; -EBADMSG.
  */
 SPECULO_API int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info);
 
-/** Close the reader and unmap its segment. NULL is a no-op. */
+/** Close the reader and unmap its segment. NULL is a no-op.
+ * @param r the reader, or NULL
+ */
 SPECULO_API void speculo_reader_close(speculo_reader *r);
 
 /**
  * The id of the chunk that @p chunk obsoleted when it was committed (its
  * `replaces` option, or the previous version of its name), 0 if none.
  * @p chunk must have been filled by a reader call and still be valid.
+ * @param chunk a chunk filled by a reader call
+ * @return the replaced chunk's id, or 0
  */
 SPECULO_API uint64_t speculo_chunk_replaces(const speculo_chunk *chunk);
 
@@ -324,12 +357,15 @@ SPECULO_API uint64_t speculo_chunk_replaces(const speculo_chunk *chunk);
 /**
  * Write the segment directory's path (`$SPECULO_DIR`, else
  * `/dev/shm/speculo-$UID`) into @p buf.
+ * @param buf  receives the path, NUL-terminated
+ * @param size size of buf
  * @return its length; -ENAMETOOLONG if @p size is too small.
  */
 SPECULO_API int speculo_segment_dir(char *buf, size_t size);
 
 /**
  * Check a segment name: 1-200 bytes of [A-Za-z0-9_.-], not starting with '.'.
+ * @param segment the name to check
  * @return 0; -EINVAL; -ENAMETOOLONG.
  */
 SPECULO_API int speculo_segment_name_check(const char *segment);
@@ -337,6 +373,7 @@ SPECULO_API int speculo_segment_name_check(const char *segment);
 /**
  * Check a chunk name: 1-255 bytes of [A-Za-z0-9_.-], starting with a letter
  * or '_'.
+ * @param name the name to check
  * @return 0; -EINVAL; -ENAMETOOLONG.
  */
 SPECULO_API int speculo_chunk_name_check(const char *name);
@@ -348,7 +385,8 @@ SPECULO_API int speculo_chunk_name_check(const char *name);
  * Remove a segment. Readers that have it mapped keep their data; they learn
  * of the removal at their next call (speculo_reader_next() returns -ENOENT)
  * and waiting readers are woken.
- * @param flags 0 or SPECULO_REMOVE_FORCE
+ * @param segment the segment's name
+ * @param flags   0 or SPECULO_REMOVE_FORCE
  * @return 0; -ENOENT; -EBUSY its writer is alive and no force was given;
  *         -EPERM unsafe directory; or an errno of unlink.
  */
@@ -363,6 +401,9 @@ SPECULO_API int speculo_segment_remove(const char *segment, unsigned flags);
  * call still succeeds. This is the `.info` file of speculofs and the output
  * of `speculo info`.
  *
+ * @param segment the segment's name
+ * @param buf     receives the text (may be NULL when size is 0)
+ * @param size    size of buf
  * @return the length of the full text (like snprintf: the text is cut, and
  *         NUL-terminated, when @p size is smaller); -ENOENT no such
  *         segment; -EINVAL / -ENAMETOOLONG bad name; -EPERM unsafe directory.
@@ -372,6 +413,8 @@ SPECULO_API int speculo_segment_describe(const char *segment, char *buf, size_t 
 /**
  * A message for an error code returned by this library (negative or
  * positive errno). Never NULL; thread-safe.
+ * @param err an error code
+ * @return a static, NUL-terminated message
  */
 SPECULO_API const char *speculo_strerror(int err);
 
