@@ -248,7 +248,7 @@ static int recover(speculo_writer *w)
     }
     w->base_capacity = h->base_capacity ? h->base_capacity : w->map.size;
     writer_publish_totals(w);
-    w->faulted_end = 0;
+    w->faulted_end = w->tail & ~(uint64_t)(SEG_PAGE - 1); /* earlier pages are in use */
     return 0;
 }
 
