@@ -172,6 +172,11 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     if (!r || !chunk)
         return -EINVAL;
     int64_t now = 0;
+    /* observes: a removal mark; a removed segment has nothing more to
+     * give, even chunks committed before the removal and not read yet */
+    if (atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire) ==
+        SUPERSEDED_REMOVED)
+        r->gone = true;
     for (;;) {
         struct rec_view v;
         int rc = r->gone ? 0 : rec_check(r->map.base, r_header(r), r->pos, &v);
