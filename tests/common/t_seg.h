@@ -1,0 +1,48 @@
+/*
+ * Test helpers that look inside segment files (t_seg_ prefix): map a
+ * segment of the test directory to read or corrupt its header and records
+ * with the structs of lib/format.h. No dependency on the Check framework.
+ */
+#ifndef T_SEG_H
+#define T_SEG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+
+/* A whole segment file mapped shared, read-write. */
+struct t_seg_map {
+    unsigned char *p;
+    size_t size;
+};
+
+/* Map the file of segment `seg` in t_dir() (O_RDWR, MAP_SHARED; the file
+ * descriptor is closed again). 0 or -errno. */
+int t_seg_map(const char *seg, struct t_seg_map *m);
+void t_seg_unmap(struct t_seg_map *m);
+
+static inline struct seg_header *t_seg_hdr(const struct t_seg_map *m)
+{
+    return (struct seg_header *)(void *)m->p;
+}
+
+/* The record header at offset off (no check). */
+static inline struct rec_header *t_seg_rec(const struct t_seg_map *m, uint64_t off)
+{
+    return (struct rec_header *)(void *)(m->p + off);
+}
+
+/* Offsets of the first `max` committed records of the file, walked by
+ * their commit lengths from records_off (trusting a fresh, valid file).
+ * Returns how many were found. */
+int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max);
+
+/* Write `len` bytes at offset `off` of the segment file (pwrite). 0/-errno. */
+int t_seg_pwrite(const char *seg, uint64_t off, const void *buf, size_t len);
+/* truncate(2) the segment file. 0 or -errno. */
+int t_seg_truncate(const char *seg, uint64_t size);
+/* Size of the segment file, or -errno. */
+int64_t t_seg_file_size(const char *seg);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * The library test program: one runner, a suite per module.
+ *   ./tests/check_lib                 all suites
+ *   CK_RUN_SUITE=gc ./tests/check_lib one suite (CK_RUN_CASE for one case)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "th.h"
+
+int main(void)
+{
+    if (t_base_init("check-lib") < 0) {
+        perror("t_base_init");
+        return 1;
+    }
+    if (!th_root())
+        fprintf(stderr, "check_lib: not root: the tests that change uid are skipped\n");
+
+    SRunner *sr = srunner_create(namespace_suite());
+    srunner_add_suite(sr, format_suite());
+    srunner_add_suite(sr, writer_suite());
+    srunner_add_suite(sr, reader_suite());
+    srunner_add_suite(sr, gc_suite());
+    srunner_add_suite(sr, wait_suite());
+    srunner_add_suite(sr, multiprocess_suite());
+    srunner_add_suite(sr, hostile_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    t_base_cleanup();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

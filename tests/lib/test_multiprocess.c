@@ -1,0 +1,621 @@
+/*
+ * multiprocess: visibility across processes, many readers, the writer role
+ * (-EBUSY, takeover after a crash, owner tokens), readers without write
+ * access.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "th.h"
+
+#define OTHER_UID 65534
+
+/* Chunk i of a test stream: 8 bytes of sequence number, then a pattern. */
+static size_t stream_size(uint64_t i)
+{
+    return 8 + (size_t)((i * 37) % 3000);
+}
+
+static void stream_fill(void *p, uint64_t i)
+{
+    memcpy(p, &i, 8);
+    t_fill((char *)p + 8, stream_size(i) - 8, i);
+}
+
+/* 0 when the chunk is stream chunk i. */
+static int stream_check(const speculo_chunk *c, uint64_t i)
+{
+    if (c->size != stream_size(i))
+        return 1;
+    uint64_t seq;
+    memcpy(&seq, c->data, 8);
+    if (seq != i)
+        return 2;
+    if (t_check_fill((const char *)c->data + 8, c->size - 8, i))
+        return 3;
+    return 0;
+}
+
+static uint64_t stream_put(speculo_writer *w, uint64_t i)
+{
+    void *p;
+    uint64_t id = 0;
+    if (speculo_writer_alloc(w, stream_size(i), &p) < 0)
+        return 0;
+    stream_fill(p, i);
+    if (speculo_writer_commit(w, NULL, &id) < 0)
+        return 0;
+    return id;
+}
+
+START_TEST(commit_visible_across_processes)
+{
+    enum { N = 50 };
+    speculo_writer *w0 = th_writer("s", 64 << 10);
+    speculo_writer_close(w0);
+    speculo_reader *r = th_reader("s");
+    struct t_sync committed, go;
+    ck_assert_int_eq(t_sync_init(&committed), 0);
+    ck_assert_int_eq(t_sync_init(&go), 0);
+    uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
+    ck_assert_ptr_nonnull(ids);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+        for (int i = 0; i < N; i++) {
+            T_CHILD_EQ(t_sync_wait(&go, 5000), 'g');
+            ids[i] = stream_put(w, (uint64_t)i);
+            T_CHILD_ASSERT(ids[i] != 0);
+            T_CHILD_EQ(t_sync_post(&committed, 'c'), 0);
+        }
+        speculo_writer_close(w);
+        _exit(0);
+    }
+    for (int i = 0; i < N; i++) {
+        th_next_none(r);
+        ck_assert_int_eq(t_sync_post(&go, 'g'), 0);
+        ck_assert_int_eq(t_sync_wait(&committed, 5000), 'c');
+        /* Visible as soon as commit returned, complete. */
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
+        if (i)
+            ck_assert_uint_gt(ids[i], ids[i - 1]);
+    }
+    th_next_none(r);
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    speculo_reader_close(r);
+    t_shared_free(ids, N * sizeof(uint64_t));
+}
+END_TEST
+
+/* A reader child for many_readers: read the whole stream of n chunks,
+ * following with wait, and note the ids. */
+static void stream_reader_child(struct t_sync *ready, int n, uint64_t *ids)
+{
+    speculo_reader *r = NULL;
+    T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    uint64_t prev = 0;
+    for (int i = 0; i < n;) {
+        speculo_chunk c;
+        int rc = speculo_reader_next(r, &c);
+        if (rc == -EAGAIN) {
+            T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+            continue;
+        }
+        T_CHILD_EQ(rc, 0);
+        T_CHILD_ASSERT(c.id > prev);
+        T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
+        prev = ids[i] = c.id;
+        i++;
+    }
+    speculo_chunk c;
+    T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
+    speculo_reader_close(r);
+    _exit(0);
+}
+
+START_TEST(many_readers_see_all_in_order)
+{
+    enum { READERS = 4, N = 2000 };
+    speculo_writer *w = th_writer("s", 256 << 10);
+    uint64_t *ids = t_shared_alloc((READERS + 1) * N * sizeof(uint64_t));
+    ck_assert_ptr_nonnull(ids);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pids[READERS];
+    for (int k = 0; k < READERS; k++) {
+        pids[k] = t_fork();
+        ck_assert_int_ge(pids[k], 0);
+        if (pids[k] == 0)
+            stream_reader_child(&ready, N, ids + (size_t)(k + 1) * N);
+    }
+    for (int k = 0; k < READERS; k++)
+        ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    for (int i = 0; i < N; i++) {
+        ids[i] = stream_put(w, (uint64_t)i);
+        ck_assert_uint_ne(ids[i], 0);
+        if (i % 400 == 399)
+            ck_assert_int_eq(speculo_writer_gc(w), 0);
+        if (i % 97 == 0)
+            t_sleep_ms(1);
+    }
+    for (int k = 0; k < READERS; k++)
+        ck_assert_int_eq(t_wait(pids[k], 60000), 0);
+    for (int k = 0; k < READERS; k++)
+        ck_assert_int_eq(memcmp(ids, ids + (size_t)(k + 1) * N, N * sizeof(uint64_t)), 0);
+    speculo_writer_close(w);
+    t_shared_free(ids, (READERS + 1) * N * sizeof(uint64_t));
+}
+END_TEST
+
+START_TEST(second_writer_other_process_ebusy)
+{
+    struct t_sync ready, quit;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    ck_assert_int_eq(t_sync_init(&quit), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+        struct speculo_commit_options o = {.name = "child"};
+        T_CHILD_EQ(speculo_writer_put(w, "c", 1, &o, NULL), 0);
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        T_CHILD_EQ(t_sync_wait(&quit, 10000), 'q');
+        speculo_writer_close(w);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    speculo_writer *w = (speculo_writer *)&w;
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBUSY);
+    ck_assert_ptr_eq(w, (speculo_writer *)&w);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), -EBUSY);
+    speculo_reader *r = th_reader("s");
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_alive, 1);
+    ck_assert_int_eq(t_sync_post(&quit, 'q'), 0);
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    w = th_writer("s", 0);
+    th_puts(w, "parent", NULL);
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, getpid());
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(writer_killed_between_alloc_and_commit)
+{
+    enum { N = 5 };
+    uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
+    ck_assert_ptr_nonnull(ids);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct speculo_writer_options o = {.capacity = 64 << 10};
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open("s", &o, &w), 0);
+        for (int i = 0; i < N; i++) {
+            ids[i] = stream_put(w, (uint64_t)i);
+            T_CHILD_ASSERT(ids[i] != 0);
+        }
+        void *p;
+        T_CHILD_EQ(speculo_writer_alloc(w, 3000, &p), 0);
+        memset(p, 0xee, 3000);
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        for (;;)
+            pause();
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    speculo_reader *r = th_reader("s");
+    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+
+    for (int i = 0; i < N; i++) {
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
+    }
+    th_next_none(r);
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_alive, 0);
+    ck_assert_uint_eq(info.last_id, ids[N - 1]);
+
+    /* A new writer takes over and continues after the last commit. */
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t next = th_puts(w, "after the crash", NULL);
+    ck_assert_uint_gt(next, ids[N - 1]);
+    th_nexts(r, next, "after the crash");
+    th_next_none(r);
+    speculo_reader *r2 = th_reader("s");
+    for (int i = 0; i < N; i++) {
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_next(r2, &c), 0);
+        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
+    }
+    th_nexts(r2, next, "after the crash");
+    th_next_none(r2);
+    th_info(r2, &info);
+    ck_assert_int_eq(info.writer_pid, getpid());
+    ck_assert_int_eq(info.writer_alive, 1);
+    speculo_reader_close(r2);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+    t_shared_free(ids, N * sizeof(uint64_t));
+}
+END_TEST
+
+START_TEST(writer_killed_after_commits_keeps_all)
+{
+    enum { N = 50 };
+    uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
+    ck_assert_ptr_nonnull(ids);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+        for (int i = 0; i < N; i++) {
+            char name[16];
+            snprintf(name, sizeof(name), "n%d", i % 10);
+            void *p;
+            T_CHILD_EQ(speculo_writer_alloc(w, stream_size((uint64_t)i), &p), 0);
+            stream_fill(p, (uint64_t)i);
+            struct speculo_commit_options o = {.name = (i < 10) ? name : NULL};
+            T_CHILD_EQ(speculo_writer_commit(w, &o, &ids[i]), 0);
+        }
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        for (;;)
+            pause();
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    speculo_reader *r = th_reader("s");
+    for (int i = 0; i < N; i++) {
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
+    }
+    th_next_none(r);
+    for (int i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n%d", i);
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_get(r, name, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+    }
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t next = th_puts(w, "next", "n0");
+    ck_assert_uint_gt(next, ids[N - 1]);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get(r, "n0", &c), 0);
+    ck_assert_uint_eq(c.id, next);
+    ck_assert_uint_eq(speculo_chunk_replaces(&c), ids[0]);
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+    t_shared_free(ids, N * sizeof(uint64_t));
+}
+END_TEST
+
+/* Kill a writer that streams as fast as it can (collecting now and then)
+ * at some instant; the stream must be whole up to the last commit. */
+static void kill_streaming_writer(const char *seg, int delay_ms)
+{
+    struct { _Atomic uint64_t last; } *shared = t_shared_alloc(4096);
+    ck_assert_ptr_nonnull(shared);
+    atomic_store(&shared->last, UINT64_MAX);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct speculo_writer_options o = {.capacity = 64 << 10};
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open(seg, &o, &w), 0);
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        for (uint64_t i = 0;; i++) {
+            T_CHILD_ASSERT(stream_put(w, i) != 0);
+            atomic_store(&shared->last, i);
+            if (i % 64 == 63)
+                T_CHILD_EQ(speculo_writer_gc(w), 0);
+            if (i == 20000)
+                for (;;)
+                    pause();
+        }
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    t_sleep_ms(delay_ms);
+    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    uint64_t last = atomic_load(&shared->last);
+    ck_assert_msg(last != UINT64_MAX, "no commit in %d ms", delay_ms);
+
+    speculo_reader *r = th_reader(seg);
+    uint64_t n = 0, prev = 0;
+    speculo_chunk c;
+    int rc;
+    while ((rc = speculo_reader_next(r, &c)) == 0) {
+        ck_assert_uint_gt(c.id, prev);
+        ck_assert_msg(stream_check(&c, n) == 0, "chunk %llu (id %llu) damaged",
+                      (unsigned long long)n, (unsigned long long)c.id);
+        prev = c.id;
+        n++;
+    }
+    ck_assert_int_eq(rc, -EAGAIN);
+    /* All that was committed, and at most the one being noted. */
+    ck_assert_msg(n == last + 1 || n == last + 2, "read %llu chunks, last committed %llu",
+                  (unsigned long long)n, (unsigned long long)last);
+    speculo_writer *w = th_writer(seg, 0);
+    uint64_t id = stream_put(w, n);
+    ck_assert_uint_gt(id, prev);
+    ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+    ck_assert_uint_eq(c.id, id);
+    ck_assert_int_eq(stream_check(&c, n), 0);
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+    t_shared_free(shared, 4096);
+    t_sync_close(&ready);
+}
+
+START_TEST(writer_killed_at_any_instant)
+{
+    const int delays[] = {5, 30, 77, 150, 230};
+    char seg[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(seg, sizeof(seg), "s%d", i);
+        kill_streaming_writer(seg, delays[i]);
+    }
+}
+END_TEST
+
+static void forge_owner(const char *seg, uint64_t token)
+{
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map(seg, &m), 0);
+    atomic_store(&t_seg_hdr(&m)->owner, token);
+    t_seg_unmap(&m);
+}
+
+static uint64_t token_of(pid_t pid, uint64_t ticks)
+{
+    return (uint64_t)pid | (ticks << OWNER_PID_BITS);
+}
+
+START_TEST(dead_owner_recognised)
+{
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_writer *w = NULL;
+        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+        T_CHILD_EQ(speculo_writer_put(w, "x", 1, NULL, NULL), 0);
+        _exit(0); /* without closing: the role is left to a dead process */
+    }
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    speculo_reader *r = th_reader("s");
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_alive, 0);
+    char buf[2048];
+    ck_assert_int_gt(speculo_segment_describe("s", buf, sizeof(buf)), 0);
+    /* A dead writer does not block removal, nor a new writer. */
+    speculo_writer *w = th_writer("s", 0);
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, getpid());
+    ck_assert_int_eq(info.writer_alive, 1);
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(fake_owner_with_other_start_time)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t a = th_puts(w, "a", NULL);
+    speculo_writer_close(w);
+
+    /* pid 1 exists, but it started at another time than the token says:
+     * a reused pid, the owner is dead. */
+    uint64_t t1 = t_proc_start_ticks(1);
+    ck_assert_uint_gt(t1, 0);
+    forge_owner("s", token_of(1, t1 + 12345));
+    speculo_reader *r = th_reader("s");
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, 1);
+    ck_assert_int_eq(info.writer_alive, 0);
+    w = th_writer("s", 0);
+    uint64_t b = th_puts(w, "b", NULL);
+    ck_assert_uint_gt(b, a);
+    speculo_writer_close(w);
+
+    /* A pid that no longer exists at all. */
+    pid_t gone = t_fork();
+    ck_assert_int_ge(gone, 0);
+    if (gone == 0)
+        _exit(0);
+    ck_assert_int_eq(t_wait(gone, 5000), 0);
+    forge_owner("s", token_of(gone, t1 + 1));
+    w = th_writer("s", 0);
+    speculo_writer_close(w);
+
+    /* Our own pid with another start time: a previous process of ours. */
+    forge_owner("s", token_of(getpid(), t_proc_start_ticks(getpid()) + 1));
+    w = th_writer("s", 0);
+    speculo_writer_close(w);
+
+    th_nexts(r, a, "a");
+    th_nexts(r, b, "b");
+    th_next_none(r);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(real_owner_token_of_live_process_busy)
+{
+    speculo_writer *w = th_writer("s", 0);
+    speculo_writer_close(w);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        for (;;)
+            pause();
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    uint64_t ticks = t_proc_start_ticks(pid);
+    ck_assert_uint_gt(ticks, 0);
+    forge_owner("s", token_of(pid, ticks));
+    w = (speculo_writer *)&w;
+    ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBUSY);
+    ck_assert_ptr_eq(w, (speculo_writer *)&w);
+    speculo_reader *r = th_reader("s");
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_alive, 1);
+    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_alive, 0);
+    w = th_writer("s", 0);
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(read_only_reader_reads_everything)
+{
+    enum { N = 300 };
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 128 << 10, 0640);
+    uint64_t *ids = t_shared_alloc(2 * N * sizeof(uint64_t));
+    ck_assert_ptr_nonnull(ids);
+    for (int i = 0; i < N; i++)
+        ids[i] = stream_put(w, (uint64_t)i);
+    th_puts(w, "named value", "cfg");
+    char path[256];
+    ck_assert_int_eq(t_path(path, sizeof(path), "s"), 0);
+    ck_assert_int_eq(chmod(path, 0440), 0);
+    ck_assert_int_eq(chmod(t_dir(), 0750), 0);
+
+    struct t_sync half, gcd;
+    ck_assert_int_eq(t_sync_init(&half), 0);
+    ck_assert_int_eq(t_sync_init(&gcd), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_chunk c;
+        for (int i = 0; i < N / 2; i++) {
+            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+            T_CHILD_EQ(c.id, ids[i]);
+            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
+        }
+        T_CHILD_EQ(speculo_reader_get(r, "cfg", &c), 0);
+        T_CHILD_ASSERT(c.size == 11 && memcmp(c.data, "named value", 11) == 0);
+        T_CHILD_EQ(speculo_reader_get_id(r, ids[7], &c), 0);
+        T_CHILD_EQ(stream_check(&c, 7), 0);
+        struct speculo_segment_info info;
+        T_CHILD_EQ(speculo_reader_info(r, &info), 0);
+        T_CHILD_EQ(info.live_chunks, N + 1);
+        char buf[2048];
+        T_CHILD_ASSERT(speculo_segment_describe("s", buf, sizeof(buf)) > 0);
+        T_CHILD_EQ(t_sync_post(&half, 'h'), 0);
+        /* The writer collects and adds more: the reader follows. */
+        T_CHILD_EQ(t_sync_wait(&gcd, 10000), 'g');
+        for (int i = N / 2; i < N; i++) {
+            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+            T_CHILD_EQ(c.id, ids[i]);
+            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
+        }
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        T_CHILD_ASSERT(c.name && strcmp(c.name, "cfg") == 0);
+        for (int i = N; i < 2 * N; i++) {
+            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+            T_CHILD_EQ(c.id, ids[i]);
+            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
+        }
+        T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
+        T_CHILD_EQ(speculo_reader_info(r, &info), 0);
+        T_CHILD_ASSERT(info.generation >= 2);
+        speculo_reader_close(r);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_sync_wait(&half, 10000), 'h');
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    for (int i = N; i < 2 * N; i++)
+        ids[i] = stream_put(w, (uint64_t)i);
+    ck_assert_int_eq(t_sync_post(&gcd, 'g'), 0);
+    ck_assert_int_eq(t_wait(pid, 20000), 0);
+    speculo_writer_close(w);
+    t_shared_free(ids, 2 * N * sizeof(uint64_t));
+}
+END_TEST
+
+START_TEST(reader_without_any_access_refused)
+{
+    speculo_writer *w = th_writer("s", 0);
+    th_puts(w, "secret", NULL);
+    speculo_writer_close(w);
+    ck_assert_int_eq(chmod(t_dir(), 0755), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        T_CHILD_EQ(t_become(OTHER_UID, OTHER_UID), 0);
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), -EACCES);
+        T_CHILD_ASSERT(r == NULL);
+        speculo_writer *wr = NULL;
+        int rc = speculo_writer_open("s", NULL, &wr);
+        T_CHILD_ASSERT(rc == -EPERM || rc == -EACCES);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+}
+END_TEST
+
+Suite *multiprocess_suite(void)
+{
+    Suite *s = suite_create("multiprocess");
+    TCase *tc = th_tcase("visibility", 60);
+    tcase_add_test(tc, commit_visible_across_processes);
+    tcase_add_test(tc, many_readers_see_all_in_order);
+    suite_add_tcase(s, tc);
+
+    tc = th_tcase("writer_role", 30);
+    tcase_add_test(tc, second_writer_other_process_ebusy);
+    tcase_add_test(tc, writer_killed_between_alloc_and_commit);
+    tcase_add_test(tc, writer_killed_after_commits_keeps_all);
+    tcase_add_test(tc, writer_killed_at_any_instant);
+    tcase_add_test(tc, dead_owner_recognised);
+    tcase_add_test(tc, fake_owner_with_other_start_time);
+    tcase_add_test(tc, real_owner_token_of_live_process_busy);
+    suite_add_tcase(s, tc);
+
+    if (th_root()) {
+        tc = th_tcase("permissions", 30);
+        tcase_add_test(tc, read_only_reader_reads_everything);
+        tcase_add_test(tc, reader_without_any_access_refused);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}

@@ -1,0 +1,415 @@
+/*
+ * wait: returns at once when something is pending, times out, is woken by
+ * a commit, a GC switch or a removal from another process, does not spin,
+ * is interrupted by signals, and works for a reader without write access.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include "th.h"
+
+#define OTHER_UID 65534
+
+/* A segment "s" holding one chunk, and a reader that has read it. */
+static speculo_reader *drained_reader(void)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    uint64_t id = th_puts(w, "first", NULL);
+    speculo_writer_close(w);
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, id, "first");
+    th_next_none(r);
+    return r;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+START_TEST(wait_returns_at_once_when_pending)
+{
+    speculo_writer *w = th_writer("s", 0);
+    speculo_reader *r = th_reader("s");
+    uint64_t a = th_puts(w, "a", NULL);
+    int64_t t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 5000), 0);
+    ck_assert_int_eq(speculo_reader_wait(r, -1), 0);
+    ck_assert_int_eq(speculo_reader_wait(r, 0), 0);
+    ck_assert_int_lt(t_ms_since(t0), 100);
+    th_nexts(r, a, "a");
+    /* Again after catching up. */
+    uint64_t b = th_puts(w, "b", NULL);
+    t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 5000), 0);
+    ck_assert_int_lt(t_ms_since(t0), 100);
+    th_nexts(r, b, "b");
+    /* Nothing pending: wait(0) does not block and says so. */
+    t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 0), -ETIMEDOUT);
+    ck_assert_int_lt(t_ms_since(t0), 100);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(wait_times_out)
+{
+    speculo_reader *r = drained_reader();
+    int64_t t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 200), -ETIMEDOUT);
+    int64_t ms = t_ms_since(t0);
+    ck_assert_msg(ms >= 195 && ms <= 1500, "wait(200) took %lld ms", (long long)ms);
+    /* Expired chunks are not "something new". */
+    speculo_writer *w = th_writer("s", 0);
+    th_put(w, "x", 1, NULL, 1000000, 0);
+    speculo_writer_close(w);
+    t_sleep_ms(10);
+    th_next_none(r);
+    t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 100), -ETIMEDOUT);
+    ms = t_ms_since(t0);
+    ck_assert_msg(ms >= 95 && ms <= 1500, "wait(100) took %lld ms", (long long)ms);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(wait_does_not_spin)
+{
+    speculo_reader *r = drained_reader();
+    int64_t cpu = t_cpu_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 400), -ETIMEDOUT);
+    int64_t used = (t_cpu_ns() - cpu) / 1000000;
+    ck_assert_msg(used < 40, "wait(400) used %lld ms of CPU", (long long)used);
+    speculo_reader_close(r);
+}
+END_TEST
+
+/* Child: open the writer, say 'r', sleep, note the time, then do `what`. */
+enum action { DO_PUT, DO_GC, DO_REMOVE };
+
+static void child_act(struct t_sync *ready, enum action what, int delay_ms, int64_t *when)
+{
+    speculo_writer *w = NULL;
+    if (what != DO_REMOVE)
+        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    t_sleep_ms(delay_ms);
+    *when = t_mono_ns();
+    switch (what) {
+    case DO_PUT: {
+        struct speculo_commit_options o = {.name = "news"};
+        T_CHILD_EQ(speculo_writer_put(w, "from child", 10, &o, NULL), 0);
+        break;
+    }
+    case DO_GC:
+        T_CHILD_EQ(speculo_writer_gc(w), 0);
+        break;
+    case DO_REMOVE:
+        T_CHILD_EQ(speculo_segment_remove("s", 0), 0);
+        break;
+    }
+    /* Stay a little so that closing the writer is not what wakes. */
+    t_sleep_ms(600);
+    speculo_writer_close(w);
+    _exit(0);
+}
+
+/* Reader waits with timeout_ms while a child acts after 300 ms; returns the
+ * wake-up latency in ms after the action. */
+static int64_t woken_by(speculo_reader *r, enum action what, int timeout_ms)
+{
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    int64_t *when = t_shared_alloc(sizeof(int64_t));
+    ck_assert_ptr_nonnull(when);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        child_act(&ready, what, 300, when);
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    int64_t t0 = t_mono_ns();
+    int rc = speculo_reader_wait(r, timeout_ms);
+    int64_t woke = t_mono_ns();
+    ck_assert_int_eq(rc, 0);
+    ck_assert_msg(*when != 0 && woke >= *when,
+                  "wait returned 0 after %lld ms, before the child acted",
+                  (long long)((woke - t0) / 1000000));
+    int64_t latency = (woke - *when) / 1000000;
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    t_shared_free(when, sizeof(int64_t));
+    t_sync_close(&ready);
+    return latency;
+}
+
+START_TEST(wait_woken_by_commit_from_other_process)
+{
+    speculo_reader *r = drained_reader();
+    int64_t latency = woken_by(r, DO_PUT, 10000);
+    ck_assert_msg(latency < 200, "woken %lld ms after the commit", (long long)latency);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+    ck_assert_str_eq(c.name, "news");
+    th_chunk_is(&c, "from child", 10);
+    th_next_none(r);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(wait_forever_woken_by_commit)
+{
+    speculo_reader *r = drained_reader();
+    int64_t latency = woken_by(r, DO_PUT, -1);
+    ck_assert_msg(latency < 200, "woken %lld ms after the commit", (long long)latency);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get(r, "news", &c), 0);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(wait_woken_by_gc_switch)
+{
+    speculo_reader *r = drained_reader();
+    int64_t latency = woken_by(r, DO_GC, 10000);
+    ck_assert_msg(latency < 200, "woken %lld ms after the switch", (long long)latency);
+    th_next_none(r);
+    struct speculo_segment_info info;
+    th_info(r, &info);
+    ck_assert_uint_eq(info.generation, 2);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(wait_woken_by_remove)
+{
+    speculo_reader *r = drained_reader();
+    int64_t latency = woken_by(r, DO_REMOVE, 10000);
+    ck_assert_msg(latency < 200, "woken %lld ms after the removal", (long long)latency);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_next(r, &c), -ENOENT);
+    speculo_reader_close(r);
+}
+END_TEST
+
+/* Child reader: wait and read `rounds` chunks, noting when each wait
+ * returned; say 'a' after each. */
+static void child_wake_rounds(struct t_sync *ready, struct t_sync *ack, int rounds,
+                              int64_t *woke, uid_t uid)
+{
+    if (uid && t_become(uid, 0) < 0)
+        _exit(T_CHILD_FAILED);
+    speculo_reader *r = NULL;
+    T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+    speculo_chunk c;
+    while (speculo_reader_next(r, &c) == 0)
+        ;
+    /* Nothing pending: a short wait times out. */
+    int64_t t0 = t_mono_ns();
+    T_CHILD_EQ(speculo_reader_wait(r, 100), -ETIMEDOUT);
+    T_CHILD_ASSERT(t_ms_since(t0) >= 95);
+    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    for (int i = 0; i < rounds; i++) {
+        T_CHILD_EQ(speculo_reader_wait(r, 10000), 0);
+        woke[i] = t_mono_ns();
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        char want[32];
+        snprintf(want, sizeof(want), "round %d", i);
+        T_CHILD_EQ(c.size, strlen(want));
+        T_CHILD_ASSERT(memcmp(c.data, want, c.size) == 0);
+        T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
+        T_CHILD_EQ(t_sync_post(ack, 'a'), 0);
+    }
+    speculo_reader_close(r);
+    _exit(0);
+}
+
+/* Commit `rounds` chunks while a child (as uid, 0 = unchanged) waits for
+ * each; return the median wake-up latency in microseconds. */
+static int64_t wake_latency_us(speculo_writer *w, uid_t uid, int64_t *worst_us)
+{
+    enum { ROUNDS = 12 };
+    struct t_sync ready, ack;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    ck_assert_int_eq(t_sync_init(&ack), 0);
+    int64_t *woke = t_shared_alloc(ROUNDS * sizeof(int64_t));
+    ck_assert_ptr_nonnull(woke);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        child_wake_rounds(&ready, &ack, ROUNDS, woke, uid);
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    int64_t lat[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "round %d", i);
+        t_sleep_ms(30);
+        int64_t t = t_mono_ns();
+        th_puts(w, v, NULL);
+        ck_assert_int_eq(t_sync_wait(&ack, 5000), 'a');
+        lat[i] = (woke[i] - t) / 1000;
+    }
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    qsort(lat, ROUNDS, sizeof(lat[0]), cmp_i64);
+    *worst_us = lat[ROUNDS - 1];
+    t_shared_free(woke, ROUNDS * sizeof(int64_t));
+    t_sync_close(&ready);
+    t_sync_close(&ack);
+    return lat[ROUNDS / 2];
+}
+
+START_TEST(wait_wakes_promptly)
+{
+    speculo_writer *w = th_writer("s", 0);
+    int64_t worst, median = wake_latency_us(w, 0, &worst);
+    ck_assert_msg(median < 5000 && worst < 200000, "wake latency median %lld us, worst %lld us",
+                  (long long)median, (long long)worst);
+    speculo_writer_close(w);
+}
+END_TEST
+
+static void read_only_wait(mode_t file_mode)
+{
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 0, 0640);
+    th_puts(w, "before", NULL);
+    char path[256];
+    ck_assert_int_eq(t_path(path, sizeof(path), "s"), 0);
+    ck_assert_int_eq(chmod(path, file_mode), 0);
+    ck_assert_int_eq(chmod(t_dir(), 0750), 0);
+    int64_t worst, median = wake_latency_us(w, OTHER_UID, &worst);
+    ck_assert_msg(median < 5000 && worst < 200000,
+                  "read-only reader: wake latency median %lld us, worst %lld us",
+                  (long long)median, (long long)worst);
+    speculo_writer_close(w);
+}
+
+START_TEST(wait_read_only_reader_0640)
+{
+    read_only_wait(0640);
+}
+END_TEST
+
+START_TEST(wait_read_only_reader_0440)
+{
+    read_only_wait(0440);
+}
+END_TEST
+
+START_TEST(wait_read_only_reader_does_not_spin)
+{
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 0, 0640);
+    th_puts(w, "x", NULL);
+    ck_assert_int_eq(chmod(t_dir(), 0750), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_chunk c;
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        int64_t cpu = t_cpu_ns(), t0 = t_mono_ns();
+        T_CHILD_EQ(speculo_reader_wait(r, 500), -ETIMEDOUT);
+        int64_t ms = t_ms_since(t0);
+        T_CHILD_ASSERT(ms >= 495 && ms < 2000);
+        /* Sleeping in slices of a millisecond costs little CPU; spinning
+         * costs it all. */
+        int64_t used = (t_cpu_ns() - cpu) / 1000000;
+        if (used >= 150)
+            fprintf(stderr, "read-only wait(500) used %lld ms of CPU\n", (long long)used);
+        T_CHILD_ASSERT(used < 150);
+        speculo_reader_close(r);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_wait(pid, 10000), 0);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(wait_waiters_counted_while_blocked)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    th_puts(w, "x", NULL);
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    const struct seg_header *h = t_seg_hdr(&m);
+    ck_assert_uint_eq(atomic_load(&h->waiters), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_chunk c;
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        T_CHILD_EQ(c.size, 4);
+        speculo_reader_close(r);
+        _exit(0);
+    }
+    int64_t t0 = t_mono_ns();
+    while (atomic_load(&h->waiters) == 0 && t_ms_since(t0) < 3000)
+        t_sleep_ms(1);
+    ck_assert_uint_eq(atomic_load(&h->waiters), 1);
+    uint32_t seq = atomic_load(&h->wake_seq);
+    th_puts(w, "wake", NULL);
+    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_uint_eq(atomic_load(&h->waiters), 0);
+    ck_assert_uint_ne(atomic_load(&h->wake_seq), seq);
+    t_seg_unmap(&m);
+    speculo_writer_close(w);
+}
+END_TEST
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+}
+
+START_TEST(wait_interrupted_by_signal)
+{
+    speculo_reader *r = drained_reader();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART */
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 200000}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    int64_t t0 = t_mono_ns();
+    int rc = speculo_reader_wait(r, 5000);
+    int64_t ms = t_ms_since(t0);
+    ck_assert_int_eq(rc, -EINTR);
+    ck_assert_msg(ms >= 150 && ms < 2000, "interrupted after %lld ms", (long long)ms);
+    speculo_reader_close(r);
+}
+END_TEST
+
+Suite *wait_suite(void)
+{
+    Suite *s = suite_create("wait");
+    TCase *tc = th_tcase("wait", 20);
+    tcase_add_test(tc, wait_returns_at_once_when_pending);
+    tcase_add_test(tc, wait_times_out);
+    tcase_add_test(tc, wait_does_not_spin);
+    tcase_add_test(tc, wait_woken_by_commit_from_other_process);
+    tcase_add_test(tc, wait_forever_woken_by_commit);
+    tcase_add_test(tc, wait_woken_by_gc_switch);
+    tcase_add_test(tc, wait_woken_by_remove);
+    tcase_add_test(tc, wait_wakes_promptly);
+    tcase_add_test(tc, wait_waiters_counted_while_blocked);
+    tcase_add_test(tc, wait_interrupted_by_signal);
+    suite_add_tcase(s, tc);
+
+    if (th_root()) {
+        tc = th_tcase("read_only", 20);
+        tcase_add_test(tc, wait_read_only_reader_0640);
+        tcase_add_test(tc, wait_read_only_reader_0440);
+        tcase_add_test(tc, wait_read_only_reader_does_not_spin);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}

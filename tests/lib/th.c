@@ -1,0 +1,108 @@
+/*
+ * Helpers of the library test program; see th.h.
+ */
+#include "th.h"
+
+#include <stdalign.h>
+#include <stddef.h>
+#include <unistd.h>
+
+static void th_setup(void)
+{
+    t_dir_setup();
+}
+
+static void th_teardown(void)
+{
+    t_dir_teardown();
+}
+
+TCase *th_tcase(const char *name, double timeout)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, th_setup, th_teardown);
+    tcase_set_timeout(tc, timeout);
+    return tc;
+}
+
+int th_root(void)
+{
+    return geteuid() == 0;
+}
+
+speculo_writer *th_writer_at(const char *file, int line, const char *seg, size_t capacity,
+                             mode_t mode)
+{
+    struct speculo_writer_options o;
+    memset(&o, 0, sizeof(o));
+    o.capacity = capacity;
+    o.mode = mode;
+    speculo_writer *w = NULL;
+    int rc = speculo_writer_open(seg, &o, &w);
+    ck_assert_msg(rc == 0, "%s:%d: speculo_writer_open(%s) = %d (%s)", file, line, seg, rc,
+                  speculo_strerror(rc));
+    ck_assert_msg(w != NULL, "%s:%d: writer handle is NULL", file, line);
+    return w;
+}
+
+speculo_reader *th_reader_at(const char *file, int line, const char *seg)
+{
+    speculo_reader *r = NULL;
+    int rc = speculo_reader_open(seg, &r);
+    ck_assert_msg(rc == 0, "%s:%d: speculo_reader_open(%s) = %d (%s)", file, line, seg, rc,
+                  speculo_strerror(rc));
+    ck_assert_msg(r != NULL, "%s:%d: reader handle is NULL", file, line);
+    return r;
+}
+
+uint64_t th_put_at(const char *file, int line, speculo_writer *w, const void *data, size_t size,
+                   const char *name, int64_t ttl_ns, uint64_t replaces)
+{
+    struct speculo_commit_options o;
+    memset(&o, 0, sizeof(o));
+    o.name = name;
+    o.ttl_ns = ttl_ns;
+    o.replaces = replaces;
+    uint64_t id = 0;
+    int rc = speculo_writer_put(w, data, size, &o, &id);
+    ck_assert_msg(rc == 0, "%s:%d: speculo_writer_put(%zu bytes, %s) = %d (%s)", file, line,
+                  size, name ? name : "unnamed", rc, speculo_strerror(rc));
+    ck_assert_msg(id >= 1, "%s:%d: put returned id %llu", file, line, (unsigned long long)id);
+    return id;
+}
+
+void th_chunk_is_at(const char *file, int line, const speculo_chunk *c, const void *data,
+                    size_t size)
+{
+    ck_assert_msg(c->size == size, "%s:%d: chunk %llu has %zu bytes, expected %zu", file, line,
+                  (unsigned long long)c->id, c->size, size);
+    ck_assert_msg(size == 0 || c->data != NULL, "%s:%d: chunk data is NULL", file, line);
+    ck_assert_msg((uintptr_t)c->data % alignof(max_align_t) == 0,
+                  "%s:%d: chunk data %p not aligned", file, line, c->data);
+    ck_assert_msg(size == 0 || memcmp(c->data, data, size) == 0,
+                  "%s:%d: chunk %llu bytes differ", file, line, (unsigned long long)c->id);
+}
+
+uint64_t th_next_at(const char *file, int line, speculo_reader *r, uint64_t id,
+                    const void *data, size_t size)
+{
+    speculo_chunk c;
+    memset(&c, 0, sizeof(c));
+    int rc = speculo_reader_next(r, &c);
+    ck_assert_msg(rc == 0, "%s:%d: speculo_reader_next = %d (%s), expected chunk %llu", file,
+                  line, rc, speculo_strerror(rc), (unsigned long long)id);
+    if (id)
+        ck_assert_msg(c.id == id, "%s:%d: next returned id %llu, expected %llu", file, line,
+                      (unsigned long long)c.id, (unsigned long long)id);
+    th_chunk_is_at(file, line, &c, data, size);
+    return c.id;
+}
+
+void th_next_none_at(const char *file, int line, speculo_reader *r)
+{
+    speculo_chunk c;
+    memset(&c, 0, sizeof(c));
+    int rc = speculo_reader_next(r, &c);
+    ck_assert_msg(rc == -EAGAIN, "%s:%d: speculo_reader_next = %d (id %llu), expected -EAGAIN",
+                  file, line, rc, (unsigned long long)c.id);
+}
