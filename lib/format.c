@@ -130,19 +130,28 @@ int rec_check(const void *map, const struct seg_header *h, uint64_t off, struct 
     uint64_t len = atomic_load_explicit(&((struct rec_header *)r)->commit, memory_order_acquire);
     if (len == 0)
         return 0;
-    if (len % REC_ALIGN || len > cap - off || r->id == 0 || r->size > len ||
-        r->name_len > SPECULO_CHUNK_NAME_MAX || rec_length(r->size, r->name_len) != len)
+    struct rec_header f; /* snapshot of the plain fields, checked below */
+    memcpy((char *)&f + sizeof f.commit, (const char *)r + sizeof f.commit,
+           sizeof f - sizeof f.commit);
+    if (len % REC_ALIGN || len > cap - off || f.id == 0 || f.size > len ||
+        f.name_len > SPECULO_CHUNK_NAME_MAX || rec_length(f.size, f.name_len) != len)
         return -EBADMSG;
     const char *name = NULL;
-    if (r->name_len) {
-        name = (const char *)r + REC_HEADER_SIZE + align_up(r->size, PAYLOAD_ALIGN);
-        if (!name_ok(name, r->name_len))
+    if (f.name_len) {
+        name = (const char *)r + REC_HEADER_SIZE + align_up(f.size, PAYLOAD_ALIGN);
+        if (!name_ok(name, f.name_len))
             return -EBADMSG;
     }
     v->h = r;
     v->off = off;
     v->len = len;
     v->name = name;
+    v->id = f.id;
+    v->size = f.size;
+    v->replaces = f.replaces;
+    v->committed_ns = f.committed_ns;
+    v->expires_ns = f.expires_ns;
+    v->name_len = f.name_len;
     return 1;
 }
 
@@ -158,7 +167,7 @@ int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
         struct rec_view v;
         if (rec_check(m->base, h, table[mid], &v) != 1)
             return -EBADMSG;
-        if (v.h->id < id)
+        if (v.id < id)
             lo = mid + 1;
         else
             hi = mid;

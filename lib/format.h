@@ -133,11 +133,16 @@ void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t 
 int seg_check_header(const void *map, uint64_t map_size);
 
 /* A record checked against the mapping: the committed length fits, its
- * fields are consistent, its name is NUL-terminated in bounds. */
+ * fields are consistent, its name is NUL-terminated in bounds. The fields
+ * are a snapshot taken once, then checked: another process changing the
+ * file meanwhile cannot make a checked value unchecked. */
 struct rec_view {
     const struct rec_header *h;
     uint64_t off, len;
-    const char *name;        /* NULL when unnamed */
+    const char *name;        /* NULL when unnamed; in the mapping */
+    uint64_t id, size, replaces;
+    int64_t committed_ns, expires_ns;
+    uint32_t name_len;
 };
 /* 1 committed and valid, 0 not committed yet, -EBADMSG corrupt. Acquires
  * the commit word: the record's contents are visible after it returns 1. */

@@ -37,7 +37,7 @@ static void count_live(const speculo_writer *w, struct live_totals *t)
     memset(t, 0, sizeof *t);
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, h, table[i], &v) != 1 || !rec_live(v.h, &now))
+        if (rec_check(w->map.base, h, table[i], &v) != 1 || !rec_live(&v, &now))
             continue;
         t->bytes += v.len;
         t->records++;
@@ -82,15 +82,15 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     int64_t now = 0;
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, oh, table[i], &v) != 1 || !rec_live(v.h, &now))
+        if (rec_check(w->map.base, oh, table[i], &v) != 1 || !rec_live(&v, &now))
             continue;
         memcpy(m->base + tail, v.h, v.len);
         ntable[n++] = tail;
         if (v.name) {
             struct name_slot *slot;
             struct rec_view prev;
-            uint64_t hash = name_hash(nh->hash_seed, v.name, v.h->name_len);
-            if (index_slot_for(m, v.name, v.h->name_len, hash, &slot, &prev) == 0) {
+            uint64_t hash = name_hash(nh->hash_seed, v.name, v.name_len);
+            if (index_slot_for(m, v.name, v.name_len, hash, &slot, &prev) == 0) {
                 if (!prev.h) {
                     slot->hash = hash;
                     names++;

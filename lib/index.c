@@ -17,7 +17,7 @@ static int slot_matches(const struct seg_map *m, uint64_t off, const char *name,
     int rc = rec_check(m->base, map_header(m), off, v);
     if (rc != 1)
         return -EBADMSG; /* a published slot always names a committed record */
-    return v->name && v->h->name_len == len && memcmp(v->name, name, len) == 0;
+    return v->name && v->name_len == len && memcmp(v->name, name, len) == 0;
 }
 
 /* Find the newest record of `name`. Probing stops at an empty slot, and in

@@ -54,18 +54,18 @@ uint64_t random_u64(void);
 void wake_waiters(struct seg_header *h);
 int futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns);
 
-/* Liveness of a committed record at time `now` (0 = read the clock when
- * the record can expire). */
-static inline bool rec_live(const struct rec_header *r, int64_t *now)
+/* Liveness of a checked record at time `now` (0 = read the clock when the
+ * record can expire). */
+static inline bool rec_live(const struct rec_view *v, int64_t *now)
 {
     /* observes: a mark stored by the writer; stale values only delay a skip */
-    if (atomic_load_explicit(&((struct rec_header *)r)->obsoleted_by, memory_order_relaxed))
+    if (atomic_load_explicit(&((struct rec_header *)v->h)->obsoleted_by, memory_order_relaxed))
         return false;
-    if (r->expires_ns == 0)
+    if (v->expires_ns == 0)
         return true;
     if (*now == 0)
         *now = clock_wall_ns();
-    return r->expires_ns > *now;
+    return v->expires_ns > *now;
 }
 
 static inline uint64_t *seg_table(const struct seg_map *m)

@@ -24,6 +24,7 @@ struct speculo_reader {
     bool gone;               /* the segment was removed */
     struct seg_header *whdr; /* writable map of the header page, for waiting */
     bool wait_fallback;      /* no write access: wait by sleeping */
+    char name_buf[SPECULO_CHUNK_NAME_MAX + 1]; /* the returned chunk's name */
 };
 
 static struct seg_header *r_header(const speculo_reader *r)
@@ -64,9 +65,9 @@ static int position_after(speculo_reader *r, uint64_t after)
         int rc = rec_check(r->map.base, h, pos, &v);
         if (rc < 0)
             return rc;
-        if (rc == 0 || v.h->id > after)
+        if (rc == 0 || v.id > after)
             break;
-        last = v.h->id;
+        last = v.id;
         pos += v.len;
     }
     r->pos = pos;
@@ -156,50 +157,61 @@ void speculo_reader_close(speculo_reader *r)
     free(r);
 }
 
-static void fill_chunk(const speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
+/* Fill the caller's chunk from a checked record. The name is copied into
+ * the reader and checked again there: the pointer handed out must stay a
+ * valid, terminated name even if another process rewrites the file. */
+static int fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
 {
-    (void)r;
-    c->id = v->h->id;
-    c->name = v->name;
+    const char *name = NULL;
+    if (v->name) {
+        memcpy(r->name_buf, v->name, v->name_len);
+        r->name_buf[v->name_len] = '\0';
+        if (strlen(r->name_buf) != v->name_len || speculo_chunk_name_check(r->name_buf) < 0)
+            return -EBADMSG;
+        name = r->name_buf;
+    }
+    c->id = v->id;
+    c->name = name;
     c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
-    c->size = v->h->size;
-    c->committed_ns = v->h->committed_ns;
-    c->expires_ns = v->h->expires_ns;
+    c->size = v->size;
+    c->committed_ns = v->committed_ns;
+    c->expires_ns = v->expires_ns;
+    return 0;
 }
 
 int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
 {
     if (!r || !chunk)
         return -EINVAL;
+    /* Once the segment was switched, the new file is the truth: it holds
+     * every chunk that was live then, and obsolete marks made since, which
+     * the rest of the old file would not show. A removed segment has
+     * nothing more to give. */
+    int rc = reader_refresh(r);
+    if (rc < 0)
+        return rc;
     int64_t now = 0;
-    /* observes: a removal mark; a removed segment has nothing more to
-     * give, even chunks committed before the removal and not read yet */
-    if (atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire) ==
-        SUPERSEDED_REMOVED)
-        r->gone = true;
     for (;;) {
         struct rec_view v;
-        int rc = r->gone ? 0 : rec_check(r->map.base, r_header(r), r->pos, &v);
+        rc = rec_check(r->map.base, r_header(r), r->pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0) {
-            /* nothing committed here yet: has the segment moved on? */
-            if (!r->gone &&
-                !atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
+            /* nothing committed here yet: did the segment move on since? */
+            if (!atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
                 return -EAGAIN;
             rc = reader_switch(r);
             if (rc == 1)
                 continue;
             return rc == 0 ? -EAGAIN : rc;
         }
-        if (v.h->id <= r->last_id)
+        if (v.id <= r->last_id)
             return -EBADMSG; /* ids must increase: a loop in a hostile file */
         r->pos += v.len;
-        if (!rec_live(v.h, &now))
+        if (!rec_live(&v, &now))
             continue;
-        r->last_id = v.h->id;
-        fill_chunk(r, &v, chunk);
-        return 0;
+        r->last_id = v.id;
+        return fill_chunk(r, &v, chunk);
     }
 }
 
@@ -218,10 +230,9 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     if (rc < 0)
         return rc;
     int64_t now = 0;
-    if (!rec_live(v.h, &now))
+    if (!rec_live(&v, &now))
         return -ENOENT;
-    fill_chunk(r, &v, chunk);
-    return 0;
+    return fill_chunk(r, &v, chunk);
 }
 
 int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
@@ -255,10 +266,9 @@ int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
             return rc < 0 ? rc : -ENOENT;
     }
     int64_t now = 0;
-    if (v.h->id != id || !rec_live(v.h, &now))
+    if (v.id != id || !rec_live(&v, &now))
         return -ENOENT;
-    fill_chunk(r, &v, chunk);
-    return 0;
+    return fill_chunk(r, &v, chunk);
 }
 
 int speculo_reader_seek(speculo_reader *r, uint64_t after_id)
@@ -398,14 +408,14 @@ static int count_records(const speculo_reader *r, struct speculo_segment_info *i
             return rc;
         if (rc == 0)
             break;
-        if (v.h->id <= prev)
+        if (v.id <= prev)
             return -EBADMSG;
-        prev = v.h->id;
+        prev = v.id;
         if (!info->first_id)
-            info->first_id = v.h->id;
+            info->first_id = v.id;
         if (atomic_load_explicit(&((struct rec_header *)v.h)->obsoleted_by, memory_order_relaxed))
             info->obsolete_chunks++;
-        else if (v.h->expires_ns && v.h->expires_ns <= now)
+        else if (v.expires_ns && v.expires_ns <= now)
             info->expired_chunks++;
         else {
             info->live_chunks++;

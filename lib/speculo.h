@@ -91,7 +91,8 @@ struct speculo_writer_options {
      *  garbage collector gives it); it grows when live data needs more. */
     size_t capacity;
     /** File mode of a new segment file, default 0600 (0640 shares it with
-     *  the group, read-only). Only permission bits are used. */
+     *  the group, read-only). Only the read and owner-write bits are used:
+     *  nobody but the writer may modify a segment. */
     mode_t mode;
     /** Collect at commit time when the bytes of obsoleted chunks exceed this
      *  percentage of the bytes used; 0 means SPECULO_DEFAULT_GC_DEAD_PERCENT,

@@ -79,7 +79,7 @@ int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
     if ((uint64_t)i == w->nrecords)
         return -ENOENT;
     rec_check(w->map.base, w_header(w), seg_table(&w->map)[i], v);
-    return v->h->id == id ? 0 : -ENOENT;
+    return v->id == id ? 0 : -ENOENT;
 }
 
 static void mark_obsolete(speculo_writer *w, const struct rec_view *v, uint64_t by)
@@ -98,7 +98,7 @@ static int validate_options(const struct speculo_writer_options *o)
 {
     if (!o)
         return 0;
-    if (o->capacity > MAX_CHUNK_SIZE || (o->mode & ~(mode_t)07777))
+    if (o->capacity > MAX_CHUNK_SIZE)
         return -EINVAL;
     return 0;
 }
@@ -182,17 +182,17 @@ static void give_role(speculo_writer *w)
  * writer may have died between a commit and its index update. */
 static int recover_name(speculo_writer *w, const struct rec_view *v)
 {
-    uint64_t hash = name_hash(w_header(w)->hash_seed, v->name, v->h->name_len);
+    uint64_t hash = name_hash(w_header(w)->hash_seed, v->name, v->name_len);
     struct name_slot *slot;
     struct rec_view prev;
-    int rc = index_slot_for(&w->map, v->name, v->h->name_len, hash, &slot, &prev);
+    int rc = index_slot_for(&w->map, v->name, v->name_len, hash, &slot, &prev);
     if (rc < 0)
         return -EBADMSG;
-    if (prev.h && prev.h->id >= v->h->id)
+    if (prev.h && prev.id >= v->id)
         return 0;
     if (prev.h && !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by,
                                         memory_order_relaxed))
-        mark_obsolete(w, &prev, v->h->id);
+        mark_obsolete(w, &prev, v->id);
     if (!prev.h) {
         slot->hash = hash;
         w->names_used++;
@@ -222,9 +222,9 @@ static int recover(speculo_writer *w)
             return rc;
         if (rc == 0)
             break;
-        if (v.h->id <= last || n >= h->table_slots)
+        if (v.id <= last || n >= h->table_slots)
             return -EBADMSG;
-        last = v.h->id;
+        last = v.id;
         table[n++] = pos;
         if (atomic_load_explicit(&((struct rec_header *)v.h)->obsoleted_by, memory_order_relaxed)) {
             w->dead_bytes += v.len;
@@ -414,7 +414,7 @@ static int check_commit(speculo_writer *w, const struct speculo_commit_options *
             return rc;
     }
     if (o->replaces) {
-        if (writer_find(w, o->replaces, replaced) < 0 || !rec_live(replaced->h, &now))
+        if (writer_find(w, o->replaces, replaced) < 0 || !rec_live(replaced, &now))
             return -ENOENT;
     }
     return 0;
@@ -447,7 +447,7 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
         hash = name_hash(h->hash_seed, name, name_len);
         if (index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
             return -EBADMSG;
-        if (prev.h && !rec_live(prev.h, &now))
+        if (prev.h && !rec_live(&prev, &now))
             prev.h = NULL;
     }
     uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = w->next_id;
@@ -456,7 +456,7 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
     r->size = w->res_size;
     r->committed_ns = now;
     r->expires_ns = expiry(now, opts ? opts->ttl_ns : 0);
-    r->replaces = replaced.h ? replaced.h->id : prev.h ? prev.h->id : 0;
+    r->replaces = replaced.h ? replaced.id : prev.h ? prev.id : 0;
     /* nothing reads a record before its commit word: relaxed clears the
      * leftovers of an abandoned reservation */
     atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
@@ -527,7 +527,7 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
         return -EINVAL;
     struct rec_view v;
     int64_t now = 0;
-    if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(v.h, &now))
+    if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(&v, &now))
         return -ENOENT;
     mark_obsolete(w, &v, OBSOLETE_EXPLICIT);
     writer_publish_totals(w);
