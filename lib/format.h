@@ -56,7 +56,8 @@ struct seg_header {
     int64_t created_ns;      /* creation of generation 1 */
     uint64_t base_capacity;  /* capacity asked for at creation */
     uint64_t hash_seed;
-    uint64_t reserved1[3];
+    uint64_t min_next_id;    /* ids below were used by earlier generations */
+    uint64_t reserved1[2];
     /* line 2: writer role and switch; rarely written */
     alignas(64) _Atomic uint64_t owner; /* owner token of the writer; 0 = none */
     /* generation of the file that replaced this one, SUPERSEDED_REMOVED

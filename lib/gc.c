@@ -138,6 +138,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
     seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
                     w->base_capacity, oh->hash_seed);
     struct seg_header *nh = map_header(&m);
+    nh->min_next_id = w->next_id; /* ids are never reused, even if we die now */
     atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
     /* informational: carried over */
     atomic_store_explicit(&nh->last_commit_ns,

@@ -20,6 +20,7 @@ struct speculo_reader {
     struct seg_map map;
     uint64_t pos;            /* offset of the next record to look at */
     uint64_t last_id;        /* id of the last chunk returned (or sought past) */
+    uint64_t scan_id;        /* id of the record just before pos; 0 at the start */
     uint64_t segment_uid;    /* tells a re-created segment from a switched one */
     bool gone;               /* the segment was removed */
     struct seg_header *whdr; /* writable map of the header page, for waiting */
@@ -51,27 +52,30 @@ static int position_after(speculo_reader *r, uint64_t after)
     if (i < 0)
         return (int)i;
     const uint64_t *table = seg_table(&r->map);
-    uint64_t pos = h->records_off, last = after == UINT64_MAX ? r->last_id : after;
-    if ((uint64_t)i < n) {
-        pos = table[i];
-    } else if (n > 0) {
-        struct rec_view v;
-        if (rec_check(r->map.base, h, table[n - 1], &v) != 1)
+    uint64_t pos = h->records_off, last = after == UINT64_MAX ? r->last_id : after, scan = 0;
+    struct rec_view v;
+    if (i > 0) { /* the record before the position */
+        if (rec_check(r->map.base, h, table[i - 1], &v) != 1)
             return -EBADMSG;
         pos = v.off + v.len;
+        scan = v.id;
     }
+    if ((uint64_t)i < n && table[i] != pos)
+        return -EBADMSG; /* the table must list the records back to back */
     for (;;) {
-        struct rec_view v;
         int rc = rec_check(r->map.base, h, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0 || v.id > after)
             break;
-        last = v.id;
+        if (v.id <= scan)
+            return -EBADMSG;
+        last = scan = v.id;
         pos += v.len;
     }
     r->pos = pos;
     r->last_id = last;
+    r->scan_id = scan;
     return 0;
 }
 
@@ -205,11 +209,12 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
                 continue;
             return rc == 0 ? -EAGAIN : rc;
         }
-        if (v.id <= r->last_id)
-            return -EBADMSG; /* ids must increase: a loop in a hostile file */
+        if (v.id <= r->scan_id)
+            return -EBADMSG; /* ids must increase along the file */
+        r->scan_id = v.id;
         r->pos += v.len;
-        if (!rec_live(&v, &now))
-            continue;
+        if (v.id <= r->last_id || !rec_live(&v, &now))
+            continue; /* sought past, expired or obsolete */
         r->last_id = v.id;
         return fill_chunk(r, &v, chunk);
     }
@@ -351,9 +356,9 @@ static int sleep_slice(int64_t left)
 static int futex_sleep(speculo_reader *r, int64_t left)
 {
     struct seg_header *w = r->whdr;
-    /* publishes: we wait; the writer's fence-then-load pairs with this */
-    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
+    /* publishes: we wait; acquires the commits of writers that looked
+     * before us (see wait.c) */
+    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_acq_rel);
     /* observes: the wake generation before we check for news */
     uint32_t seq = atomic_load_explicit(&w->wake_seq, memory_order_acquire);
     int rc = 0;

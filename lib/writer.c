@@ -202,6 +202,16 @@ static int recover_name(speculo_writer *w, const struct rec_view *v)
     return 0;
 }
 
+/* Finish a `replaces` that a dead writer committed but did not mark. */
+static void recover_replaces(speculo_writer *w, const struct rec_view *v)
+{
+    struct rec_view old;
+    if (v->replaces == 0 || v->replaces >= v->id || writer_find(w, v->replaces, &old) < 0)
+        return;
+    if (!atomic_load_explicit(&((struct rec_header *)old.h)->obsoleted_by, memory_order_relaxed))
+        mark_obsolete(w, &old, v->id);
+}
+
 /*
  * Rebuild the writer's state from the file: walk every committed record
  * (checking each one), rewrite the id table, re-link names, recount. The
@@ -234,8 +244,15 @@ static int recover(speculo_writer *w)
     }
     w->tail = pos;
     w->nrecords = n;
+    /* The next id follows every id ever used: the records', the published
+     * last id, and those of chunks that earlier collections dropped. Values
+     * from the header are bounded so a corrupt one cannot exhaust ids. */
     uint64_t hdr_last = atomic_load_explicit(&h->last_id, memory_order_relaxed);
-    w->next_id = (hdr_last > last && hdr_last < UINT64_MAX / 2 ? hdr_last : last) + 1;
+    w->next_id = last + 1;
+    if (hdr_last >= w->next_id && hdr_last < UINT64_MAX / 2)
+        w->next_id = hdr_last + 1;
+    if (h->min_next_id > w->next_id && h->min_next_id < UINT64_MAX / 2)
+        w->next_id = h->min_next_id;
     w->names_used = 0;
     struct name_slot *slots = seg_index(&w->map);
     for (uint64_t i = 0; i < h->index_slots; i++)
@@ -245,6 +262,7 @@ static int recover(speculo_writer *w)
         rec_check(w->map.base, h, table[i], &v);
         if (v.name && recover_name(w, &v) < 0)
             return -EBADMSG;
+        recover_replaces(w, &v);
     }
     w->base_capacity = h->base_capacity ? h->base_capacity : w->map.size;
     writer_publish_totals(w);

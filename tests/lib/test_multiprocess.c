@@ -3,6 +3,8 @@
  * (-EBUSY, takeover after a crash, owner tokens), readers without write
  * access.
  */
+#include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -313,6 +315,19 @@ START_TEST(writer_killed_after_commits_keeps_all)
 }
 END_TEST
 
+static int count_dot_files(void)
+{
+    DIR *d = opendir(t_dir());
+    ck_assert_ptr_nonnull(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] == '.' && strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
 /* Kill a writer that streams as fast as it can (collecting now and then)
  * at some instant; the stream must be whole up to the last commit. */
 static void kill_streaming_writer(const char *seg, int delay_ms)
@@ -361,6 +376,8 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
     ck_assert_msg(n == last + 1 || n == last + 2, "read %llu chunks, last committed %llu",
                   (unsigned long long)n, (unsigned long long)last);
     speculo_writer *w = th_writer(seg, 0);
+    /* The new writer cleaned up what a collection killed midway left. */
+    ck_assert_int_eq(count_dot_files(), 0);
     uint64_t id = stream_put(w, n);
     ck_assert_uint_gt(id, prev);
     ck_assert_int_eq(speculo_reader_next(r, &c), 0);
@@ -593,12 +610,254 @@ START_TEST(reader_without_any_access_refused)
 }
 END_TEST
 
+/* `n` children try to become the writer of `seg` at the same instant;
+ * returns how many succeeded (each holds the role 300 ms, then closes). */
+static int race_for_role(const char *seg, int n)
+{
+    struct t_sync go[16], done;
+    int *results = t_shared_alloc(16 * sizeof(int));
+    ck_assert_ptr_nonnull(results);
+    ck_assert_int_le(n, 16);
+    ck_assert_int_eq(t_sync_init(&done), 0);
+    pid_t pids[16];
+    for (int k = 0; k < n; k++) {
+        ck_assert_int_eq(t_sync_init(&go[k]), 0);
+        pids[k] = t_fork();
+        ck_assert_int_ge(pids[k], 0);
+        if (pids[k] == 0) {
+            T_CHILD_EQ(t_sync_post(&done, 'r'), 0);
+            T_CHILD_EQ(t_sync_wait(&go[k], 5000), 'g');
+            speculo_writer *w = NULL;
+            results[k] = speculo_writer_open(seg, NULL, &w);
+            if (results[k] == 0) {
+                T_CHILD_EQ(speculo_writer_put(w, "mine", 4, NULL, NULL), 0);
+                t_sleep_ms(300);
+                speculo_writer_close(w);
+            }
+            _exit(0);
+        }
+    }
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(t_sync_wait(&done, 5000), 'r');
+    for (int k = 0; k < n; k++)
+        ck_assert_int_eq(t_sync_post(&go[k], 'g'), 0);
+    int winners = 0;
+    for (int k = 0; k < n; k++) {
+        ck_assert_int_eq(t_wait(pids[k], 10000), 0);
+        ck_assert_msg(results[k] == 0 || results[k] == -EBUSY, "child %d: writer_open = %d", k,
+                      results[k]);
+        winners += results[k] == 0;
+        t_sync_close(&go[k]);
+    }
+    t_sync_close(&done);
+    t_shared_free(results, 16 * sizeof(int));
+    return winners;
+}
+
+START_TEST(concurrent_creation_one_writer)
+{
+    for (int round = 0; round < 5; round++) {
+        char seg[16];
+        snprintf(seg, sizeof(seg), "race%d", round);
+        ck_assert_int_eq(race_for_role(seg, 8), 1);
+        speculo_reader *r = th_reader(seg);
+        th_nexts(r, 0, "mine");
+        th_next_none(r);
+        speculo_reader_close(r);
+    }
+    /* No temporary file left behind. */
+    ck_assert_int_eq(t_dir_count(t_dir()), 5);
+}
+END_TEST
+
+START_TEST(concurrent_takeover_one_writer)
+{
+    for (int round = 0; round < 5; round++) {
+        char seg[16];
+        snprintf(seg, sizeof(seg), "dead%d", round);
+        pid_t pid = t_fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            speculo_writer *w = NULL;
+            T_CHILD_EQ(speculo_writer_open(seg, NULL, &w), 0);
+            T_CHILD_EQ(speculo_writer_put(w, "dead", 4, NULL, NULL), 0);
+            _exit(0);
+        }
+        ck_assert_int_eq(t_wait(pid, 5000), 0);
+        ck_assert_int_eq(race_for_role(seg, 8), 1);
+        speculo_reader *r = th_reader(seg);
+        th_nexts(r, 0, "dead");
+        th_nexts(r, 0, "mine");
+        th_next_none(r);
+        speculo_reader_close(r);
+    }
+}
+END_TEST
+
+/* The writer collects after every few commits and obsoletes every odd
+ * chunk when it commits the next one; a reader in another process must see
+ * every even chunk, in order, whole, and nothing twice. */
+START_TEST(stream_with_constant_gc_and_obsolete)
+{
+    enum { N = 3000 };
+    speculo_writer *w0 = th_writer("s", 64 << 10);
+    speculo_writer_close(w0);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        uint64_t prev_id = 0, expect = 0;
+        while (expect < N) {
+            speculo_chunk c;
+            int rc = speculo_reader_next(r, &c);
+            if (rc == -EAGAIN) {
+                T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+                continue;
+            }
+            T_CHILD_EQ(rc, 0);
+            T_CHILD_ASSERT(c.id > prev_id);
+            prev_id = c.id;
+            T_CHILD_ASSERT(c.size >= 8);
+            uint64_t seq;
+            memcpy(&seq, c.data, 8);
+            /* An odd one may be missed (obsoleted before we got there),
+             * an even one never. */
+            if (seq != expect) {
+                T_CHILD_ASSERT(expect % 2 == 1 && seq == expect + 1);
+                expect = seq;
+            }
+            T_CHILD_EQ(stream_check(&c, seq), 0);
+            expect++;
+        }
+        speculo_reader_close(r);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        void *p;
+        ck_assert_int_eq(speculo_writer_alloc(w, stream_size(i), &p), 0);
+        stream_fill(p, i);
+        struct speculo_commit_options o = {.replaces = (i % 2 == 0 && i > 0) ? prev : 0};
+        ck_assert_int_eq(speculo_writer_commit(w, &o, &prev), 0);
+        if (i % 7 == 0)
+            ck_assert_int_eq(speculo_writer_gc(w), 0);
+    }
+    ck_assert_int_eq(t_wait(pid, 30000), 0);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* One process, a writer thread and reader threads, each with its own
+ * handle: handles are independent. */
+struct thread_reader {
+    pthread_t th;
+    int n;
+    int failed_at;
+    int rc;
+};
+
+static void *thread_read(void *arg)
+{
+    struct thread_reader *t = arg;
+    speculo_reader *r = NULL;
+    t->failed_at = -1;
+    if ((t->rc = speculo_reader_open("s", &r)) < 0) {
+        t->failed_at = 0;
+        return NULL;
+    }
+    uint64_t prev = 0;
+    for (int i = 0; i < t->n;) {
+        speculo_chunk c;
+        int rc = speculo_reader_next(r, &c);
+        if (rc == -EAGAIN) {
+            if ((rc = speculo_reader_wait(r, 5000)) < 0) {
+                t->rc = rc;
+                t->failed_at = i;
+                break;
+            }
+            continue;
+        }
+        if (rc < 0 || c.id <= prev || stream_check(&c, (uint64_t)i) != 0) {
+            t->rc = rc;
+            t->failed_at = i;
+            break;
+        }
+        prev = c.id;
+        i++;
+    }
+    speculo_reader_close(r);
+    return NULL;
+}
+
+START_TEST(threads_with_own_handles)
+{
+    enum { READERS = 3, N = 3000 };
+    speculo_writer *w = th_writer("s", 128 << 10);
+    struct thread_reader t[READERS];
+    for (int k = 0; k < READERS; k++) {
+        t[k].n = N;
+        ck_assert_int_eq(pthread_create(&t[k].th, NULL, thread_read, &t[k]), 0);
+    }
+    for (uint64_t i = 0; i < N; i++) {
+        ck_assert_uint_ne(stream_put(w, i), 0);
+        if (i % 500 == 499)
+            ck_assert_int_eq(speculo_writer_gc(w), 0);
+    }
+    for (int k = 0; k < READERS; k++) {
+        pthread_join(t[k].th, NULL);
+        ck_assert_msg(t[k].failed_at < 0, "reader thread %d failed at chunk %d (rc %d)", k,
+                      t[k].failed_at, t[k].rc);
+    }
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(replaces_completed_after_crash)
+{
+    /* The writer dies after publishing Y (replaces X) but before marking X
+     * obsolete. Y is committed, so its effect must hold once a new writer
+     * takes over. The crash state is made by hand: X's mark cleared. */
+    speculo_writer *w = th_writer("s", 64 << 10);
+    uint64_t x = th_puts(w, "x", NULL);
+    uint64_t y = th_put(w, "y", 1, NULL, 0, x);
+    speculo_writer_close(w);
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    uint64_t offs[2];
+    ck_assert_int_eq(t_seg_records(&m, offs, 2), 2);
+    struct rec_header *rx = t_seg_rec(&m, offs[0]);
+    ck_assert_uint_eq(rx->id, x);
+    ck_assert_uint_eq(atomic_load(&rx->obsoleted_by), y);
+    atomic_store(&rx->obsoleted_by, 0);
+    atomic_store(&t_seg_hdr(&m)->obsolete_count, 0);
+    atomic_store(&t_seg_hdr(&m)->dead_bytes, 0);
+    t_seg_unmap(&m);
+
+    w = th_writer("s", 0);
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, y, "y");
+    th_next_none(r);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get_id(r, x, &c), -ENOENT);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *multiprocess_suite(void)
 {
     Suite *s = suite_create("multiprocess");
     TCase *tc = th_tcase("visibility", 60);
     tcase_add_test(tc, commit_visible_across_processes);
     tcase_add_test(tc, many_readers_see_all_in_order);
+    tcase_add_test(tc, stream_with_constant_gc_and_obsolete);
+    tcase_add_test(tc, threads_with_own_handles);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("writer_role", 30);
@@ -609,6 +868,9 @@ Suite *multiprocess_suite(void)
     tcase_add_test(tc, dead_owner_recognised);
     tcase_add_test(tc, fake_owner_with_other_start_time);
     tcase_add_test(tc, real_owner_token_of_live_process_busy);
+    tcase_add_test(tc, concurrent_creation_one_writer);
+    tcase_add_test(tc, concurrent_takeover_one_writer);
+    tcase_add_test(tc, replaces_completed_after_crash);
     suite_add_tcase(s, tc);
 
     if (th_root()) {

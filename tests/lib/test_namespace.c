@@ -67,6 +67,14 @@ START_TEST(segment_name_200_bytes_usable)
     make_name(n200, 200, 'q');
     uint64_t id = make_segment(n200);
     reader_sees_hello(n200, id);
+    /* Collected (its temporary file has a longer name) and removed. */
+    speculo_writer *w = th_writer(n200, 0);
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    speculo_writer_close(w);
+    reader_sees_hello(n200, id);
+    ck_assert_int_eq(t_dir_count(t_dir()), 1);
+    ck_assert_int_eq(speculo_segment_remove(n200, 0), 0);
+    ck_assert_int_eq(t_dir_count(t_dir()), 0);
 }
 END_TEST
 
@@ -748,6 +756,40 @@ START_TEST(close_null_is_noop)
 }
 END_TEST
 
+START_TEST(remove_and_recreate_restarts_reader)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t last = 0;
+    for (int i = 0; i < 10; i++)
+        last = th_puts(w, "old", "same");
+    th_puts(w, "old-unnamed", NULL);
+    speculo_writer_close(w);
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    while (speculo_reader_next(r, &c) == 0)
+        ;
+    ck_assert_int_eq(speculo_segment_remove("s", 0), 0);
+    /* Made again before the reader looks: its ids start low again. */
+    w = th_writer("s", 0);
+    uint64_t n1 = th_puts(w, "new-1", NULL);
+    uint64_t n2 = th_puts(w, "new-2", "same");
+    ck_assert_uint_lt(n1, last);
+    int rc = speculo_reader_next(r, &c);
+    if (rc == -ENOENT)
+        rc = speculo_reader_next(r, &c);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_uint_eq(c.id, n1);
+    th_chunk_is(&c, "new-1", 5);
+    th_nexts(r, n2, "new-2");
+    th_next_none(r);
+    ck_assert_int_eq(speculo_reader_get(r, "same", &c), 0);
+    ck_assert_uint_eq(c.id, n2);
+    ck_assert_uint_eq(speculo_chunk_replaces(&c), 0);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *namespace_suite(void)
 {
     Suite *s = suite_create("namespace");
@@ -795,6 +837,7 @@ Suite *namespace_suite(void)
     tcase_add_test(tc, remove_refused_while_writer_alive);
     tcase_add_test(tc, remove_after_writer_closed);
     tcase_add_test(tc, remove_keeps_held_chunk_then_enoent);
+    tcase_add_test(tc, remove_and_recreate_restarts_reader);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("misc", 10);

@@ -372,6 +372,66 @@ START_TEST(reader_leaves_file_unchanged)
 }
 END_TEST
 
+START_TEST(seek_past_last_id_skips_lower_ids)
+{
+    /* "the first live chunk whose id is greater than after_id": also for an
+     * after_id beyond the newest chunk (only UINT64_MAX is special). */
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t a = th_puts(w, "a", NULL);
+    speculo_reader *r = th_reader("s");
+    ck_assert_int_eq(speculo_reader_seek(r, a + 3), 0);
+    th_next_none(r);
+    uint64_t ids[5];
+    for (int i = 0; i < 5; i++)
+        ids[i] = th_puts(w, "x", NULL);
+    speculo_chunk c;
+    for (int i = 0; i < 5; i++) {
+        if (ids[i] <= a + 3)
+            continue;
+        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+    }
+    th_next_none(r);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* ns per get of the named chunk in a segment holding `unnamed` other
+ * chunks. */
+static int64_t get_cost(const char *seg, int unnamed)
+{
+    speculo_writer *w = th_writer(seg, 0);
+    th_puts(w, "target", "target");
+    for (int i = 0; i < unnamed; i++)
+        th_put(w, "", 0, NULL, 0, 0);
+    speculo_reader *r = th_reader(seg);
+    speculo_chunk c;
+    for (int i = 0; i < 1000; i++) /* warm up */
+        ck_assert_int_eq(speculo_reader_get(r, "target", &c), 0);
+    int64_t best = INT64_MAX;
+    for (int round = 0; round < 5; round++) {
+        int64_t t0 = t_mono_ns();
+        for (int i = 0; i < 10000; i++)
+            ck_assert_int_eq(speculo_reader_get(r, "target", &c), 0);
+        int64_t t = (t_mono_ns() - t0) / 10000;
+        if (t < best)
+            best = t;
+    }
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+    return best;
+}
+
+START_TEST(get_cost_does_not_grow_with_chunks)
+{
+    int64_t small = get_cost("small", 10);
+    int64_t big = get_cost("big", 200000);
+    ck_assert_msg(big < 5 * small + 2000, "get: %lld ns with 10 chunks, %lld ns with 200000",
+                  (long long)small, (long long)big);
+}
+END_TEST
+
 Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -380,6 +440,7 @@ Suite *reader_suite(void)
     tcase_add_test(tc, readers_have_own_positions);
     tcase_add_test(tc, seek_positions);
     tcase_add_test(tc, seek_max_on_empty_segment);
+    tcase_add_test(tc, seek_past_last_id_skips_lower_ids);
     tcase_add_test(tc, expired_chunks_vanish);
     suite_add_tcase(s, tc);
 
@@ -389,6 +450,7 @@ Suite *reader_suite(void)
     tcase_add_test(tc, get_id_finds_each_chunk);
     tcase_add_test(tc, get_finds_each_of_many_names);
     tcase_add_test(tc, get_after_many_updates);
+    tcase_add_test(tc, get_cost_does_not_grow_with_chunks);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("info", 10);

@@ -388,6 +388,75 @@ START_TEST(wait_interrupted_by_signal)
 }
 END_TEST
 
+START_TEST(wait_after_switch_then_blocks)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    uint64_t a = th_puts(w, "a", NULL);
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, a, "a");
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    /* The switch is news. */
+    int64_t t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 2000), 0);
+    ck_assert_int_lt(t_ms_since(t0), 100);
+    th_next_none(r);
+    /* Once seen, it is not news any more. */
+    t0 = t_mono_ns();
+    ck_assert_int_eq(speculo_reader_wait(r, 150), -ETIMEDOUT);
+    ck_assert_int_ge(t_ms_since(t0), 145);
+    uint64_t b = th_puts(w, "b", NULL);
+    ck_assert_int_eq(speculo_reader_wait(r, 2000), 0);
+    th_nexts(r, b, "b");
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(wait_read_only_reader_woken_by_gc)
+{
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 64 << 10, 0640);
+    th_puts(w, "x", NULL);
+    ck_assert_int_eq(chmod(t_dir(), 0750), 0);
+    struct t_sync ready;
+    ck_assert_int_eq(t_sync_init(&ready), 0);
+    int64_t *when = t_shared_alloc(2 * sizeof(int64_t));
+    ck_assert_ptr_nonnull(when);
+    pid_t pid = t_fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
+        speculo_reader *r = NULL;
+        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_chunk c;
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+        when[1] = t_mono_ns();
+        T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
+        struct speculo_segment_info info;
+        T_CHILD_EQ(speculo_reader_info(r, &info), 0);
+        T_CHILD_EQ(info.generation, 2);
+        /* And then a commit in the new file. */
+        T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+        T_CHILD_EQ(speculo_reader_next(r, &c), 0);
+        T_CHILD_ASSERT(c.size == 5 && memcmp(c.data, "after", 5) == 0);
+        speculo_reader_close(r);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    t_sleep_ms(100);
+    when[0] = t_mono_ns();
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    t_sleep_ms(100);
+    th_puts(w, "after", NULL);
+    ck_assert_int_eq(t_wait(pid, 10000), 0);
+    ck_assert_msg(when[1] - when[0] < 200000000, "woken %lld us after the switch",
+                  (long long)((when[1] - when[0]) / 1000));
+    t_shared_free(when, 2 * sizeof(int64_t));
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *wait_suite(void)
 {
     Suite *s = suite_create("wait");
@@ -402,6 +471,7 @@ Suite *wait_suite(void)
     tcase_add_test(tc, wait_wakes_promptly);
     tcase_add_test(tc, wait_waiters_counted_while_blocked);
     tcase_add_test(tc, wait_interrupted_by_signal);
+    tcase_add_test(tc, wait_after_switch_then_blocks);
     suite_add_tcase(s, tc);
 
     if (th_root()) {
@@ -409,6 +479,7 @@ Suite *wait_suite(void)
         tcase_add_test(tc, wait_read_only_reader_0640);
         tcase_add_test(tc, wait_read_only_reader_0440);
         tcase_add_test(tc, wait_read_only_reader_does_not_spin);
+        tcase_add_test(tc, wait_read_only_reader_woken_by_gc);
         suite_add_tcase(s, tc);
     }
     return s;

@@ -2,9 +2,14 @@
  * writer: put, zero-copy alloc and commit, commit options and their
  * errors, obsolete, reopening, options.
  */
+#include <fcntl.h>
+#include <sched.h>
 #include <stdalign.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "th.h"
 
@@ -548,6 +553,79 @@ START_TEST(mode_option_ignores_non_permission_bits)
 }
 END_TEST
 
+/* Put the segment directory on a tmpfs of `kib` KiB in a mount namespace
+ * of this test process only (it goes away with the process). 0 or -errno. */
+static int small_tmpfs(int kib)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return -errno;
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -errno;
+    char dir[256], opts[64];
+    ck_assert_int_eq(t_path(dir, sizeof(dir), "small"), 0);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(opts, sizeof(opts), "size=%dk,mode=0700", kib);
+    if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0)
+        return -errno;
+    setenv("SPECULO_DIR", dir, 1);
+    return 0;
+}
+
+START_TEST(full_shm_gives_enomem_not_sigbus)
+{
+    int rc = small_tmpfs(1024);
+    if (rc < 0) {
+        fprintf(stderr, "full_shm_gives_enomem_not_sigbus: no tmpfs (%d), skipped\n", rc);
+        return;
+    }
+    speculo_writer *w = th_writer("s", 512 << 10);
+    uint64_t first = th_puts(w, "first", NULL);
+    /* Another file takes the rest of the space. */
+    char path[256];
+    snprintf(path, sizeof(path), "%s/filler", getenv("SPECULO_DIR"));
+    int fd = open(path, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    char block[4096];
+    memset(block, 1, sizeof(block));
+    while (write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
+        ;
+    close(fd);
+    /* Chunks until the space is gone: an error, never a SIGBUS. */
+    enum { SZ = 64 << 10 };
+    char *buf = malloc(SZ);
+    ck_assert_ptr_nonnull(buf);
+    uint64_t ids[64];
+    int n = 0;
+    for (; n < 64; n++) {
+        t_fill(buf, SZ, (uint64_t)n);
+        struct speculo_commit_options o = {0};
+        rc = speculo_writer_put(w, buf, SZ, &o, &ids[n]);
+        if (rc < 0)
+            break;
+    }
+    ck_assert_msg(rc == -ENOMEM || rc == -ENOSPC, "put on a full tmpfs = %d after %d chunks", rc,
+                  n);
+    ck_assert_int_lt(n, 64);
+    /* Space again: the writer goes on, nothing was lost. */
+    ck_assert_int_eq(unlink(path), 0);
+    uint64_t last = th_put(w, "last", 4, NULL, 0, 0);
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, first, "first");
+    for (int i = 0; i < n; i++) {
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+        ck_assert_uint_eq(c.id, ids[i]);
+        ck_assert_uint_eq(c.size, SZ);
+        ck_assert_uint_eq(t_check_fill(c.data, SZ, (uint64_t)i), 0);
+    }
+    th_next(r, last, "last", 4);
+    th_next_none(r);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+    free(buf);
+}
+END_TEST
+
 Suite *writer_suite(void)
 {
     Suite *s = suite_create("writer");
@@ -581,5 +659,11 @@ Suite *writer_suite(void)
     tcase_add_test(tc, capacity_option_only_at_creation);
     tcase_add_test(tc, mode_option_ignores_non_permission_bits);
     suite_add_tcase(s, tc);
+
+    if (th_root()) {
+        tc = th_tcase("resources", 20);
+        tcase_add_test(tc, full_shm_gives_enomem_not_sigbus);
+        suite_add_tcase(s, tc);
+    }
     return s;
 }
