@@ -140,7 +140,7 @@ lint:
 	clang-tidy --quiet -checks='-*,clang-analyzer-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier' \
 	    lib/*.c -- -std=c11 -D_GNU_SOURCE -Ilib
 
-demo: all
+demo:  # scripts/demo installs missing packages first, then builds
 	scripts/demo
 
 bench: all

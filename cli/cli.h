@@ -1,0 +1,123 @@
+/*
+ * speculo command-line tool: what the subcommands share.
+ *
+ * Every subcommand is one function `int cmd_X(int argc, char **argv)` that
+ * receives its own argv (argv[0] is "speculo X") and returns the process
+ * exit status: EXIT_OK, EXIT_ERR (a message `speculo: SEG: ...` was printed
+ * on stderr) or EXIT_USAGE (bad command line; a hint was printed).
+ */
+#ifndef SPECULO_CLI_H
+#define SPECULO_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "speculo.h"
+
+enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
+
+/* What option parsers return when the command should go on; anything else
+ * is the exit status to return at once (after --help, or a usage error). */
+#define CLI_CONTINUE (-1)
+
+/* How long put and gc wait for the writer role by default, in ms. */
+#define CLI_WRITER_WAIT_MS 5000
+
+/* A subcommand: its name, its entry point, one line for `speculo --help`. */
+struct cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+int cmd_put(int argc, char **argv);
+int cmd_cat(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_tail(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_segments(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+
+/* ---- messages (common.c) ---- */
+
+/* `speculo: WHAT: MESSAGE` on stderr; returns EXIT_ERR. */
+int fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `speculo: SEG: <speculo_strerror(err)>`; returns EXIT_ERR. */
+int fail_code(const char *what, int err);
+/* `PROG: MESSAGE` then a pointer to PROG --help, on stderr; returns
+ * EXIT_USAGE. PROG is the subcommand's argv[0], e.g. "speculo put". */
+int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print a subcommand's help text on stdout; returns EXIT_OK. */
+int print_help(const char *text);
+
+/* Shared getopt_long handling of the option every subcommand has
+ * (`-h`, `--help`) and of getopt's '?' result. Returns the exit status the
+ * subcommand must return. */
+int common_option(int opt, const char *prog, const char *help);
+
+/* ---- argument parsing (common.c) ---- */
+
+/* Seconds as `DIGITS[.DIGITS]` (or `.DIGITS`) into nanoseconds, rounding a
+ * tiny positive value up to 1 ns so that it never turns into "never".
+ * Returns false when malformed, negative, or over INT64_MAX ns. */
+bool parse_seconds(const char *s, int64_t *ns);
+/* A decimal uint64 made of digits only; false when malformed or too big. */
+bool parse_u64(const char *s, uint64_t *v);
+/* True when s is non-empty and all ASCII digits. */
+bool all_digits(const char *s);
+
+/* ---- opening handles (common.c) ---- */
+
+/* Open a reader, printing `speculo: SEG: ...` on failure. Returns 0 or a
+ * negative errno (already reported). */
+int open_reader(const char *segment, speculo_reader **r);
+/* Open a writer, retrying while another live writer holds the role, for up
+ * to wait_ms; prints the failure. Returns 0 or a negative errno. */
+int open_writer_waiting(const char *segment, const struct speculo_writer_options *opts,
+                        int wait_ms, speculo_writer **w);
+/* The pid of the segment's live writer, for messages; 0 when there is
+ * none or it cannot be told. */
+int64_t segment_writer_pid(const char *segment);
+/* Make sure the segment exists (reader open) before a writer would create it. */
+int require_segment(const char *segment);
+
+/* ---- output (common.c) ---- */
+
+/* Write all of buf to fd, retrying short writes and EINTR. 0 or -errno. */
+int write_all(int fd, const void *buf, size_t len);
+/* Report a failure writing to stdout; EPIPE (the reader of our output went
+ * away) is not an error and gives EXIT_OK. */
+int stdout_failure(int err);
+/* Format a wall-clock time (ns since the epoch) as ISO 8601 UTC with
+ * milliseconds: "2026-11-26T07:13:28.123Z". buf needs 32 bytes. */
+void format_time(int64_t ns, char *buf, size_t size);
+/* Flush stdout and report a write error; returns status unchanged if ok. */
+int finish_stdout(int status);
+
+/* ---- follow (follow.c) ---- */
+
+/* Why a follow loop must stop; 0 while it must not. */
+enum stop_reason { STOP_NONE = 0, STOP_SIGNAL, STOP_OUTPUT_GONE };
+
+/* Start watching for SIGINT/SIGTERM/SIGHUP and for the reader of stdout
+ * going away, without polling: a helper thread sleeps in poll(2) and, when
+ * either happens, interrupts the calling thread (which must be the one that
+ * blocks in speculo_reader_wait) until it calls stop_requested() and stops.
+ * Returns 0 or -errno. */
+int stop_watch_start(void);
+/* STOP_NONE, or why the follow loop must end. */
+enum stop_reason stop_requested(void);
+/* Finish as the stop reason asks: re-raise the signal that was caught (so
+ * the shell sees it), or return EXIT_OK when our reader went away. */
+int stop_exit(enum stop_reason why);
+
+/* Block until `segment` may exist in the segment directory (a file of that
+ * name was created or moved in), without polling: inotify on the directory,
+ * or on its nearest existing ancestor while the directory itself is
+ * missing. Returns 0 when it is worth trying to open the segment again,
+ * -EINTR when a stop was requested, or another -errno. */
+int wait_for_segment(const char *segment);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * Helpers of the CLI tests: run ./cli/speculo as a child process with
+ * pipes, give each test a temporary segment directory, validate JSON.
+ * Symbols carry a tc_ prefix (tests/common/ has its own helpers).
+ */
+#ifndef T_PROC_H
+#define T_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <check.h>
+
+/* What a finished child did. */
+struct tc_result {
+    int status;    /* raw waitpid() status */
+    char *out;     /* stdout, NUL-terminated for convenience */
+    size_t out_len;
+    char *err;     /* stderr, NUL-terminated */
+    size_t err_len;
+};
+
+/* A child left running, its stdout on a pipe. */
+struct tc_child {
+    pid_t pid;
+    int out; /* read end of its stdout; -1 once closed */
+};
+
+/* Absolute paths found at start-up: the CLI and the source tree. */
+#define TC_PATH 4096
+extern char tc_cli[TC_PATH];
+extern char tc_srcdir[TC_PATH];
+/* The current test's temporary directory and its SPECULO_DIR. */
+extern char tc_tmp[TC_PATH];
+extern char tc_segdir[TC_PATH + 16];
+
+/* Run `speculo ARGS...` (a NULL-terminated list) to the end, feeding it
+ * in[0..in_len) on stdin (NULL: /dev/null). Fails the test if it does not
+ * end within 60 s. */
+void tc_speculo(struct tc_result *res, const void *in, size_t in_len, ...);
+/* The same, stdin redirected from a file. */
+void tc_speculo_file(struct tc_result *res, const char *in_path, ...);
+/* Run any program (argv[0] a path) to the end, stdin from /dev/null. */
+void tc_run_argv(struct tc_result *res, char *const argv[]);
+void tc_result_free(struct tc_result *res);
+/* The exit status, or -1 - signal number when it was killed. */
+int tc_exit(const struct tc_result *res);
+
+/* Start `speculo ARGS...` in the background, stdout on a pipe, stdin from
+ * /dev/null, stderr inherited. */
+void tc_spawn(struct tc_child *c, ...);
+/* Read from the child's stdout until `want` bytes came or timeout_ms
+ * passed; returns the count read into buf. */
+size_t tc_read(struct tc_child *c, char *buf, size_t want, int timeout_ms);
+/* Wait up to timeout_ms for the child to end. True with *status when it
+ * did; false (still running) otherwise. */
+bool tc_wait(struct tc_child *c, int timeout_ms, int *status);
+/* Kill (SIGKILL) and reap the child if still running, close its pipe. */
+void tc_kill(struct tc_child *c);
+
+/* `speculo put SEG [NAME]` of a string, asserting success; returns the id. */
+uint64_t tc_put(const char *segment, const char *name, const char *data);
+
+/* Checked fixture: a fresh temporary directory per test; SPECULO_DIR is
+ * tc_segdir, a directory inside it that does not exist yet. */
+void tc_setup(void);
+void tc_teardown(void);
+
+void tc_sleep_ms(int ms);
+int64_t tc_now_ms(void);
+/* utime + stime of a process, in clock ticks. */
+long tc_cpu_ticks(pid_t pid);
+/* Write a file, asserting success. */
+void tc_write_file(const char *path, const void *data, size_t len);
+
+/* True when s is one complete JSON document (RFC 8259), nothing else but
+ * white space around it. */
+bool tc_json_valid(const char *s, size_t len);
+
+/* The test cases of each file. */
+TCase *tc_case_putcat(void);
+TCase *tc_case_list(void);
+TCase *tc_case_tail(void);
+TCase *tc_case_follow(void);
+TCase *tc_case_admin(void);
+TCase *tc_case_errors(void);
+TCase *tc_case_docs(void);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * tail: the live chunks in commit order, -n, --from; and tail -f: follows
+ * new chunks without using CPU while idle, ends on SIGPIPE and SIGINT,
+ * waits for a segment that does not exist yet, follows one removed and
+ * created again.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "speculo.h"
+#include "t_proc.h"
+
+static void assert_tail(const char *want, ...)
+{
+    /* The arguments after `want` are passed to `speculo tail`. */
+    const char *a[6] = {NULL};
+    va_list ap;
+    va_start(ap, want);
+    for (int i = 0; i < 5 && (a[i] = va_arg(ap, const char *)); i++)
+        ;
+    va_end(ap);
+    struct tc_result r;
+    tc_speculo(&r, NULL, 0, "tail", a[0], a[1], a[2], a[3], a[4], NULL);
+    ck_assert_msg(tc_exit(&r) == 0, "tail: %s", r.err);
+    ck_assert_str_eq(r.out, want);
+    tc_result_free(&r);
+}
+
+static void five_chunks(const char *seg)
+{
+    tc_put(seg, NULL, "a\n");
+    tc_put(seg, "named", "b\n");
+    tc_put(seg, NULL, "c\n");
+    tc_put(seg, NULL, "d\n");
+    tc_put(seg, NULL, "e\n");
+}
+
+START_TEST(tail_prints_live_chunks_in_commit_order)
+{
+    five_chunks("t");
+    tc_put("t", "named", "B\n"); /* obsoletes b, comes last */
+    assert_tail("a\nc\nd\ne\nB\n", "t", NULL);
+}
+END_TEST
+
+START_TEST(tail_n_prints_the_last_n)
+{
+    five_chunks("t");
+    assert_tail("d\ne\n", "-n", "2", "t", NULL);
+    assert_tail("e\n", "t", "--lines", "1", NULL);
+    assert_tail("", "-n", "0", "t", NULL);
+    assert_tail("a\nb\nc\nd\ne\n", "-n", "1000000", "t", NULL);
+}
+END_TEST
+
+START_TEST(tail_from_starts_after_an_id)
+{
+    five_chunks("t");
+    assert_tail("c\nd\ne\n", "--from", "2", "t", NULL);
+    assert_tail("", "--from", "5", "t", NULL);
+}
+END_TEST
+
+TCase *tc_case_tail(void)
+{
+    TCase *tc = tcase_create("tail");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, tail_prints_live_chunks_in_commit_order);
+    tcase_add_test(tc, tail_n_prints_the_last_n);
+    tcase_add_test(tc, tail_from_starts_after_an_id);
+    return tc;
+}
+
+/* Read exactly `want` from a follower, within 5 s. */
+static void expect_output(struct tc_child *c, const char *want)
+{
+    char buf[256] = "";
+    size_t n = strlen(want);
+    ck_assert_uint_lt(n, sizeof buf);
+    size_t got = tc_read(c, buf, n, 5000);
+    ck_assert_msg(got == n && !memcmp(buf, want, n), "expected '%s', got '%.*s'", want, (int)got,
+                  buf);
+}
+
+START_TEST(follow_prints_new_chunks_and_ends_on_sigpipe)
+{
+    tc_put("f", NULL, "old\n");
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "-n", "0", "f", NULL);
+    tc_sleep_ms(200);
+    tc_put("f", NULL, "one\n");
+    expect_output(&c, "one\n");
+    tc_put("f", NULL, "two\n");
+    tc_put("f", "blk", "three\n");
+    expect_output(&c, "two\nthree\n");
+
+    /* Blocked in the wait: no CPU while idle (a tick is 10 ms). */
+    long before = tc_cpu_ticks(c.pid);
+    tc_sleep_ms(1500);
+    ck_assert_int_le(tc_cpu_ticks(c.pid) - before, 1);
+
+    /* The reader of its output goes away: it ends at once, cleanly,
+     * without waiting for a chunk to write. */
+    close(c.out);
+    c.out = -1;
+    int status;
+    ck_assert_msg(tc_wait(&c, 3000, &status), "tail -f still running after its reader left");
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+    tc_kill(&c);
+}
+END_TEST
+
+START_TEST(follow_ends_on_sigint)
+{
+    tc_put("f", NULL, "x\n");
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "f", NULL);
+    expect_output(&c, "x\n");
+    tc_sleep_ms(100);
+    kill(c.pid, SIGINT);
+    int status;
+    ck_assert_msg(tc_wait(&c, 3000, &status), "tail -f ignored SIGINT");
+    ck_assert(WIFSIGNALED(status));
+    ck_assert_int_eq(WTERMSIG(status), SIGINT);
+    tc_kill(&c);
+}
+END_TEST
+
+/* SPECULO_DIR itself does not exist yet when tail -f starts. */
+START_TEST(follow_waits_for_a_segment_created_later)
+{
+    struct tc_result r;
+    tc_speculo(&r, NULL, 0, "tail", "later", NULL);
+    ck_assert_int_eq(tc_exit(&r), 1);
+    ck_assert_str_eq(r.err, "speculo: later: no such segment\n");
+    tc_result_free(&r);
+
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "later", NULL);
+    tc_sleep_ms(300);
+    tc_put("other", NULL, "not this one\n");
+    tc_sleep_ms(100);
+    tc_put("later", NULL, "first\n");
+    expect_output(&c, "first\n");
+    tc_put("later", NULL, "second\n");
+    expect_output(&c, "second\n");
+    tc_kill(&c);
+}
+END_TEST
+
+START_TEST(follow_continues_after_remove_and_recreate)
+{
+    tc_put("re", NULL, "a\n");
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "re", NULL);
+    expect_output(&c, "a\n");
+    struct tc_result r;
+    tc_speculo(&r, NULL, 0, "rm", "re", NULL);
+    ck_assert_int_eq(tc_exit(&r), 0);
+    tc_result_free(&r);
+    tc_sleep_ms(200);
+    tc_put("re", NULL, "b\n"); /* a new segment of that name: id 1 again */
+    expect_output(&c, "b\n");
+    tc_put("re", NULL, "c\n");
+    expect_output(&c, "c\n");
+    tc_kill(&c);
+}
+END_TEST
+
+/* The follower keeps up across a garbage-collection switch. */
+START_TEST(follow_carries_on_across_gc)
+{
+    tc_put("g", "k", "1\n");
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "g", NULL);
+    expect_output(&c, "1\n");
+    tc_put("g", "k", "2\n");
+    expect_output(&c, "2\n");
+    struct tc_result r;
+    tc_speculo(&r, NULL, 0, "gc", "g", NULL);
+    ck_assert_msg(tc_exit(&r) == 0, "gc: %s", r.err);
+    tc_result_free(&r);
+    tc_put("g", "k", "3\n");
+    expect_output(&c, "3\n");
+    tc_kill(&c);
+}
+END_TEST
+
+TCase *tc_case_follow(void)
+{
+    TCase *tc = tcase_create("follow");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, follow_prints_new_chunks_and_ends_on_sigpipe);
+    tcase_add_test(tc, follow_ends_on_sigint);
+    tcase_add_test(tc, follow_waits_for_a_segment_created_later);
+    tcase_add_test(tc, follow_continues_after_remove_and_recreate);
+    tcase_add_test(tc, follow_carries_on_across_gc);
+    return tc;
+}
