@@ -220,6 +220,60 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     }
 }
 
+/* The committed record with this id, live or not: 0, -ENOENT, -EBADMSG.
+ * A binary search of the id table, then the record after the last one
+ * counted (committed after the count was published). */
+static int find_id(const speculo_reader *r, uint64_t id, struct rec_view *v)
+{
+    const struct seg_header *h = r_header(r);
+    /* observes: the id table entries the writer published */
+    uint64_t n = atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
+    int64_t i = table_lower_bound(&r->map, n, id);
+    if (i < 0)
+        return (int)i;
+    if ((uint64_t)i < n) {
+        if (rec_check(r->map.base, h, seg_table(&r->map)[i], v) != 1)
+            return -EBADMSG;
+    } else {
+        /* maybe committed after the count was published: it is then right
+         * after the last counted record (or first in the file) */
+        uint64_t pos = h->records_off;
+        if (n > 0) {
+            if (rec_check(r->map.base, h, seg_table(&r->map)[n - 1], v) != 1)
+                return -EBADMSG;
+            pos = v->off + v->len;
+        }
+        int rc = rec_check(r->map.base, h, pos, v);
+        if (rc != 1)
+            return rc < 0 ? rc : -ENOENT;
+    }
+    return v->id == id ? 0 : -ENOENT;
+}
+
+/*
+ * get() found `v` in the index but obsolete. The writer publishes a new
+ * version in the index before it marks the old one obsolete, so a lookup
+ * that loaded the slot just before the first store and the mark just after
+ * the second finds an obsolete record while a live version exists. When
+ * the chunk that obsoleted `v` is a version of the same name, `v` was the
+ * latest live version at the instant the slot was loaded: it is the answer
+ * (its bytes never change). Obsoleted otherwise, or expired: no answer.
+ */
+static bool was_latest(const speculo_reader *r, const struct rec_view *v, const char *name,
+                       size_t len)
+{
+    /* observes: the mark, stored after the newer version was published */
+    uint64_t by = atomic_load_explicit(&((struct rec_header *)v->h)->obsoleted_by,
+                                       memory_order_acquire);
+    if (by == 0 || by == OBSOLETE_EXPLICIT || by <= v->id)
+        return false;
+    if (v->expires_ns && v->expires_ns <= clock_wall_ns())
+        return false;
+    struct rec_view s;
+    return find_id(r, by, &s) == 0 && s.name && s.name_len == len &&
+           memcmp(s.name, name, len) == 0;
+}
+
 int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk)
 {
     if (!r || !chunk)
@@ -235,7 +289,7 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     if (rc < 0)
         return rc;
     int64_t now = 0;
-    if (!rec_live(&v, &now))
+    if (!rec_live(&v, &now) && !was_latest(r, &v, name, len))
         return -ENOENT;
     return fill_chunk(r, &v, chunk);
 }
@@ -247,31 +301,11 @@ int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
     int rc = reader_refresh(r);
     if (rc < 0)
         return rc;
-    const struct seg_header *h = r_header(r);
-    /* observes: the id table entries the writer published */
-    uint64_t n = atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
-    int64_t i = table_lower_bound(&r->map, n, id);
-    if (i < 0)
-        return (int)i;
     struct rec_view v;
-    if ((uint64_t)i < n) {
-        if (rec_check(r->map.base, h, seg_table(&r->map)[i], &v) != 1)
-            return -EBADMSG;
-    } else {
-        /* maybe committed after the count was published: it is then right
-         * after the last counted record (or first in the file) */
-        uint64_t pos = h->records_off;
-        if (n > 0) {
-            if (rec_check(r->map.base, h, seg_table(&r->map)[n - 1], &v) != 1)
-                return -EBADMSG;
-            pos = v.off + v.len;
-        }
-        rc = rec_check(r->map.base, h, pos, &v);
-        if (rc != 1)
-            return rc < 0 ? rc : -ENOENT;
-    }
+    if ((rc = find_id(r, id, &v)) < 0)
+        return rc;
     int64_t now = 0;
-    if (v.id != id || !rec_live(&v, &now))
+    if (!rec_live(&v, &now))
         return -ENOENT;
     return fill_chunk(r, &v, chunk);
 }

@@ -190,15 +190,16 @@ static int recover_name(speculo_writer *w, const struct rec_view *v)
         return -EBADMSG;
     if (prev.h && prev.id >= v->id)
         return 0;
-    if (prev.h && !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by,
-                                        memory_order_relaxed))
-        mark_obsolete(w, &prev, v->id);
     if (!prev.h) {
         slot->hash = hash;
         w->names_used++;
     }
-    /* publishes: the newest version of the name */
+    /* publishes: the newest version of the name, before the older one is
+     * marked obsolete (as commit does: a get() never finds neither) */
     atomic_store_explicit(&slot->off, v->off, memory_order_release);
+    if (prev.h && !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by,
+                                        memory_order_relaxed))
+        mark_obsolete(w, &prev, v->id);
     return 0;
 }
 
@@ -264,7 +265,11 @@ static int recover(speculo_writer *w)
             return -EBADMSG;
         recover_replaces(w, &v);
     }
-    w->base_capacity = h->base_capacity ? h->base_capacity : w->map.size;
+    /* The capacity asked for at creation never exceeds the file (the
+     * collector never makes a file smaller): a larger value is corruption,
+     * and must not make the next collection fill /dev/shm. */
+    w->base_capacity = h->base_capacity && h->base_capacity <= w->map.size ? h->base_capacity
+                                                                            : w->map.size;
     writer_publish_totals(w);
     w->faulted_end = w->tail & ~(uint64_t)(SEG_PAGE - 1); /* earlier pages are in use */
     return 0;

@@ -1,0 +1,323 @@
+/*
+ * speculofs: the speculo segment directory as a live, read-only filesystem.
+ *
+ *   speculofs [-o dir=SEGMENT_DIR] [libfuse options] MOUNTPOINT
+ *   speculofs SEGMENT_DIR MOUNTPOINT -o OPTIONS   (as mount.fuse3 calls it)
+ *
+ * This file checks the command line and the two directories, so that a
+ * mistake gets a plain message before anything is mounted, then runs the
+ * libfuse session. Exit status: 0 after a clean unmount or SIGTERM/SIGINT,
+ * 1 on an error, 2 on a usage error.
+ */
+#include <dirent.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sfs.h"
+
+/* Unless told otherwise (-o max_threads=N), at most this many threads. */
+#define DEFAULT_MAX_THREADS 8
+#define MAX_THREADS_LIMIT 64
+
+struct sfs_options {
+    char *dir;         /* -o dir= */
+    char *nonopt[2];   /* [SOURCE] MOUNTPOINT */
+    int nnonopt;
+    int help, version; /* also seen by fuse_parse_cmdline() */
+};
+
+enum { KEY_HELP, KEY_VERSION };
+
+static const struct fuse_opt sfs_opt_spec[] = {
+    {"dir=%s", offsetof(struct sfs_options, dir), 0},
+    FUSE_OPT_KEY("-h", KEY_HELP),
+    FUSE_OPT_KEY("--help", KEY_HELP),
+    FUSE_OPT_KEY("-V", KEY_VERSION),
+    FUSE_OPT_KEY("--version", KEY_VERSION),
+    FUSE_OPT_END,
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: speculofs [-o dir=SEGMENT_DIR] [options] MOUNTPOINT\n"
+            "\n"
+            "Shows the speculo segments of SEGMENT_DIR as a live, read-only filesystem:\n"
+            "one directory per segment, one file per live chunk, and SEG/.info.\n"
+            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID.\n"
+            "\n"
+            "speculofs options:\n"
+            "    -o dir=SEGMENT_DIR     the segment directory to show\n"
+            "    -o max_threads=N       at most N worker threads (default %d)\n"
+            "The mount is read-only and private to the mounting user unless\n"
+            "-o allow_other is given (see below, and speculofs(1)).\n"
+            "\n",
+            DEFAULT_MAX_THREADS);
+}
+
+/* Non-options are kept aside: mount.fuse3 passes a source before the
+ * mountpoint, which fuse_parse_cmdline() would take for the mountpoint. */
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+    struct sfs_options *o = data;
+
+    (void)outargs;
+    if (key == KEY_HELP)
+        o->help = 1;
+    if (key == KEY_VERSION)
+        o->version = 1;
+    if (key != FUSE_OPT_KEY_NONOPT)
+        return 1;
+    if (o->nnonopt == 2) {
+        fprintf(stderr, "speculofs: unexpected argument '%s'\n", arg);
+        return -1;
+    }
+    o->nonopt[o->nnonopt] = strdup(arg);
+    return o->nonopt[o->nnonopt++] != NULL ? 0 : -1;
+}
+
+/* The directory to show: -o dir=, else an absolute source given by mount(8),
+ * else the library's. Refused as the library refuses it, but with a
+ * sentence a user can act on; then made absolute, since fuse_daemonize()
+ * changes to /. */
+static int pick_dir(const struct sfs_options *o, char *real)
+{
+    char lib[PATH_MAX];
+    const char *dir = o->dir;
+    const char *env = getenv("SPECULO_DIR");
+    int is_default = 0;
+    struct stat st;
+
+    if (dir == NULL && o->nnonopt == 2 && o->nonopt[0][0] == '/')
+        dir = o->nonopt[0];
+    if (dir == NULL) {
+        is_default = env == NULL || *env == '\0';
+        if (speculo_segment_dir(lib, sizeof lib) < 0) {
+            fprintf(stderr, "speculofs: the segment directory's path is too long\n");
+            return -1;
+        }
+        dir = lib;
+    }
+    if (lstat(dir, &st) != 0) {
+        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(errno),
+                errno == ENOENT ? " (a speculo writer creates it; or use -o dir=)" : "");
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        fprintf(stderr, "speculofs: segment directory %s is a symbolic link: refused\n", dir);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "speculofs: segment directory %s is not a directory\n", dir);
+        return -1;
+    }
+    /* Anyone may create /dev/shm/speculo-UID before its user does. */
+    if (is_default && st.st_uid != geteuid()) {
+        fprintf(stderr, "speculofs: segment directory %s is not owned by you: refused\n", dir);
+        return -1;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        fprintf(stderr,
+                "speculofs: segment directory %s is writable by %s: refused "
+                "(anyone could plant or swap segments; chmod go-w it)\n",
+                dir, (st.st_mode & S_IWOTH) ? "others" : "its group");
+        return -1;
+    }
+    if (realpath(dir, real) == NULL) {
+        fprintf(stderr, "speculofs: segment directory %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* An empty directory, or a /dev/fd/N passed by a mount helper. */
+static int check_mountpoint(const char *mnt)
+{
+    unsigned fd;
+    char end;
+    DIR *d;
+    struct dirent *de;
+    int entries = 0;
+
+    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1)
+        return 0;
+    d = opendir(mnt);
+    if (d == NULL) {
+        fprintf(stderr, "speculofs: mountpoint %s: %s\n", mnt,
+                errno == ENOTDIR ? "not a directory" : strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            entries++;
+    closedir(d);
+    if (entries > 0) {
+        fprintf(stderr, "speculofs: mountpoint %s is not an empty directory\n", mnt);
+        return -1;
+    }
+    return 0;
+}
+
+static int has_opt(const struct fuse_args *args, const char *prefix)
+{
+    for (int i = 0; i < args->argc; i++)
+        if (strstr(args->argv[i], prefix) != NULL)
+            return 1;
+    return 0;
+}
+
+/* Permissions checked by the kernel from our modes, named after the
+ * directory shown: put first, so that the user's options win. Read-only:
+ * put last, so that it wins over the "rw" that mount(8) passes. */
+static int add_default_opts(struct fuse_args *args, const char *dir)
+{
+    char *opts = NULL;
+    char *fsname = NULL;
+    int rc = fuse_opt_add_opt(&opts, "default_permissions");
+
+    if (rc == 0 && !has_opt(args, "subtype="))
+        rc = fuse_opt_add_opt(&opts, "subtype=speculofs");
+    if (rc == 0 && !has_opt(args, "fsname=")) {
+        if (asprintf(&fsname, "fsname=%s", dir) < 0)
+            rc = -1;
+        else
+            rc = fuse_opt_add_opt_escaped(&opts, fsname);
+    }
+    if (rc == 0)
+        rc = fuse_opt_insert_arg(args, 1, "-o");
+    if (rc == 0)
+        rc = fuse_opt_insert_arg(args, 2, opts);
+    if (rc == 0)
+        rc = fuse_opt_add_arg(args, "-oro");
+    free(fsname);
+    free(opts);
+    return rc;
+}
+
+/* libfuse reports the signal that stopped the loop; that is a clean end. */
+static int loop_ok(int rc)
+{
+    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP;
+}
+
+static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
+{
+    struct fuse_loop_config *cfg;
+    unsigned max = cmd->max_threads;
+    int rc;
+
+    if (cmd->singlethread)
+        return fuse_session_loop(se);
+    if (max == 0 || max > MAX_THREADS_LIMIT)
+        max = max == 0 ? DEFAULT_MAX_THREADS : MAX_THREADS_LIMIT;
+    cfg = fuse_loop_cfg_create();
+    if (cfg == NULL)
+        return -ENOMEM;
+    fuse_loop_cfg_set_clone_fd(cfg, (unsigned)cmd->clone_fd);
+    fuse_loop_cfg_set_max_threads(cfg, max);
+    fuse_loop_cfg_set_idle_threads(cfg, cmd->max_idle_threads < max ? cmd->max_idle_threads : max);
+    rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    return rc;
+}
+
+/* Mount, serve until unmounted or signalled, unmount. */
+static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
+{
+    struct fuse_session *se = fuse_session_new(args, &sfs_ops, sizeof sfs_ops, NULL);
+    int rc = 1;
+
+    if (se == NULL)
+        return 1;
+    if (fuse_set_signal_handlers(se) != 0)
+        goto out_destroy;
+    if (fuse_session_mount(se, cmd->mountpoint) != 0)
+        goto out_signals;
+    fuse_daemonize(cmd->foreground);
+    rc = loop_ok(run_loop(se, cmd)) ? 0 : 1;
+    fuse_session_unmount(se);
+    sfs_ops_cleanup();
+out_signals:
+    fuse_remove_signal_handlers(se);
+out_destroy:
+    fuse_session_destroy(se);
+    return rc;
+}
+
+static int help_or_version(struct fuse_args *args, struct fuse_cmdline_opts *cmd)
+{
+    if (fuse_parse_cmdline(args, cmd) != 0)
+        return 2;
+    if (cmd->show_help) {
+        usage(stdout);
+        fuse_cmdline_help();
+        fuse_lowlevel_help();
+    } else {
+        printf("speculofs %s (libspeculo format %d)\n", SPECULO_VERSION, SPECULO_FORMAT_VERSION);
+        fuse_lowlevel_version();
+    }
+    return 0;
+}
+
+/* Everything before mounting. Returns an exit status, or -1 when the
+ * filesystem is to be served. */
+static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdline_opts *cmd)
+{
+    char dir[PATH_MAX];
+    const char *mnt = o->nnonopt > 0 ? o->nonopt[o->nnonopt - 1] : NULL;
+    int own_threads = has_opt(args, "max_threads="); /* else libfuse's default is not ours */
+
+    if (o->help || o->version)
+        return help_or_version(args, cmd);
+    if (mnt == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (check_mountpoint(mnt) != 0 || pick_dir(o, dir) != 0)
+        return 1;
+    if (fuse_opt_add_arg(args, mnt) != 0 || fuse_parse_cmdline(args, cmd) != 0)
+        return 2;
+    if (!own_threads)
+        cmd->max_threads = DEFAULT_MAX_THREADS;
+    sfs_debug = cmd->debug;
+    /* Before any thread: the library reads it at each call. */
+    if (setenv("SPECULO_DIR", dir, 1) != 0 || segtab_init(dir) != 0 || nodes_init() != 0 ||
+        guard_install() != 0 || add_default_opts(args, dir) != 0) {
+        fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));
+        return 1;
+    }
+    return -1;
+}
+
+int main(int argc, char *argv[])
+{
+    struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+    struct sfs_options o;
+    struct fuse_cmdline_opts cmd;
+    int rc;
+
+    memset(&o, 0, sizeof o);
+    memset(&cmd, 0, sizeof cmd);
+    if (fuse_opt_parse(&args, &o, sfs_opt_spec, opt_proc) != 0) {
+        usage(stderr);
+        rc = 2;
+    } else {
+        rc = start(&args, &o, &cmd);
+    }
+    if (rc < 0) {
+        rc = serve(&args, &cmd);
+        segtab_fini();
+        nodes_fini();
+    }
+    free(cmd.mountpoint);
+    fuse_opt_free_args(&args);
+    free(o.dir);
+    free(o.nonopt[0]);
+    free(o.nonopt[1]);
+    return rc;
+}

@@ -1,0 +1,1140 @@
+/*
+ * The FUSE low-level operations of speculofs.
+ *
+ *   /            the segment directory: one directory per segment
+ *   /SEG/        one file per live chunk, plus .info
+ *   /SEG/NAME    a live named chunk (its latest version)
+ *   /SEG/000..42 a live unnamed chunk, by its id in 20 digits
+ *
+ * Caching, in short (docs/DESIGN-speculofs.md has the long version):
+ * names are never cached by the kernel (entry timeout 0, so every path
+ * walk asks us, and a chunk that expired or was obsoleted is gone at
+ * once); a chunk inode's attributes and pages are cached for long, since a
+ * chunk inode number always means the same immutable bytes.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "sfs.h"
+
+int sfs_debug;
+
+enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
+{
+    uint64_t low = sfs_ino_low(ino);
+
+    if (ino == FUSE_ROOT_ID)
+        return SFS_ROOT;
+    if (sfs_ino_slot(ino) == 0)
+        return SFS_BAD;
+    if (low == 0)
+        return SFS_SEGDIR;
+    if (low == SFS_INFO_LOW)
+        return SFS_INFO;
+    return SFS_CHUNK;
+}
+
+/* What the kernel is told when the library says no. Anything that means
+ * "this segment cannot be read" (corrupt, other version, unsafe, a
+ * truncated mapping) is EIO. */
+static int fs_err(int rc)
+{
+    switch (rc) {
+    case -ENOENT:
+    case -ENAMETOOLONG:
+    case -ENOMEM:
+    case -EACCES:
+    case -ESTALE:
+    case -EOVERFLOW:
+        return -rc;
+    default:
+        return EIO;
+    }
+}
+
+static struct timespec ns_to_ts(int64_t ns)
+{
+    struct timespec ts;
+    int64_t s = ns / 1000000000, r = ns % 1000000000;
+
+    if (r < 0) {
+        r += 1000000000;
+        s--;
+    }
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)r;
+    return ts;
+}
+
+/* @want (0444 or 0555) less what @file_mode denies: a class that may not
+ * read the segment file gets nothing. */
+static mode_t allowed(mode_t file_mode, mode_t want)
+{
+    mode_t m = 0;
+
+    if (file_mode & S_IRUSR)
+        m |= want & 0700;
+    if (file_mode & S_IRGRP)
+        m |= want & 0070;
+    if (file_mode & S_IROTH)
+        m |= want & 0007;
+    return m;
+}
+
+/* A directory made from @src (the segment directory or a segment file). */
+static void dir_attr(struct stat *a, fuse_ino_t ino, const struct stat *src)
+{
+    memset(a, 0, sizeof *a);
+    a->st_ino = ino;
+    a->st_mode = S_IFDIR | allowed(src->st_mode, 0555);
+    a->st_nlink = 2;
+    a->st_uid = src->st_uid;
+    a->st_gid = src->st_gid;
+    a->st_atim = src->st_atim;
+    a->st_mtim = src->st_mtim;
+    a->st_ctim = src->st_ctim;
+    a->st_blksize = 4096;
+}
+
+static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, size_t size)
+{
+    dir_attr(a, ino, file);
+    a->st_mode = S_IFREG | allowed(file->st_mode, 0444);
+    a->st_nlink = 1;
+    a->st_size = (off_t)size;
+    a->st_blocks = (blkcnt_t)((size + 511) / 512);
+}
+
+static void chunk_attr(struct stat *a, fuse_ino_t ino, const struct sfs_meta *m)
+{
+    memset(a, 0, sizeof *a);
+    a->st_ino = ino;
+    a->st_mode = S_IFREG | m->mode;
+    a->st_nlink = 1;
+    a->st_uid = m->uid;
+    a->st_gid = m->gid;
+    a->st_size = (off_t)m->size;
+    a->st_blocks = (blkcnt_t)((m->size + 511) / 512);
+    a->st_blksize = 4096;
+    a->st_mtim = ns_to_ts(m->committed_ns);
+    a->st_ctim = a->st_mtim;
+    a->st_atim = a->st_mtim;
+}
+
+/* The segment @ino belongs to, still current under its name (fills @st). */
+static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
+{
+    struct sfs_seg *s = segtab_get(sfs_ino_slot(ino));
+
+    if (s == NULL)
+        return -ENOENT;
+    *seg = s;
+    return seg_check(s, st);
+}
+
+/* The length of the segment's description, for the size of .info. */
+static int info_len(const struct sfs_seg *seg, size_t *len)
+{
+    char c;
+    int rc = g_describe(seg->name, &c, 1);
+
+    if (rc < 0)
+        return rc;
+    *len = (size_t)rc;
+    return 0;
+}
+
+/* The description, in a buffer of its own (the .info snapshot). */
+static int info_text(const struct sfs_seg *seg, char **text, size_t *len)
+{
+    size_t size = 4096;
+
+    for (int tries = 0; tries < 4; tries++) {
+        char *buf = malloc(size);
+        int rc;
+        if (buf == NULL)
+            return -ENOMEM;
+        rc = g_describe(seg->name, buf, size);
+        if (rc >= 0 && (size_t)rc < size) {
+            *text = buf;
+            *len = (size_t)rc;
+            return 0;
+        }
+        free(buf);
+        if (rc < 0)
+            return rc;
+        size = (size_t)rc + 1; /* grew meanwhile: try again */
+    }
+    return -EIO;
+}
+
+/* Exactly 20 digits, a non-zero value that fits 64 bits. */
+static int parse_idname(const char *name, uint64_t *id)
+{
+    uint64_t v = 0;
+
+    if (strlen(name) != SFS_IDNAME_LEN)
+        return 0;
+    for (const char *p = name; *p; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (d > 9 || v > (UINT64_MAX - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    *id = v;
+    return v != 0;
+}
+
+static void meta_from_chunk(struct sfs_meta *m, const speculo_chunk *c, uint64_t replaces)
+{
+    memset(m, 0, sizeof *m);
+    m->id = c->id;
+    m->size = c->size;
+    m->replaces = replaces;
+    m->committed_ns = c->committed_ns;
+    m->expires_ns = c->expires_ns;
+}
+
+static void meta_owner(struct sfs_meta *m, const struct stat *file)
+{
+    m->uid = file->st_uid;
+    m->gid = file->st_gid;
+    m->mode = allowed(file->st_mode, 0444);
+}
+
+/* The live chunk @id (when @name is NULL) or named @name, with what its
+ * attributes need; *named tells whether it has a name. */
+static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struct sfs_meta *m,
+                       int *named)
+{
+    speculo_reader *r;
+    speculo_chunk c;
+    uint64_t rep = 0;
+    int rc = seg_reader_take(seg, &r);
+
+    if (rc != 0)
+        return rc;
+    rc = name != NULL ? g_fetch_name(r, name, &c, &rep) : g_fetch_id(r, id, &c, &rep);
+    seg_reader_give(seg, r, rc);
+    if (rc != 0)
+        return rc;
+    if (c.id == 0 || c.id > SFS_CHUNK_ID_MAX)
+        return -EOVERFLOW;
+    *named = c.name != NULL;
+    meta_from_chunk(m, &c, rep);
+    return 0;
+}
+
+/* The live chunk shown as @name in @seg: by padded id if unnamed, else by
+ * name. A named chunk is not found by its id: it appears once. */
+static int find_chunk(struct sfs_seg *seg, const char *name, struct sfs_meta *m)
+{
+    uint64_t id = 0;
+    int named = 0;
+    int rc;
+
+    if (parse_idname(name, &id)) {
+        rc = fetch_chunk(seg, NULL, id, m, &named);
+        return rc == 0 && named ? -ENOENT : rc;
+    }
+    rc = speculo_chunk_name_check(name);
+    if (rc != 0)
+        return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    return fetch_chunk(seg, name, 0, m, &named);
+}
+
+/* A chunk's attributes: from the inode table while the kernel holds the
+ * inode (even after the chunk died), else from the segment. */
+static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
+{
+    struct sfs_seg *seg;
+    struct stat st;
+    int named;
+    int rc;
+
+    if (node_get(ino, m) == 0)
+        return 0;
+    rc = seg_of(ino, &seg, &st);
+    if (rc == 0)
+        rc = fetch_chunk(seg, NULL, sfs_ino_low(ino), m, &named);
+    if (rc == 0)
+        meta_owner(m, &st);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* lookup, forget, getattr */
+
+static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *src)
+{
+    struct fuse_entry_param e;
+
+    memset(&e, 0, sizeof e);
+    e.ino = ino;
+    e.generation = 1;
+    e.attr_timeout = SFS_DIR_ATTR_TIMEOUT;
+    dir_attr(&e.attr, ino, src);
+    fuse_reply_entry(req, &e);
+}
+
+/* Counted in the inode table before the reply; uncounted if the reply did
+ * not reach the kernel (the request was interrupted). */
+static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_meta *m)
+{
+    struct fuse_entry_param e;
+
+    memset(&e, 0, sizeof e);
+    e.ino = ino;
+    e.generation = 1;
+    e.attr_timeout = SFS_CHUNK_ATTR_TIMEOUT;
+    chunk_attr(&e.attr, ino, m);
+    if (node_ref(ino, m) != 0) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (fuse_reply_entry(req, &e) != 0)
+        node_forget(ino, 1);
+}
+
+static void lookup_segment(fuse_req_t req, const char *name)
+{
+    struct sfs_seg *seg;
+    struct stat st;
+    int rc = segtab_lookup(name, &seg, &st);
+
+    if (rc != 0)
+        fuse_reply_err(req, fs_err(rc));
+    else
+        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st);
+}
+
+static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
+{
+    struct fuse_entry_param e;
+    size_t len;
+    int rc = info_len(seg, &len);
+
+    if (rc != 0) {
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    memset(&e, 0, sizeof e);
+    e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
+    e.generation = 1;
+    info_attr(&e.attr, e.ino, st, len);
+    fuse_reply_entry(req, &e);
+}
+
+static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct sfs_seg *seg;
+    struct sfs_meta m;
+    struct stat st;
+    int rc = seg_of(parent, &seg, &st);
+
+    if (rc == 0 && strcmp(name, ".info") == 0) {
+        lookup_info(req, seg, &st);
+        return;
+    }
+    if (rc == 0 && name[0] == '.')
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = find_chunk(seg, name, &m);
+    if (rc != 0) {
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    meta_owner(&m, &st);
+    reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m);
+}
+
+static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    switch (sfs_ino_kind(parent)) {
+    case SFS_ROOT:
+        lookup_segment(req, name);
+        return;
+    case SFS_SEGDIR:
+        lookup_in_segment(req, parent, name);
+        return;
+    default:
+        fuse_reply_err(req, ENOTDIR);
+    }
+}
+
+/* Only chunk inodes are counted: the root, segment directories and .info
+ * files are described by the segment table, which is never freed. */
+static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    if (sfs_ino_kind(ino) == SFS_CHUNK)
+        node_forget(ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        if (sfs_ino_kind(forgets[i].ino) == SFS_CHUNK)
+            node_forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
+{
+    struct sfs_seg *seg;
+    struct sfs_meta m;
+    struct stat st;
+    size_t len;
+    int rc;
+
+    *timeout = 0;
+    switch (sfs_ino_kind(ino)) {
+    case SFS_ROOT:
+        /* The segment directory removed under the mount: an empty,
+         * unreadable root rather than an error the kernel cannot place. */
+        if (segtab_stat_dir(&st) != 0) {
+            memset(&st, 0, sizeof st);
+            st.st_uid = getuid();
+            st.st_gid = getgid();
+        }
+        dir_attr(a, ino, &st);
+        *timeout = SFS_DIR_ATTR_TIMEOUT;
+        return 0;
+    case SFS_SEGDIR:
+        rc = seg_of(ino, &seg, &st);
+        if (rc == 0)
+            dir_attr(a, ino, &st);
+        *timeout = SFS_DIR_ATTR_TIMEOUT;
+        return rc;
+    case SFS_INFO:
+        rc = seg_of(ino, &seg, &st);
+        if (rc == 0)
+            rc = info_len(seg, &len);
+        if (rc == 0)
+            info_attr(a, ino, &st, len);
+        return rc;
+    case SFS_CHUNK:
+        rc = chunk_meta(ino, &m);
+        if (rc == 0)
+            chunk_attr(a, ino, &m);
+        *timeout = SFS_CHUNK_ATTR_TIMEOUT;
+        return rc;
+    default:
+        return -ENOENT;
+    }
+}
+
+static void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    struct stat a;
+    double timeout;
+    int rc = getattr_of(ino, &a, &timeout);
+
+    (void)fi;
+    if (rc != 0)
+        fuse_reply_err(req, fs_err(rc));
+    else
+        fuse_reply_attr(req, &a, timeout);
+}
+
+/* ------------------------------------------------------------------ */
+/* handles the kernel has not released */
+
+/* When a signal ends the loop, the kernel may not have sent RELEASE for
+ * every open file and directory yet: the handles still open are kept on a
+ * list, and sfs_ops_cleanup() frees them once no worker runs. */
+struct hlink {
+    struct hlink *prev, *next;
+    void (*destroy)(struct hlink *);
+};
+
+static struct hlink live = {&live, &live, NULL};
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void live_add(struct hlink *l, void (*destroy)(struct hlink *))
+{
+    l->destroy = destroy;
+    pthread_mutex_lock(&live_lock);
+    l->next = live.next;
+    l->prev = &live;
+    live.next->prev = l;
+    live.next = l;
+    pthread_mutex_unlock(&live_lock);
+}
+
+/* Unlinked once; a second call (or on a handle never added) is a no-op. */
+static void live_del(struct hlink *l)
+{
+    pthread_mutex_lock(&live_lock);
+    if (l->next != NULL) {
+        l->prev->next = l->next;
+        l->next->prev = l->prev;
+        l->next = l->prev = NULL;
+    }
+    pthread_mutex_unlock(&live_lock);
+}
+
+void sfs_ops_cleanup(void)
+{
+    for (;;) {
+        struct hlink *l;
+        pthread_mutex_lock(&live_lock);
+        l = live.next != &live ? live.next : NULL;
+        pthread_mutex_unlock(&live_lock);
+        if (l == NULL)
+            return;
+        live_del(l);
+        l->destroy(l);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* files: .info and chunks */
+
+/* An open file. A RELEASE may be handled while the thread that answered
+ * the last READ is still returning from the reply (the kernel has the
+ * bytes, completed the read, and the process closed the file): the
+ * handle, and the buffer the reply was made from, live until both are
+ * done with it. */
+struct fh {
+    struct hlink link;         /* first: see live_add() */
+    atomic_uint refs;          /* the open file, and each READ in progress */
+    speculo_reader *r;         /* a chunk's own reader: keeps data valid */
+    const unsigned char *data; /* the chunk, in the shared mapping */
+    size_t size;
+    atomic_int broken;         /* the mapping faulted: EIO from now on */
+    char *text;                /* .info: the snapshot taken at open */
+};
+
+static void fh_free(struct fh *h)
+{
+    if (h == NULL)
+        return;
+    live_del(&h->link);
+    g_reader_close(h->r);
+    free(h->text);
+    free(h);
+}
+
+static void fh_destroy(struct hlink *l)
+{
+    fh_free((struct fh *)(void *)l);
+}
+
+static struct fh *fh_get(struct fh *h)
+{
+    /* relaxed: the caller already holds a reference (the open file) */
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    return h;
+}
+
+static void fh_put(struct fh *h)
+{
+    /* acq_rel: the last one out sees every other holder's use of h */
+    if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) == 1)
+        fh_free(h);
+}
+
+static int open_info(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
+{
+    struct sfs_seg *seg;
+    struct stat st;
+    int rc = seg_of(ino, &seg, &st);
+
+    if (rc == 0)
+        rc = info_text(seg, &h->text, &h->size);
+    fi->direct_io = 1; /* the size changes between snapshots */
+    return rc;
+}
+
+/* Is @c the chunk the kernel looked up as @ino? Not when the segment was
+ * removed and created again, with a chunk of the same id, between the
+ * check of the segment and the reader's open. */
+static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
+{
+    struct sfs_meta m;
+
+    if (node_get(ino, &m) != 0)
+        return 1;
+    return m.committed_ns == c->committed_ns && m.size == c->size;
+}
+
+/* The chunk is fetched with a reader of its own that no one calls again
+ * before release: the library keeps chunk->data valid until then, through
+ * expiry, obsoletion and GC switches. A chunk gone since the lookup gives
+ * ESTALE, which makes the kernel walk the path again once (a named chunk
+ * updated in between then opens its new version). */
+static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
+{
+    struct sfs_seg *seg;
+    struct stat st;
+    speculo_chunk c;
+    int rc = seg_of(ino, &seg, &st);
+
+    if (rc == 0 && seg->bad)
+        rc = -EIO;
+    if (rc == 0)
+        rc = g_reader_open(seg->name, &h->r);
+    if (rc == 0)
+        rc = g_fetch_id(h->r, sfs_ino_low(ino), &c, NULL);
+    if (rc == 0 && !same_chunk(ino, &c))
+        rc = -ENOENT;
+    if (rc == -ENOENT)
+        return -ESTALE;
+    if (rc != 0)
+        return rc;
+    h->data = c.data;
+    h->size = c.size;
+    fi->keep_cache = 1;
+    fi->noflush = 1;
+    return 0;
+}
+
+static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    enum sfs_kind kind = sfs_ino_kind(ino);
+    struct fh *h;
+    int rc;
+
+    if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+        fuse_reply_err(req, EROFS);
+        return;
+    }
+    if (kind != SFS_INFO && kind != SFS_CHUNK) {
+        fuse_reply_err(req, kind == SFS_BAD ? ENOENT : EISDIR);
+        return;
+    }
+    h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    atomic_init(&h->refs, 1);
+    live_add(&h->link, fh_destroy);
+    rc = kind == SFS_INFO ? open_info(ino, h, fi) : open_chunk(ino, h, fi);
+    if (rc != 0) {
+        fh_free(h);
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    fi->fh = (uintptr_t)h;
+    if (fuse_reply_open(req, fi) != 0)
+        fh_free(h);
+}
+
+/* The part of the file a READ answers with, or an errno. */
+static int read_range(struct fh *h, off_t off, size_t size, const char **src, size_t *n)
+{
+    const char *base = h->text != NULL ? h->text : (const char *)h->data;
+
+    if (off < 0)
+        return EINVAL;
+    *src = base;
+    *n = 0;
+    if ((uint64_t)off >= h->size)
+        return 0;
+    *src = base + off;
+    *n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
+    if (h->text != NULL)
+        return 0;
+    if (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(*src, *n) != 0) {
+        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
+        return EIO;
+    }
+    return 0;
+}
+
+/* Straight from the mapping: the pages are probed under the guard, then
+ * handed to the kernel, which copies them into the reader's buffer (or
+ * page cache). No copy of the chunk is made here. */
+static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct fh *h = fh_get((struct fh *)(uintptr_t)fi->fh);
+    const char *src;
+    size_t n;
+    int err = read_range(h, off, size, &src, &n);
+
+    if (err == EIO && sfs_debug)
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping truncated\n",
+                 (uint64_t)ino);
+    if (err != 0)
+        fuse_reply_err(req, err);
+    else
+        fuse_reply_buf(req, src, n);
+    fh_put(h);
+}
+
+static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fh_put((struct fh *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* directories */
+
+struct dent {
+    char *name;
+    fuse_ino_t ino;
+    mode_t type;
+};
+
+struct dh {
+    struct hlink link;   /* first: see live_add() */
+    struct sfs_seg *seg; /* NULL for the root */
+    int served;          /* the root's snapshot was read from */
+    pthread_mutex_t lock;
+    speculo_reader *r;   /* a segment's: positioned by each readdir */
+    int last_rc;
+    struct dent *ents;   /* the root's: a snapshot taken at opendir */
+    size_t nents;
+};
+
+static void drop_snapshot(struct dh *d)
+{
+    for (size_t i = 0; i < d->nents; i++)
+        free(d->ents[i].name);
+    free(d->ents);
+    d->ents = NULL;
+    d->nents = 0;
+}
+
+static void dh_free(struct dh *d)
+{
+    if (d == NULL)
+        return;
+    live_del(&d->link);
+    if (d->seg != NULL)
+        seg_reader_give(d->seg, d->r, d->last_rc);
+    drop_snapshot(d);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+static void dh_destroy(struct hlink *l)
+{
+    dh_free((struct dh *)(void *)l);
+}
+
+static int dent_add(struct dh *d, const char *name, fuse_ino_t ino, mode_t type)
+{
+    struct dent *e = &d->ents[d->nents];
+
+    e->name = strdup(name);
+    if (e->name == NULL)
+        return -ENOMEM;
+    e->ino = ino;
+    e->type = type;
+    d->nents++;
+    return 0;
+}
+
+/* The root is small (one entry per segment): list it whole at opendir, so
+ * that readdir offsets are plain indexes into a fixed list. */
+static int snapshot_root(struct dh *d)
+{
+    char **names;
+    size_t n;
+    int rc = segtab_list(&names, &n);
+
+    if (rc != 0)
+        return rc;
+    d->ents = calloc(n + 2, sizeof *d->ents);
+    if (d->ents == NULL) {
+        segtab_free_list(names, n);
+        return -ENOMEM;
+    }
+    rc = dent_add(d, ".", FUSE_ROOT_ID, S_IFDIR);
+    if (rc == 0)
+        rc = dent_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        struct sfs_seg *seg;
+        struct stat st;
+        if (segtab_lookup(names[i], &seg, &st) == 0)
+            rc = dent_add(d, names[i], sfs_ino(seg->slot, 0), S_IFDIR);
+    }
+    segtab_free_list(names, n);
+    return rc;
+}
+
+static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    enum sfs_kind kind = sfs_ino_kind(ino);
+    struct dh *d;
+    struct stat st;
+    int rc;
+
+    if (kind != SFS_ROOT && kind != SFS_SEGDIR) {
+        fuse_reply_err(req, ENOTDIR);
+        return;
+    }
+    d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_init(&d->lock, NULL);
+    live_add(&d->link, dh_destroy);
+    rc = kind == SFS_ROOT ? snapshot_root(d) : seg_of(ino, &d->seg, &st);
+    if (rc != 0) {
+        dh_free(d);
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    fi->fh = (uintptr_t)d;
+    if (fuse_reply_open(req, fi) != 0)
+        dh_free(d);
+}
+
+/* Adds one entry; 0 when it did not fit (the buffer is full). */
+static size_t add_dirent(fuse_req_t req, char *buf, size_t size, size_t *used,
+                         const char *name, fuse_ino_t ino, mode_t type, off_t next)
+{
+    struct stat st;
+    size_t len;
+
+    memset(&st, 0, sizeof st);
+    st.st_ino = ino;
+    st.st_mode = type;
+    len = fuse_add_direntry(req, buf + *used, size - *used, name, &st, next);
+    if (len > size - *used)
+        return 0;
+    *used += len;
+    return len;
+}
+
+/* Offset 0 again after a listing (rewinddir()): list the directory anew. */
+static void readdir_root(fuse_req_t req, struct dh *d, char *buf, size_t size, off_t off,
+                         size_t *used)
+{
+    if (off == 0 && d->served) {
+        drop_snapshot(d);
+        if (snapshot_root(d) != 0)
+            return;
+    }
+    d->served = 1;
+    for (size_t i = (size_t)off; i < d->nents; i++) {
+        const struct dent *e = &d->ents[i];
+        if (!add_dirent(req, buf, size, used, e->name, e->ino, e->type, (off_t)i + 1))
+            break;
+    }
+}
+
+/* Cookies of a segment directory: 1, 2, 3 after ".", ".." and ".info",
+ * then chunk id + 3 after a chunk. Resuming at a cookie seeks past that id:
+ * chunks that vanish meanwhile cannot shift the listing, so none is listed
+ * twice or skipped while it lives. */
+#define COOKIE_BASE 3
+
+static void list_chunks(fuse_req_t req, struct dh *d, char *buf, size_t size,
+                        uint64_t after, size_t *used)
+{
+    char name[SPECULO_CHUNK_NAME_MAX + 1];
+    uint64_t id;
+    int rc;
+
+    if (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0)
+        return;
+    rc = g_seek(d->r, after);
+    while (rc == 0 && (rc = g_next_entry(d->r, &id, name, sizeof name)) == 0) {
+        if (id == 0 || id > SFS_CHUNK_ID_MAX || (uint64_t)INT64_MAX - COOKIE_BASE < id)
+            break;
+        if (name[0] == '\0')
+            continue;
+        if (!add_dirent(req, buf, size, used, name, sfs_ino(d->seg->slot, id), S_IFREG,
+                        (off_t)(id + COOKIE_BASE)))
+            break;
+    }
+    if (rc != 0 && rc != -EAGAIN && sfs_debug)
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: listing ends: %s\n", d->seg->name,
+                 speculo_strerror(rc));
+    d->last_rc = rc == -EAGAIN ? 0 : rc;
+    if (rc == SFS_FAULT) {
+        seg_reader_give(d->seg, d->r, rc);
+        d->r = NULL;
+    }
+}
+
+static void readdir_segment(fuse_req_t req, struct dh *d, char *buf, size_t size, off_t off,
+                            size_t *used)
+{
+    fuse_ino_t dir = sfs_ino(d->seg->slot, 0);
+    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
+    const fuse_ino_t inos[COOKIE_BASE] = {dir, FUSE_ROOT_ID, sfs_ino(d->seg->slot, SFS_INFO_LOW)};
+    const mode_t types[COOKIE_BASE] = {S_IFDIR, S_IFDIR, S_IFREG};
+    struct stat st;
+
+    for (off_t k = off; k < COOKIE_BASE; k++)
+        if (!add_dirent(req, buf, size, used, fixed[k], inos[k], types[k], k + 1))
+            return;
+    /* A segment removed or replaced meanwhile: the listing just ends. */
+    if (d->seg->bad || seg_check(d->seg, &st) != 0)
+        return;
+    list_chunks(req, d, buf, size, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE, used);
+}
+
+static void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    struct dh *d = (struct dh *)(uintptr_t)fi->fh;
+    size_t used = 0;
+    char *buf;
+
+    (void)ino;
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    buf = malloc(size);
+    if (buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    pthread_mutex_lock(&d->lock);
+    if (d->seg == NULL)
+        readdir_root(req, d, buf, size, off, &used);
+    else
+        readdir_segment(req, d, buf, size, off, &used);
+    pthread_mutex_unlock(&d->lock);
+    fuse_reply_buf(req, buf, used);
+    free(buf);
+}
+
+static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    dh_free((struct dh *)(uintptr_t)fi->fh);
+    fuse_reply_err(req, 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* extended attributes: decimal text, absent when there is nothing to say */
+
+static const char *const xattr_names[] = {
+    "user.speculo.id",
+    "user.speculo.expires",
+    "user.speculo.replaces",
+};
+#define NXATTR (sizeof xattr_names / sizeof xattr_names[0])
+
+/* The value of attribute @k, or -1 when the chunk has none. */
+static int xattr_value(const struct sfs_meta *m, size_t k, char *buf, size_t size)
+{
+    switch (k) {
+    case 0:
+        return snprintf(buf, size, "%" PRIu64, m->id);
+    case 1:
+        return m->expires_ns == 0 ? -1 : snprintf(buf, size, "%" PRId64, m->expires_ns);
+    default:
+        return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
+    }
+}
+
+static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_t size)
+{
+    if (size == 0)
+        fuse_reply_xattr(req, len);
+    else if (size < len)
+        fuse_reply_err(req, ERANGE);
+    else
+        fuse_reply_buf(req, data, len);
+}
+
+static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    struct sfs_meta m;
+    char val[32];
+    int rc;
+
+    if (sfs_ino_kind(ino) != SFS_CHUNK) {
+        fuse_reply_err(req, ENODATA);
+        return;
+    }
+    rc = chunk_meta(ino, &m);
+    if (rc != 0) {
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    for (size_t k = 0; k < NXATTR; k++) {
+        if (strcmp(name, xattr_names[k]) != 0)
+            continue;
+        rc = xattr_value(&m, k, val, sizeof val);
+        if (rc < 0)
+            break;
+        reply_xattr_data(req, val, (size_t)rc, size);
+        return;
+    }
+    fuse_reply_err(req, ENODATA);
+}
+
+static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    struct sfs_meta m;
+    char list[128] = "", val[32];
+    size_t len = 0;
+
+    if (sfs_ino_kind(ino) != SFS_CHUNK) {
+        reply_xattr_data(req, list, 0, size);
+        return;
+    }
+    if (chunk_meta(ino, &m) != 0) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    for (size_t k = 0; k < NXATTR; k++) {
+        if (xattr_value(&m, k, val, sizeof val) < 0)
+            continue;
+        memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
+        len += strlen(xattr_names[k]) + 1;
+    }
+    reply_xattr_data(req, list, len, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* the rest: statfs, init, and everything a read-only filesystem refuses */
+
+static void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    struct statvfs sv;
+
+    (void)ino;
+    memset(&sv, 0, sizeof sv);
+    sv.f_bsize = 4096;
+    sv.f_frsize = 4096;
+    sv.f_files = nodes_count();
+    sv.f_namemax = SPECULO_CHUNK_NAME_MAX;
+    sv.f_flag = ST_RDONLY;
+    fuse_reply_statfs(req, &sv);
+}
+
+/* A chunk inode's pages never go stale, so the kernel need not compare
+ * mtimes to drop them. */
+static void sfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+}
+
+static void erofs(fuse_req_t req)
+{
+    fuse_reply_err(req, EROFS);
+}
+
+static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                        struct fuse_file_info *fi)
+{
+    (void)ino, (void)attr, (void)to_set, (void)fi;
+    erofs(req);
+}
+
+static void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      dev_t rdev)
+{
+    (void)parent, (void)name, (void)mode, (void)rdev;
+    erofs(req);
+}
+
+static void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    (void)parent, (void)name, (void)mode;
+    erofs(req);
+}
+
+static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    (void)parent, (void)name;
+    erofs(req);
+}
+
+static void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    (void)link, (void)parent, (void)name;
+    erofs(req);
+}
+
+static void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+                       fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+    (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+    erofs(req);
+}
+
+static void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    (void)ino, (void)newparent, (void)newname;
+    erofs(req);
+}
+
+static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    (void)ino, (void)buf, (void)size, (void)off, (void)fi;
+    erofs(req);
+}
+
+static void sfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                       struct fuse_file_info *fi)
+{
+    (void)parent, (void)name, (void)mode, (void)fi;
+    erofs(req);
+}
+
+static void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                         size_t size, int flags)
+{
+    (void)ino, (void)name, (void)value, (void)size, (void)flags;
+    erofs(req);
+}
+
+static void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    (void)ino, (void)name;
+    erofs(req);
+}
+
+static void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                          struct fuse_file_info *fi)
+{
+    (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+    erofs(req);
+}
+
+const struct fuse_lowlevel_ops sfs_ops = {
+    .init = sfs_init,
+    .lookup = sfs_lookup,
+    .forget = sfs_forget,
+    .forget_multi = sfs_forget_multi,
+    .getattr = sfs_getattr,
+    .setattr = sfs_setattr,
+    .mknod = sfs_mknod,
+    .mkdir = sfs_mkdir,
+    .unlink = sfs_unlink,
+    .rmdir = sfs_unlink,
+    .symlink = sfs_symlink,
+    .rename = sfs_rename,
+    .link = sfs_link,
+    .open = sfs_open,
+    .read = sfs_read,
+    .write = sfs_write,
+    .release = sfs_release,
+    .opendir = sfs_opendir,
+    .readdir = sfs_readdir,
+    .releasedir = sfs_releasedir,
+    .statfs = sfs_statfs,
+    .setxattr = sfs_setxattr,
+    .getxattr = sfs_getxattr,
+    .listxattr = sfs_listxattr,
+    .removexattr = sfs_removexattr,
+    .create = sfs_create,
+    .fallocate = sfs_fallocate,
+};

@@ -1,0 +1,385 @@
+/*
+ * Helpers of the speculofs tests; see t_fuse.h.
+ */
+#include "t_fuse.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "t_util.h"
+
+struct tf_mount tf_m;
+int tf_bad_exits;
+
+/* Every mountpoint made, for tf_unmount_all(). */
+#define TF_MAX_MOUNTS 128
+static char tf_mounts[TF_MAX_MOUNTS][PATH_MAX];
+static int tf_nmounts;
+
+const char *tf_bin(void)
+{
+    const char *b = getenv("SPECULOFS");
+    return b != NULL && *b ? b : "./fusefs/speculofs";
+}
+
+static int in_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char buf[PATH_MAX];
+
+    if (path == NULL)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        size_t n = strcspn(path, ":");
+        if (n > 0 && n + strlen(prog) + 2 < sizeof buf) {
+            memcpy(buf, path, n);
+            snprintf(buf + n, sizeof buf - n, "/%s", prog);
+            if (access(buf, X_OK) == 0)
+                return 1;
+        }
+        path += n + (path[n] == ':');
+    }
+    return 0;
+}
+
+int tf_fuse_usable(char *why, size_t size)
+{
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(why, size, "cannot open /dev/fuse: %s", strerror(errno));
+        return -1;
+    }
+    close(fd);
+    if (!in_path("fusermount3")) {
+        snprintf(why, size, "fusermount3 is not in $PATH");
+        return -1;
+    }
+    return 0;
+}
+
+void tf_make_dirs(struct tf_mount *m)
+{
+    const char *base = getenv("T_SPECULO_BASE");
+    const char *dir = t_dir_setup();
+
+    memset(m, 0, sizeof *m);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    snprintf(m->mnt, sizeof m->mnt, "%s/mnt-XXXXXX", base != NULL ? base : "/tmp");
+    if (mkdtemp(m->mnt) == NULL) {
+        fprintf(stderr, "tf_make_dirs: %s: %s\n", m->mnt, strerror(errno));
+        abort();
+    }
+    if (snprintf(m->log, sizeof m->log, "%s.log", m->mnt) >= (int)sizeof m->log)
+        abort();
+    if (tf_nmounts < TF_MAX_MOUNTS)
+        snprintf(tf_mounts[tf_nmounts++], PATH_MAX, "%s", m->mnt);
+}
+
+int tf_is_mounted(const char *mnt)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    char line[2 * PATH_MAX], point[PATH_MAX];
+    int found = 0;
+
+    if (f == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && strcmp(point, mnt) == 0)
+            found = 1;
+    fclose(f);
+    return found;
+}
+
+static void print_log(const struct tf_mount *m)
+{
+    char buf[4096];
+    ssize_t n = tf_read_file(m->log, buf, sizeof buf - 1);
+
+    if (n > 0) {
+        buf[n] = '\0';
+        fprintf(stderr, "--- %s:\n%s---\n", m->log, buf);
+    }
+}
+
+static void exec_server(const struct tf_mount *m, const char *const *extra)
+{
+    char opt[PATH_MAX + 32];
+    const char *argv[32];
+    int n = 0;
+    int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || null < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || dup2(null, 0) < 0)
+        _exit(126);
+    snprintf(opt, sizeof opt, "dir=%s,auto_unmount", m->dir);
+    argv[n++] = tf_bin();
+    argv[n++] = "-f";
+    argv[n++] = "-o";
+    argv[n++] = opt;
+    while (extra != NULL && *extra != NULL && n < 30)
+        argv[n++] = *extra++;
+    argv[n++] = m->mnt;
+    argv[n] = NULL;
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int tf_start(struct tf_mount *m, const char *const *extra)
+{
+    int64_t start = t_mono_ns();
+    pid_t pid = t_fork();
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        exec_server(m, extra);
+    m->pid = pid;
+    while (!tf_is_mounted(m->mnt)) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) == pid || t_ms_since(start) > 10000) {
+            fprintf(stderr, "tf_start: speculofs did not mount %s\n", m->mnt);
+            print_log(m);
+            if (kill(pid, 0) == 0)
+                t_kill_wait(pid, SIGKILL);
+            m->pid = 0;
+            tf_unmount(m->mnt);
+            return -1;
+        }
+        t_sleep_ms(2);
+    }
+    return 0;
+}
+
+static int fusermount(const char *flags, const char *mnt)
+{
+    char *argv[] = {"fusermount3", (char *)flags, (char *)mnt, NULL};
+    char out[512];
+
+    return tf_run(argv, out, sizeof out);
+}
+
+int tf_unmount(const char *mnt)
+{
+    if (!tf_is_mounted(mnt))
+        return 0;
+    if (fusermount("-u", mnt) != 0 && tf_is_mounted(mnt))
+        fusermount("-uz", mnt);
+    return tf_is_mounted(mnt) ? -1 : 0;
+}
+
+int tf_stop(struct tf_mount *m)
+{
+    int rc;
+
+    tf_unmount(m->mnt);
+    if (m->pid <= 0)
+        return -1;
+    rc = t_wait(m->pid, 5000);
+    m->pid = 0;
+    if (rc != 0)
+        print_log(m);
+    return rc < 0 ? -1 : rc;
+}
+
+void tf_unmount_all(void)
+{
+    for (int i = 0; i < tf_nmounts; i++)
+        if (tf_is_mounted(tf_mounts[i])) {
+            fprintf(stderr, "check_fuse: %s was left mounted: unmounting\n", tf_mounts[i]);
+            tf_unmount(tf_mounts[i]);
+        }
+}
+
+void tf_setup(void)
+{
+    tf_make_dirs(&tf_m);
+    ck_assert_msg(tf_start(&tf_m, NULL) == 0, "speculofs did not mount");
+}
+
+void tf_setup_dirs(void)
+{
+    tf_make_dirs(&tf_m);
+}
+
+void tf_teardown(void)
+{
+    int rc = tf_m.pid > 0 ? tf_stop(&tf_m) : tf_unmount(tf_m.mnt);
+
+    if (rc != 0) {
+        fprintf(stderr, "tf_teardown: speculofs ended with status %d\n", rc);
+        tf_bad_exits++;
+    }
+    rmdir(tf_m.mnt);
+    unlink(tf_m.log);
+    t_dir_teardown();
+}
+
+const char *tf_path(char *buf, const char *a, const char *b)
+{
+    int n;
+
+    if (b != NULL)
+        n = snprintf(buf, PATH_MAX, "%s/%s/%s", tf_m.mnt, a, b);
+    else if (a != NULL)
+        n = snprintf(buf, PATH_MAX, "%s/%s", tf_m.mnt, a);
+    else
+        n = snprintf(buf, PATH_MAX, "%s", tf_m.mnt);
+    ck_assert_int_lt(n, PATH_MAX);
+    return buf;
+}
+
+const char *tf_seg_path(char *buf, const char *seg)
+{
+    ck_assert_int_lt(snprintf(buf, PATH_MAX, "%s/%s", tf_m.dir, seg), PATH_MAX);
+    return buf;
+}
+
+const char *tf_idname(char *buf, uint64_t id)
+{
+    snprintf(buf, 21, "%020" PRIu64, id);
+    return buf;
+}
+
+speculo_writer *tf_writer(const char *seg, size_t capacity, mode_t mode)
+{
+    struct speculo_writer_options o = {.capacity = capacity, .mode = mode};
+    speculo_writer *w = NULL;
+    int rc = speculo_writer_open(seg, &o, &w);
+
+    ck_assert_msg(rc == 0, "speculo_writer_open(%s): %s", seg, speculo_strerror(rc));
+    return w;
+}
+
+uint64_t tf_put(speculo_writer *w, const char *name, const void *data, size_t size,
+                int64_t ttl_ns)
+{
+    struct speculo_commit_options o = {.name = name, .ttl_ns = ttl_ns};
+    uint64_t id = 0;
+    int rc = speculo_writer_put(w, data, size, &o, &id);
+
+    ck_assert_msg(rc == 0, "speculo_writer_put: %s", speculo_strerror(rc));
+    return id;
+}
+
+uint64_t tf_put_str(speculo_writer *w, const char *name, const char *text)
+{
+    return tf_put(w, name, text, strlen(text), 0);
+}
+
+ssize_t tf_read_file(const char *path, void *buf, size_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t got = 0;
+
+    if (fd < 0)
+        return -errno;
+    while (got < size) {
+        ssize_t n = read(fd, (char *)buf + got, size - got);
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return (ssize_t)got;
+}
+
+int tf_stat_err(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? 0 : -errno;
+}
+
+int tf_dir_has(const char *dir, const char *name)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int found = 0;
+
+    if (d == NULL)
+        return -errno;
+    while (!found && (de = readdir(d)) != NULL)
+        found = strcmp(de->d_name, name) == 0;
+    closedir(d);
+    return found;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int tf_dir_names(const char *dir, char *buf, size_t size)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char *names[256];
+    size_t n = 0, used = 0;
+
+    if (d == NULL)
+        return -errno;
+    while ((de = readdir(d)) != NULL && n < 256)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            names[n++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, n, sizeof *names, cmp_str);
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(buf + used, size - used, "%s%s", i ? "\n" : "", names[i]);
+        if (k > 0 && (size_t)k < size - used)
+            used += (size_t)k;
+        free(names[i]);
+    }
+    return (int)n;
+}
+
+int tf_run(char *const argv[], char *out, size_t size)
+{
+    int p[2];
+    size_t got = 0;
+    pid_t pid;
+
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -errno;
+    pid = t_fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        dup2(p[1], 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    close(p[1]);
+    for (;;) {
+        char tmp[4096];
+        ssize_t n = read(p[0], tmp, sizeof tmp);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n && got + 1 < size; i++)
+            out[got++] = tmp[i];
+    }
+    close(p[0]);
+    if (size > 0)
+        out[got] = '\0';
+    return pid < 0 ? -1 : t_wait(pid, 60000);
+}
+
+int tf_sh(const char *cmd, char *out, size_t size)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    return tf_run(argv, out, size);
+}

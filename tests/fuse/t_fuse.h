@@ -1,0 +1,94 @@
+/*
+ * Helpers of the speculofs tests (tf_ prefix): start a real speculofs on a
+ * temporary mountpoint, stop it, look at it with plain POSIX calls.
+ *
+ * Every test case mounts its own filesystem in an *unchecked* fixture, that
+ * is in the test runner's process: the mount is made before the test's
+ * forked child runs and unmounted after it, whether the test passed,
+ * failed, crashed or timed out. The server runs with auto_unmount and dies
+ * with the runner, and main() unmounts whatever is left as a last resort.
+ */
+#ifndef T_FUSE_H
+#define T_FUSE_H
+
+#include <check.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "speculo.h"
+
+struct tf_mount {
+    char dir[PATH_MAX]; /* the segment directory shown */
+    char mnt[PATH_MAX]; /* the mountpoint */
+    char log[PATH_MAX]; /* the server's stdout and stderr */
+    pid_t pid;          /* the server (-f), 0 when not running */
+};
+
+/* The mount of the running test case (set by tf_setup()). */
+extern struct tf_mount tf_m;
+/* Servers of fixtures that did not end with status 0 (a crash, a
+ * sanitizer report): main() fails the run when there are any. */
+extern int tf_bad_exits;
+
+/* ./fusefs/speculofs, or $SPECULOFS. */
+const char *tf_bin(void);
+/* 0 when this machine can mount FUSE (a /dev/fuse we can open, and
+ * fusermount3 in $PATH); else a message in why. */
+int tf_fuse_usable(char *why, size_t size);
+
+/* Fresh segment directory and mountpoint for @m, under the test base. */
+void tf_make_dirs(struct tf_mount *m);
+/* Start `speculofs -f -o dir=...,auto_unmount MNT [extra...]` and wait until
+ * it is mounted. 0, or -1 (the log is printed) when it did not mount. */
+int tf_start(struct tf_mount *m, const char *const *extra);
+/* Unmount (fusermount3 -u, lazily if busy) and reap the server. Returns
+ * the server's exit status, or -1 when it had to be killed. */
+int tf_stop(struct tf_mount *m);
+int tf_is_mounted(const char *mnt);
+int tf_unmount(const char *mnt);
+/* Unmount every mountpoint made by tf_make_dirs() still mounted. */
+void tf_unmount_all(void);
+
+/* Unchecked fixture: tf_make_dirs() + tf_start() into tf_m; and its end. */
+void tf_setup(void);
+void tf_teardown(void);
+/* Unchecked fixture of tests that run their own servers: dirs only. */
+void tf_setup_dirs(void);
+
+/* A path under the mountpoint: "MNT/a" or "MNT/a/b" (@b may be NULL). */
+const char *tf_path(char *buf, const char *a, const char *b);
+/* A path in the segment directory. */
+const char *tf_seg_path(char *buf, const char *seg);
+/* The 20-digit name of an unnamed chunk. */
+const char *tf_idname(char *buf, uint64_t id);
+
+/* Writer helpers (fail the test on error). */
+speculo_writer *tf_writer(const char *seg, size_t capacity, mode_t mode);
+uint64_t tf_put(speculo_writer *w, const char *name, const void *data, size_t size,
+                int64_t ttl_ns);
+uint64_t tf_put_str(speculo_writer *w, const char *name, const char *text);
+
+/* The whole file at @path into @buf: the length, or -errno. */
+ssize_t tf_read_file(const char *path, void *buf, size_t size);
+/* 0 when stat(path) succeeds, else -errno. */
+int tf_stat_err(const char *path);
+/* Does the listing of @dir hold @name? -errno if it cannot be listed. */
+int tf_dir_has(const char *dir, const char *name);
+/* The names in @dir ("." and ".." excluded), sorted, joined by '\n'. */
+int tf_dir_names(const char *dir, char *buf, size_t size);
+
+/* Run "sh -c @cmd" with stdout and stderr into @out; its exit status. */
+int tf_sh(const char *cmd, char *out, size_t size);
+/* Run argv (no shell) the same way. */
+int tf_run(char *const argv[], char *out, size_t size);
+
+/* Suites, one per file. */
+Suite *tf_suite_namespace(void);
+Suite *tf_suite_live(void);
+Suite *tf_suite_big(void);
+Suite *tf_suite_faults(void);
+Suite *tf_suite_lifecycle(void);
+
+#endif

@@ -1,0 +1,178 @@
+/*
+ * Size: a 64 MiB chunk reads back byte-exact; a segment of 100,000 chunks
+ * lists completely and correctly while chunks vanish under the listing.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t_fuse.h"
+#include "t_util.h"
+
+#define MiB ((size_t)1 << 20)
+
+static double secs_since(int64_t t0)
+{
+    return (double)(t_mono_ns() - t0) / 1e9;
+}
+
+static void read_all_check(const char *path, size_t size, uint64_t seed, double *secs)
+{
+    unsigned char *buf = malloc(size);
+    size_t got = 0;
+    int64_t t0 = t_mono_ns();
+    int fd = open(path, O_RDONLY);
+
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_ge(fd, 0);
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got < MiB ? size - got : MiB);
+        ck_assert_msg(n > 0, "read at %zu: %s", got, n < 0 ? strerror(errno) : "EOF");
+        got += (size_t)n;
+    }
+    ck_assert_int_eq(read(fd, buf, 1), 0);
+    *secs = secs_since(t0);
+    close(fd);
+    ck_assert_uint_eq(t_check_fill(buf, size, seed), 0);
+    free(buf);
+}
+
+START_TEST(test_chunk_64mib)
+{
+    const size_t size = 64 * MiB;
+    char p[PATH_MAX];
+    speculo_writer *w = tf_writer("huge", 0, 0);
+    void *data;
+    uint64_t id;
+    struct stat st;
+    double first, second;
+
+    ck_assert_int_eq(speculo_writer_alloc(w, size, &data), 0);
+    t_fill(data, size, 64);
+    ck_assert_int_eq(speculo_writer_commit(w, &(struct speculo_commit_options){.name = "blob"}, &id), 0);
+    speculo_writer_close(w);
+    tf_path(p, "huge", "blob");
+    ck_assert_int_eq(stat(p, &st), 0);
+    ck_assert_int_eq(st.st_size, (off_t)size);
+    read_all_check(p, size, 64, &first);
+    read_all_check(p, size, 64, &second);
+    printf("chunk_64mib: first read %.3f s (%.0f MiB/s), second %.3f s\n", first,
+           64 / first, second);
+}
+END_TEST
+
+#define NCHUNKS 100000
+
+/* The churn: obsolete every odd chunk, in batches with short pauses so
+ * that it overlaps the listing, with a garbage collection half-way. */
+static void churn(struct t_sync *go)
+{
+    speculo_writer *w = NULL;
+    int rc = speculo_writer_open("many", NULL, &w);
+
+    T_CHILD_ASSERT(rc == 0);
+    T_CHILD_ASSERT(t_sync_wait(go, 10000) >= 0);
+    for (uint64_t id = 1; id <= NCHUNKS; id += 2) {
+        T_CHILD_ASSERT(speculo_writer_obsolete(w, id) == 0);
+        if (id % 1000 == 1)
+            t_sleep_ms(1);
+        if (id == NCHUNKS / 2 + 1)
+            T_CHILD_ASSERT(speculo_writer_gc(w) == 0);
+    }
+    speculo_writer_close(w);
+    _exit(0);
+}
+
+/* List @dir, checking each chunk id appears at most once; returns the
+ * number of chunk entries, marks them in @seen. */
+static size_t list_ids(const char *dir, unsigned char *seen)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    memset(seen, 0, NCHUNKS + 1);
+    errno = 0;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        unsigned long long id;
+        if (de->d_name[0] == '.')
+            continue;
+        id = strtoull(de->d_name, &end, 10);
+        ck_assert_msg(*end == '\0' && id >= 1 && id <= NCHUNKS, "odd entry %s", de->d_name);
+        ck_assert_msg(!seen[id], "chunk %llu listed twice", id);
+        seen[id] = 1;
+        n++;
+        errno = 0;
+    }
+    ck_assert_msg(errno == 0, "readdir: %s", strerror(errno));
+    closedir(d);
+    return n;
+}
+
+START_TEST(test_listing_100k_under_churn)
+{
+    char dir[PATH_MAX], cmd[PATH_MAX + 64], out[256];
+    unsigned char *seen = malloc(NCHUNKS + 1);
+    speculo_writer *w = tf_writer("many", 32 * MiB, 0);
+    struct t_sync go;
+    size_t n;
+    pid_t pid;
+    int64_t t0;
+
+    ck_assert_ptr_nonnull(seen);
+    for (uint64_t i = 1; i <= NCHUNKS; i++)
+        ck_assert_uint_eq(tf_put(w, NULL, &i, sizeof i, 0), i);
+    speculo_writer_close(w);
+    tf_path(dir, "many", NULL);
+
+    t0 = t_mono_ns();
+    ck_assert_uint_eq(list_ids(dir, seen), NCHUNKS);
+    printf("listing_100k: readdir of %d chunks: %.3f s\n", NCHUNKS, secs_since(t0));
+    snprintf(cmd, sizeof cmd, "ls '%s' | wc -l", dir);
+    t0 = t_mono_ns();
+    ck_assert_int_eq(tf_sh(cmd, out, sizeof out), 0);
+    printf("listing_100k: ls of %d chunks: %.3f s\n", NCHUNKS, secs_since(t0));
+    ck_assert_int_eq(atoi(out), NCHUNKS);
+
+    ck_assert_int_eq(t_sync_init(&go), 0);
+    pid = t_fork();
+    if (pid == 0)
+        churn(&go);
+    ck_assert_int_eq(t_sync_post(&go, 1), 0);
+    for (int round = 0; round < 3; round++) {
+        n = list_ids(dir, seen);
+        for (uint64_t id = 2; id <= NCHUNKS; id += 2)
+            ck_assert_msg(seen[id], "live chunk %" PRIu64 " not listed (round %d)", id, round);
+        ck_assert_uint_ge(n, NCHUNKS / 2);
+    }
+    ck_assert_int_eq(t_wait(pid, 30000), 0);
+    t_sync_close(&go);
+    ck_assert_uint_eq(list_ids(dir, seen), NCHUNKS / 2);
+    free(seen);
+}
+END_TEST
+
+Suite *tf_suite_big(void)
+{
+    Suite *s = suite_create("big");
+    TCase *c = tcase_create("chunk_64mib");
+
+    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
+    tcase_add_test(c, test_chunk_64mib);
+    tcase_set_timeout(c, 60);
+    suite_add_tcase(s, c);
+    c = tcase_create("listing_100k_under_churn");
+    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
+    tcase_add_test(c, test_listing_100k_under_churn);
+    tcase_set_timeout(c, 90);
+    suite_add_tcase(s, c);
+    return s;
+}
