@@ -85,9 +85,10 @@ lib/$(REALNAME): $(LIB_PIC)
 lib/libspeculo.so: lib/$(REALNAME)
 	ln -sf $(REALNAME) lib/$(SONAME) && ln -sf $(REALNAME) $@
 
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+             -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 lib/speculo.pc: lib/speculo.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) $< > $@
 
 # Programs link the static library: they run from the tree and installed alike.
 fusefs/speculofs: $(FUSE_SRCS) $(wildcard fusefs/*.h) lib/libspeculo.a .build-flags
@@ -122,7 +123,7 @@ install: all
 	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(REALNAME) $(DESTDIR)$(LIBDIR)/libspeculo.so
 	install -m 0644 lib/speculo.h $(DESTDIR)$(INCLUDEDIR)/
-	install -m 0644 lib/speculo.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(PC_SED) lib/speculo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc  # this install's paths
 	$(foreach m,$(wildcard docs/man/*.1),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man1/;)
 	$(foreach m,$(wildcard docs/man/*.3),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man3/;)
 
