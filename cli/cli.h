@@ -67,6 +67,9 @@ bool parse_seconds(const char *s, int64_t *ns);
 bool parse_u64(const char *s, uint64_t *v);
 /* True when s is non-empty and all ASCII digits. */
 bool all_digits(const char *s);
+/* The single SEG operand left after the options (argv[optind]), checked.
+ * Returns CLI_CONTINUE, or the usage status to return. */
+int segment_operand(int argc, char **argv, const char **segment);
 
 /* ---- opening handles (common.c) ---- */
 

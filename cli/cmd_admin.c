@@ -84,12 +84,7 @@ static int parse_seg_args(int argc, char **argv, const char *help, const char *o
             return common_option(opt, argv[0], help);
         }
     }
-    if (argc - optind != 1)
-        return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
-    a->segment = argv[optind];
-    if (speculo_segment_name_check(a->segment) < 0)
-        return usage_error(argv[0], "invalid segment name '%s'", a->segment);
-    return CLI_CONTINUE;
+    return segment_operand(argc, argv, &a->segment);
 }
 
 static const struct option help_only[] = {

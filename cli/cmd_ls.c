@@ -198,12 +198,7 @@ static int parse_ls(int argc, char **argv, const char **segment, bool *json)
             return common_option(opt, argv[0], ls_help);
         *json = true;
     }
-    if (argc - optind != 1)
-        return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
-    *segment = argv[optind];
-    if (speculo_segment_name_check(*segment) < 0)
-        return usage_error(argv[0], "invalid segment name '%s'", *segment);
-    return CLI_CONTINUE;
+    return segment_operand(argc, argv, segment);
 }
 
 int cmd_ls(int argc, char **argv)

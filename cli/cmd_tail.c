@@ -84,12 +84,7 @@ static int parse_tail(int argc, char **argv, struct tail_args *a)
     }
     if (a->last_n && a->from_set)
         return usage_error(argv[0], "-n and --from cannot be used together");
-    if (argc - optind != 1)
-        return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
-    a->segment = argv[optind];
-    if (speculo_segment_name_check(a->segment) < 0)
-        return usage_error(argv[0], "invalid segment name '%s'", a->segment);
-    return CLI_CONTINUE;
+    return segment_operand(argc, argv, &a->segment);
 }
 
 /*

@@ -276,3 +276,13 @@ void format_time(int64_t ns, char *buf, size_t size)
     strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf, size, "%s.%03ldZ", day, ms);
 }
+
+int segment_operand(int argc, char **argv, const char **segment)
+{
+    if (argc - optind != 1)
+        return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
+    if (speculo_segment_name_check(argv[optind]) < 0)
+        return usage_error(argv[0], "invalid segment name '%s'", argv[optind]);
+    *segment = argv[optind];
+    return CLI_CONTINUE;
+}

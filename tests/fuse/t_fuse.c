@@ -383,3 +383,13 @@ int tf_sh(const char *cmd, char *out, size_t size)
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
     return tf_run(argv, out, size);
 }
+
+TCase *tf_tcase(const char *name, const TTest *test, SFun setup, int timeout_s)
+{
+    TCase *c = tcase_create(name);
+
+    tcase_add_unchecked_fixture(c, setup, tf_teardown);
+    tcase_add_test(c, test);
+    tcase_set_timeout(c, timeout_s);
+    return c;
+}

@@ -54,6 +54,10 @@ void tf_unmount_all(void);
 /* Unchecked fixture: tf_make_dirs() + tf_start() into tf_m; and its end. */
 void tf_setup(void);
 void tf_teardown(void);
+/* A test case of one test, with `setup` (tf_setup: mount; tf_setup_dirs:
+ * directories only) before it and tf_teardown after it, even when the test
+ * fails or times out (the fixture runs in the runner). */
+TCase *tf_tcase(const char *name, const TTest *test, SFun setup, int timeout_s);
 /* Unchecked fixture of tests that run their own servers: dirs only. */
 void tf_setup_dirs(void);
 

@@ -163,16 +163,8 @@ END_TEST
 Suite *tf_suite_big(void)
 {
     Suite *s = suite_create("big");
-    TCase *c = tcase_create("chunk_64mib");
 
-    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
-    tcase_add_test(c, test_chunk_64mib);
-    tcase_set_timeout(c, 60);
-    suite_add_tcase(s, c);
-    c = tcase_create("listing_100k_under_churn");
-    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
-    tcase_add_test(c, test_listing_100k_under_churn);
-    tcase_set_timeout(c, 90);
-    suite_add_tcase(s, c);
+    suite_add_tcase(s, tf_tcase("chunk_64mib", test_chunk_64mib, tf_setup, 60));
+    suite_add_tcase(s, tf_tcase("listing_100k_under_churn", test_listing_100k_under_churn, tf_setup, 90));
     return s;
 }

@@ -173,22 +173,12 @@ START_TEST(test_truncated_under_lookups)
 }
 END_TEST
 
-static TCase *tc(const char *name, const TTest *t)
-{
-    TCase *c = tcase_create(name);
-
-    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
-    tcase_add_test(c, t);
-    tcase_set_timeout(c, 20);
-    return c;
-}
-
 Suite *tf_suite_faults(void)
 {
     Suite *s = suite_create("faults");
 
-    suite_add_tcase(s, tc("corrupt_next_to_good", test_corrupt_next_to_good));
-    suite_add_tcase(s, tc("truncated_under_reader", test_truncated_under_reader));
-    suite_add_tcase(s, tc("truncated_under_lookups", test_truncated_under_lookups));
+    suite_add_tcase(s, tf_tcase("corrupt_next_to_good", test_corrupt_next_to_good, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("truncated_under_reader", test_truncated_under_reader, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("truncated_under_lookups", test_truncated_under_lookups, tf_setup, 20));
     return s;
 }

@@ -212,24 +212,14 @@ START_TEST(test_mount_helper)
 }
 END_TEST
 
-static TCase *tc(const char *name, const TTest *t)
-{
-    TCase *c = tcase_create(name);
-
-    tcase_add_unchecked_fixture(c, tf_setup_dirs, tf_teardown);
-    tcase_add_test(c, t);
-    tcase_set_timeout(c, 30);
-    return c;
-}
-
 Suite *tf_suite_lifecycle(void)
 {
     Suite *s = suite_create("lifecycle");
 
-    suite_add_tcase(s, tc("unmount_ends_server", test_unmount_ends_server));
-    suite_add_tcase(s, tc("sigterm_ends_server", test_sigterm_ends_server));
-    suite_add_tcase(s, tc("sigint_ends_server", test_sigint_ends_server));
-    suite_add_tcase(s, tc("bad_arguments", test_bad_arguments));
-    suite_add_tcase(s, tc("mount_helper", test_mount_helper));
+    suite_add_tcase(s, tf_tcase("unmount_ends_server", test_unmount_ends_server, tf_setup_dirs, 30));
+    suite_add_tcase(s, tf_tcase("sigterm_ends_server", test_sigterm_ends_server, tf_setup_dirs, 30));
+    suite_add_tcase(s, tf_tcase("sigint_ends_server", test_sigint_ends_server, tf_setup_dirs, 30));
+    suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments, tf_setup_dirs, 30));
+    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper, tf_setup_dirs, 30));
     return s;
 }

@@ -379,26 +379,16 @@ START_TEST(test_concurrent_readers_during_gc)
 }
 END_TEST
 
-static TCase *tc(const char *name, const TTest *t)
-{
-    TCase *c = tcase_create(name);
-
-    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
-    tcase_add_test(c, t);
-    tcase_set_timeout(c, 30);
-    return c;
-}
-
 Suite *tf_suite_live(void)
 {
     Suite *s = suite_create("live");
 
-    suite_add_tcase(s, tc("visible_at_once", test_visible_at_once));
-    suite_add_tcase(s, tc("expiry", test_expiry));
-    suite_add_tcase(s, tc("obsoletion", test_obsoletion));
-    suite_add_tcase(s, tc("named_update", test_named_update));
-    suite_add_tcase(s, tc("open_file_survives", test_open_file_survives));
-    suite_add_tcase(s, tc("gc_during_read", test_gc_during_read));
-    suite_add_tcase(s, tc("concurrent_readers_during_gc", test_concurrent_readers_during_gc));
+    suite_add_tcase(s, tf_tcase("visible_at_once", test_visible_at_once, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("expiry", test_expiry, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("obsoletion", test_obsoletion, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("named_update", test_named_update, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("open_file_survives", test_open_file_survives, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("gc_during_read", test_gc_during_read, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("concurrent_readers_during_gc", test_concurrent_readers_during_gc, tf_setup, 30));
     return s;
 }

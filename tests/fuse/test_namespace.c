@@ -377,29 +377,19 @@ START_TEST(test_private_mount)
 }
 END_TEST
 
-static TCase *tc(const char *name, const TTest *t)
-{
-    TCase *c = tcase_create(name);
-
-    tcase_add_unchecked_fixture(c, tf_setup, tf_teardown);
-    tcase_add_test(c, t);
-    tcase_set_timeout(c, 20);
-    return c;
-}
-
 Suite *tf_suite_namespace(void)
 {
     Suite *s = suite_create("namespace");
 
-    suite_add_tcase(s, tc("root_lists_segments", test_root_lists_segments));
-    suite_add_tcase(s, tc("segment_appears_and_disappears", test_segment_appears_and_disappears));
-    suite_add_tcase(s, tc("recreated_segment_is_new", test_recreated_segment_is_new));
-    suite_add_tcase(s, tc("chunk_names", test_chunk_names));
-    suite_add_tcase(s, tc("info_file", test_info_file));
-    suite_add_tcase(s, tc("attributes", test_attributes));
-    suite_add_tcase(s, tc("xattrs", test_xattrs));
-    suite_add_tcase(s, tc("read_only", test_read_only));
-    suite_add_tcase(s, tc("shell_tools", test_shell_tools));
-    suite_add_tcase(s, tc("private_mount", test_private_mount));
+    suite_add_tcase(s, tf_tcase("root_lists_segments", test_root_lists_segments, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("segment_appears_and_disappears", test_segment_appears_and_disappears, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("recreated_segment_is_new", test_recreated_segment_is_new, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("chunk_names", test_chunk_names, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("info_file", test_info_file, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("attributes", test_attributes, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("xattrs", test_xattrs, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("read_only", test_read_only, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("shell_tools", test_shell_tools, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("private_mount", test_private_mount, tf_setup, 20));
     return s;
 }
