@@ -4,6 +4,7 @@
 #   make check            every test suite (unit, multi-process, CLI, FUSE)
 #   make SANITIZE=address,undefined check   (or SANITIZE=thread)
 #   make doc | install | uninstall | clean | lint | demo | bench
+#   make fuzz | stress | crash-test | coverage     (docs/RELIABILITY.md)
 #
 # CFLAGS/LDFLAGS are the caller's; what the build needs is added with
 # `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
@@ -151,5 +152,57 @@ clean:
 	rm -f lib/*.o lib/*.a lib/*.so* lib/speculo.pc fusefs/speculofs cli/speculo \
 	      tests/check_* tests/*.o .build-flags
 	rm -rf docs/html
+
+# ---- crash and stress tests: make stress | make crash-test ---------------
+# tests/stress/crash kills a writer under load CRASH_ROUNDS times and checks
+# that nothing committed is lost; tests/stress/stress runs 1 writer and 8
+# readers for STRESS_SECONDS. Shortened runs of both are Check tests in
+# tests/check_lib (tests/lib/test_stress.c), so check_lib needs them built.
+CRASH_ROUNDS   ?= 1000
+STRESS_SECONDS ?= 60
+STRESS_BINS    := tests/stress/crash tests/stress/stress
+
+tests/stress/%: tests/stress/%.c tests/stress/payload.h lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libspeculo.a $(LDFLAGS)
+tests/check_lib: $(STRESS_BINS)
+
+.PHONY: stress crash-test clean-reliability
+stress: $(STRESS_BINS)
+	tests/stress/stress -t $(STRESS_SECONDS)
+crash-test: tests/stress/crash
+	scripts/crash-test $(CRASH_ROUNDS)
+clean: clean-reliability
+clean-reliability:
+	rm -rf $(STRESS_BINS) tests/fuzz/build build-coverage
+
+# ---- coverage: make coverage ----------------------------------------------
+# Line coverage of lib/ by tests/check_lib, with gcov, built in a copy of the
+# sources (build-coverage/); see scripts/coverage.
+.PHONY: coverage
+coverage:
+	scripts/coverage
+
+# ---- fuzzing: make fuzz [FUZZ_SECONDS=60] ---------------------------------
+# libFuzzer targets tests/fuzz/fuzz_*.c, built apart with clang, ASan and
+# UBSan (the library's sources compiled in), so the tree's objects are left
+# alone. Seeds come from tests/fuzz/make_corpus; crashes land in
+# tests/fuzz/build/ (see scripts/fuzz and docs/RELIABILITY.md).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_OUT     := tests/fuzz/build
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARNINGS) -Werror -Ilib \
+                -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(FUZZ_OUT)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_SRCS)
+$(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(FUZZ_OUT)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS) $(FUZZ_OUT)/make_corpus
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 FORCE:

@@ -115,7 +115,11 @@ int writer_collect(speculo_writer *w, uint64_t need)
     uint64_t want = t.bytes + need + res_len + REC_ALIGN;
     uint64_t hint = 2 * want > w->base_capacity ? 2 * want : w->base_capacity;
     struct seg_layout l;
-    seg_plan_layout(hint, want, t.records + 1, t.names + 1, &l);
+    /* Room for 2 x want in the record area itself, not just in the file:
+     * with many names the index alone can take most of `hint`, and a file
+     * whose records fit only what is live now is collected again at the
+     * next alloc, and the next (O(n^2) copying). */
+    seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
 
     int dirfd;
     int rc = ns_open_dir(true, &dirfd);

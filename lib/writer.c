@@ -233,7 +233,9 @@ static int recover(speculo_writer *w)
             return rc;
         if (rc == 0)
             break;
-        if (v.id <= last || n >= h->table_slots)
+        /* ids increase; one of 2^63 or more is corruption (the next id
+         * would wrap to 0 and ids would go backwards) */
+        if (v.id <= last || v.id >= UINT64_MAX / 2 || n >= h->table_slots)
             return -EBADMSG;
         last = v.id;
         table[n++] = pos;

@@ -25,6 +25,10 @@ int main(void)
     srunner_add_suite(sr, wait_suite());
     srunner_add_suite(sr, multiprocess_suite());
     srunner_add_suite(sr, hostile_suite());
+    srunner_add_suite(sr, adversary_suite());
+    srunner_add_suite(sr, edges_suite());
+    srunner_add_suite(sr, regress_suite());
+    srunner_add_suite(sr, stress_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -23,6 +23,10 @@ Suite *gc_suite(void);
 Suite *wait_suite(void);
 Suite *multiprocess_suite(void);
 Suite *hostile_suite(void);
+Suite *adversary_suite(void);
+Suite *edges_suite(void);
+Suite *regress_suite(void);
+Suite *stress_suite(void);
 
 /* A test case with a fresh SPECULO_DIR per test and a timeout (seconds,
  * multiplied by CK_TIMEOUT_MULTIPLIER as Check does). */
