@@ -94,5 +94,6 @@ Suite *tf_suite_live(void);
 Suite *tf_suite_big(void);
 Suite *tf_suite_faults(void);
 Suite *tf_suite_lifecycle(void);
+Suite *tf_suite_load(void);
 
 #endif
