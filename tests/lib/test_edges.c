@@ -222,26 +222,9 @@ START_TEST(owner_token_with_pid_0_is_dead)
 }
 END_TEST
 
-/* A tmpfs of `kib` KiB in a private mount namespace, as SPECULO_DIR. */
-static int small_tmpfs(int kib)
-{
-    if (unshare(CLONE_NEWNS) < 0)
-        return -errno;
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        return -errno;
-    char dir[256], opts[64];
-    ck_assert_int_eq(t_path(dir, sizeof(dir), "small"), 0);
-    ck_assert_int_eq(mkdir(dir, 0700), 0);
-    snprintf(opts, sizeof(opts), "size=%dk,mode=0700", kib);
-    if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0)
-        return -errno;
-    setenv("SPECULO_DIR", dir, 1);
-    return 0;
-}
-
 START_TEST(gc_on_full_shm_fails_cleanly)
 {
-    int rc = small_tmpfs(1024);
+    int rc = th_small_tmpfs(1024);
     if (rc < 0) {
         fprintf(stderr, "gc_on_full_shm_fails_cleanly: no tmpfs (%d), skipped\n", rc);
         return;

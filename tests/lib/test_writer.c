@@ -553,27 +553,9 @@ START_TEST(mode_option_ignores_non_permission_bits)
 }
 END_TEST
 
-/* Put the segment directory on a tmpfs of `kib` KiB in a mount namespace
- * of this test process only (it goes away with the process). 0 or -errno. */
-static int small_tmpfs(int kib)
-{
-    if (unshare(CLONE_NEWNS) < 0)
-        return -errno;
-    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        return -errno;
-    char dir[256], opts[64];
-    ck_assert_int_eq(t_path(dir, sizeof(dir), "small"), 0);
-    ck_assert_int_eq(mkdir(dir, 0700), 0);
-    snprintf(opts, sizeof(opts), "size=%dk,mode=0700", kib);
-    if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0)
-        return -errno;
-    setenv("SPECULO_DIR", dir, 1);
-    return 0;
-}
-
 START_TEST(full_shm_gives_enomem_not_sigbus)
 {
-    int rc = small_tmpfs(1024);
+    int rc = th_small_tmpfs(1024);
     if (rc < 0) {
         fprintf(stderr, "full_shm_gives_enomem_not_sigbus: no tmpfs (%d), skipped\n", rc);
         return;

@@ -1,3 +1,9 @@
+#include <stdlib.h>
+#include <stdio.h>
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/mount.h>
+#include <sched.h>
 /*
  * Helpers of the library test program; see th.h.
  */
@@ -105,4 +111,20 @@ void th_next_none_at(const char *file, int line, speculo_reader *r)
     int rc = speculo_reader_next(r, &c);
     ck_assert_msg(rc == -EAGAIN, "%s:%d: speculo_reader_next = %d (id %llu), expected -EAGAIN",
                   file, line, rc, (unsigned long long)c.id);
+}
+
+int th_small_tmpfs(int kib)
+{
+    if (unshare(CLONE_NEWNS) < 0)
+        return -errno;
+    if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -errno;
+    char dir[256], opts[64];
+    ck_assert_int_eq(t_path(dir, sizeof(dir), "small"), 0);
+    ck_assert_int_eq(mkdir(dir, 0700), 0);
+    snprintf(opts, sizeof(opts), "size=%dk,mode=0700", kib);
+    if (mount("tmpfs", dir, "tmpfs", 0, opts) < 0)
+        return -errno;
+    setenv("SPECULO_DIR", dir, 1);
+    return 0;
 }

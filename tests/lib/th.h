@@ -67,4 +67,8 @@ void th_chunk_is_at(const char *file, int line, const speculo_chunk *c, const vo
 /* speculo_reader_info, asserting success. */
 #define th_info(r, info) ck_assert_int_eq(speculo_reader_info((r), (info)), 0)
 
+/* Put the segment directory on a tmpfs of `kib` KiB in a mount namespace
+ * of this test process only (it goes away with the process). 0 or -errno. */
+int th_small_tmpfs(int kib);
+
 #endif
