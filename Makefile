@@ -162,8 +162,12 @@ CRASH_ROUNDS   ?= 1000
 STRESS_SECONDS ?= 60
 STRESS_BINS    := tests/stress/crash tests/stress/stress
 
-tests/stress/%: tests/stress/%.c tests/stress/payload.h lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) -Ilib -o $@ $< lib/libspeculo.a $(LDFLAGS)
+# Both drivers link payload.c, the plumbing they share (payload.h).
+STRESS_SHARED  := tests/stress/payload.c
+
+$(STRESS_BINS): tests/stress/%: tests/stress/%.c $(STRESS_SHARED) tests/stress/payload.h \
+                                lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -o $@ $< $(STRESS_SHARED) lib/libspeculo.a $(LDFLAGS)
 tests/check_lib: $(STRESS_BINS)
 
 .PHONY: stress crash-test clean-reliability

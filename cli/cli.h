@@ -63,10 +63,16 @@ int common_option(int opt, const char *prog, const char *help);
  * tiny positive value up to 1 ns so that it never turns into "never".
  * Returns false when malformed, negative, or over INT64_MAX ns. */
 bool parse_seconds(const char *s, int64_t *ns);
+/* The argument of --wait (put, gc): seconds into *ms, capped at INT_MAX.
+ * Returns CLI_CONTINUE, or the usage status to return. */
+int wait_option(const char *prog, const char *arg, int *ms);
 /* A decimal uint64 made of digits only; false when malformed or too big. */
 bool parse_u64(const char *s, uint64_t *v);
 /* True when s is non-empty and all ASCII digits. */
 bool all_digits(const char *s);
+/* A segment name given on the command line, checked. Returns CLI_CONTINUE,
+ * or the usage status to return. */
+int segment_name_option(const char *prog, const char *segment);
 /* The single SEG operand left after the options (argv[optind]), checked.
  * Returns CLI_CONTINUE, or the usage status to return. */
 int segment_operand(int argc, char **argv, const char **segment);
@@ -85,6 +91,9 @@ int open_writer_waiting(const char *segment, const struct speculo_writer_options
 int64_t segment_writer_pid(const char *segment);
 /* Make sure the segment exists (reader open) before a writer would create it. */
 int require_segment(const char *segment);
+/* The id of the newest committed chunk (0: none), where a command that
+ * must end although a writer keeps committing stops. 0 or -errno. */
+int newest_chunk_id(speculo_reader *r, uint64_t *id);
 
 /* ---- output (common.c) ---- */
 
@@ -104,14 +113,23 @@ int finish_stdout(int status);
 /* Why a follow loop must stop; 0 while it must not. */
 enum stop_reason { STOP_NONE = 0, STOP_SIGNAL, STOP_OUTPUT_GONE };
 
-/* Start watching for SIGINT/SIGTERM/SIGHUP and for the reader of stdout
- * going away, without polling: a helper thread sleeps in poll(2) and, when
- * either happens, interrupts the calling thread (which must be the one that
- * blocks in speculo_reader_wait) until it calls stop_requested() and stops.
- * Returns 0 or -errno. */
-int stop_watch_start(void);
+/* Start watching for SIGINT/SIGTERM/SIGHUP, for the reader of stdout going
+ * away and for the removal of `segment`'s file, without polling: a helper
+ * thread sleeps in poll(2) and, when one happens, interrupts the calling
+ * thread (which must be the one that blocks in speculo_reader_wait) until
+ * it takes it in: stop_requested() then stops, removal_noticed(). Returns 0
+ * or -errno. */
+int follow_watch_start(const char *segment);
 /* STOP_NONE, or why the follow loop must end. */
 enum stop_reason stop_requested(void);
+/* Watch the segment directory for the removal of the segment's file (by
+ * rm, mv or `speculo rm`). Call it before each opening of the segment, so
+ * that a removal right after the open is not missed, and after the
+ * directory may have been made anew. 0 or -errno (-ENOENT: no directory). */
+int removal_watch_arm(void);
+/* True when the segment's file was removed since the last call: the reader
+ * may then be holding a file that is no longer the segment. */
+bool removal_noticed(void);
 /* Finish as the stop reason asks: re-raise the signal that was caught (so
  * the shell sees it), or return EXIT_OK when our reader went away. */
 int stop_exit(enum stop_reason why);

@@ -70,14 +70,13 @@ static int parse_seg_args(int argc, char **argv, const char *help, const char *o
                           const struct option *longopts, struct seg_args *a)
 {
     int opt;
-    int64_t ns;
     memset(a, 0, sizeof *a);
     a->wait_ms = CLI_WRITER_WAIT_MS;
     while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
         if (opt == 'w') {
-            if (!parse_seconds(optarg, &ns))
-                return usage_error(argv[0], "invalid wait '%s': seconds, 0 or more", optarg);
-            a->wait_ms = ns / 1000000 > INT_MAX ? INT_MAX : (int)(ns / 1000000);
+            int status = wait_option(argv[0], optarg, &a->wait_ms);
+            if (status != CLI_CONTINUE)
+                return status;
         } else if (opt == 'f') {
             a->force = true;
         } else {

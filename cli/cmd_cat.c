@@ -34,8 +34,9 @@ static int parse_cat(int argc, char **argv, const char **segment, const char **k
         return usage_error(argv[0], argc - optind < 2 ? "missing operand" : "too many arguments");
     *segment = argv[optind];
     *key = argv[optind + 1];
-    if (speculo_segment_name_check(*segment) < 0)
-        return usage_error(argv[0], "invalid segment name '%s'", *segment);
+    int status = segment_name_option(argv[0], *segment);
+    if (status != CLI_CONTINUE)
+        return status;
     if (!all_digits(*key) && speculo_chunk_name_check(*key) < 0)
         return usage_error(argv[0], "'%s' is neither a chunk id nor a chunk name", *key);
     return CLI_CONTINUE;

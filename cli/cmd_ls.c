@@ -77,15 +77,14 @@ static int rows_add(struct ls_rows *rows, const speculo_chunk *c)
  */
 static int collect_rows(speculo_reader *r, struct ls_rows *rows)
 {
-    struct speculo_segment_info info;
-    memset(&info, 0, sizeof info);
-    int rc = speculo_reader_info(r, &info);
+    uint64_t newest;
+    int rc = newest_chunk_id(r, &newest);
     if (rc < 0)
         return rc;
     for (;;) {
         speculo_chunk c;
         rc = speculo_reader_next(r, &c);
-        if (rc == -EAGAIN || (rc == 0 && c.id > info.last_id))
+        if (rc == -EAGAIN || (rc == 0 && c.id > newest))
             return 0;
         if (rc < 0)
             return rc;

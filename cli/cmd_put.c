@@ -45,7 +45,6 @@ struct put_args {
 
 static int put_option(int opt, const char *prog, struct put_args *a)
 {
-    int64_t ns;
     switch (opt) {
     case 't':
         if (!parse_seconds(optarg, &a->ttl_ns))
@@ -57,10 +56,7 @@ static int put_option(int opt, const char *prog, struct put_args *a)
             return usage_error(prog, "invalid chunk id '%s'", optarg);
         return CLI_CONTINUE;
     case 'w':
-        if (!parse_seconds(optarg, &ns))
-            return usage_error(prog, "invalid wait '%s': seconds, 0 or more", optarg);
-        a->wait_ms = ns / 1000000 > INT_MAX ? INT_MAX : (int)(ns / 1000000);
-        return CLI_CONTINUE;
+        return wait_option(prog, optarg, &a->wait_ms);
     default:
         return common_option(opt, prog, put_help);
     }
@@ -93,8 +89,9 @@ static int parse_put(int argc, char **argv, struct put_args *a)
         return usage_error(prog, "too many arguments");
     a->segment = argv[optind];
     a->name = left == 2 ? argv[optind + 1] : NULL;
-    if (speculo_segment_name_check(a->segment) < 0)
-        return usage_error(prog, "invalid segment name '%s'", a->segment);
+    int status = segment_name_option(prog, a->segment);
+    if (status != CLI_CONTINUE)
+        return status;
     if (a->name && speculo_chunk_name_check(a->name) < 0)
         return usage_error(prog,
                            "invalid chunk name '%s': 1-255 of [A-Za-z0-9_.-], starting "

@@ -4,9 +4,10 @@
  * Prints the live chunks' bytes in commit order, straight from the mapping.
  * With -f it then follows: between chunks it blocks in speculo_reader_wait
  * (no polling, no CPU while idle); the library carries the reader across
- * garbage-collection switches; a removed segment is waited for (inotify)
- * and followed again from the first chunk of its new incarnation, as
- * `tail -F` follows a file name.
+ * garbage-collection switches; a removed segment (by `speculo rm`, or by
+ * rm or mv of its file, which inotify tells) is waited for and followed
+ * again from the first chunk of its new incarnation, as `tail -F` follows
+ * a file name.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -31,7 +32,8 @@ static const char tail_help[] =
     "      --from ID     only the chunks committed after chunk ID\n"
     "  -f, --follow      follow new chunks; blocks without polling between them.\n"
     "                    A segment that does not exist yet is waited for, and\n"
-    "                    one that is removed and created again is followed on\n"
+    "                    one that is removed (speculo rm, or rm or mv of its\n"
+    "                    file) and created again is followed on\n"
     "  -h, --help        show this help\n";
 
 struct tail_args {
@@ -130,16 +132,13 @@ static int seek_last_n(speculo_reader *r, uint64_t n, uint64_t bound)
  * the newest id at the start, where a tail without -f stops. */
 static int position(speculo_reader *r, const struct tail_args *a, uint64_t *bound)
 {
-    struct speculo_segment_info info;
-    memset(&info, 0, sizeof info);
-    int rc = speculo_reader_info(r, &info);
+    int rc = newest_chunk_id(r, bound);
     if (rc < 0)
         return rc;
-    *bound = info.last_id;
     if (a->from_set)
         return speculo_reader_seek(r, a->from);
     if (a->last_n)
-        return seek_last_n(r, a->n, info.last_id);
+        return seek_last_n(r, a->n, *bound);
     return 0;
 }
 
@@ -148,6 +147,8 @@ static int position(speculo_reader *r, const struct tail_args *a, uint64_t *boun
 static int open_tail(const struct tail_args *a, speculo_reader **r)
 {
     for (;;) {
+        if (a->follow)
+            removal_watch_arm(); /* a missing directory: the open says so */
         int rc = speculo_reader_open(a->segment, r);
         if (rc == 0)
             return 0;
@@ -194,21 +195,64 @@ static int await_recreation(const char *segment, int streak)
         struct timespec ts = {0, (streak < 10 ? streak : 10) * 10000000L};
         nanosleep(&ts, NULL);
     }
-    return wait_for_segment(segment);
+    int rc = wait_for_segment(segment);
+    if (rc == 0)
+        removal_watch_arm(); /* the directory may be a new one */
+    return rc;
+}
+
+/* Do two readers hold the same segment? created_ns is kept by the garbage
+ * collector and differs for a segment created again. */
+static bool same_segment(speculo_reader *a, speculo_reader *b)
+{
+    struct speculo_segment_info ia, ib;
+    memset(&ia, 0, sizeof ia);
+    memset(&ib, 0, sizeof ib);
+    return speculo_reader_info(a, &ia) == 0 && speculo_reader_info(b, &ib) == 0 &&
+           ia.created_ns == ib.created_ns;
+}
+
+/*
+ * The segment's file was removed or renamed away, maybe behind the
+ * library's back (rm or mv rather than `speculo rm`): then nothing tells
+ * *r, which may hold a file that is no longer the segment. Follow what the
+ * name holds, once it holds something: another segment (created again) is
+ * followed from its first chunk, as after `speculo rm`; the same one (moved
+ * back, or already reached by the library's reader) keeps *r, which goes on
+ * where it was.
+ */
+static int follow_name(speculo_reader **r, const char *segment)
+{
+    speculo_reader *now;
+    int rc;
+    while ((rc = speculo_reader_open(segment, &now)) == -ENOENT)
+        if ((rc = await_recreation(segment, 0)) < 0)
+            return rc;
+    if (rc < 0)
+        return rc;
+    if (same_segment(*r, now)) {
+        speculo_reader_close(now);
+    } else {
+        speculo_reader_close(*r);
+        *r = now;
+    }
+    return 0;
 }
 
 /* Follow until stopped. Returns -EINTR when a stop was requested, or an
  * error; *output_failed as print_chunks. */
-static int follow(speculo_reader *r, const char *segment, bool *output_failed)
+static int follow(speculo_reader **r, const char *segment, bool *output_failed)
 {
     int removed_streak = 0;
     for (;;) {
-        int rc = print_chunks(r, UINT64_MAX, true, output_failed);
+        int rc = print_chunks(*r, UINT64_MAX, true, output_failed);
         if (rc == -ENOENT) {
             rc = await_recreation(segment, ++removed_streak);
+        } else if (rc == 0 && removal_noticed()) {
+            rc = follow_name(r, segment);
         } else if (rc == 0) {
             removed_streak = 0;
-            rc = speculo_reader_wait(r, -1);
+            rc = speculo_reader_wait(*r, -1);
         }
         if (stop_requested() != STOP_NONE)
             return -EINTR;
@@ -238,8 +282,8 @@ int cmd_tail(int argc, char **argv)
     if (status != CLI_CONTINUE)
         return status;
     int rc;
-    if (a.follow && (rc = stop_watch_start()) < 0)
-        return fail(a.segment, "cannot watch for signals: %s", strerror(-rc));
+    if (a.follow && (rc = follow_watch_start(a.segment)) < 0)
+        return fail(a.segment, "cannot watch for signals and removals: %s", strerror(-rc));
 
     speculo_reader *r;
     rc = open_tail(&a, &r);
@@ -249,7 +293,7 @@ int cmd_tail(int argc, char **argv)
     bool output_failed = false;
     rc = position(r, &a, &bound);
     if (rc == 0)
-        rc = a.follow ? follow(r, a.segment, &output_failed)
+        rc = a.follow ? follow(&r, a.segment, &output_failed)
                       : print_chunks(r, bound, false, &output_failed);
     speculo_reader_close(r);
     return tail_status(rc, output_failed, a.segment);

@@ -86,6 +86,15 @@ bool parse_u64(const char *s, uint64_t *v)
     return true;
 }
 
+int wait_option(const char *prog, const char *arg, int *ms)
+{
+    int64_t ns;
+    if (!parse_seconds(arg, &ns))
+        return usage_error(prog, "invalid wait '%s': seconds, 0 or more", arg);
+    *ms = ns / 1000000 > INT_MAX ? INT_MAX : (int)(ns / 1000000);
+    return CLI_CONTINUE;
+}
+
 /*
  * Parsed by hand rather than with strtod: strtod accepts "nan", "inf",
  * hex, exponents and the locale's decimal point, and a binary double
@@ -148,6 +157,16 @@ int require_segment(const char *segment)
     int rc = open_reader(segment, &r);
     if (rc == 0)
         speculo_reader_close(r);
+    return rc;
+}
+
+int newest_chunk_id(speculo_reader *r, uint64_t *id)
+{
+    struct speculo_segment_info info;
+    memset(&info, 0, sizeof info);
+    int rc = speculo_reader_info(r, &info);
+    if (rc == 0)
+        *id = info.last_id;
     return rc;
 }
 
@@ -277,12 +296,17 @@ void format_time(int64_t ns, char *buf, size_t size)
     snprintf(buf, size, "%s.%03ldZ", day, ms);
 }
 
+int segment_name_option(const char *prog, const char *segment)
+{
+    if (speculo_segment_name_check(segment) < 0)
+        return usage_error(prog, "invalid segment name '%s'", segment);
+    return CLI_CONTINUE;
+}
+
 int segment_operand(int argc, char **argv, const char **segment)
 {
     if (argc - optind != 1)
         return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
-    if (speculo_segment_name_check(argv[optind]) < 0)
-        return usage_error(argv[0], "invalid segment name '%s'", argv[optind]);
     *segment = argv[optind];
-    return CLI_CONTINUE;
+    return segment_name_option(argv[0], *segment);
 }

@@ -1,18 +1,26 @@
 /*
  * What `tail -f` needs besides the library: ending cleanly on a signal or
- * when the reader of its output goes away, and waiting for a segment that
+ * when the reader of its output goes away, noticing that the segment's file
+ * was removed behind the library's back, and waiting for a segment that
  * does not exist yet — all without polling.
  *
  * The follow loop spends its idle time blocked in speculo_reader_wait (a
  * futex) or in read(2) on an inotify descriptor. Neither can also watch a
- * signal or stdout, so a helper thread does that: it sleeps in poll(2) on a
- * signalfd (SIGINT, SIGTERM, SIGHUP, blocked in every thread) and, when
- * stdout is a pipe or socket, on stdout itself (POLLERR/POLLHUP once the
- * other end is closed). When either fires it records why and interrupts
- * the main thread with SIGUSR1, whose handler does nothing: installed
- * without SA_RESTART, it makes the blocking call fail with EINTR. The kick
- * is repeated until the process ends, because a kick that lands just before
- * the main thread blocks would otherwise be lost.
+ * signal, stdout or the segment directory, so a helper thread does that: it
+ * sleeps in poll(2) on a signalfd (SIGINT, SIGTERM, SIGHUP, blocked in
+ * every thread), on an inotify descriptor watching the segment directory
+ * for the removal of the segment's file and, when stdout is a pipe or
+ * socket, on stdout itself (POLLERR/POLLHUP once the other end is closed).
+ * When one fires it records what happened and interrupts the main thread
+ * with SIGUSR1, whose handler does nothing: installed without SA_RESTART,
+ * it makes the blocking call fail with EINTR. A kick that lands just before
+ * the main thread blocks would be lost, so the kicks are repeated: until
+ * the process ends after a stop, until the main thread takes it in after a
+ * removal.
+ *
+ * Why removals need watching: `speculo rm` marks the file removed and wakes
+ * the readers, but a plain rm(1) or mv(1) of the file does not, and a
+ * reader blocked on the old file's futex would wait for ever.
  */
 #include <errno.h>
 #include <limits.h>
@@ -36,6 +44,17 @@ static _Atomic int stop_why = STOP_NONE;
 static _Atomic int stop_signo;
 static pthread_t follower;
 
+/* The removal watch: the inotify descriptor the helper thread polls (the
+ * main thread adds the directory to it), the segment it is about, and how
+ * many removals the helper noticed and the main thread took in. */
+static int removal_fd = -1;
+static const char *watched_segment;
+static _Atomic unsigned removals_noticed;
+static _Atomic unsigned removals_taken;
+
+/* How often a kick is repeated until the main thread reacts to it. */
+#define KICK_INTERVAL_MS 20
+
 static void on_kick(int sig)
 {
     (void)sig; /* only there to interrupt a blocking call */
@@ -47,13 +66,54 @@ static bool output_is_pipe(void)
     return fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
 }
 
+/* What the removal watch reports on the segment directory: the file's
+ * name going away, or the directory itself. */
+#define REMOVAL_EVENTS (IN_DELETE | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF)
+
+static bool is_removal(const struct inotify_event *ev)
+{
+    if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF))
+        return true;
+    return (ev->mask & (IN_DELETE | IN_MOVED_FROM)) && ev->len &&
+           strcmp(ev->name, watched_segment) == 0;
+}
+
+/* Read what the removal watch has to say (without blocking: the descriptor
+ * is non-blocking) and count the removals of our segment. */
+static void note_removals(void)
+{
+    char buf[16 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
+        __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t n;
+    while ((n = read(removal_fd, buf, sizeof buf)) > 0) {
+        for (const char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const void *)p;
+            if (is_removal(ev))
+                /* publishes: a removal, to removal_noticed() */
+                atomic_fetch_add_explicit(&removals_noticed, 1, memory_order_release);
+            p += sizeof *ev + ev->len;
+        }
+    }
+}
+
+static bool removal_pending(void)
+{
+    /* observes: whether the main thread took in every removal so far */
+    return atomic_load_explicit(&removals_noticed, memory_order_relaxed) !=
+           atomic_load_explicit(&removals_taken, memory_order_relaxed);
+}
+
 /* Sleep in poll(2) until a stop signal arrives or stdout is closed on the
- * other end; returns why. */
+ * other end, returning why; meanwhile note removals of the segment's file
+ * and kick the main thread until it takes them in. */
 static enum stop_reason watch(int sfd, bool watch_stdout)
 {
-    struct pollfd p[2] = {{sfd, POLLIN, 0}, {STDOUT_FILENO, 0, 0}};
+    struct pollfd p[3] = {{sfd, POLLIN, 0}, {removal_fd, POLLIN, 0}, {STDOUT_FILENO, 0, 0}};
     for (;;) {
-        if (poll(p, watch_stdout ? 2 : 1, -1) < 0) {
+        bool pending = removal_pending();
+        if (pending)
+            pthread_kill(follower, SIGUSR1);
+        if (poll(p, watch_stdout ? 3 : 2, pending ? KICK_INTERVAL_MS : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return STOP_NONE;
@@ -65,7 +125,9 @@ static enum stop_reason watch(int sfd, bool watch_stdout)
                 return STOP_SIGNAL;
             }
         }
-        if (watch_stdout && (p[1].revents & (POLLERR | POLLHUP)))
+        if (p[1].revents & POLLIN)
+            note_removals();
+        if (watch_stdout && (p[2].revents & (POLLERR | POLLHUP)))
             return STOP_OUTPUT_GONE;
     }
 }
@@ -79,13 +141,13 @@ static void *watch_thread(void *arg)
     atomic_store(&stop_why, why);
     for (;;) {
         pthread_kill(follower, SIGUSR1);
-        struct timespec ts = {0, 20000000L};
+        struct timespec ts = {0, KICK_INTERVAL_MS * 1000000L};
         nanosleep(&ts, NULL);
     }
     return NULL;
 }
 
-int stop_watch_start(void)
+int follow_watch_start(const char *segment)
 {
     sigset_t stops, kick;
     sigemptyset(&stops);
@@ -100,6 +162,11 @@ int stop_watch_start(void)
     sa.sa_handler = on_kick; /* no SA_RESTART: blocking calls fail with EINTR */
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGUSR1, &sa, NULL) < 0)
+        return -errno;
+
+    watched_segment = segment;
+    removal_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (removal_fd < 0)
         return -errno;
 
     /* Block the stop signals for good (the thread inherits the mask), and
@@ -118,8 +185,34 @@ int stop_watch_start(void)
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (sfd >= 0)
             close(sfd);
+        close(removal_fd);
+        removal_fd = -1;
     }
     return rc;
+}
+
+int removal_watch_arm(void)
+{
+    char dir[PATH_MAX];
+    int rc = speculo_segment_dir(dir, sizeof dir);
+    if (rc < 0)
+        return rc;
+    /* The same directory again only renews the watch; a directory made
+     * anew (the old one removed) gets a watch of its own. */
+    if (inotify_add_watch(removal_fd, dir, REMOVAL_EVENTS | IN_ONLYDIR) < 0)
+        return -errno;
+    return 0;
+}
+
+bool removal_noticed(void)
+{
+    /* observes: the removals the helper thread counted */
+    unsigned noticed = atomic_load_explicit(&removals_noticed, memory_order_acquire);
+    if (noticed == atomic_load_explicit(&removals_taken, memory_order_relaxed))
+        return false;
+    /* publishes: taken in, so the helper thread stops kicking */
+    atomic_store_explicit(&removals_taken, noticed, memory_order_relaxed);
+    return true;
 }
 
 enum stop_reason stop_requested(void)
@@ -197,6 +290,9 @@ static int wait_events(int ifd, const char *segment, bool on_dir)
                 return -errno;
             if (stop_requested() != STOP_NONE)
                 return -EINTR;
+            /* Waiting for the segment to exist is already what a removal
+             * calls for: take it in, so that the kicks stop. */
+            removal_noticed();
             continue;
         }
         if (events_matter(buf, n, segment, on_dir))

@@ -1,8 +1,8 @@
 /*
  * tail: the live chunks in commit order, -n, --from; and tail -f: follows
  * new chunks without using CPU while idle, ends on SIGPIPE and SIGINT,
- * waits for a segment that does not exist yet, follows one removed and
- * created again.
+ * waits for a segment that does not exist yet, follows one removed (by
+ * `speculo rm`, or by unlinking its file) and created again.
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -86,6 +86,49 @@ static void expect_output(struct tc_child *c, const char *want)
                   buf);
 }
 
+/* `tail -f SEG` of a segment holding one chunk, seen printed. */
+static void start_following(struct tc_child *c, const char *segment, const char *first)
+{
+    tc_put(segment, NULL, first);
+    tc_spawn(c, "tail", "-f", segment, NULL);
+    expect_output(c, first);
+}
+
+/* `speculo ARGS...` must succeed. */
+#define run_ok(...)                                                                       \
+    do {                                                                                  \
+        struct tc_result r_;                                                              \
+        tc_speculo(&r_, NULL, 0, __VA_ARGS__, NULL);                                      \
+        ck_assert_msg(tc_exit(&r_) == 0, "speculo %s: %s", #__VA_ARGS__, r_.err);         \
+        tc_result_free(&r_);                                                              \
+    } while (0)
+
+/* The path of a segment's file (or of another name) in the test's SPECULO_DIR. */
+#define SEG_PATH_SIZE (TC_PATH + 64)
+static void seg_path(char *buf, const char *name)
+{
+    snprintf(buf, SEG_PATH_SIZE, "%s/%s", tc_segdir, name);
+}
+
+/* Remove the segment's file as rm(1) does, behind the library's back. */
+static void unlink_segment(const char *segment)
+{
+    char path[SEG_PATH_SIZE];
+    seg_path(path, segment);
+    ck_assert_msg(unlink(path) == 0, "unlink %s", path);
+}
+
+/* The follower prints `data` put into a new segment within `bound_ms`. */
+static void expect_followed(struct tc_child *c, const char *segment, const char *data,
+                            int bound_ms)
+{
+    int64_t t0 = tc_now_ms();
+    tc_put(segment, NULL, data);
+    expect_output(c, data);
+    int64_t ms = tc_now_ms() - t0;
+    ck_assert_msg(ms < bound_ms, "'%s' printed %lld ms after the put", data, (long long)ms);
+}
+
 START_TEST(follow_prints_new_chunks_and_ends_on_sigpipe)
 {
     tc_put("f", NULL, "old\n");
@@ -117,10 +160,8 @@ END_TEST
 
 START_TEST(follow_ends_on_sigint)
 {
-    tc_put("f", NULL, "x\n");
     struct tc_child c;
-    tc_spawn(&c, "tail", "-f", "f", NULL);
-    expect_output(&c, "x\n");
+    start_following(&c, "f", "x\n");
     tc_sleep_ms(100);
     kill(c.pid, SIGINT);
     int status;
@@ -155,19 +196,85 @@ END_TEST
 
 START_TEST(follow_continues_after_remove_and_recreate)
 {
-    tc_put("re", NULL, "a\n");
     struct tc_child c;
-    tc_spawn(&c, "tail", "-f", "re", NULL);
-    expect_output(&c, "a\n");
-    struct tc_result r;
-    tc_speculo(&r, NULL, 0, "rm", "re", NULL);
-    ck_assert_int_eq(tc_exit(&r), 0);
-    tc_result_free(&r);
+    start_following(&c, "re", "a\n");
+    run_ok("rm", "re");
     tc_sleep_ms(200);
     tc_put("re", NULL, "b\n"); /* a new segment of that name: id 1 again */
     expect_output(&c, "b\n");
     tc_put("re", NULL, "c\n");
     expect_output(&c, "c\n");
+    tc_kill(&c);
+}
+END_TEST
+
+/* rm(1) of the file does not mark it removed nor wake the readers as
+ * `speculo rm` does; tail -f notices it all the same (inotify), waits
+ * without using CPU, and follows the segment created again. */
+START_TEST(follow_notices_its_file_unlinked)
+{
+    struct tc_child c;
+    start_following(&c, "u", "a\n");
+    unlink_segment("u");
+    tc_sleep_ms(300);
+    int status;
+    ck_assert_msg(!tc_wait(&c, 0, &status), "tail -f ended (status 0x%x) on an unlink", status);
+    long before = tc_cpu_ticks(c.pid);
+    tc_sleep_ms(1000);
+    ck_assert_int_le(tc_cpu_ticks(c.pid) - before, 1);
+    expect_followed(&c, "u", "b\n", 2000);
+    expect_followed(&c, "u", "c\n", 2000);
+    tc_kill(&c);
+}
+END_TEST
+
+/* Unlinked and created again at once: the name holds another segment by
+ * the time tail -f looks, and it moves to it. */
+START_TEST(follow_notices_its_file_unlinked_and_recreated_at_once)
+{
+    struct tc_child c;
+    start_following(&c, "u", "a\n");
+    unlink_segment("u");
+    expect_followed(&c, "u", "b\n", 2000);
+    expect_followed(&c, "u", "c\n", 2000);
+    tc_kill(&c);
+}
+END_TEST
+
+/* Renamed away and back: the same segment, followed on from where it was
+ * (nothing printed twice). */
+START_TEST(follow_keeps_its_place_when_its_file_is_moved_back)
+{
+    struct tc_child c;
+    start_following(&c, "m", "a\n");
+    char path[SEG_PATH_SIZE], aside[SEG_PATH_SIZE];
+    seg_path(path, "m");
+    seg_path(aside, "m.aside");
+    ck_assert_int_eq(rename(path, aside), 0);
+    tc_sleep_ms(300);
+    ck_assert_int_eq(rename(aside, path), 0);
+    tc_sleep_ms(300);
+    expect_followed(&c, "m", "b\n", 2000);
+    tc_kill(&c);
+}
+END_TEST
+
+/* A writer still alive on the unlinked file goes on committing into it:
+ * removed is removed, as with `speculo rm --force`; tail -f does not print
+ * those chunks and follows the new segment of that name. */
+START_TEST(follow_leaves_an_unlinked_file_to_its_writer)
+{
+    speculo_writer *w = NULL;
+    ck_assert_int_eq(speculo_writer_open("w", NULL, &w), 0);
+    ck_assert_int_eq(speculo_writer_put(w, "a\n", 2, NULL, NULL), 0);
+    struct tc_child c;
+    tc_spawn(&c, "tail", "-f", "w", NULL);
+    expect_output(&c, "a\n");
+    unlink_segment("w");
+    tc_sleep_ms(300);
+    ck_assert_int_eq(speculo_writer_put(w, "ghost\n", 6, NULL, NULL), 0);
+    expect_followed(&c, "w", "new\n", 2000);
+    speculo_writer_close(w);
     tc_kill(&c);
 }
 END_TEST
@@ -181,10 +288,7 @@ START_TEST(follow_carries_on_across_gc)
     expect_output(&c, "1\n");
     tc_put("g", "k", "2\n");
     expect_output(&c, "2\n");
-    struct tc_result r;
-    tc_speculo(&r, NULL, 0, "gc", "g", NULL);
-    ck_assert_msg(tc_exit(&r) == 0, "gc: %s", r.err);
-    tc_result_free(&r);
+    run_ok("gc", "g");
     tc_put("g", "k", "3\n");
     expect_output(&c, "3\n");
     tc_kill(&c);
@@ -199,6 +303,10 @@ TCase *tc_case_follow(void)
     tcase_add_test(tc, follow_ends_on_sigint);
     tcase_add_test(tc, follow_waits_for_a_segment_created_later);
     tcase_add_test(tc, follow_continues_after_remove_and_recreate);
+    tcase_add_test(tc, follow_notices_its_file_unlinked);
+    tcase_add_test(tc, follow_notices_its_file_unlinked_and_recreated_at_once);
+    tcase_add_test(tc, follow_keeps_its_place_when_its_file_is_moved_back);
+    tcase_add_test(tc, follow_leaves_an_unlinked_file_to_its_writer);
     tcase_add_test(tc, follow_carries_on_across_gc);
     return tc;
 }

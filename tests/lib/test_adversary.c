@@ -284,31 +284,28 @@ START_TEST(truncated_while_mapped_raises_sigbus)
     uint64_t id = th_puts(w, "one", NULL);
     th_puts(w, "two", NULL);
     speculo_writer_close(w);
-    struct t_sync ready, go;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
+    struct t_sync go;
     ck_assert_int_eq(t_sync_init(&go), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_reader *r = NULL;
+    struct th_child reader;
+    if (th_fork(&reader)) {
+        speculo_reader *r = th_child_reader("s");
         speculo_chunk c;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
         T_CHILD_EQ(c.id, id);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&reader);
         T_CHILD_EQ(t_sync_wait(&go, 5000), 'g');
         signal(SIGBUS, SIG_DFL); /* as in a program that set no handler */
         speculo_reader_next(r, &c); /* touches the record area: gone */
         _exit(0);
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&reader);
     ck_assert_int_eq(t_seg_truncate("s", SEG_HEADER_SIZE), 0);
     ck_assert_int_eq(t_sync_post(&go, 'g'), 0);
-    ck_assert_int_eq(t_wait(pid, 5000), 128 + SIGBUS);
+    ck_assert_int_eq(t_wait(reader.pid, 5000), 128 + SIGBUS);
     /* A reader opened after the truncation is refused, no signal. */
     speculo_reader *r = NULL;
     ck_assert_int_eq(speculo_reader_open("s", &r), -EBADMSG);
-    t_sync_close(&ready);
+    t_sync_close(&reader.ready);
     t_sync_close(&go);
 }
 END_TEST

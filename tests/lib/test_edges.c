@@ -163,30 +163,26 @@ END_TEST
 
 START_TEST(takeover_from_zombie_writer)
 {
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
         T_CHILD_EQ(speculo_writer_put(w, "z", 1, NULL, NULL), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&writer);
         for (;;)
             pause();
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
-    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    th_await_ready(&writer);
+    ck_assert_int_eq(kill(writer.pid, SIGKILL), 0);
     /* dead, not reaped: a zombie still holding its pid */
     siginfo_t si;
     memset(&si, 0, sizeof(si));
-    ck_assert_int_eq(waitid(P_PID, (id_t)pid, &si, WEXITED | WNOWAIT), 0);
+    ck_assert_int_eq(waitid(P_PID, (id_t)writer.pid, &si, WEXITED | WNOWAIT), 0);
     ck_assert_int_eq(si.si_code, CLD_KILLED);
-    ck_assert_int_eq(kill(pid, 0), 0);
+    ck_assert_int_eq(kill(writer.pid, 0), 0);
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_pid, writer.pid);
     ck_assert_int_eq(info.writer_alive, 0);
     speculo_writer *w = NULL;
     ck_assert_int_eq(speculo_writer_open("s", NULL, &w), 0); /* at once, no -EBUSY */
@@ -195,10 +191,10 @@ START_TEST(takeover_from_zombie_writer)
     ck_assert_int_eq(speculo_reader_next(r, &c), 0);
     th_chunk_is(&c, "z", 1);
     th_nexts(r, id, "after");
-    ck_assert_int_eq(t_wait(pid, 5000), 128 + SIGKILL);
+    ck_assert_int_eq(t_wait(writer.pid, 5000), 128 + SIGKILL);
     speculo_writer_close(w);
     speculo_reader_close(r);
-    t_sync_close(&ready);
+    t_sync_close(&writer.ready);
 }
 END_TEST
 

@@ -51,6 +51,32 @@ static uint64_t stream_put(speculo_writer *w, uint64_t i)
     return id;
 }
 
+/*
+ * next() must return stream chunks from .. to-1, whole, chunk i with the id
+ * ids[i]. Returns `to` when they all came so, else the index of the first
+ * that did not, after saying why on stderr: the test process asserts on it
+ * with ck_assert, a child with T_CHILD_EQ.
+ */
+static uint64_t read_stream(speculo_reader *r, uint64_t from, uint64_t to, const uint64_t *ids)
+{
+    for (uint64_t i = from; i < to; i++) {
+        speculo_chunk c;
+        int rc = speculo_reader_next(r, &c);
+        if (rc < 0) {
+            fprintf(stderr, "stream chunk %llu: next = %d (%s)\n", (unsigned long long)i, rc,
+                    speculo_strerror(rc));
+            return i;
+        }
+        if (c.id != ids[i] || stream_check(&c, i) != 0) {
+            fprintf(stderr, "stream chunk %llu: id %llu (expected %llu), check %d\n",
+                    (unsigned long long)i, (unsigned long long)c.id,
+                    (unsigned long long)ids[i], stream_check(&c, i));
+            return i;
+        }
+    }
+    return to;
+}
+
 START_TEST(commit_visible_across_processes)
 {
     enum { N = 50 };
@@ -62,11 +88,9 @@ START_TEST(commit_visible_across_processes)
     ck_assert_int_eq(t_sync_init(&go), 0);
     uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
     ck_assert_ptr_nonnull(ids);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
         for (int i = 0; i < N; i++) {
             T_CHILD_EQ(t_sync_wait(&go, 5000), 'g');
             ids[i] = stream_put(w, (uint64_t)i);
@@ -81,15 +105,12 @@ START_TEST(commit_visible_across_processes)
         ck_assert_int_eq(t_sync_post(&go, 'g'), 0);
         ck_assert_int_eq(t_sync_wait(&committed, 5000), 'c');
         /* Visible as soon as commit returned, complete. */
-        speculo_chunk c;
-        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
-        ck_assert_uint_eq(c.id, ids[i]);
-        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
+        ck_assert_uint_eq(read_stream(r, (uint64_t)i, (uint64_t)i + 1, ids), i + 1);
         if (i)
             ck_assert_uint_gt(ids[i], ids[i - 1]);
     }
     th_next_none(r);
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
     speculo_reader_close(r);
     t_shared_free(ids, N * sizeof(uint64_t));
 }
@@ -97,11 +118,10 @@ END_TEST
 
 /* A reader child for many_readers: read the whole stream of n chunks,
  * following with wait, and note the ids. */
-static void stream_reader_child(struct t_sync *ready, int n, uint64_t *ids)
+static void stream_reader_child(struct th_child *self, int n, uint64_t *ids)
 {
-    speculo_reader *r = NULL;
-    T_CHILD_EQ(speculo_reader_open("s", &r), 0);
-    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    speculo_reader *r = th_child_reader("s");
+    th_child_ready(self);
     uint64_t prev = 0;
     for (int i = 0; i < n;) {
         speculo_chunk c;
@@ -128,17 +148,12 @@ START_TEST(many_readers_see_all_in_order)
     speculo_writer *w = th_writer("s", 256 << 10);
     uint64_t *ids = t_shared_alloc((READERS + 1) * N * sizeof(uint64_t));
     ck_assert_ptr_nonnull(ids);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pids[READERS];
-    for (int k = 0; k < READERS; k++) {
-        pids[k] = t_fork();
-        ck_assert_int_ge(pids[k], 0);
-        if (pids[k] == 0)
-            stream_reader_child(&ready, N, ids + (size_t)(k + 1) * N);
-    }
+    struct th_child readers[READERS];
     for (int k = 0; k < READERS; k++)
-        ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+        if (th_fork(&readers[k]))
+            stream_reader_child(&readers[k], N, ids + (size_t)(k + 1) * N);
+    for (int k = 0; k < READERS; k++)
+        th_await_ready(&readers[k]);
     for (int i = 0; i < N; i++) {
         ids[i] = stream_put(w, (uint64_t)i);
         ck_assert_uint_ne(ids[i], 0);
@@ -148,7 +163,7 @@ START_TEST(many_readers_see_all_in_order)
             t_sleep_ms(1);
     }
     for (int k = 0; k < READERS; k++)
-        ck_assert_int_eq(t_wait(pids[k], 60000), 0);
+        ck_assert_int_eq(t_wait(readers[k].pid, 60000), 0);
     for (int k = 0; k < READERS; k++)
         ck_assert_int_eq(memcmp(ids, ids + (size_t)(k + 1) * N, N * sizeof(uint64_t)), 0);
     speculo_writer_close(w);
@@ -158,22 +173,19 @@ END_TEST
 
 START_TEST(second_writer_other_process_ebusy)
 {
-    struct t_sync ready, quit;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
+    struct t_sync quit;
     ck_assert_int_eq(t_sync_init(&quit), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
         struct speculo_commit_options o = {.name = "child"};
         T_CHILD_EQ(speculo_writer_put(w, "c", 1, &o, NULL), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&writer);
         T_CHILD_EQ(t_sync_wait(&quit, 10000), 'q');
         speculo_writer_close(w);
         _exit(0);
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&writer);
     speculo_writer *w = (speculo_writer *)&w;
     for (int i = 0; i < 3; i++)
         ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBUSY);
@@ -182,10 +194,10 @@ START_TEST(second_writer_other_process_ebusy)
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_pid, writer.pid);
     ck_assert_int_eq(info.writer_alive, 1);
     ck_assert_int_eq(t_sync_post(&quit, 'q'), 0);
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
     w = th_writer("s", 0);
     th_puts(w, "parent", NULL);
     th_info(r, &info);
@@ -200,14 +212,10 @@ START_TEST(writer_killed_between_alloc_and_commit)
     enum { N = 5 };
     uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
     ck_assert_ptr_nonnull(ids);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child writer;
+    if (th_fork(&writer)) {
         struct speculo_writer_options o = {.capacity = 64 << 10};
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", &o, &w), 0);
+        speculo_writer *w = th_child_writer("s", &o);
         for (int i = 0; i < N; i++) {
             ids[i] = stream_put(w, (uint64_t)i);
             T_CHILD_ASSERT(ids[i] != 0);
@@ -215,24 +223,19 @@ START_TEST(writer_killed_between_alloc_and_commit)
         void *p;
         T_CHILD_EQ(speculo_writer_alloc(w, 3000, &p), 0);
         memset(p, 0xee, 3000);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&writer);
         for (;;)
             pause();
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&writer);
     speculo_reader *r = th_reader("s");
-    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
 
-    for (int i = 0; i < N; i++) {
-        speculo_chunk c;
-        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
-        ck_assert_uint_eq(c.id, ids[i]);
-        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
-    }
+    ck_assert_uint_eq(read_stream(r, 0, N, ids), N);
     th_next_none(r);
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_pid, writer.pid);
     ck_assert_int_eq(info.writer_alive, 0);
     ck_assert_uint_eq(info.last_id, ids[N - 1]);
 
@@ -243,11 +246,7 @@ START_TEST(writer_killed_between_alloc_and_commit)
     th_nexts(r, next, "after the crash");
     th_next_none(r);
     speculo_reader *r2 = th_reader("s");
-    for (int i = 0; i < N; i++) {
-        speculo_chunk c;
-        ck_assert_int_eq(speculo_reader_next(r2, &c), 0);
-        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
-    }
+    ck_assert_uint_eq(read_stream(r2, 0, N, ids), N);
     th_nexts(r2, next, "after the crash");
     th_next_none(r2);
     th_info(r2, &info);
@@ -265,13 +264,9 @@ START_TEST(writer_killed_after_commits_keeps_all)
     enum { N = 50 };
     uint64_t *ids = t_shared_alloc(N * sizeof(uint64_t));
     ck_assert_ptr_nonnull(ids);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
         for (int i = 0; i < N; i++) {
             char name[16];
             snprintf(name, sizeof(name), "n%d", i % 10);
@@ -281,19 +276,14 @@ START_TEST(writer_killed_after_commits_keeps_all)
             struct speculo_commit_options o = {.name = (i < 10) ? name : NULL};
             T_CHILD_EQ(speculo_writer_commit(w, &o, &ids[i]), 0);
         }
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&writer);
         for (;;)
             pause();
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
-    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    th_await_ready(&writer);
+    ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
     speculo_reader *r = th_reader("s");
-    for (int i = 0; i < N; i++) {
-        speculo_chunk c;
-        ck_assert_int_eq(speculo_reader_next(r, &c), 0);
-        ck_assert_uint_eq(c.id, ids[i]);
-        ck_assert_int_eq(stream_check(&c, (uint64_t)i), 0);
-    }
+    ck_assert_uint_eq(read_stream(r, 0, N, ids), N);
     th_next_none(r);
     for (int i = 0; i < 10; i++) {
         char name[16];
@@ -335,15 +325,11 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
     struct { _Atomic uint64_t last; } *shared = t_shared_alloc(4096);
     ck_assert_ptr_nonnull(shared);
     atomic_store(&shared->last, UINT64_MAX);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child writer;
+    if (th_fork(&writer)) {
         struct speculo_writer_options o = {.capacity = 64 << 10};
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open(seg, &o, &w), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        speculo_writer *w = th_child_writer(seg, &o);
+        th_child_ready(&writer);
         for (uint64_t i = 0;; i++) {
             T_CHILD_ASSERT(stream_put(w, i) != 0);
             atomic_store(&shared->last, i);
@@ -354,9 +340,9 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
                     pause();
         }
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&writer);
     t_sleep_ms(delay_ms);
-    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
     uint64_t last = atomic_load(&shared->last);
     ck_assert_msg(last != UINT64_MAX, "no commit in %d ms", delay_ms);
 
@@ -386,7 +372,7 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
     speculo_writer_close(w);
     speculo_reader_close(r);
     t_shared_free(shared, 4096);
-    t_sync_close(&ready);
+    t_sync_close(&writer.ready);
 }
 
 START_TEST(writer_killed_at_any_instant)
@@ -415,19 +401,17 @@ static uint64_t token_of(pid_t pid, uint64_t ticks)
 
 START_TEST(dead_owner_recognised)
 {
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
         T_CHILD_EQ(speculo_writer_put(w, "x", 1, NULL, NULL), 0);
         _exit(0); /* without closing: the role is left to a dead process */
     }
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_pid, writer.pid);
     ck_assert_int_eq(info.writer_alive, 0);
     char buf[2048];
     ck_assert_int_gt(speculo_segment_describe("s", buf, sizeof(buf)), 0);
@@ -463,12 +447,11 @@ START_TEST(fake_owner_with_other_start_time)
     speculo_writer_close(w);
 
     /* A pid that no longer exists at all. */
-    pid_t gone = t_fork();
-    ck_assert_int_ge(gone, 0);
-    if (gone == 0)
+    struct th_child gone;
+    if (th_fork(&gone))
         _exit(0);
-    ck_assert_int_eq(t_wait(gone, 5000), 0);
-    forge_owner("s", token_of(gone, t1 + 1));
+    ck_assert_int_eq(t_wait(gone.pid, 5000), 0);
+    forge_owner("s", token_of(gone.pid, t1 + 1));
     w = th_writer("s", 0);
     speculo_writer_close(w);
 
@@ -488,28 +471,25 @@ START_TEST(real_owner_token_of_live_process_busy)
 {
     speculo_writer *w = th_writer("s", 0);
     speculo_writer_close(w);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+    struct th_child owner;
+    if (th_fork(&owner)) {
+        th_child_ready(&owner);
         for (;;)
             pause();
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
-    uint64_t ticks = t_proc_start_ticks(pid);
+    th_await_ready(&owner);
+    uint64_t ticks = t_proc_start_ticks(owner.pid);
     ck_assert_uint_gt(ticks, 0);
-    forge_owner("s", token_of(pid, ticks));
+    forge_owner("s", token_of(owner.pid, ticks));
     w = (speculo_writer *)&w;
     ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBUSY);
     ck_assert_ptr_eq(w, (speculo_writer *)&w);
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, pid);
+    ck_assert_int_eq(info.writer_pid, owner.pid);
     ck_assert_int_eq(info.writer_alive, 1);
-    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    ck_assert_int_eq(t_kill_wait(owner.pid, SIGKILL), 128 + SIGKILL);
     th_info(r, &info);
     ck_assert_int_eq(info.writer_alive, 0);
     w = th_writer("s", 0);
@@ -532,21 +512,14 @@ START_TEST(read_only_reader_reads_everything)
     ck_assert_int_eq(chmod(path, 0440), 0);
     ck_assert_int_eq(chmod(t_dir(), 0750), 0);
 
-    struct t_sync half, gcd;
-    ck_assert_int_eq(t_sync_init(&half), 0);
+    struct t_sync gcd;
     ck_assert_int_eq(t_sync_init(&gcd), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child reader;
+    if (th_fork(&reader)) {
         T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
-        speculo_reader *r = NULL;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_reader *r = th_child_reader("s");
+        T_CHILD_EQ(read_stream(r, 0, N / 2, ids), N / 2);
         speculo_chunk c;
-        for (int i = 0; i < N / 2; i++) {
-            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
-            T_CHILD_EQ(c.id, ids[i]);
-            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
-        }
         T_CHILD_EQ(speculo_reader_get(r, "cfg", &c), 0);
         T_CHILD_ASSERT(c.size == 11 && memcmp(c.data, "named value", 11) == 0);
         T_CHILD_EQ(speculo_reader_get_id(r, ids[7], &c), 0);
@@ -556,33 +529,25 @@ START_TEST(read_only_reader_reads_everything)
         T_CHILD_EQ(info.live_chunks, N + 1);
         char buf[2048];
         T_CHILD_ASSERT(speculo_segment_describe("s", buf, sizeof(buf)) > 0);
-        T_CHILD_EQ(t_sync_post(&half, 'h'), 0);
+        th_child_ready(&reader); /* half read */
         /* The writer collects and adds more: the reader follows. */
         T_CHILD_EQ(t_sync_wait(&gcd, 10000), 'g');
-        for (int i = N / 2; i < N; i++) {
-            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
-            T_CHILD_EQ(c.id, ids[i]);
-            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
-        }
+        T_CHILD_EQ(read_stream(r, N / 2, N, ids), N);
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
         T_CHILD_ASSERT(c.name && strcmp(c.name, "cfg") == 0);
-        for (int i = N; i < 2 * N; i++) {
-            T_CHILD_EQ(speculo_reader_next(r, &c), 0);
-            T_CHILD_EQ(c.id, ids[i]);
-            T_CHILD_EQ(stream_check(&c, (uint64_t)i), 0);
-        }
+        T_CHILD_EQ(read_stream(r, N, 2 * N, ids), 2 * N);
         T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
         T_CHILD_EQ(speculo_reader_info(r, &info), 0);
         T_CHILD_ASSERT(info.generation >= 2);
         speculo_reader_close(r);
         _exit(0);
     }
-    ck_assert_int_eq(t_sync_wait(&half, 10000), 'h');
+    th_await_ready(&reader);
     ck_assert_int_eq(speculo_writer_gc(w), 0);
     for (int i = N; i < 2 * N; i++)
         ids[i] = stream_put(w, (uint64_t)i);
     ck_assert_int_eq(t_sync_post(&gcd, 'g'), 0);
-    ck_assert_int_eq(t_wait(pid, 20000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 20000), 0);
     speculo_writer_close(w);
     t_shared_free(ids, 2 * N * sizeof(uint64_t));
 }
@@ -594,9 +559,8 @@ START_TEST(reader_without_any_access_refused)
     th_puts(w, "secret", NULL);
     speculo_writer_close(w);
     ck_assert_int_eq(chmod(t_dir(), 0755), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child stranger;
+    if (th_fork(&stranger)) {
         T_CHILD_EQ(t_become(OTHER_UID, OTHER_UID), 0);
         speculo_reader *r = NULL;
         T_CHILD_EQ(speculo_reader_open("s", &r), -EACCES);
@@ -606,7 +570,7 @@ START_TEST(reader_without_any_access_refused)
         T_CHILD_ASSERT(rc == -EPERM || rc == -EACCES);
         _exit(0);
     }
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(stranger.pid, 5000), 0);
 }
 END_TEST
 
@@ -614,18 +578,15 @@ END_TEST
  * returns how many succeeded (each holds the role 300 ms, then closes). */
 static int race_for_role(const char *seg, int n)
 {
-    struct t_sync go[16], done;
+    struct t_sync go[16];
+    struct th_child racers[16];
     int *results = t_shared_alloc(16 * sizeof(int));
     ck_assert_ptr_nonnull(results);
     ck_assert_int_le(n, 16);
-    ck_assert_int_eq(t_sync_init(&done), 0);
-    pid_t pids[16];
     for (int k = 0; k < n; k++) {
         ck_assert_int_eq(t_sync_init(&go[k]), 0);
-        pids[k] = t_fork();
-        ck_assert_int_ge(pids[k], 0);
-        if (pids[k] == 0) {
-            T_CHILD_EQ(t_sync_post(&done, 'r'), 0);
+        if (th_fork(&racers[k])) {
+            th_child_ready(&racers[k]);
             T_CHILD_EQ(t_sync_wait(&go[k], 5000), 'g');
             speculo_writer *w = NULL;
             results[k] = speculo_writer_open(seg, NULL, &w);
@@ -638,18 +599,18 @@ static int race_for_role(const char *seg, int n)
         }
     }
     for (int k = 0; k < n; k++)
-        ck_assert_int_eq(t_sync_wait(&done, 5000), 'r');
+        th_await_ready(&racers[k]);
     for (int k = 0; k < n; k++)
         ck_assert_int_eq(t_sync_post(&go[k], 'g'), 0);
     int winners = 0;
     for (int k = 0; k < n; k++) {
-        ck_assert_int_eq(t_wait(pids[k], 10000), 0);
+        ck_assert_int_eq(t_wait(racers[k].pid, 10000), 0);
         ck_assert_msg(results[k] == 0 || results[k] == -EBUSY, "child %d: writer_open = %d", k,
                       results[k]);
         winners += results[k] == 0;
         t_sync_close(&go[k]);
+        t_sync_close(&racers[k].ready);
     }
-    t_sync_close(&done);
     t_shared_free(results, 16 * sizeof(int));
     return winners;
 }
@@ -675,15 +636,14 @@ START_TEST(concurrent_takeover_one_writer)
     for (int round = 0; round < 5; round++) {
         char seg[16];
         snprintf(seg, sizeof(seg), "dead%d", round);
-        pid_t pid = t_fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-            speculo_writer *w = NULL;
-            T_CHILD_EQ(speculo_writer_open(seg, NULL, &w), 0);
+        struct th_child writer;
+        if (th_fork(&writer)) {
+            speculo_writer *w = th_child_writer(seg, NULL);
             T_CHILD_EQ(speculo_writer_put(w, "dead", 4, NULL, NULL), 0);
             _exit(0);
         }
-        ck_assert_int_eq(t_wait(pid, 5000), 0);
+        ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
+        t_sync_close(&writer.ready);
         ck_assert_int_eq(race_for_role(seg, 8), 1);
         speculo_reader *r = th_reader(seg);
         th_nexts(r, 0, "dead");
@@ -702,14 +662,10 @@ START_TEST(stream_with_constant_gc_and_obsolete)
     enum { N = 3000 };
     speculo_writer *w0 = th_writer("s", 64 << 10);
     speculo_writer_close(w0);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_reader *r = NULL;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+    struct th_child reader;
+    if (th_fork(&reader)) {
+        speculo_reader *r = th_child_reader("s");
+        th_child_ready(&reader);
         uint64_t prev_id = 0, expect = 0;
         while (expect < N) {
             speculo_chunk c;
@@ -736,7 +692,7 @@ START_TEST(stream_with_constant_gc_and_obsolete)
         speculo_reader_close(r);
         _exit(0);
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&reader);
     speculo_writer *w = th_writer("s", 0);
     uint64_t prev = 0;
     for (uint64_t i = 0; i < N; i++) {
@@ -748,7 +704,7 @@ START_TEST(stream_with_constant_gc_and_obsolete)
         if (i % 7 == 0)
             ck_assert_int_eq(speculo_writer_gc(w), 0);
     }
-    ck_assert_int_eq(t_wait(pid, 30000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 30000), 0);
     speculo_writer_close(w);
 }
 END_TEST

@@ -79,19 +79,15 @@ START_TEST(get_never_misses_a_name_being_updated)
     uint64_t v = 0;
     th_put(w0, &v, sizeof(v), "hot", 0, 0);
     speculo_writer_close(w0);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_writer *w = NULL;
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *w = th_child_writer("s", NULL);
+        th_child_ready(&writer);
         struct speculo_commit_options o = {.name = "hot"};
         for (uint64_t i = 1;; i++)
             T_CHILD_EQ(speculo_writer_put(w, &i, sizeof(i), &o, NULL), 0);
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&writer);
     speculo_reader *r = th_reader("s");
     int64_t t0 = t_mono_ns();
     uint64_t last = 0, gets = 0;
@@ -107,10 +103,10 @@ START_TEST(get_never_misses_a_name_being_updated)
         last = got;
         gets++;
     }
-    ck_assert_int_eq(t_kill_wait(pid, SIGKILL), 128 + SIGKILL);
+    ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
     ck_assert_uint_gt(last, 0);
     speculo_reader_close(r);
-    t_sync_close(&ready);
+    t_sync_close(&writer.ready);
 }
 END_TEST
 

@@ -91,12 +91,10 @@ END_TEST
 /* Child: open the writer, say 'r', sleep, note the time, then do `what`. */
 enum action { DO_PUT, DO_GC, DO_REMOVE };
 
-static void child_act(struct t_sync *ready, enum action what, int delay_ms, int64_t *when)
+static void child_act(struct th_child *self, enum action what, int delay_ms, int64_t *when)
 {
-    speculo_writer *w = NULL;
-    if (what != DO_REMOVE)
-        T_CHILD_EQ(speculo_writer_open("s", NULL, &w), 0);
-    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    speculo_writer *w = what != DO_REMOVE ? th_child_writer("s", NULL) : NULL;
+    th_child_ready(self);
     t_sleep_ms(delay_ms);
     *when = t_mono_ns();
     switch (what) {
@@ -122,15 +120,12 @@ static void child_act(struct t_sync *ready, enum action what, int delay_ms, int6
  * wake-up latency in ms after the action. */
 static int64_t woken_by(speculo_reader *r, enum action what, int timeout_ms)
 {
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
     int64_t *when = t_shared_alloc(sizeof(int64_t));
     ck_assert_ptr_nonnull(when);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        child_act(&ready, what, 300, when);
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    struct th_child actor;
+    if (th_fork(&actor))
+        child_act(&actor, what, 300, when);
+    th_await_ready(&actor);
     int64_t t0 = t_mono_ns();
     int rc = speculo_reader_wait(r, timeout_ms);
     int64_t woke = t_mono_ns();
@@ -139,9 +134,9 @@ static int64_t woken_by(speculo_reader *r, enum action what, int timeout_ms)
                   "wait returned 0 after %lld ms, before the child acted",
                   (long long)((woke - t0) / 1000000));
     int64_t latency = (woke - *when) / 1000000;
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(actor.pid, 5000), 0);
     t_shared_free(when, sizeof(int64_t));
-    t_sync_close(&ready);
+    t_sync_close(&actor.ready);
     return latency;
 }
 
@@ -196,13 +191,12 @@ END_TEST
 
 /* Child reader: wait and read `rounds` chunks, noting when each wait
  * returned; say 'a' after each. */
-static void child_wake_rounds(struct t_sync *ready, struct t_sync *ack, int rounds,
+static void child_wake_rounds(struct th_child *self, struct t_sync *ack, int rounds,
                               int64_t *woke, uid_t uid)
 {
     if (uid && t_become(uid, 0) < 0)
         _exit(T_CHILD_FAILED);
-    speculo_reader *r = NULL;
-    T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+    speculo_reader *r = th_child_reader("s");
     speculo_chunk c;
     while (speculo_reader_next(r, &c) == 0)
         ;
@@ -210,7 +204,7 @@ static void child_wake_rounds(struct t_sync *ready, struct t_sync *ack, int roun
     int64_t t0 = t_mono_ns();
     T_CHILD_EQ(speculo_reader_wait(r, 100), -ETIMEDOUT);
     T_CHILD_ASSERT(t_ms_since(t0) >= 95);
-    T_CHILD_EQ(t_sync_post(ready, 'r'), 0);
+    th_child_ready(self);
     for (int i = 0; i < rounds; i++) {
         T_CHILD_EQ(speculo_reader_wait(r, 10000), 0);
         woke[i] = t_mono_ns();
@@ -231,16 +225,14 @@ static void child_wake_rounds(struct t_sync *ready, struct t_sync *ack, int roun
 static int64_t wake_latency_us(speculo_writer *w, uid_t uid, int64_t *worst_us)
 {
     enum { ROUNDS = 12 };
-    struct t_sync ready, ack;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
+    struct t_sync ack;
     ck_assert_int_eq(t_sync_init(&ack), 0);
     int64_t *woke = t_shared_alloc(ROUNDS * sizeof(int64_t));
     ck_assert_ptr_nonnull(woke);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        child_wake_rounds(&ready, &ack, ROUNDS, woke, uid);
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    struct th_child reader;
+    if (th_fork(&reader))
+        child_wake_rounds(&reader, &ack, ROUNDS, woke, uid);
+    th_await_ready(&reader);
     int64_t lat[ROUNDS];
     for (int i = 0; i < ROUNDS; i++) {
         char v[32];
@@ -251,11 +243,11 @@ static int64_t wake_latency_us(speculo_writer *w, uid_t uid, int64_t *worst_us)
         ck_assert_int_eq(t_sync_wait(&ack, 5000), 'a');
         lat[i] = (woke[i] - t) / 1000;
     }
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 5000), 0);
     qsort(lat, ROUNDS, sizeof(lat[0]), cmp_i64);
     *worst_us = lat[ROUNDS - 1];
     t_shared_free(woke, ROUNDS * sizeof(int64_t));
-    t_sync_close(&ready);
+    t_sync_close(&reader.ready);
     t_sync_close(&ack);
     return lat[ROUNDS / 2];
 }
@@ -302,12 +294,10 @@ START_TEST(wait_read_only_reader_does_not_spin)
     speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 0, 0640);
     th_puts(w, "x", NULL);
     ck_assert_int_eq(chmod(t_dir(), 0750), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child reader;
+    if (th_fork(&reader)) {
         T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
-        speculo_reader *r = NULL;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_reader *r = th_child_reader("s");
         speculo_chunk c;
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
         int64_t cpu = t_cpu_ns(), t0 = t_mono_ns();
@@ -323,7 +313,7 @@ START_TEST(wait_read_only_reader_does_not_spin)
         speculo_reader_close(r);
         _exit(0);
     }
-    ck_assert_int_eq(t_wait(pid, 10000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 10000), 0);
     speculo_writer_close(w);
 }
 END_TEST
@@ -336,11 +326,9 @@ START_TEST(wait_waiters_counted_while_blocked)
     ck_assert_int_eq(t_seg_map("s", &m), 0);
     const struct seg_header *h = t_seg_hdr(&m);
     ck_assert_uint_eq(atomic_load(&h->waiters), 0);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        speculo_reader *r = NULL;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+    struct th_child reader;
+    if (th_fork(&reader)) {
+        speculo_reader *r = th_child_reader("s");
         speculo_chunk c;
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
         T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
@@ -355,7 +343,7 @@ START_TEST(wait_waiters_counted_while_blocked)
     ck_assert_uint_eq(atomic_load(&h->waiters), 1);
     uint32_t seq = atomic_load(&h->wake_seq);
     th_puts(w, "wake", NULL);
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 5000), 0);
     ck_assert_uint_eq(atomic_load(&h->waiters), 0);
     ck_assert_uint_ne(atomic_load(&h->wake_seq), seq);
     t_seg_unmap(&m);
@@ -417,19 +405,15 @@ START_TEST(wait_read_only_reader_woken_by_gc)
     speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 64 << 10, 0640);
     th_puts(w, "x", NULL);
     ck_assert_int_eq(chmod(t_dir(), 0750), 0);
-    struct t_sync ready;
-    ck_assert_int_eq(t_sync_init(&ready), 0);
     int64_t *when = t_shared_alloc(2 * sizeof(int64_t));
     ck_assert_ptr_nonnull(when);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
+    struct th_child reader;
+    if (th_fork(&reader)) {
         T_CHILD_EQ(t_become(OTHER_UID, 0), 0);
-        speculo_reader *r = NULL;
-        T_CHILD_EQ(speculo_reader_open("s", &r), 0);
+        speculo_reader *r = th_child_reader("s");
         speculo_chunk c;
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
-        T_CHILD_EQ(t_sync_post(&ready, 'r'), 0);
+        th_child_ready(&reader);
         T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
         when[1] = t_mono_ns();
         T_CHILD_EQ(speculo_reader_next(r, &c), -EAGAIN);
@@ -443,13 +427,13 @@ START_TEST(wait_read_only_reader_woken_by_gc)
         speculo_reader_close(r);
         _exit(0);
     }
-    ck_assert_int_eq(t_sync_wait(&ready, 5000), 'r');
+    th_await_ready(&reader);
     t_sleep_ms(100);
     when[0] = t_mono_ns();
     ck_assert_int_eq(speculo_writer_gc(w), 0);
     t_sleep_ms(100);
     th_puts(w, "after", NULL);
-    ck_assert_int_eq(t_wait(pid, 10000), 0);
+    ck_assert_int_eq(t_wait(reader.pid, 10000), 0);
     ck_assert_msg(when[1] - when[0] < 200000000, "woken %lld us after the switch",
                   (long long)((when[1] - when[0]) / 1000));
     t_shared_free(when, 2 * sizeof(int64_t));

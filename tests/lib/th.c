@@ -1,16 +1,16 @@
-#include <stdlib.h>
-#include <stdio.h>
-#include <errno.h>
-#include <sys/stat.h>
-#include <sys/mount.h>
-#include <sched.h>
 /*
  * Helpers of the library test program; see th.h.
  */
 #include "th.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <stdalign.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void th_setup(void)
@@ -111,6 +111,63 @@ void th_next_none_at(const char *file, int line, speculo_reader *r)
     int rc = speculo_reader_next(r, &c);
     ck_assert_msg(rc == -EAGAIN, "%s:%d: speculo_reader_next = %d (id %llu), expected -EAGAIN",
                   file, line, rc, (unsigned long long)c.id);
+}
+
+bool th_fork_at(const char *file, int line, struct th_child *c)
+{
+    ck_assert_msg(t_sync_init(&c->ready) == 0, "%s:%d: pipe: %s", file, line, strerror(errno));
+    c->pid = t_fork();
+    ck_assert_msg(c->pid >= 0, "%s:%d: fork: %s", file, line, strerror(errno));
+    if (c->pid == 0)
+        return true;
+    /* Only the child writes: a child that dies unready is seen at once. */
+    close(c->ready.fd[1]);
+    c->ready.fd[1] = -1;
+    return false;
+}
+
+/* Leave a child that failed: what T_CHILD_ASSERT does, for a helper that
+ * reports its caller's file and line. */
+static _Noreturn void child_failed(const char *file, int line, const char *what, int rc)
+{
+    fprintf(stderr, "%s:%d: child %d: %s = %d (%s)\n", file, line, (int)getpid(), what, rc,
+            rc < 0 ? speculo_strerror(rc) : "?");
+    _exit(T_CHILD_FAILED);
+}
+
+void th_child_ready_at(const char *file, int line, struct th_child *c)
+{
+    int rc = t_sync_post(&c->ready, 'r');
+    if (rc < 0)
+        child_failed(file, line, "telling the test it is ready", rc);
+}
+
+void th_await_ready_at(const char *file, int line, struct th_child *c)
+{
+    int rc = t_sync_wait(&c->ready, 5000);
+    ck_assert_msg(rc != -EPIPE, "%s:%d: child %d ended before it was ready (see its message)",
+                  file, line, (int)c->pid);
+    ck_assert_msg(rc == 'r', "%s:%d: child %d not ready in 5 s (%d)", file, line, (int)c->pid,
+                  rc);
+}
+
+speculo_reader *th_child_reader_at(const char *file, int line, const char *seg)
+{
+    speculo_reader *r = NULL;
+    int rc = speculo_reader_open(seg, &r);
+    if (rc < 0)
+        child_failed(file, line, "speculo_reader_open", rc);
+    return r;
+}
+
+speculo_writer *th_child_writer_at(const char *file, int line, const char *seg,
+                                   const struct speculo_writer_options *opts)
+{
+    speculo_writer *w = NULL;
+    int rc = speculo_writer_open(seg, opts, &w);
+    if (rc < 0)
+        child_failed(file, line, "speculo_writer_open", rc);
+    return w;
 }
 
 int th_small_tmpfs(int kib)

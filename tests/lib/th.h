@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -66,6 +67,37 @@ void th_chunk_is_at(const char *file, int line, const speculo_chunk *c, const vo
 
 /* speculo_reader_info, asserting success. */
 #define th_info(r, info) ck_assert_int_eq(speculo_reader_info((r), (info)), 0)
+
+/* ---- child processes ----------------------------------------------- */
+
+/* A forked child of a test, and the pipe on which it tells the test that it
+ * is ready (it holds what the test is about: an open reader, the writer
+ * role, the chunks it was to read first, ...). Inside the child, check with
+ * T_CHILD_ASSERT / T_CHILD_EQ (Check's assertions belong to the test
+ * process) and leave with _exit(0). */
+struct th_child {
+    pid_t pid;
+    struct t_sync ready;
+};
+
+/* Fork a child (t_fork: it dies with the test process), asserting success.
+ * True in the child, false in the test process. */
+#define th_fork(c) th_fork_at(__FILE__, __LINE__, (c))
+bool th_fork_at(const char *file, int line, struct th_child *c);
+/* In the child: tell the test process that it is ready. */
+#define th_child_ready(c) th_child_ready_at(__FILE__, __LINE__, (c))
+void th_child_ready_at(const char *file, int line, struct th_child *c);
+/* In the test process: wait until the child is ready (5 s at most). */
+#define th_await_ready(c) th_await_ready_at(__FILE__, __LINE__, (c))
+void th_await_ready_at(const char *file, int line, struct th_child *c);
+
+/* In a child: open a reader, or a writer (opts may be NULL), or leave with
+ * T_CHILD_FAILED saying why. */
+#define th_child_reader(seg) th_child_reader_at(__FILE__, __LINE__, (seg))
+speculo_reader *th_child_reader_at(const char *file, int line, const char *seg);
+#define th_child_writer(seg, opts) th_child_writer_at(__FILE__, __LINE__, (seg), (opts))
+speculo_writer *th_child_writer_at(const char *file, int line, const char *seg,
+                                   const struct speculo_writer_options *opts);
 
 /* Put the segment directory on a tmpfs of `kib` KiB in a mount namespace
  * of this test process only (it goes away with the process). 0 or -errno. */

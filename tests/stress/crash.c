@@ -35,17 +35,12 @@
  * seed is printed: -s SEED replays the same choices (not the same timing).
  * CRASH_DEBUG=1 prints, on a failure, what each writer epoch found and did.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,14 +97,6 @@ static struct shm *S;
 static uint64_t opt_rounds = 1000, opt_delay_us = 20000, opt_seed;
 static int opt_readers = 3, opt_quiet;
 
-#define FAIL(...)                                                                        \
-    do {                                                                                 \
-        fprintf(stderr, "crash[%d]: ", (int)getpid());                                   \
-        fprintf(stderr, __VA_ARGS__);                                                    \
-        fprintf(stderr, "\n");                                                           \
-        _exit(3);                                                                        \
-    } while (0)
-
 static const char *name_of(uint32_t k)
 {
     static const char *const names[NNAMES] = {"n00", "n01", "n02", "n03", "n04", "n05",
@@ -137,17 +124,17 @@ static void check_chunk(const speculo_chunk *c, struct pl_head *h)
 {
     int rc = pl_check(c->data, c->size, h);
     if (rc < 0)
-        FAIL("chunk %llu (%zu bytes): damaged payload (%d)", (unsigned long long)c->id, c->size,
-             rc);
+        pl_fail("chunk %llu (%zu bytes): damaged payload (%d)", (unsigned long long)c->id, c->size,
+                rc);
     if ((h->kind == PL_NAMED) != (c->name != NULL))
-        FAIL("chunk %llu: kind %u but name %s", (unsigned long long)c->id, h->kind,
-             c->name ? c->name : "none");
+        pl_fail("chunk %llu: kind %u but name %s", (unsigned long long)c->id, h->kind,
+                c->name ? c->name : "none");
     if (c->name && strcmp(c->name, name_of(h->name)) != 0)
-        FAIL("chunk %llu: name %s, payload says %s", (unsigned long long)c->id, c->name,
-             name_of(h->name));
+        pl_fail("chunk %llu: name %s, payload says %s", (unsigned long long)c->id, c->name,
+                name_of(h->name));
     if ((h->kind == PL_STREAM) != (c->expires_ns != 0))
-        FAIL("chunk %llu: kind %u but expires %lld", (unsigned long long)c->id, h->kind,
-             (long long)c->expires_ns);
+        pl_fail("chunk %llu: kind %u but expires %lld", (unsigned long long)c->id, h->kind,
+                (long long)c->expires_ns);
 }
 
 /*
@@ -161,7 +148,7 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
     speculo_reader *r = NULL;
     int rc = speculo_reader_open(SEG, &r);
     if (rc < 0)
-        FAIL("reader_open after takeover: %s", speculo_strerror(rc));
+        pl_fail("reader_open after takeover: %s", speculo_strerror(rc));
     memset(st, 0, sizeof *st);
     uint64_t prev = 0, max_seq = 0, n = 0;
     int live_per_name[NNAMES] = {0}, live_chain = 0;
@@ -170,8 +157,8 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
         struct pl_head h;
         check_chunk(&c, &h);
         if (c.id <= prev)
-            FAIL("ids not increasing: %llu after %llu", (unsigned long long)c.id,
-                 (unsigned long long)prev);
+            pl_fail("ids not increasing: %llu after %llu", (unsigned long long)c.id,
+                    (unsigned long long)prev);
         prev = c.id;
         n++;
         if (h.seq > max_seq)
@@ -186,13 +173,13 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
         }
     }
     if (rc != -EAGAIN)
-        FAIL("next after takeover: %s", speculo_strerror(rc));
+        pl_fail("next after takeover: %s", speculo_strerror(rc));
     for (int k = 0; k < NNAMES; k++)
         if (live_per_name[k] > 1)
-            FAIL("name %s: %d live versions after the takeover", name_of((uint32_t)k),
-                 live_per_name[k]);
+            pl_fail("name %s: %d live versions after the takeover", name_of((uint32_t)k),
+                    live_per_name[k]);
     if (live_chain > 1)
-        FAIL("%d live chain chunks after the takeover", live_chain);
+        pl_fail("%d live chain chunks after the takeover", live_chain);
     st->next_seq = max_seq + 1;
 
     /* Every reported commit still in the log. */
@@ -208,39 +195,39 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
             check_chunk(&c, &h);
             if (h.seq != e->seq || h.epoch != e->epoch || h.kind != e->kind ||
                 h.version != e->version)
-                FAIL("chunk %llu: seq/epoch/kind %llu/%llu/%u, reported %llu/%llu/%u",
-                     (unsigned long long)e->id, (unsigned long long)h.seq,
-                     (unsigned long long)h.epoch, h.kind, (unsigned long long)e->seq,
-                     (unsigned long long)e->epoch, e->kind);
+                pl_fail("chunk %llu: seq/epoch/kind %llu/%llu/%u, reported %llu/%llu/%u",
+                        (unsigned long long)e->id, (unsigned long long)h.seq,
+                        (unsigned long long)h.epoch, h.kind, (unsigned long long)e->seq,
+                        (unsigned long long)e->epoch, e->kind);
             verified++;
             continue;
         }
         if (rc != -ENOENT)
-            FAIL("get_id(%llu): %s", (unsigned long long)e->id, speculo_strerror(rc));
+            pl_fail("get_id(%llu): %s", (unsigned long long)e->id, speculo_strerror(rc));
         int64_t now = pl_now_ns(CLOCK_REALTIME);
         switch (e->kind) {
         case PL_STREAM:
             if (now < e->lo_expiry)
-                FAIL("LOST: stream chunk %llu (seq %llu) committed and reported, not expired "
-                     "(%lld ns left), not readable",
-                     (unsigned long long)e->id, (unsigned long long)e->seq,
-                     (long long)(e->lo_expiry - now));
+                pl_fail("LOST: stream chunk %llu (seq %llu) committed and reported, not expired "
+                        "(%lld ns left), not readable",
+                        (unsigned long long)e->id, (unsigned long long)e->seq,
+                        (long long)(e->lo_expiry - now));
             break;
         case PL_NAMED:
             if (st->name_version[e->name] <= e->version)
-                FAIL("LOST: %s version %llu (id %llu) gone, live version %llu",
-                     name_of(e->name), (unsigned long long)e->version,
-                     (unsigned long long)e->id,
-                     (unsigned long long)st->name_version[e->name]);
+                pl_fail("LOST: %s version %llu (id %llu) gone, live version %llu",
+                        name_of(e->name), (unsigned long long)e->version,
+                        (unsigned long long)e->id,
+                        (unsigned long long)st->name_version[e->name]);
             break;
         case PL_CHAIN:
             if (st->chain_version <= e->version)
-                FAIL("LOST: chain version %llu (id %llu) gone, live chain version %llu",
-                     (unsigned long long)e->version, (unsigned long long)e->id,
-                     (unsigned long long)st->chain_version);
+                pl_fail("LOST: chain version %llu (id %llu) gone, live chain version %llu",
+                        (unsigned long long)e->version, (unsigned long long)e->id,
+                        (unsigned long long)st->chain_version);
             break;
         default:
-            FAIL("bad log entry kind %u", e->kind);
+            pl_fail("bad log entry kind %u", e->kind);
         }
         accounted++;
     }
@@ -251,25 +238,25 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
             continue;
         rc = speculo_reader_get(r, name_of((uint32_t)k), &c);
         if (rc < 0)
-            FAIL("LOST: get(%s): %s (reported version %llu)", name_of((uint32_t)k),
-                 speculo_strerror(rc), (unsigned long long)S->names[k].version);
+            pl_fail("LOST: get(%s): %s (reported version %llu)", name_of((uint32_t)k),
+                    speculo_strerror(rc), (unsigned long long)S->names[k].version);
         struct pl_head h;
         check_chunk(&c, &h);
         if (h.version < S->names[k].version ||
             (h.version == S->names[k].version && c.id != S->names[k].id))
-            FAIL("get(%s): version %llu id %llu, reported version %llu id %llu",
-                 name_of((uint32_t)k), (unsigned long long)h.version, (unsigned long long)c.id,
-                 (unsigned long long)S->names[k].version, (unsigned long long)S->names[k].id);
+            pl_fail("get(%s): version %llu id %llu, reported version %llu id %llu",
+                    name_of((uint32_t)k), (unsigned long long)h.version, (unsigned long long)c.id,
+                    (unsigned long long)S->names[k].version, (unsigned long long)S->names[k].id);
     }
     if (S->chain.version && st->chain_version < S->chain.version)
-        FAIL("LOST: chain version %llu reported, live %llu", (unsigned long long)S->chain.version,
-             (unsigned long long)st->chain_version);
+        pl_fail("LOST: chain version %llu reported, live %llu",
+                (unsigned long long)S->chain.version, (unsigned long long)st->chain_version);
     struct speculo_segment_info info;
     if ((rc = speculo_reader_info(r, &info)) < 0)
-        FAIL("info: %s", speculo_strerror(rc));
+        pl_fail("info: %s", speculo_strerror(rc));
     if (nrep && info.last_id < S->log[(nrep - 1) % LOG_N].id)
-        FAIL("last_id %llu below the last reported id %llu", (unsigned long long)info.last_id,
-             (unsigned long long)S->log[(nrep - 1) % LOG_N].id);
+        pl_fail("last_id %llu below the last reported id %llu", (unsigned long long)info.last_id,
+                (unsigned long long)S->log[(nrep - 1) % LOG_N].id);
     {
         uint64_t ep = S->epoch % (1 << 16);
         S->ep[ep].pid = getpid();
@@ -301,7 +288,6 @@ static void report(const struct entry *e)
 
 static void writer_main(uint64_t seed, int verify_only)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     uint64_t epoch = S->epoch, rs = seed | 1;
     set_phase(PH_OPEN);
     struct speculo_writer_options o = {
@@ -309,8 +295,8 @@ static void writer_main(uint64_t seed, int verify_only)
     speculo_writer *w = NULL;
     int rc = speculo_writer_open(SEG, &o, &w);
     if (rc < 0)
-        FAIL("epoch %llu: writer_open: %s (the dead writer's role must be taken at once)",
-             (unsigned long long)epoch, speculo_strerror(rc));
+        pl_fail("epoch %llu: writer_open: %s (the dead writer's role must be taken at once)",
+                (unsigned long long)epoch, speculo_strerror(rc));
     set_phase(PH_VERIFY);
     struct wstate st;
     verify_and_learn(w, &st);
@@ -363,7 +349,7 @@ static void writer_main(uint64_t seed, int verify_only)
             set_phase(PH_ALLOC);
             rc = speculo_writer_alloc(w, size, &p);
             if (rc < 0)
-                FAIL("alloc(%zu): %s", size, speculo_strerror(rc));
+                pl_fail("alloc(%zu): %s", size, speculo_strerror(rc));
             set_phase(PH_FILL);
             pl_fill(p, size, &h);
             struct speculo_commit_options co = {.ttl_ns = h.ttl_ns};
@@ -373,10 +359,10 @@ static void writer_main(uint64_t seed, int verify_only)
         }
         }
         if (rc < 0)
-            FAIL("epoch %llu: commit of seq %llu (kind %u): %s", (unsigned long long)epoch,
-                 (unsigned long long)h.seq, h.kind, speculo_strerror(rc));
+            pl_fail("epoch %llu: commit of seq %llu (kind %u): %s", (unsigned long long)epoch,
+                    (unsigned long long)h.seq, h.kind, speculo_strerror(rc));
         if (id <= last_id)
-            FAIL("id %llu after %llu", (unsigned long long)id, (unsigned long long)last_id);
+            pl_fail("id %llu after %llu", (unsigned long long)id, (unsigned long long)last_id);
         last_id = id;
         e.id = id;
         e.kind = h.kind;
@@ -392,7 +378,7 @@ static void writer_main(uint64_t seed, int verify_only)
             set_phase(PH_GC);
             rc = speculo_writer_gc(w);
             if (rc < 0)
-                FAIL("gc: %s", speculo_strerror(rc));
+                pl_fail("gc: %s", speculo_strerror(rc));
             atomic_fetch_add_explicit(&S->gcs, 1, memory_order_relaxed);
             S->ep[epoch % (1 << 16)].gen++;
             gc_at = count + 200 + pl_rand(&rs) % 800;
@@ -405,11 +391,8 @@ static void writer_main(uint64_t seed, int verify_only)
 
 static void reader_main(int k, uint64_t seed)
 {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    speculo_reader *r = NULL;
-    int rc = speculo_reader_open(SEG, &r);
-    if (rc < 0)
-        FAIL("reader %d: open: %s", k, speculo_strerror(rc));
+    speculo_reader *r = pl_open_reader(SEG, k);
+    int rc;
     uint64_t rs = seed | 1, prev_id = 0, prev_seq = 0, prev_epoch = 0, max_durable = 0;
     uint64_t next_ver[NNAMES] = {0}, get_ver[NNAMES] = {0}, chain_ver = 0;
     speculo_chunk held = {0};
@@ -418,36 +401,36 @@ static void reader_main(int k, uint64_t seed)
         /* the chunk returned last is still valid and unchanged, up to the
          * next call on this reader */
         if (held.data && pl_check(held.data, held.size, &hh) < 0)
-            FAIL("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
+            pl_fail("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
         held.data = NULL;
         speculo_chunk c;
         rc = speculo_reader_next(r, &c);
         if (rc == -EAGAIN) {
             rc = speculo_reader_wait(r, 100);
             if (rc < 0 && rc != -ETIMEDOUT)
-                FAIL("reader %d: wait: %s", k, speculo_strerror(rc));
+                pl_fail("reader %d: wait: %s", k, speculo_strerror(rc));
             continue;
         }
         if (rc < 0)
-            FAIL("reader %d: next: %s", k, speculo_strerror(rc));
+            pl_fail("reader %d: next: %s", k, speculo_strerror(rc));
         struct pl_head h;
         check_chunk(&c, &h);
         if (c.id <= prev_id)
-            FAIL("reader %d: id %llu after %llu", k, (unsigned long long)c.id,
-                 (unsigned long long)prev_id);
+            pl_fail("reader %d: id %llu after %llu", k, (unsigned long long)c.id,
+                    (unsigned long long)prev_id);
         if (h.epoch < prev_epoch)
-            FAIL("reader %d: epoch %llu after %llu", k, (unsigned long long)h.epoch,
-                 (unsigned long long)prev_epoch);
+            pl_fail("reader %d: epoch %llu after %llu", k, (unsigned long long)h.epoch,
+                    (unsigned long long)prev_epoch);
         if (h.epoch == prev_epoch && h.seq <= prev_seq)
-            FAIL("reader %d: seq %llu after %llu in epoch %llu", k, (unsigned long long)h.seq,
-                 (unsigned long long)prev_seq, (unsigned long long)h.epoch);
+            pl_fail("reader %d: seq %llu after %llu in epoch %llu", k, (unsigned long long)h.seq,
+                    (unsigned long long)prev_seq, (unsigned long long)h.epoch);
         if (h.epoch != prev_epoch) {
             /* a takeover: the sequence continues above every durable chunk;
              * it may restart below expired stream chunks */
             if (h.seq <= max_durable)
-                FAIL("reader %d: epoch %llu starts at seq %llu, durable seq %llu seen", k,
-                     (unsigned long long)h.epoch, (unsigned long long)h.seq,
-                     (unsigned long long)max_durable);
+                pl_fail("reader %d: epoch %llu starts at seq %llu, durable seq %llu seen", k,
+                        (unsigned long long)h.epoch, (unsigned long long)h.seq,
+                        (unsigned long long)max_durable);
             if (h.seq <= prev_seq)
                 atomic_fetch_add_explicit(&S->rd[k].backsteps, 1, memory_order_relaxed);
             atomic_fetch_add_explicit(&S->rd[k].epochs, 1, memory_order_relaxed);
@@ -456,14 +439,14 @@ static void reader_main(int k, uint64_t seed)
             max_durable = h.seq;
         if (h.kind == PL_NAMED) {
             if (h.version <= next_ver[h.name] || h.version < get_ver[h.name])
-                FAIL("reader %d: %s version %llu after %llu (get %llu)", k, name_of(h.name),
-                     (unsigned long long)h.version, (unsigned long long)next_ver[h.name],
-                     (unsigned long long)get_ver[h.name]);
+                pl_fail("reader %d: %s version %llu after %llu (get %llu)", k, name_of(h.name),
+                        (unsigned long long)h.version, (unsigned long long)next_ver[h.name],
+                        (unsigned long long)get_ver[h.name]);
             next_ver[h.name] = h.version;
         } else if (h.kind == PL_CHAIN) {
             if (h.version <= chain_ver)
-                FAIL("reader %d: chain version %llu after %llu", k,
-                     (unsigned long long)h.version, (unsigned long long)chain_ver);
+                pl_fail("reader %d: chain version %llu after %llu", k,
+                        (unsigned long long)h.version, (unsigned long long)chain_ver);
             chain_ver = h.version;
         }
         prev_id = c.id;
@@ -475,7 +458,7 @@ static void reader_main(int k, uint64_t seed)
             /* get() of a name: whole, never older than what was seen */
             uint32_t n = (uint32_t)(pl_rand(&rs) % NNAMES);
             if (pl_check(held.data, held.size, &hh) < 0)
-                FAIL("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
+                pl_fail("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
             held.data = NULL;
             speculo_chunk g;
             rc = speculo_reader_get(r, name_of(n), &g);
@@ -483,14 +466,14 @@ static void reader_main(int k, uint64_t seed)
                 struct pl_head gh;
                 check_chunk(&g, &gh);
                 if (gh.version < get_ver[n] || gh.version < next_ver[n])
-                    FAIL("reader %d: get(%s) version %llu, seen %llu / %llu", k, name_of(n),
-                         (unsigned long long)gh.version, (unsigned long long)get_ver[n],
-                         (unsigned long long)next_ver[n]);
+                    pl_fail("reader %d: get(%s) version %llu, seen %llu / %llu", k, name_of(n),
+                            (unsigned long long)gh.version, (unsigned long long)get_ver[n],
+                            (unsigned long long)next_ver[n]);
                 get_ver[n] = gh.version;
                 held = g; /* get() ended the validity of the chunk from next() */
                 atomic_fetch_add_explicit(&S->rd[k].gets, 1, memory_order_relaxed);
             } else if (rc != -ENOENT || get_ver[n] || next_ver[n]) {
-                FAIL("reader %d: get(%s): %s", k, name_of(n), speculo_strerror(rc));
+                pl_fail("reader %d: get(%s): %s", k, name_of(n), speculo_strerror(rc));
             }
         }
     }
@@ -500,27 +483,6 @@ static void reader_main(int k, uint64_t seed)
 
 /* ------------------------------------------------------------------ */
 /* The driver                                                          */
-
-static char own_dir[PATH_MAX];
-
-static void remove_own_dir(void)
-{
-    if (!own_dir[0])
-        return;
-    DIR *d = opendir(own_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[PATH_MAX + 256];
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", own_dir, e->d_name);
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(own_dir);
-}
 
 static void sleep_us(uint64_t us)
 {
@@ -561,21 +523,10 @@ int main(int argc, char **argv)
     }
     if (opt_readers < 1 || opt_readers > MAX_READERS || opt_delay_us == 0)
         usage();
-    if (!getenv("SPECULO_DIR") || !*getenv("SPECULO_DIR")) {
-        char tmpl[] = "/dev/shm/speculo-crash-XXXXXX";
-        if (!mkdtemp(tmpl)) {
-            perror("mkdtemp");
-            return 1;
-        }
-        snprintf(own_dir, sizeof own_dir, "%s", tmpl);
-        setenv("SPECULO_DIR", own_dir, 1);
-        atexit(remove_own_dir);
-    }
-    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (S == MAP_FAILED) {
-        perror("mmap");
+    if (pl_private_dir("crash") < 0)
         return 1;
-    }
+    if (!(S = pl_shared_alloc(sizeof *S)))
+        return 1;
     uint64_t rs = opt_seed | 1;
     printf("crash: %llu rounds, %d readers, kill delay up to %llu us, seed 0x%llx\n",
            (unsigned long long)opt_rounds, opt_readers, (unsigned long long)opt_delay_us,
@@ -595,7 +546,9 @@ int main(int argc, char **argv)
     pid_t readers[MAX_READERS];
     for (int k = 0; k < opt_readers; k++) {
         uint64_t seed = pl_rand(&rs);
-        readers[k] = fork();
+        readers[k] = pl_fork();
+        if (readers[k] < 0)
+            return 1;
         if (readers[k] == 0)
             reader_main(k, seed);
     }
@@ -609,9 +562,8 @@ int main(int argc, char **argv)
         atomic_store(&S->loaded, 0);
         atomic_store(&S->phase, PH_NONE);
         uint64_t seed = pl_rand(&rs);
-        pid_t pid = fork();
+        pid_t pid = pl_fork();
         if (pid < 0) {
-            perror("fork");
             failed = 1;
             break;
         }
@@ -681,12 +633,12 @@ int main(int argc, char **argv)
     /* A last writer verifies what the last one left, then closes. */
     if (!failed) {
         S->epoch = opt_rounds + 1;
-        pid_t pid = fork();
+        pid_t pid = pl_fork();
         if (pid == 0)
             writer_main(pl_rand(&rs), 1);
-        int status;
-        waitpid(pid, &status, 0);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0)
             failed = 1;
     }
     if (zombie)

@@ -1,5 +1,6 @@
 /*
- * Self-checking chunk payloads shared by the crash and stress drivers.
+ * What the crash and stress drivers share: self-checking chunk payloads
+ * (inline, below) and the process plumbing of a driver (payload.c).
  *
  * A payload starts with a header (what the chunk is: kind, sequence number,
  * writer epoch, name and version) followed by bytes derived from the
@@ -13,7 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
+
+#include "speculo.h"
 
 enum pl_kind {
     PL_STREAM = 1, /* unnamed, with a TTL */
@@ -104,5 +108,29 @@ static inline int64_t pl_now_ns(clockid_t clk)
     clock_gettime(clk, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* ---- process plumbing (payload.c) ---------------------------------- */
+
+/* Report a failed check as "PROG[PID]: MESSAGE" on stderr and leave the
+ * process with status 3, without atexit handlers: they belong to the
+ * driver, not to the child that failed. */
+_Noreturn void pl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Unless SPECULO_DIR is set, run in a fresh directory
+ * /dev/shm/speculo-TAG-XXXXXX: exported as SPECULO_DIR to the children,
+ * removed with its files when the driver exits. 0, or -1 after perror. */
+int pl_private_dir(const char *tag);
+
+/* Zeroed memory shared with the children forked afterwards
+ * (MAP_SHARED|MAP_ANONYMOUS); NULL after perror. */
+void *pl_shared_alloc(size_t size);
+
+/* Reader k's handle on the segment; a failure to open is a failed check. */
+speculo_reader *pl_open_reader(const char *segment, int k);
+
+/* fork(); the child is killed (SIGKILL) when the driver dies, so that a
+ * failed run leaves no process behind. Returns as fork(), after perror
+ * when it fails. */
+pid_t pl_fork(void);
 
 #endif

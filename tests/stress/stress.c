@@ -23,17 +23,13 @@
  * users check that a name's version never goes backwards and never
  * disappears. Exit status 0 when every check held.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,14 +55,6 @@ struct shm {
 static struct shm *S;
 static int opt_quiet;
 
-#define FAIL(...)                                                                        \
-    do {                                                                                 \
-        fprintf(stderr, "stress[%d]: ", (int)getpid());                                  \
-        fprintf(stderr, __VA_ARGS__);                                                    \
-        fprintf(stderr, "\n");                                                           \
-        _exit(3);                                                                        \
-    } while (0)
-
 static void name_of(uint32_t k, char *buf)
 {
     snprintf(buf, 16, "name%02u", k % NNAMES);
@@ -87,31 +75,29 @@ static void check_chunk(int k, const speculo_chunk *c, struct pl_head *h)
 {
     int rc = pl_check(c->data, c->size, h);
     if (rc < 0)
-        FAIL("reader %d: chunk %llu (%zu bytes) damaged (%d)", k, (unsigned long long)c->id,
-             c->size, rc);
+        pl_fail("reader %d: chunk %llu (%zu bytes) damaged (%d)", k, (unsigned long long)c->id,
+                c->size, rc);
     char n[16];
     if (h->kind == PL_NAMED) {
         name_of(h->name, n);
         if (!c->name || strcmp(c->name, n) != 0)
-            FAIL("reader %d: chunk %llu: name %s, payload says %s", k, (unsigned long long)c->id,
-                 c->name ? c->name : "none", n);
+            pl_fail("reader %d: chunk %llu: name %s, payload says %s", k, (unsigned long long)c->id,
+                    c->name ? c->name : "none", n);
     } else if (c->name) {
-        FAIL("reader %d: unnamed chunk %llu has name %s", k, (unsigned long long)c->id, c->name);
+        pl_fail("reader %d: unnamed chunk %llu has name %s", k, (unsigned long long)c->id, c->name);
     }
     if (c->expires_ns != (h->ttl_ns ? c->committed_ns + h->ttl_ns : 0))
-        FAIL("reader %d: chunk %llu: expires %lld, committed %lld + ttl %lld", k,
-             (unsigned long long)c->id, (long long)c->expires_ns, (long long)c->committed_ns,
-             (long long)h->ttl_ns);
+        pl_fail("reader %d: chunk %llu: expires %lld, committed %lld + ttl %lld", k,
+                (unsigned long long)c->id, (long long)c->expires_ns, (long long)c->committed_ns,
+                (long long)h->ttl_ns);
 }
 
 /* ------------------------------------------------------------------ */
 
 static void follower(int k)
 {
-    speculo_reader *r = NULL;
-    int rc = speculo_reader_open(SEG, &r);
-    if (rc < 0)
-        FAIL("reader %d: open: %s", k, speculo_strerror(rc));
+    speculo_reader *r = pl_open_reader(SEG, k);
+    int rc;
     uint64_t prev_id = 0, prev_seq = 0, ver[NNAMES] = {0};
     int64_t prev_commit = 0;
     speculo_chunk held = {0};
@@ -119,7 +105,7 @@ static void follower(int k)
     for (;;) {
         if (held.data) {
             if (pl_check(held.data, held.size, &hh) < 0)
-                FAIL("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
+                pl_fail("reader %d: chunk %llu changed while held", k, (unsigned long long)held.id);
             atomic_fetch_add_explicit(&S->rd[k].recheck, 1, memory_order_relaxed);
             held.data = NULL; /* valid up to the next call on the reader, no further */
         }
@@ -131,30 +117,30 @@ static void follower(int k)
                 break;
             rc = speculo_reader_wait(r, 1000);
             if (rc < 0 && rc != -ETIMEDOUT)
-                FAIL("reader %d: wait: %s", k, speculo_strerror(rc));
+                pl_fail("reader %d: wait: %s", k, speculo_strerror(rc));
             continue;
         }
         if (rc < 0)
-            FAIL("reader %d: next: %s", k, speculo_strerror(rc));
+            pl_fail("reader %d: next: %s", k, speculo_strerror(rc));
         struct pl_head h;
         check_chunk(k, &c, &h);
         if (c.id <= prev_id)
-            FAIL("reader %d: id %llu after %llu", k, (unsigned long long)c.id,
-                 (unsigned long long)prev_id);
+            pl_fail("reader %d: id %llu after %llu", k, (unsigned long long)c.id,
+                    (unsigned long long)prev_id);
         held = c;
         prev_id = c.id;
         atomic_fetch_add_explicit(&S->rd[k].chunks, 1, memory_order_relaxed);
         if (h.kind == PL_NAMED) {
             if (h.version <= ver[h.name])
-                FAIL("reader %d: name%02u version %llu after %llu", k, h.name,
-                     (unsigned long long)h.version, (unsigned long long)ver[h.name]);
+                pl_fail("reader %d: name%02u version %llu after %llu", k, h.name,
+                        (unsigned long long)h.version, (unsigned long long)ver[h.name]);
             ver[h.name] = h.version;
             atomic_fetch_add_explicit(&S->rd[k].named, 1, memory_order_relaxed);
             continue;
         }
         if (h.seq <= prev_seq)
-            FAIL("reader %d: seq %llu after %llu", k, (unsigned long long)h.seq,
-                 (unsigned long long)prev_seq);
+            pl_fail("reader %d: seq %llu after %llu", k, (unsigned long long)h.seq,
+                    (unsigned long long)prev_seq);
         /* Every stream chunk skipped since the last one was obsoleted on
          * purpose, or had expired: it was committed after the previous
          * chunk, so it cannot expire before that commit time + its TTL. */
@@ -165,10 +151,10 @@ static void follower(int k)
                 continue;
             }
             if (prev_commit + ttl_of(m) > now)
-                FAIL("reader %d: stream chunk seq %llu missing (between %llu and %llu), "
-                     "cannot have expired yet (%lld ns left at least)",
-                     k, (unsigned long long)m, (unsigned long long)prev_seq,
-                     (unsigned long long)h.seq, (long long)(prev_commit + ttl_of(m) - now));
+                pl_fail("reader %d: stream chunk seq %llu missing (between %llu and %llu), "
+                        "cannot have expired yet (%lld ns left at least)",
+                        k, (unsigned long long)m, (unsigned long long)prev_seq,
+                        (unsigned long long)h.seq, (long long)(prev_commit + ttl_of(m) - now));
             atomic_fetch_add_explicit(&S->rd[k].skipped_expired, 1, memory_order_relaxed);
         }
         prev_seq = h.seq;
@@ -180,10 +166,8 @@ static void follower(int k)
 
 static void getter(int k, uint64_t seed)
 {
-    speculo_reader *r = NULL;
-    int rc = speculo_reader_open(SEG, &r);
-    if (rc < 0)
-        FAIL("reader %d: open: %s", k, speculo_strerror(rc));
+    speculo_reader *r = pl_open_reader(SEG, k);
+    int rc;
     uint64_t rs = seed | 1, ver[NNAMES] = {0}, idv[NNAMES] = {0};
     char n[16];
     while (!atomic_load_explicit(&S->stop, memory_order_acquire)) {
@@ -192,16 +176,16 @@ static void getter(int k, uint64_t seed)
         speculo_chunk c;
         rc = speculo_reader_get(r, n, &c);
         if (rc < 0)
-            FAIL("reader %d: get(%s): %s (it always has a live version)", k, n,
-                 speculo_strerror(rc));
+            pl_fail("reader %d: get(%s): %s (it always has a live version)", k, n,
+                    speculo_strerror(rc));
         struct pl_head h;
         check_chunk(k, &c, &h);
         if (h.kind != PL_NAMED || h.name != i)
-            FAIL("reader %d: get(%s) gave kind %u name %u", k, n, h.kind, h.name);
+            pl_fail("reader %d: get(%s) gave kind %u name %u", k, n, h.kind, h.name);
         if (h.version < ver[i] || (h.version == ver[i] && c.id != idv[i]))
-            FAIL("reader %d: get(%s): version %llu (id %llu) after %llu (id %llu)", k, n,
-                 (unsigned long long)h.version, (unsigned long long)c.id,
-                 (unsigned long long)ver[i], (unsigned long long)idv[i]);
+            pl_fail("reader %d: get(%s): version %llu (id %llu) after %llu (id %llu)", k, n,
+                    (unsigned long long)h.version, (unsigned long long)c.id,
+                    (unsigned long long)ver[i], (unsigned long long)idv[i]);
         ver[i] = h.version;
         idv[i] = c.id;
         atomic_fetch_add_explicit(&S->rd[k].gets, 1, memory_order_relaxed);
@@ -209,20 +193,20 @@ static void getter(int k, uint64_t seed)
         if (pl_rand(&rs) % 8 == 0)
             sched_yield();
         if (pl_check(c.data, c.size, &h) < 0)
-            FAIL("reader %d: chunk %llu changed while held", k, (unsigned long long)c.id);
+            pl_fail("reader %d: chunk %llu changed while held", k, (unsigned long long)c.id);
         if (pl_rand(&rs) % 4 == 0) {
             uint64_t id = c.id;
             rc = speculo_reader_get_id(r, id, &c);
             if (rc == 0) {
                 check_chunk(k, &c, &h);
                 if (c.id != id || h.version != ver[i] || h.name != i)
-                    FAIL("reader %d: get_id(%llu) gave id %llu version %llu", k,
-                         (unsigned long long)id, (unsigned long long)c.id,
-                         (unsigned long long)h.version);
+                    pl_fail("reader %d: get_id(%llu) gave id %llu version %llu", k,
+                            (unsigned long long)id, (unsigned long long)c.id,
+                            (unsigned long long)h.version);
                 atomic_fetch_add_explicit(&S->rd[k].get_ids, 1, memory_order_relaxed);
             } else if (rc != -ENOENT) {
-                FAIL("reader %d: get_id(%llu): %s", k, (unsigned long long)id,
-                     speculo_strerror(rc));
+                pl_fail("reader %d: get_id(%llu): %s", k, (unsigned long long)id,
+                        speculo_strerror(rc));
             }
         }
     }
@@ -231,27 +215,6 @@ static void getter(int k, uint64_t seed)
 }
 
 /* ------------------------------------------------------------------ */
-
-static char own_dir[PATH_MAX];
-
-static void remove_own_dir(void)
-{
-    if (!own_dir[0])
-        return;
-    DIR *d = opendir(own_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[PATH_MAX + 256];
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", own_dir, e->d_name);
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(own_dir);
-}
 
 static void wfail(const char *what, int rc)
 {
@@ -299,21 +262,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stress: bad arguments\n");
         return 2;
     }
-    if (!getenv("SPECULO_DIR") || !*getenv("SPECULO_DIR")) {
-        char tmpl[] = "/dev/shm/speculo-stress-XXXXXX";
-        if (!mkdtemp(tmpl)) {
-            perror("mkdtemp");
-            return 1;
-        }
-        snprintf(own_dir, sizeof own_dir, "%s", tmpl);
-        setenv("SPECULO_DIR", own_dir, 1);
-        atexit(remove_own_dir);
-    }
-    S = mmap(NULL, sizeof *S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (S == MAP_FAILED) {
-        perror("mmap");
+    if (pl_private_dir("stress") < 0)
         return 1;
-    }
+    if (!(S = pl_shared_alloc(sizeof *S)))
+        return 1;
     int followers = readers * 5 / 8 ? readers * 5 / 8 : 1;
     printf("stress: %.0f s, 1 writer, %d followers, %d get() readers, seed 0x%llx\n", secs,
            followers, readers - followers, (unsigned long long)seed);
@@ -332,13 +284,10 @@ int main(int argc, char **argv)
     pid_t pids[MAX_READERS];
     for (int k = 0; k < readers; k++) {
         uint64_t s = pl_rand(&rs);
-        pids[k] = fork();
-        if (pids[k] < 0) {
-            perror("fork");
+        pids[k] = pl_fork();
+        if (pids[k] < 0)
             return 1;
-        }
         if (pids[k] == 0) {
-            prctl(PR_SET_PDEATHSIG, SIGKILL);
             if (k < followers)
                 follower(k);
             getter(k, s);
