@@ -61,6 +61,9 @@ TESTS := tests/check_lib
 ifneq ($(TFUSE_SRCS),)
 TESTS += tests/check_fuse
 endif
+ifneq ($(FUSE_SRCS),)
+TESTS += tests/check_fuzz
+endif
 ifneq ($(TCLI_SRCS),)
 TESTS += tests/check_cli
 endif
@@ -180,8 +183,9 @@ clean-reliability:
 	rm -rf $(STRESS_BINS) tests/fuzz/build build-coverage
 
 # ---- coverage: make coverage ----------------------------------------------
-# Line coverage of lib/ by tests/check_lib, with gcov, built in a copy of the
-# sources (build-coverage/); see scripts/coverage.
+# Line coverage of lib/ by tests/check_lib and of fusefs/ by tests/check_fuse
+# (real mounts of a speculofs built for coverage), with gcov, built in a copy
+# of the sources (build-coverage/); see scripts/coverage.
 .PHONY: coverage
 coverage:
 	scripts/coverage
@@ -191,17 +195,38 @@ coverage:
 # UBSan (the library's sources compiled in), so the tree's objects are left
 # alone. Seeds come from tests/fuzz/make_corpus; crashes land in
 # tests/fuzz/build/ (see scripts/fuzz and docs/RELIABILITY.md).
+# fuzz_fs also compiles in speculofs (fusefs/ without main.c and notify.c,
+# which make a session and threads) with tests/fuzz/fuse_stub.c and
+# notify_stub.c standing in for libfuse's reply API and for notify.c.
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_OUT     := tests/fuzz/build
 FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARNINGS) -Werror -Ilib \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FS_SRCS := tests/fuzz/fuse_stub.c tests/fuzz/notify_stub.c \
+                $(filter-out fusefs/main.c fusefs/notify.c,$(FUSE_SRCS))
+FUZZ_FS_DEPS := $(FUZZ_FS_SRCS) $(wildcard tests/fuzz/*.h fusefs/*.h)
+ifeq ($(FUSE_SRCS),)
+FUZZ_TARGETS := $(filter-out $(FUZZ_OUT)/fuzz_fs,$(FUZZ_TARGETS))
+endif
 
 $(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_SRCS)
-$(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c $(LIB_SRCS) $(LIB_HDRS)
+$(FUZZ_OUT)/fuzz_fs: tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(FUZZ_OUT)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUSE_CFLAGS) -Ifusefs -Itests/fuzz -pthread -fsanitize=fuzzer \
+	    -o $@ $< $(FUZZ_FS_SRCS) $(LIB_SRCS)
+
+# The replay of tests/fuzz/regress/ through fuzz_fs's entry point, built
+# with $(CC) and without libFuzzer: a test of `make check` (scripts/fuzz
+# tells how a crash input gets there).
+tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) lib/libspeculo.a \
+                  .build-flags
+	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -o $@ tests/fuzz/replay.c \
+	    tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) lib/libspeculo.a $(LDFLAGS)
+$(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS)
 

@@ -12,10 +12,8 @@
  * was using is closed, never reused (see seg_reader_give()). A SIGBUS that
  * is not under a guard is a real bug and kills the process as usual.
  */
-#include <inttypes.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "sfs.h"
@@ -92,6 +90,9 @@ struct g_args {
     speculo_chunk *chunk;
     uint64_t *replaces;
     struct speculo_segment_info *info;
+    struct sfs_meta *meta;
+    struct speculo_watch *ev;
+    int timeout_ms;
     char *buf;
     size_t size;
     const void *p;
@@ -163,10 +164,11 @@ int g_seek(speculo_reader *r, uint64_t after_id)
     return guard_call(do_seek, &a);
 }
 
-/* For readdir: the name a chunk shows under (its name, else its padded
- * id) is copied out of the mapping while still under the guard. An
- * over-long name (a hostile file) comes out empty: the caller skips it. */
-static int do_next_entry(void *v)
+/* For readdir: the chunk's attributes, and the name it shows under (its
+ * name, else its padded id), copied out of the mapping while still under
+ * the guard. An over-long name (a hostile file) comes out empty: the
+ * caller skips it. */
+static int do_next_meta(void *v)
 {
     struct g_args *a = v;
     speculo_chunk c;
@@ -174,9 +176,18 @@ static int do_next_entry(void *v)
 
     if (rc != 0)
         return rc;
-    *a->replaces = c.id;
+    memset(a->meta, 0, sizeof *a->meta);
+    a->meta->id = c.id;
+    a->meta->named = c.name != NULL;
+    a->meta->size = c.size;
+    a->meta->replaces = speculo_chunk_replaces(&c);
+    a->meta->committed_ns = c.committed_ns;
+    a->meta->expires_ns = c.expires_ns;
     if (c.name == NULL) {
-        snprintf(a->buf, a->size, "%0*" PRIu64, SFS_IDNAME_LEN, c.id);
+        if (a->size > SFS_IDNAME_LEN)
+            sfs_idname(a->buf, c.id);
+        else
+            a->buf[0] = '\0';
     } else {
         size_t n = strnlen(c.name, a->size);
         if (n == a->size)
@@ -187,10 +198,23 @@ static int do_next_entry(void *v)
     return 0;
 }
 
-int g_next_entry(speculo_reader *r, uint64_t *id, char *name, size_t size)
+int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size)
 {
-    struct g_args a = {.r = r, .replaces = id, .buf = name, .size = size};
-    return guard_call(do_next_entry, &a);
+    struct g_args a = {.r = r, .meta = m, .buf = name, .size = size};
+    return guard_call(do_next_meta, &a);
+}
+
+/* The watch reads the header and the record at the reader's position. */
+static int do_watch(void *v)
+{
+    struct g_args *a = v;
+    return speculo_reader_watch(a->r, a->timeout_ms, a->ev);
+}
+
+int g_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev)
+{
+    struct g_args a = {.r = r, .timeout_ms = timeout_ms, .ev = ev};
+    return guard_call(do_watch, &a);
 }
 
 static int do_info(void *v)

@@ -230,7 +230,7 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd
 static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
 {
     struct fuse_session *se = fuse_session_new(args, &sfs_ops, sizeof sfs_ops, NULL);
-    int rc = 1;
+    int rc = 1, left;
 
     if (se == NULL)
         return 1;
@@ -239,8 +239,21 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
     if (fuse_session_mount(se, cmd->mountpoint) != 0)
         goto out_signals;
     fuse_daemonize(cmd->foreground);
+    if (notify_start(se) != 0)
+        goto out_unmount;
     rc = loop_ok(run_loop(se, cmd)) ? 0 : 1;
+out_unmount:
+    /* The notifiers end first: fuse_session_unmount() closes the device
+     * they write to. One blocked in an invalidation (the kernel waits for a
+     * lookup no worker will answer now) is left behind after 2 s: the
+     * unmount then ends that lookup, and its write returns; it sends
+     * nothing more (notify.c checks it is stopping before each write). */
+    left = notify_stop();
     fuse_session_unmount(se);
+    if (left != 0) {
+        fprintf(stderr, "speculofs: a notifier thread did not end\n");
+        exit(rc); /* what it may still use is not freed */
+    }
     sfs_ops_cleanup();
 out_signals:
     fuse_remove_signal_handlers(se);

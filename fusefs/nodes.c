@@ -10,10 +10,13 @@
  * numbering state and forgetting loses nothing.
  *
  * A chained hash table keyed by inode number, one mutex: every operation
- * is a few pointer moves.
+ * is a few pointer moves. Beside it, the ids of the unnamed chunks held,
+ * per slot, in an array: what a watcher copies (nodes_unnamed()) while the
+ * segment's lookups wait for it, so a copy, not a walk of the table.
  */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sfs.h"
 
@@ -21,7 +24,13 @@ struct node {
     struct node *next;
     fuse_ino_t ino;
     uint64_t nlookup;
+    size_t pos; /* unnamed: its place in its slot's array */
     struct sfs_meta meta;
+};
+
+struct slotvec {
+    uint64_t *ids;
+    size_t n, cap;
 };
 
 static struct {
@@ -29,6 +38,8 @@ static struct {
     struct node **buckets;
     size_t nbuckets; /* a power of two */
     size_t count;
+    struct slotvec *byslot; /* byslot[slot]: unnamed chunk ids held */
+    size_t nbyslot;
 } N = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A 64-bit mix (splitmix finaliser): chunk ids are dense, slots sit in the
@@ -66,6 +77,11 @@ void nodes_fini(void)
     N.buckets = NULL;
     N.nbuckets = 0;
     N.count = 0;
+    for (size_t i = 0; i < N.nbyslot; i++)
+        free(N.byslot[i].ids);
+    free(N.byslot);
+    N.byslot = NULL;
+    N.nbyslot = 0;
 }
 
 static struct node **find_slot(fuse_ino_t ino)
@@ -104,7 +120,58 @@ static void maybe_grow(void)
     N.nbuckets = nb;
 }
 
-/* Count one more lookup of @ino and (re)record its attributes. */
+/* Locked. A new unnamed node joins its slot's array. */
+static int slot_add(struct node *n)
+{
+    uint64_t slot = sfs_ino_slot(n->ino);
+    struct slotvec *v;
+
+    if (n->meta.named)
+        return 0;
+    if (slot >= N.nbyslot) {
+        size_t nn = slot + 1 > 2 * N.nbyslot ? slot + 1 : 2 * N.nbyslot;
+        struct slotvec *nv = realloc(N.byslot, nn * sizeof *nv);
+        if (nv == NULL)
+            return -ENOMEM;
+        memset(nv + N.nbyslot, 0, (nn - N.nbyslot) * sizeof *nv);
+        N.byslot = nv;
+        N.nbyslot = nn;
+    }
+    v = &N.byslot[slot];
+    if (v->n == v->cap) {
+        size_t nc = v->cap ? 2 * v->cap : 64;
+        uint64_t *ni = realloc(v->ids, nc * sizeof *ni);
+        if (ni == NULL)
+            return -ENOMEM;
+        v->ids = ni;
+        v->cap = nc;
+    }
+    n->pos = v->n;
+    v->ids[v->n++] = sfs_ino_low(n->ino);
+    return 0;
+}
+
+/* Locked. A forgotten unnamed node leaves it: the last id takes its place. */
+static void slot_del(const struct node *n)
+{
+    uint64_t slot = sfs_ino_slot(n->ino);
+    struct slotvec *v;
+    uint64_t last;
+
+    if (n->meta.named || slot >= N.nbyslot)
+        return;
+    v = &N.byslot[slot];
+    last = v->ids[--v->n];
+    if (n->pos != v->n) {
+        struct node *m = *find_slot(sfs_ino(slot, last));
+        v->ids[n->pos] = last;
+        if (m != NULL)
+            m->pos = n->pos;
+    }
+}
+
+/* Count one more lookup of @ino and (re)record its attributes (whether a
+ * chunk is named never changes: an inode is one chunk). */
 int node_ref(fuse_ino_t ino, const struct sfs_meta *meta)
 {
     struct node **pp;
@@ -113,8 +180,10 @@ int node_ref(fuse_ino_t ino, const struct sfs_meta *meta)
     pthread_mutex_lock(&N.lock);
     pp = find_slot(ino);
     if (*pp != NULL) {
+        int named = (*pp)->meta.named;
         (*pp)->nlookup++;
         (*pp)->meta = *meta;
+        (*pp)->meta.named = named; /* as in the slot's array */
     } else {
         struct node *n = malloc(sizeof *n);
         if (n == NULL) {
@@ -124,9 +193,14 @@ int node_ref(fuse_ino_t ino, const struct sfs_meta *meta)
             n->ino = ino;
             n->nlookup = 1;
             n->meta = *meta;
+            rc = slot_add(n);
+        }
+        if (rc == 0) {
             *pp = n;
             N.count++;
             maybe_grow();
+        } else {
+            free(n);
         }
     }
     pthread_mutex_unlock(&N.lock);
@@ -158,6 +232,7 @@ void node_forget(fuse_ino_t ino, uint64_t nlookup)
             n->nlookup -= nlookup;
         } else {
             *pp = n->next;
+            slot_del(n);
             free(n);
             N.count--;
         }
@@ -173,4 +248,64 @@ size_t nodes_count(void)
     c = N.count;
     pthread_mutex_unlock(&N.lock);
     return c;
+}
+
+/* Locked. Append @v to the growing array *@arr (of @esize-byte elements);
+ * on allocation failure the list is cut short. */
+static int push(void **arr, size_t *n, size_t *cap, const void *v, size_t esize)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        void *na = realloc(*arr, nc * esize);
+        if (na == NULL)
+            return -ENOMEM;
+        *arr = na;
+        *cap = nc;
+    }
+    memcpy((char *)*arr + *n * esize, v, esize);
+    (*n)++;
+    return 0;
+}
+
+/* The watcher's question: which names of this segment may the kernel
+ * have cached? Only unnamed chunks get a positive entry timeout. A copy
+ * of the slot's array; SIZE_MAX when no memory was left for it. */
+size_t nodes_unnamed(uint64_t slot, uint64_t **ids)
+{
+    uint64_t *v = NULL;
+    size_t n = 0;
+
+    pthread_mutex_lock(&N.lock);
+    if (slot < N.nbyslot && N.byslot[slot].n > 0) {
+        n = N.byslot[slot].n;
+        v = malloc(n * sizeof *v);
+        if (v != NULL)
+            memcpy(v, N.byslot[slot].ids, n * sizeof *v);
+        else
+            n = SIZE_MAX;
+    }
+    pthread_mutex_unlock(&N.lock);
+    *ids = v;
+    return n;
+}
+
+/* A segment file's owner or mode changed: a chunk's come from it. */
+size_t nodes_set_owner(uint64_t slot, const struct stat *file, fuse_ino_t **inos)
+{
+    fuse_ino_t *v = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&N.lock);
+    for (size_t i = 0; i < N.nbuckets; i++)
+        for (struct node *p = N.buckets[i]; p != NULL; p = p->next) {
+            if (sfs_ino_slot(p->ino) != slot)
+                continue;
+            p->meta.uid = file->st_uid;
+            p->meta.gid = file->st_gid;
+            p->meta.mode = sfs_allowed(file->st_mode, 0444);
+            (void)push((void **)&v, &n, &cap, &p->ino, sizeof p->ino);
+        }
+    pthread_mutex_unlock(&N.lock);
+    *inos = v;
+    return n;
 }

@@ -6,10 +6,12 @@
  *   /SEG/NAME    a live named chunk (its latest version)
  *   /SEG/000..42 a live unnamed chunk, by its id in 20 digits
  *
- * Caching, in short (docs/DESIGN-speculofs.md has the long version):
- * names are never cached by the kernel (entry timeout 0, so every path
- * walk asks us, and a chunk that expired or was obsoleted is gone at
- * once); a chunk inode's attributes and pages are cached for long, since a
+ * Caching, in short (docs/DESIGN-speculofs.md has the long version): the
+ * kernel may cache the name of an unnamed chunk (until its expiry at the
+ * latest) and of a segment directory, because notify.c takes them back
+ * when they die; the name of a named chunk is never cached (an update
+ * rebinds it the moment the commit returns), nor is a name that does not
+ * exist. A chunk inode's attributes and pages are cached for long, since a
  * chunk inode number always means the same immutable bytes.
  */
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sfs.h"
@@ -74,27 +77,12 @@ static struct timespec ns_to_ts(int64_t ns)
     return ts;
 }
 
-/* @want (0444 or 0555) less what @file_mode denies: a class that may not
- * read the segment file gets nothing. */
-static mode_t allowed(mode_t file_mode, mode_t want)
-{
-    mode_t m = 0;
-
-    if (file_mode & S_IRUSR)
-        m |= want & 0700;
-    if (file_mode & S_IRGRP)
-        m |= want & 0070;
-    if (file_mode & S_IROTH)
-        m |= want & 0007;
-    return m;
-}
-
 /* A directory made from @src (the segment directory or a segment file). */
 static void dir_attr(struct stat *a, fuse_ino_t ino, const struct stat *src)
 {
     memset(a, 0, sizeof *a);
     a->st_ino = ino;
-    a->st_mode = S_IFDIR | allowed(src->st_mode, 0555);
+    a->st_mode = S_IFDIR | sfs_allowed(src->st_mode, 0555);
     a->st_nlink = 2;
     a->st_uid = src->st_uid;
     a->st_gid = src->st_gid;
@@ -107,7 +95,7 @@ static void dir_attr(struct stat *a, fuse_ino_t ino, const struct stat *src)
 static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, size_t size)
 {
     dir_attr(a, ino, file);
-    a->st_mode = S_IFREG | allowed(file->st_mode, 0444);
+    a->st_mode = S_IFREG | sfs_allowed(file->st_mode, 0444);
     a->st_nlink = 1;
     a->st_size = (off_t)size;
     a->st_blocks = (blkcnt_t)((size + 511) / 512);
@@ -129,6 +117,20 @@ static void chunk_attr(struct stat *a, fuse_ino_t ino, const struct sfs_meta *m)
     a->st_atim = a->st_mtim;
 }
 
+/*
+ * @seg still current under its name (fills @st); else ESTALE. The kernel
+ * may still cache the root's name for an incarnation that died (until
+ * notify.c takes it back): ESTALE makes it walk the path again asking us
+ * for every name, so that a removed segment is ENOENT at once, and one
+ * created again is found at once, not after the notification.
+ */
+static int seg_current(struct sfs_seg *seg, struct stat *st)
+{
+    int rc = seg_check(seg, st);
+
+    return rc == -ENOENT ? -ESTALE : rc;
+}
+
 /* The segment @ino belongs to, still current under its name (fills @st). */
 static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
 {
@@ -137,7 +139,7 @@ static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
     if (s == NULL)
         return -ENOENT;
     *seg = s;
-    return seg_check(s, st);
+    return seg_current(s, st);
 }
 
 /* The length of the segment's description, for the size of .info. */
@@ -197,6 +199,7 @@ static void meta_from_chunk(struct sfs_meta *m, const speculo_chunk *c, uint64_t
 {
     memset(m, 0, sizeof *m);
     m->id = c->id;
+    m->named = c->name != NULL;
     m->size = c->size;
     m->replaces = replaces;
     m->committed_ns = c->committed_ns;
@@ -207,13 +210,24 @@ static void meta_owner(struct sfs_meta *m, const struct stat *file)
 {
     m->uid = file->st_uid;
     m->gid = file->st_gid;
-    m->mode = allowed(file->st_mode, 0444);
+    m->mode = sfs_allowed(file->st_mode, 0444);
+}
+
+/* Did the chunk @r just returned come from @seg? A reader follows the
+ * segment's name, possibly to a segment created there since. */
+static int from_seg(struct sfs_seg *seg, const speculo_reader *r)
+{
+    struct speculo_segment_ident id;
+
+    if (speculo_reader_ident(r, &id) == 0 && seg_same(seg, &id))
+        return 1;
+    seg_unverify(seg);
+    return 0;
 }
 
 /* The live chunk @id (when @name is NULL) or named @name, with what its
- * attributes need; *named tells whether it has a name. */
-static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struct sfs_meta *m,
-                       int *named)
+ * attributes need. */
+static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struct sfs_meta *m)
 {
     speculo_reader *r;
     speculo_chunk c;
@@ -223,13 +237,15 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
     if (rc != 0)
         return rc;
     rc = name != NULL ? g_fetch_name(r, name, &c, &rep) : g_fetch_id(r, id, &c, &rep);
+    if (rc == 0 && !from_seg(seg, r))
+        rc = -ENOENT;
+    if (rc == 0)
+        meta_from_chunk(m, &c, rep);
     seg_reader_give(seg, r, rc);
     if (rc != 0)
         return rc;
-    if (c.id == 0 || c.id > SFS_CHUNK_ID_MAX)
+    if (m->id == 0 || m->id > SFS_CHUNK_ID_MAX)
         return -EOVERFLOW;
-    *named = c.name != NULL;
-    meta_from_chunk(m, &c, rep);
     return 0;
 }
 
@@ -238,17 +254,16 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
 static int find_chunk(struct sfs_seg *seg, const char *name, struct sfs_meta *m)
 {
     uint64_t id = 0;
-    int named = 0;
     int rc;
 
     if (parse_idname(name, &id)) {
-        rc = fetch_chunk(seg, NULL, id, m, &named);
-        return rc == 0 && named ? -ENOENT : rc;
+        rc = fetch_chunk(seg, NULL, id, m);
+        return rc == 0 && m->named ? -ENOENT : rc;
     }
     rc = speculo_chunk_name_check(name);
     if (rc != 0)
         return rc == -ENAMETOOLONG ? rc : -ENOENT;
-    return fetch_chunk(seg, name, 0, m, &named);
+    return fetch_chunk(seg, name, 0, m);
 }
 
 /* A chunk's attributes: from the inode table while the kernel holds the
@@ -257,23 +272,60 @@ static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
 {
     struct sfs_seg *seg;
     struct stat st;
-    int named;
     int rc;
 
     if (node_get(ino, m) == 0)
         return 0;
     rc = seg_of(ino, &seg, &st);
     if (rc == 0)
-        rc = fetch_chunk(seg, NULL, sfs_ino_low(ino), m, &named);
+        rc = fetch_chunk(seg, NULL, sfs_ino_low(ino), m);
     if (rc == 0)
         meta_owner(m, &st);
     return rc;
 }
 
+static int64_t wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Called with seg->hand held: does a watcher follow @seg's obsoletions
+ * (so a chunk name may be cached)? */
+static int seg_followed(struct sfs_seg *seg)
+{
+    /* observes: the state a watcher sets under `hand` when it stops */
+    return atomic_load_explicit(&seg->follow, memory_order_acquire) == SFS_FOLLOW_ACTIVE;
+}
+
+/*
+ * How long the kernel may cache the name of chunk @m: 0 for a named chunk
+ * (an update rebinds the name at once) or when no watcher can take the
+ * name back; else SFS_ENTRY_TIMEOUT, but never past the chunk's expiry
+ * (less a margin for the kernel's clock tick and for the time it takes to
+ * apply the reply), so that expiry needs no notification at all.
+ */
+static double chunk_entry_timeout(const struct sfs_meta *m, int followed)
+{
+    int64_t left;
+
+    if (m->named || !followed)
+        return 0;
+    if (m->expires_ns == 0)
+        return SFS_ENTRY_TIMEOUT;
+    left = m->expires_ns - wall_ns() - SFS_EXPIRY_MARGIN_NS;
+    if (left <= 0)
+        return 0;
+    return (double)left / 1e9 < SFS_ENTRY_TIMEOUT ? (double)left / 1e9 : SFS_ENTRY_TIMEOUT;
+}
+
 /* ------------------------------------------------------------------ */
 /* lookup, forget, getattr */
 
-static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *src)
+static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *src,
+                            double entry_timeout)
 {
     struct fuse_entry_param e;
 
@@ -281,21 +333,30 @@ static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *s
     e.ino = ino;
     e.generation = 1;
     e.attr_timeout = SFS_DIR_ATTR_TIMEOUT;
+    e.entry_timeout = entry_timeout;
     dir_attr(&e.attr, ino, src);
     fuse_reply_entry(req, &e);
 }
 
+static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
+                        int followed)
+{
+    memset(e, 0, sizeof *e);
+    e->ino = ino;
+    e->generation = 1;
+    e->attr_timeout = SFS_CHUNK_ATTR_TIMEOUT;
+    e->entry_timeout = chunk_entry_timeout(m, followed);
+    chunk_attr(&e->attr, ino, m);
+}
+
 /* Counted in the inode table before the reply; uncounted if the reply did
  * not reach the kernel (the request was interrupted). */
-static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_meta *m)
+static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_meta *m,
+                              int followed)
 {
     struct fuse_entry_param e;
 
-    memset(&e, 0, sizeof e);
-    e.ino = ino;
-    e.generation = 1;
-    e.attr_timeout = SFS_CHUNK_ATTR_TIMEOUT;
-    chunk_attr(&e.attr, ino, m);
+    chunk_entry(&e, ino, m, followed);
     if (node_ref(ino, m) != 0) {
         fuse_reply_err(req, ENOMEM);
         return;
@@ -304,16 +365,29 @@ static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_m
         node_forget(ino, 1);
 }
 
+/* The root's entry for a segment may be cached while inotify watches the
+ * directory (notify.c takes it back), not for an unreadable file (it may
+ * become readable with no event: a new incarnation is then found by the
+ * next lookup). Held from segtab_lookup() to the reply: see
+ * segtab_root_hand(). */
 static void lookup_segment(fuse_req_t req, const char *name)
 {
     struct sfs_seg *seg;
     struct stat st;
-    int rc = segtab_lookup(name, &seg, &st);
+    double timeout = 0;
+    int rc;
 
+    segtab_root_hand(0);
+    rc = segtab_lookup(name, &seg, &st);
+    if (rc == 0 && notify_root_ok() && !seg->bad) {
+        seg_handed(seg);
+        timeout = SFS_ENTRY_TIMEOUT;
+    }
     if (rc != 0)
         fuse_reply_err(req, fs_err(rc));
     else
-        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st);
+        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st, timeout);
+    segtab_root_unhand();
 }
 
 static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
@@ -333,15 +407,32 @@ static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *
     fuse_reply_entry(req, &e);
 }
 
+/*
+ * A chunk is looked up between notify_follow() (a watcher counts
+ * obsoletions from before the check that the chunk is live) and the reply,
+ * with `hand` held from before the check to after the reply: an
+ * obsoletion is either seen by the check, or finds the name in the inode
+ * table when the watcher looks (notify.c).
+ */
 static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct sfs_seg *seg;
+    struct sfs_seg *seg = segtab_get(sfs_ino_slot(parent));
     struct sfs_meta m;
     struct stat st;
-    int rc = seg_of(parent, &seg, &st);
+    uint64_t id;
+    int rc;
 
+    if (seg == NULL) {
+        fuse_reply_err(req, ENOENT);
+        return;
+    }
+    if (parse_idname(name, &id))
+        (void)notify_follow(seg);
+    pthread_rwlock_rdlock(&seg->hand);
+    rc = seg_current(seg, &st);
     if (rc == 0 && strcmp(name, ".info") == 0) {
         lookup_info(req, seg, &st);
+        pthread_rwlock_unlock(&seg->hand);
         return;
     }
     if (rc == 0 && name[0] == '.')
@@ -350,10 +441,11 @@ static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *nam
         rc = find_chunk(seg, name, &m);
     if (rc != 0) {
         fuse_reply_err(req, fs_err(rc));
-        return;
+    } else {
+        meta_owner(&m, &st);
+        reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m, seg_followed(seg));
     }
-    meta_owner(&m, &st);
-    reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m);
+    pthread_rwlock_unlock(&seg->hand);
 }
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -555,9 +647,9 @@ static int open_info(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
     return rc;
 }
 
-/* Is @c the chunk the kernel looked up as @ino? Not when the segment was
- * removed and created again, with a chunk of the same id, between the
- * check of the segment and the reader's open. */
+/* Is @c the chunk the kernel looked up as @ino? (from_seg() already tells
+ * a segment created again; this is a second look, at what the kernel was
+ * told.) */
 static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
 {
     struct sfs_meta m;
@@ -569,9 +661,11 @@ static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
 
 /* The chunk is fetched with a reader of its own that no one calls again
  * before release: the library keeps chunk->data valid until then, through
- * expiry, obsoletion and GC switches. A chunk gone since the lookup gives
- * ESTALE, which makes the kernel walk the path again once (a named chunk
- * updated in between then opens its new version). */
+ * expiry, obsoletion and GC switches. A chunk gone since the lookup (or
+ * since the kernel cached its name) gives ESTALE, which makes the kernel
+ * walk the path again once, asking us for every name: a chunk that
+ * vanished is then ENOENT, never its stale contents, and a named chunk
+ * updated in between opens as its new version. */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;
@@ -585,7 +679,7 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
         rc = g_reader_open(seg->name, &h->r);
     if (rc == 0)
         rc = g_fetch_id(h->r, sfs_ino_low(ino), &c, NULL);
-    if (rc == 0 && !same_chunk(ino, &c))
+    if (rc == 0 && (!from_seg(seg, h->r) || !same_chunk(ino, &c)))
         rc = -ENOENT;
     if (rc == -ENOENT)
         return -ESTALE;
@@ -796,26 +890,89 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         dh_free(d);
 }
 
-/* Adds one entry; 0 when it did not fit (the buffer is full). */
-static size_t add_dirent(fuse_req_t req, char *buf, size_t size, size_t *used,
-                         const char *name, fuse_ino_t ino, mode_t type, off_t next)
+/*
+ * A reply to READDIR or READDIRPLUS being filled. With `plus`, a chunk's
+ * entry carries its attributes and counts as a lookup in the kernel, as
+ * in the inode table (refs: to uncount them if the reply fails); ".",
+ * ".." and .info carry none (ino 0: the kernel does not link them), nor do
+ * the root's segments (their names are looked up as usual).
+ */
+struct listing {
+    fuse_req_t req;
+    char *buf;
+    size_t size, used;
+    int plus;
+    int followed;            /* chunk names may be cached (seg_followed()) */
+    struct stat file;        /* the segment file: chunks' owner and mode */
+    fuse_ino_t *refs;
+    size_t nrefs, caprefs;
+};
+
+/* Plus: remember that @ino was counted for this reply. */
+static int add_ref(struct listing *L, fuse_ino_t ino)
+{
+    if (L->nrefs == L->caprefs) {
+        size_t nc = L->caprefs ? L->caprefs * 2 : 64;
+        fuse_ino_t *nr = realloc(L->refs, nc * sizeof *nr);
+        if (nr == NULL)
+            return -ENOMEM;
+        L->refs = nr;
+        L->caprefs = nc;
+    }
+    L->refs[L->nrefs++] = ino;
+    return 0;
+}
+
+/* With plus, a chunk's entry (@m not NULL) is counted before it is kept. */
+static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type,
+                       off_t next, const struct sfs_meta *m)
+{
+    struct fuse_entry_param e;
+    size_t room = L->size - L->used;
+    size_t len;
+
+    memset(&e, 0, sizeof e);
+    if (m != NULL) {
+        chunk_entry(&e, ino, m, L->followed);
+    } else {
+        e.attr.st_ino = ino;
+        e.attr.st_mode = type;
+    }
+    len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
+    if (len > room)
+        return 0;
+    if (m != NULL && node_ref(ino, m) != 0)
+        return 0;
+    if (m != NULL && add_ref(L, ino) != 0) {
+        node_forget(ino, 1);
+        return 0;
+    }
+    L->used += len;
+    return len;
+}
+
+/* Adds one entry; 0 when it did not fit (the buffer is full). @m: the
+ * chunk's attributes, NULL for anything else. */
+static size_t add_dirent(struct listing *L, const char *name, fuse_ino_t ino, mode_t type,
+                         off_t next, const struct sfs_meta *m)
 {
     struct stat st;
     size_t len;
 
+    if (L->plus)
+        return add_plus(L, name, ino, type, next, m);
     memset(&st, 0, sizeof st);
     st.st_ino = ino;
     st.st_mode = type;
-    len = fuse_add_direntry(req, buf + *used, size - *used, name, &st, next);
-    if (len > size - *used)
+    len = fuse_add_direntry(L->req, L->buf + L->used, L->size - L->used, name, &st, next);
+    if (len > L->size - L->used)
         return 0;
-    *used += len;
+    L->used += len;
     return len;
 }
 
 /* Offset 0 again after a listing (rewinddir()): list the directory anew. */
-static void readdir_root(fuse_req_t req, struct dh *d, char *buf, size_t size, off_t off,
-                         size_t *used)
+static void readdir_root(struct listing *L, struct dh *d, off_t off)
 {
     if (off == 0 && d->served) {
         drop_snapshot(d);
@@ -825,7 +982,7 @@ static void readdir_root(fuse_req_t req, struct dh *d, char *buf, size_t size, o
     d->served = 1;
     for (size_t i = (size_t)off; i < d->nents; i++) {
         const struct dent *e = &d->ents[i];
-        if (!add_dirent(req, buf, size, used, e->name, e->ino, e->type, (off_t)i + 1))
+        if (!add_dirent(L, e->name, e->ino, e->type, (off_t)i + 1, NULL))
             break;
     }
 }
@@ -836,23 +993,27 @@ static void readdir_root(fuse_req_t req, struct dh *d, char *buf, size_t size, o
  * twice or skipped while it lives. */
 #define COOKIE_BASE 3
 
-static void list_chunks(fuse_req_t req, struct dh *d, char *buf, size_t size,
-                        uint64_t after, size_t *used)
+/* Chunks are listed as next() returns them (live ones), from the
+ * incarnation the handle was opened on: a listing stops where its reader
+ * follows the name elsewhere. */
+static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
 {
     char name[SPECULO_CHUNK_NAME_MAX + 1];
-    uint64_t id;
+    struct sfs_meta m;
     int rc;
 
     if (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0)
         return;
     rc = g_seek(d->r, after);
-    while (rc == 0 && (rc = g_next_entry(d->r, &id, name, sizeof name)) == 0) {
-        if (id == 0 || id > SFS_CHUNK_ID_MAX || (uint64_t)INT64_MAX - COOKIE_BASE < id)
+    while (rc == 0 && (rc = g_next_meta(d->r, &m, name, sizeof name)) == 0) {
+        if (!from_seg(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX ||
+            (uint64_t)INT64_MAX - COOKIE_BASE < m.id)
             break;
         if (name[0] == '\0')
             continue;
-        if (!add_dirent(req, buf, size, used, name, sfs_ino(d->seg->slot, id), S_IFREG,
-                        (off_t)(id + COOKIE_BASE)))
+        meta_owner(&m, &L->file);
+        if (!add_dirent(L, name, sfs_ino(d->seg->slot, m.id), S_IFREG,
+                        (off_t)(m.id + COOKIE_BASE), &m))
             break;
     }
     if (rc != 0 && rc != -EAGAIN && sfs_debug)
@@ -865,49 +1026,79 @@ static void list_chunks(fuse_req_t req, struct dh *d, char *buf, size_t size,
     }
 }
 
-static void readdir_segment(fuse_req_t req, struct dh *d, char *buf, size_t size, off_t off,
-                            size_t *used)
+static void readdir_segment(struct listing *L, struct dh *d, off_t off)
 {
     fuse_ino_t dir = sfs_ino(d->seg->slot, 0);
     const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
     const fuse_ino_t inos[COOKIE_BASE] = {dir, FUSE_ROOT_ID, sfs_ino(d->seg->slot, SFS_INFO_LOW)};
     const mode_t types[COOKIE_BASE] = {S_IFDIR, S_IFDIR, S_IFREG};
-    struct stat st;
 
     for (off_t k = off; k < COOKIE_BASE; k++)
-        if (!add_dirent(req, buf, size, used, fixed[k], inos[k], types[k], k + 1))
+        if (!add_dirent(L, fixed[k], inos[k], types[k], k + 1, NULL))
             return;
     /* A segment removed or replaced meanwhile: the listing just ends. */
-    if (d->seg->bad || seg_check(d->seg, &st) != 0)
+    if (d->seg->bad || seg_check(d->seg, &L->file) != 0)
         return;
-    list_chunks(req, d, buf, size, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE, used);
+    list_chunks(L, d, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
+}
+
+/* The reply, and what the kernel did not get uncounted. */
+static void reply_listing(struct listing *L)
+{
+    if (fuse_reply_buf(L->req, L->buf, L->used) != 0)
+        for (size_t i = 0; i < L->nrefs; i++)
+            node_forget(L->refs[i], 1);
+}
+
+/*
+ * READDIRPLUS of a segment lets the kernel cache the chunks' names: done
+ * as a LOOKUP is (lookup_in_segment()), between notify_follow() and the
+ * reply, with `hand` held from the listing to the reply.
+ */
+static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
+{
+    struct listing L = {.req = req, .size = size, .plus = plus};
+    struct sfs_seg *seg = d->seg;
+
+    if (off < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    L.buf = malloc(size);
+    if (L.buf == NULL) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    if (seg != NULL && plus) {
+        (void)notify_follow(seg);
+        pthread_rwlock_rdlock(&seg->hand);
+        L.followed = seg_followed(seg);
+    }
+    pthread_mutex_lock(&d->lock);
+    if (seg == NULL)
+        readdir_root(&L, d, off);
+    else
+        readdir_segment(&L, d, off);
+    pthread_mutex_unlock(&d->lock);
+    reply_listing(&L);
+    if (seg != NULL && plus)
+        pthread_rwlock_unlock(&seg->hand);
+    free(L.refs);
+    free(L.buf);
 }
 
 static void sfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                         struct fuse_file_info *fi)
 {
-    struct dh *d = (struct dh *)(uintptr_t)fi->fh;
-    size_t used = 0;
-    char *buf;
-
     (void)ino;
-    if (off < 0) {
-        fuse_reply_err(req, EINVAL);
-        return;
-    }
-    buf = malloc(size);
-    if (buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    pthread_mutex_lock(&d->lock);
-    if (d->seg == NULL)
-        readdir_root(req, d, buf, size, off, &used);
-    else
-        readdir_segment(req, d, buf, size, off, &used);
-    pthread_mutex_unlock(&d->lock);
-    fuse_reply_buf(req, buf, used);
-    free(buf);
+    do_readdir(req, (struct dh *)(uintptr_t)fi->fh, size, off, 0);
+}
+
+static void sfs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            struct fuse_file_info *fi)
+{
+    (void)ino;
+    do_readdir(req, (struct dh *)(uintptr_t)fi->fh, size, off, 1);
 }
 
 static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -950,12 +1141,29 @@ static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_
         fuse_reply_buf(req, data, len);
 }
 
+/*
+ * Only the user namespace is ours. A name in any other (security.selinux,
+ * system.posix_acl_access, trusted.*) is refused with EOPNOTSUPP, as a
+ * kernel filesystem with no handler for that namespace refuses it (the
+ * kernel caches nothing of xattrs: each query is a request). `ls -l`
+ * takes EOPNOTSUPP as "no labels, no ACLs on this filesystem" and stops
+ * asking: two requests per listing instead of two per file.
+ */
+static int xattr_ours(const char *name)
+{
+    return strncmp(name, "user.", 5) == 0;
+}
+
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sfs_meta m;
     char val[32];
     int rc;
 
+    if (!xattr_ours(name)) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
     if (sfs_ino_kind(ino) != SFS_CHUNK) {
         fuse_reply_err(req, ENODATA);
         return;
@@ -1129,6 +1337,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
     .release = sfs_release,
     .opendir = sfs_opendir,
     .readdir = sfs_readdir,
+    .readdirplus = sfs_readdirplus,
     .releasedir = sfs_releasedir,
     .statfs = sfs_statfs,
     .setxattr = sfs_setxattr,

@@ -2,23 +2,31 @@
  * The segments of the segment directory, as the filesystem numbers them.
  *
  * Each *incarnation* of a segment gets a slot, the high bits of all its
- * inode numbers. An incarnation is a name plus the segment's creation time
- * (kept by the garbage collector), so a GC switch keeps the slot, and a
- * segment removed and created again under the same name gets a new one:
- * its chunk 1 is not the old chunk 1, and must not inherit its inode (nor
- * the kernel's page cache of it). A file that cannot be read as a segment
- * is an incarnation of its own, told by its (device, inode).
+ * inode numbers. An incarnation is a name plus the segment's uid and
+ * creation time (kept by the garbage collector), so a GC switch keeps the
+ * slot, and a segment removed and created again under the same name gets a
+ * new one: its chunk 1 is not the old chunk 1, and must not inherit its
+ * inode (nor the kernel's page cache of it). A file that cannot be read as
+ * a segment is an incarnation of its own, told by its (device, inode).
  *
  * Learning which incarnation a file holds costs a reader open and an O(n)
  * speculo_reader_info(), so it is done only when the file under a name is
- * not the one last seen (an fstatat() per operation tells): at a GC
- * switch, a removal, a creation. Each incarnation keeps a small pool of
- * idle readers, so that lookups do not map the segment every time.
+ * not the one last seen: at a GC switch, a removal, a creation. Whether it
+ * is, an fstatat() tells; and while inotify watches the segment directory
+ * (notify.c), the answer is kept until an event names the segment
+ * ("verified"), so that an operation costs no system call at all. Readers
+ * follow a name by themselves: every chunk a pooled reader returns is
+ * checked to come from the incarnation asked for (seg_same()), which
+ * covers the instant between a change and its inotify event.
+ *
+ * Each incarnation keeps a small pool of idle readers, so that lookups do
+ * not map the segment every time.
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +38,17 @@
 
 static struct {
     pthread_mutex_t lock;
+    pthread_rwlock_t root_hand; /* see segtab_root_hand() */
     char dir[PATH_MAX];
     struct sfs_seg **all; /* every incarnation, all[slot - 1] */
     size_t nall, capall;
     struct sfs_seg **cur; /* the incarnations not dead, one per name */
     size_t ncur, capcur;
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t epoch; /* +1 at every change reported by inotify */
+    int verify_on;  /* inotify watches the directory: "verified" may be kept */
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       /* writers first, as `hand` (init_hand()) */
+       .root_hand = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP};
 
 int segtab_init(const char *dir)
 {
@@ -63,6 +76,7 @@ void segtab_fini(void)
         struct sfs_seg *seg = S.all[i];
         for (unsigned k = 0; k < seg->npool; k++)
             g_reader_close(seg->pool[k]);
+        pthread_rwlock_destroy(&seg->hand);
         free(seg->name);
         free(seg);
     }
@@ -119,9 +133,21 @@ static void mark_dead(struct sfs_seg *seg)
     if (i != SIZE_MAX && S.cur[i] == seg)
         S.cur[i] = S.cur[--S.ncur];
     seg->dead = 1;
+    seg->verified = 0;
     for (unsigned k = 0; k < seg->npool; k++)
         g_reader_close(seg->pool[k]);
     seg->npool = 0;
+}
+
+/* Locked. @st is what the file under the name looks like now, learnt
+ * after @epoch0 was read: kept as verified only if no inotify event came
+ * in between (the event may be about a change after the stat). */
+static void set_file(struct sfs_seg *seg, const struct stat *st, uint64_t epoch0)
+{
+    seg->dev = st->st_dev;
+    seg->ino = st->st_ino;
+    seg->st = *st;
+    seg->verified = S.verify_on && S.epoch == epoch0 && !seg->bad && !seg->dead;
 }
 
 static int grow(void *pp, size_t *cap, size_t need)
@@ -140,7 +166,9 @@ static int grow(void *pp, size_t *cap, size_t need)
     return 0;
 }
 
-/* Locked. Make @seg the current incarnation of its name. */
+/* Locked. Make @seg the current incarnation of its name. One that comes
+ * back (a file briefly missing) starts afresh: what the kernel cached of it
+ * was taken back when it died. */
 static int make_current(struct sfs_seg *seg)
 {
     struct sfs_seg *other = find_cur(seg->name);
@@ -153,12 +181,17 @@ static int make_current(struct sfs_seg *seg)
         return -ENOMEM;
     S.cur[S.ncur++] = seg;
     seg->dead = 0;
+    if (seg->reaped) {
+        seg->reaped = 0;
+        seg->handed = 0;
+    }
     return 0;
 }
 
-/* What a file holds: a readable segment created at created_ns, or not. */
+/* What a file holds: a readable segment (uid, created_ns), or not. */
 struct identity {
     int bad;
+    uint64_t uid;
     int64_t created_ns;
     dev_t dev;
     ino_t ino;
@@ -172,12 +205,29 @@ static struct sfs_seg *find_any(const char *name, const struct identity *id)
         struct sfs_seg *s = S.all[i];
         if (s->bad != id->bad || strcmp(s->name, name) != 0)
             continue;
-        if (!id->bad && s->created_ns == id->created_ns)
+        if (!id->bad && s->uid == id->uid && s->created_ns == id->created_ns)
             return s;
         if (id->bad && s->dev == id->dev && s->ino == id->ino)
             return s;
     }
     return NULL;
+}
+
+/* Writers first: a watcher deciding what to invalidate must not wait for
+ * a gap in a stream of lookups (glibc's default lets readers starve it).
+ * Nobody takes `hand` twice, as that kind requires. */
+static int init_hand(pthread_rwlock_t *l)
+{
+    pthread_rwlockattr_t a;
+    int rc = pthread_rwlockattr_init(&a);
+
+    if (rc != 0)
+        return rc;
+    rc = pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (rc == 0)
+        rc = pthread_rwlock_init(l, &a);
+    pthread_rwlockattr_destroy(&a);
+    return rc;
 }
 
 /* Locked. */
@@ -195,7 +245,14 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
         free(seg);
         return NULL;
     }
+    if (init_hand(&seg->hand) != 0) {
+        free(seg->name);
+        free(seg);
+        return NULL;
+    }
+    atomic_init(&seg->follow, SFS_FOLLOW_NONE);
     seg->bad = id->bad;
+    seg->uid = id->uid;
     seg->created_ns = id->created_ns;
     seg->dead = 1; /* until make_current() */
     S.all[S.nall++] = seg;
@@ -204,11 +261,13 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
 }
 
 /* Open the file under @name as a segment and learn its identity. On
- * success *r is a reader left for the pool (or NULL). */
+ * success *r is a reader left for the pool (or NULL). A file whose records
+ * cannot all be read (speculo_reader_info() scans them) is bad. */
 static int learn(const char *name, const struct stat *st, struct identity *id,
                  speculo_reader **r)
 {
     struct speculo_segment_info info;
+    struct speculo_segment_ident ident;
     int rc;
 
     memset(id, 0, sizeof *id);
@@ -220,6 +279,8 @@ static int learn(const char *name, const struct stat *st, struct identity *id,
         return rc;
     if (rc == 0) {
         rc = g_info(*r, &info);
+        if (rc == 0)
+            rc = speculo_reader_ident(*r, &ident);
         if (rc != 0) {
             g_reader_close(*r);
             *r = NULL;
@@ -231,11 +292,24 @@ static int learn(const char *name, const struct stat *st, struct identity *id,
             fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", name, speculo_strerror(rc));
         return 0;
     }
-    id->created_ns = info.created_ns;
+    id->uid = ident.uid;
+    id->created_ns = ident.created_ns;
     return 0;
 }
 
-static int resolve(const char *name, const struct stat *st, struct sfs_seg **out)
+/* Locked. Keep @r in the pool of @seg if there is room; else it is
+ * returned for the caller to close. */
+static speculo_reader *pool_put(struct sfs_seg *seg, speculo_reader *r)
+{
+    if (r != NULL && !seg->dead && seg->npool < POOL_MAX) {
+        seg->pool[seg->npool++] = r;
+        return NULL;
+    }
+    return r;
+}
+
+static int resolve(const char *name, const struct stat *st, uint64_t epoch0,
+                   struct sfs_seg **out)
 {
     struct identity id;
     speculo_reader *r;
@@ -251,12 +325,8 @@ static int resolve(const char *name, const struct stat *st, struct sfs_seg **out
     if (seg == NULL || make_current(seg) != 0) {
         rc = -ENOMEM;
     } else {
-        seg->dev = st->st_dev;
-        seg->ino = st->st_ino;
-        if (r != NULL && seg->npool < POOL_MAX) {
-            seg->pool[seg->npool++] = r;
-            r = NULL;
-        }
+        set_file(seg, st, epoch0);
+        r = pool_put(seg, r);
         *out = seg;
     }
     pthread_mutex_unlock(&S.lock);
@@ -276,23 +346,36 @@ static int known_file(const struct sfs_seg *seg, const struct stat *st)
 int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
 {
     struct sfs_seg *seg;
+    uint64_t epoch0;
     int rc = speculo_segment_name_check(name);
 
     if (rc != 0)
         return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    pthread_mutex_lock(&S.lock);
+    seg = find_cur(name);
+    if (seg != NULL && seg->verified) {
+        *st = seg->st;
+        *out = seg;
+        pthread_mutex_unlock(&S.lock);
+        return 0;
+    }
+    epoch0 = S.epoch;
+    pthread_mutex_unlock(&S.lock);
     rc = stat_file(name, st);
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&S.lock);
     seg = find_cur(name);
-    if (seg != NULL && !known_file(seg, st))
+    if (seg != NULL && known_file(seg, st))
+        set_file(seg, st, epoch0);
+    else
         seg = NULL;
     pthread_mutex_unlock(&S.lock);
     if (seg != NULL) {
         *out = seg;
         return 0;
     }
-    return resolve(name, st, out);
+    return resolve(name, st, epoch0, out);
 }
 
 /* 0 when @seg is still the incarnation under its name (and fills @st),
@@ -300,9 +383,19 @@ int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
 int seg_check(struct sfs_seg *seg, struct stat *st)
 {
     struct sfs_seg *now;
+    uint64_t epoch0;
     int ok;
-    int rc = stat_file(seg->name, st);
+    int rc;
 
+    pthread_mutex_lock(&S.lock);
+    ok = seg->verified;
+    if (ok)
+        *st = seg->st;
+    epoch0 = S.epoch;
+    pthread_mutex_unlock(&S.lock);
+    if (ok)
+        return 0;
+    rc = stat_file(seg->name, st);
     if (rc == -ENOENT) {
         pthread_mutex_lock(&S.lock);
         if (!seg->dead)
@@ -313,13 +406,30 @@ int seg_check(struct sfs_seg *seg, struct stat *st)
         return rc;
     pthread_mutex_lock(&S.lock);
     ok = known_file(seg, st);
+    if (ok)
+        set_file(seg, st, epoch0);
     pthread_mutex_unlock(&S.lock);
     if (ok)
         return 0;
-    rc = resolve(seg->name, st, &now);
+    rc = resolve(seg->name, st, epoch0, &now);
     if (rc != 0)
         return rc;
     return now == seg ? 0 : -ENOENT;
+}
+
+/* Does @id (of the file a reader of @seg maps) name this incarnation? A
+ * pooled reader follows the name to a segment created there since. */
+int seg_same(const struct sfs_seg *seg, const struct speculo_segment_ident *id)
+{
+    return !seg->bad && id->uid == seg->uid && id->created_ns == seg->created_ns;
+}
+
+/* A reader found another file under the name: look again next time. */
+void seg_unverify(struct sfs_seg *seg)
+{
+    pthread_mutex_lock(&S.lock);
+    seg->verified = 0;
+    pthread_mutex_unlock(&S.lock);
 }
 
 /* A reader on @seg, from the pool or new; give it back with
@@ -353,10 +463,7 @@ void seg_reader_give(struct sfs_seg *seg, speculo_reader *r, int rc)
         return;
     if (rc != SFS_FAULT) {
         pthread_mutex_lock(&S.lock);
-        if (!seg->dead && seg->npool < POOL_MAX) {
-            seg->pool[seg->npool++] = r;
-            r = NULL;
-        }
+        r = pool_put(seg, r);
         pthread_mutex_unlock(&S.lock);
     }
     g_reader_close(r);
@@ -415,4 +522,191 @@ void segtab_free_list(char **names, size_t count)
     for (size_t i = 0; i < count; i++)
         free(names[i]);
     free(names);
+}
+
+/* ------------------------------------------------------------------ */
+/* What the kernel may cache of the root, and what inotify reports     */
+
+/*
+ * A LOOKUP in the root holds this shared from segtab_lookup() to its
+ * reply; notify.c holds it exclusively while it collects the incarnations
+ * that died (segtab_take_dead()). So an incarnation handed to the kernel
+ * is either seen dead by the collection, or handed after it, when the
+ * change is already visible to segtab_lookup().
+ */
+void segtab_root_hand(int exclusive)
+{
+    if (exclusive)
+        pthread_rwlock_wrlock(&S.root_hand);
+    else
+        pthread_rwlock_rdlock(&S.root_hand);
+}
+
+void segtab_root_unhand(void)
+{
+    pthread_rwlock_unlock(&S.root_hand);
+}
+
+/* The kernel may now cache the root's entry for @seg (a positive entry
+ * timeout): its death must be told. */
+void seg_handed(struct sfs_seg *seg)
+{
+    pthread_mutex_lock(&S.lock);
+    seg->handed = 1;
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* Locked. */
+static void unverify_all(void)
+{
+    for (size_t i = 0; i < S.ncur; i++)
+        S.cur[i]->verified = 0;
+}
+
+/* inotify is (1) or is no longer (0) watching the directory. */
+void segtab_verify_enable(int on)
+{
+    pthread_mutex_lock(&S.lock);
+    S.verify_on = on;
+    S.epoch++;
+    unverify_all();
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* An event about @name (NULL: about anything, e.g. the queue overflowed):
+ * what was verified of it is no longer. Called as soon as the event is
+ * read, before segtab_recheck(). */
+void segtab_changed(const char *name)
+{
+    struct sfs_seg *seg;
+
+    pthread_mutex_lock(&S.lock);
+    S.epoch++;
+    if (name == NULL) {
+        unverify_all();
+    } else if ((seg = find_cur(name)) != NULL) {
+        seg->verified = 0;
+    }
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* Locked. Did the owner or mode a chunk takes from the file change? */
+static int owner_changed(const struct sfs_seg *seg, const struct stat *st)
+{
+    return seg->st.st_uid != st->st_uid || seg->st.st_gid != st->st_gid ||
+           sfs_allowed(seg->st.st_mode, 0555) != sfs_allowed(st->st_mode, 0555);
+}
+
+/* Locked. The file under @cur's name holds @id (learnt from @st): the same
+ * incarnation after a GC switch, or another one. */
+static speculo_reader *settle(struct sfs_seg *cur, const struct identity *id,
+                              const struct stat *st, uint64_t epoch0, speculo_reader *r,
+                              struct sfs_seg **attr_changed)
+{
+    if (cur->dead || find_cur(cur->name) != cur)
+        return r;
+    if (id->bad || id->uid != cur->uid || id->created_ns != cur->created_ns) {
+        mark_dead(cur);
+        return r;
+    }
+    if (owner_changed(cur, st))
+        *attr_changed = cur;
+    set_file(cur, st, epoch0);
+    return pool_put(cur, r);
+}
+
+/*
+ * After an inotify event about @name: is its current incarnation still
+ * under it? A removed or replaced one is marked dead (segtab_take_dead()
+ * then finds it); one still there (a GC switch, a chmod) is verified
+ * again, and returned in *attr_changed when its owner or mode changed. A
+ * file under a name with no current incarnation is left for the first
+ * lookup: no slot is spent on a segment nobody looks at.
+ */
+int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
+{
+    struct sfs_seg *cur;
+    struct identity id;
+    struct stat st;
+    speculo_reader *r = NULL;
+    uint64_t epoch0;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    int rc;
+
+    *attr_changed = NULL;
+    pthread_mutex_lock(&S.lock);
+    cur = find_cur(name);
+    if (cur != NULL) {
+        dev = cur->dev;
+        ino = cur->ino;
+    }
+    epoch0 = S.epoch;
+    pthread_mutex_unlock(&S.lock);
+    if (cur == NULL || cur->bad)
+        return 0;
+    rc = stat_file(name, &st);
+    if (rc == 0 && (st.st_dev != dev || st.st_ino != ino))
+        rc = learn(name, &st, &id, &r);
+    else if (rc == 0)
+        id = (struct identity){.uid = cur->uid, .created_ns = cur->created_ns};
+    pthread_mutex_lock(&S.lock);
+    if (rc == -ENOENT && !cur->dead)
+        mark_dead(cur);
+    else if (rc == 0)
+        r = settle(cur, &id, &st, epoch0, r, attr_changed);
+    pthread_mutex_unlock(&S.lock);
+    g_reader_close(r);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+/* The dead incarnations whose names the kernel may still cache (its
+ * root entry, or chunk names a watcher followed), each returned once.
+ * Called with the root held exclusively (segtab_root_hand(1)). */
+size_t segtab_take_dead(struct sfs_seg ***out)
+{
+    struct sfs_seg **v = NULL;
+    size_t n = 0, cap = 0;
+
+    pthread_mutex_lock(&S.lock);
+    for (size_t i = 0; i < S.nall; i++) {
+        struct sfs_seg *seg = S.all[i];
+        /* observes: a watcher started by notify.c (its own lock) */
+        int followed = atomic_load_explicit(&seg->follow, memory_order_acquire) != SFS_FOLLOW_NONE;
+        if (!seg->dead || seg->reaped || !(seg->handed || followed))
+            continue;
+        if (grow(&v, &cap, n + 1) != 0)
+            break;
+        seg->reaped = 1;
+        seg->handed = 0;
+        v[n++] = seg;
+    }
+    pthread_mutex_unlock(&S.lock);
+    *out = v;
+    return n;
+}
+
+/* The names of the current incarnations (for a check of them all). */
+int segtab_current(char ***names, size_t *count)
+{
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&S.lock);
+    for (size_t i = 0; i < S.ncur; i++) {
+        if (grow(&v, &cap, n + 1) != 0 || (v[n] = strdup(S.cur[i]->name)) == NULL) {
+            rc = -ENOMEM;
+            break;
+        }
+        n++;
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (rc != 0) {
+        segtab_free_list(v, n);
+        return rc;
+    }
+    *names = v;
+    *count = n;
+    return 0;
 }

@@ -85,28 +85,39 @@ void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t 
     atomic_store_explicit(&h->committed_end, l->records_off, memory_order_relaxed);
 }
 
-/* Check the immutable part of a header against the mapping's size. After
+/* Check the immutable part of a header against the mapping's size, and
+ * give the layout it describes: a copy, checked once read, which the
+ * caller uses from then on (the file itself may change under it). After
  * this, the regions lie inside the mapping and do not overlap. */
-int seg_check_header(const void *map, uint64_t map_size)
+int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out)
 {
     const struct seg_header *h = map;
     if (map_size < SEG_HEADER_SIZE || memcmp(h->magic, SEG_MAGIC, sizeof h->magic) != 0)
         return -EBADMSG;
     if (h->version != SPECULO_FORMAT_VERSION)
         return -EPROTO;
-    if (h->header_size != SEG_HEADER_SIZE || h->capacity != map_size)
+    struct seg_layout l = {h->capacity,  h->index_off,   h->index_slots,
+                           h->table_off, h->table_slots, h->records_off};
+    if (h->header_size != SEG_HEADER_SIZE || l.capacity != map_size)
         return -EBADMSG;
-    uint64_t slots = h->index_slots;
-    if (h->index_off != SEG_HEADER_SIZE || slots == 0 || (slots & (slots - 1)) != 0 ||
+    uint64_t slots = l.index_slots;
+    if (l.index_off != SEG_HEADER_SIZE || slots == 0 || (slots & (slots - 1)) != 0 ||
         slots > map_size / sizeof(struct name_slot))
         return -EBADMSG;
-    if (h->table_off % SEG_PAGE || h->table_off < h->index_off + slots * sizeof(struct name_slot) ||
-        h->table_off > map_size || h->table_slots > (map_size - h->table_off) / sizeof(uint64_t))
+    if (l.table_off % SEG_PAGE || l.table_off < l.index_off + slots * sizeof(struct name_slot) ||
+        l.table_off > map_size || l.table_slots > (map_size - l.table_off) / sizeof(uint64_t))
         return -EBADMSG;
-    if (h->records_off % REC_ALIGN || h->records_off > map_size ||
-        h->records_off < h->table_off + h->table_slots * sizeof(uint64_t))
+    if (l.records_off % REC_ALIGN || l.records_off > map_size ||
+        l.records_off < l.table_off + l.table_slots * sizeof(uint64_t))
         return -EBADMSG;
+    *out = l;
     return 0;
+}
+
+int seg_check_header(const void *map, uint64_t map_size)
+{
+    struct seg_layout l;
+    return seg_check_layout(map, map_size, &l);
 }
 
 /* Names inside a record must be valid chunk names too: speculofs shows them
@@ -118,10 +129,10 @@ static bool name_ok(const char *name, uint32_t len)
     return speculo_chunk_name_check(name) == 0;
 }
 
-int rec_check(const void *map, const struct seg_header *h, uint64_t off, struct rec_view *v)
+int rec_check(const void *map, const struct seg_layout *l, uint64_t off, struct rec_view *v)
 {
-    uint64_t cap = h->capacity;
-    if (off < h->records_off || off % REC_ALIGN || off > cap)
+    uint64_t cap = l->capacity;
+    if (off < l->records_off || off % REC_ALIGN || off > cap)
         return -EBADMSG;
     if (cap - off < REC_HEADER_SIZE)
         return 0; /* the record area is full: nothing more can come here */
@@ -157,15 +168,14 @@ int rec_check(const void *map, const struct seg_header *h, uint64_t off, struct 
 
 int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
 {
-    const struct seg_header *h = map_header(m);
     const uint64_t *table = seg_table(m);
-    if (n > h->table_slots)
+    if (n > m->lay.table_slots)
         return -EBADMSG;
     uint64_t lo = 0, hi = n;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         struct rec_view v;
-        if (rec_check(m->base, h, table[mid], &v) != 1)
+        if (rec_check(m->base, &m->lay, table[mid], &v) != 1)
             return -EBADMSG;
         if (v.id < id)
             lo = mid + 1;

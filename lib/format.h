@@ -132,6 +132,8 @@ void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t 
                      uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
                      uint64_t hash_seed);
 int seg_check_header(const void *map, uint64_t map_size);
+/* The same, giving the layout checked: see struct seg_map. */
+int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out);
 
 /* A record checked against the mapping: the committed length fits, its
  * fields are consistent, its name is NUL-terminated in bounds. The fields
@@ -147,6 +149,6 @@ struct rec_view {
 };
 /* 1 committed and valid, 0 not committed yet, -EBADMSG corrupt. Acquires
  * the commit word: the record's contents are visible after it returns 1. */
-int rec_check(const void *map, const struct seg_header *h, uint64_t off, struct rec_view *v);
+int rec_check(const void *map, const struct seg_layout *l, uint64_t off, struct rec_view *v);
 
 #endif

@@ -31,13 +31,12 @@ struct live_totals {
 
 static void count_live(const speculo_writer *w, struct live_totals *t)
 {
-    const struct seg_header *h = w_header(w);
     const uint64_t *table = seg_table(&w->map);
     int64_t now = 0;
     memset(t, 0, sizeof *t);
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, h, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
             continue;
         t->bytes += v.len;
         t->records++;
@@ -74,7 +73,6 @@ static int make_file(const speculo_writer *w, int dirfd, const char *tmp, uint64
 /* Copy the live records into `m`, in order; returns the new tail. */
 static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_totals *t)
 {
-    const struct seg_header *oh = w_header(w);
     struct seg_header *nh = map_header(m);
     const uint64_t *table = seg_table(&w->map);
     uint64_t *ntable = seg_table(m);
@@ -82,7 +80,7 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     int64_t now = 0;
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, oh, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
             continue;
         memcpy(m->base + tail, v.h, v.len);
         ntable[n++] = tail;
@@ -139,6 +137,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
         return rc;
     }
     uint64_t generation = oh->generation + 1;
+    m.lay = l;
     seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
                     w->base_capacity, oh->hash_seed);
     struct seg_header *nh = map_header(&m);

@@ -14,7 +14,7 @@
 static int slot_matches(const struct seg_map *m, uint64_t off, const char *name, size_t len,
                         struct rec_view *v)
 {
-    int rc = rec_check(m->base, map_header(m), off, v);
+    int rc = rec_check(m->base, &m->lay, off, v);
     if (rc != 1)
         return -EBADMSG; /* a published slot always names a committed record */
     return v->name && v->name_len == len && memcmp(v->name, name, len) == 0;
@@ -25,9 +25,8 @@ static int slot_matches(const struct seg_map *m, uint64_t off, const char *name,
 int index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
                  struct rec_view *v)
 {
-    const struct seg_header *h = map_header(m);
     struct name_slot *slots = seg_index(m);
-    uint64_t mask = h->index_slots - 1;
+    uint64_t mask = m->lay.index_slots - 1;
     for (uint64_t i = 0, s = hash & mask; i <= mask; i++, s = (s + 1) & mask) {
         /* observes: the writer's release store publishing slot and record */
         uint64_t off = atomic_load_explicit(&slots[s].off, memory_order_acquire);
@@ -51,9 +50,8 @@ int index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t
 int index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
                    struct name_slot **slot, struct rec_view *prev)
 {
-    const struct seg_header *h = map_header(m);
     struct name_slot *slots = seg_index(m);
-    uint64_t mask = h->index_slots - 1;
+    uint64_t mask = m->lay.index_slots - 1;
     prev->h = NULL;
     for (uint64_t i = 0, s = hash & mask; i <= mask; i++, s = (s + 1) & mask) {
         /* observes: only this writer stores offsets; relaxed reads its own */

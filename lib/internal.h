@@ -23,6 +23,10 @@ struct seg_map {
     ino_t ino;
     uid_t uid;
     mode_t mode;
+    /* The header's layout as checked when mapped (or as made): never read
+     * from the file again, since whoever may write the file can rewrite
+     * the header under a reader (cp over it, say). */
+    struct seg_layout lay;
 };
 
 static inline struct seg_header *map_header(const struct seg_map *m)
@@ -70,12 +74,12 @@ static inline bool rec_live(const struct rec_view *v, int64_t *now)
 
 static inline uint64_t *seg_table(const struct seg_map *m)
 {
-    return (uint64_t *)(m->base + map_header(m)->table_off);
+    return (uint64_t *)(m->base + m->lay.table_off);
 }
 
 static inline struct name_slot *seg_index(const struct seg_map *m)
 {
-    return (struct name_slot *)(m->base + map_header(m)->index_off);
+    return (struct name_slot *)(m->base + m->lay.index_off);
 }
 
 /* index.c: the name index, shared by writer (insert) and reader (lookup). */

@@ -171,7 +171,7 @@ int ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m)
 int ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m)
 {
     int rc = map_fd(fd, st, writable, m);
-    if (rc == 0 && (rc = seg_check_header(m->base, m->size)) < 0)
+    if (rc == 0 && (rc = seg_check_layout(m->base, m->size, &m->lay)) < 0)
         ns_unmap(m);
     return rc;
 }

@@ -22,7 +22,12 @@ struct speculo_reader {
     uint64_t last_id;        /* id of the last chunk returned (or sought past) */
     uint64_t scan_id;        /* id of the record just before pos; 0 at the start */
     uint64_t segment_uid;    /* tells a re-created segment from a switched one */
+    struct speculo_segment_ident ident; /* of the file mapped, taken when mapped */
     bool gone;               /* the segment was removed */
+    bool moved;              /* mapped a file that does not follow ours, or found the
+                              * segment gone, since the last speculo_reader_watch() report */
+    uint64_t obs_seen;       /* the file's obsolete count at that report (or 0) */
+    uint64_t obs_pending;    /* obsoletions in files left since that report */
     struct seg_header *whdr; /* writable map of the header page, for waiting */
     bool wait_fallback;      /* no write access: wait by sleeping */
     char name_buf[SPECULO_CHUNK_NAME_MAX + 1]; /* the returned chunk's name */
@@ -31,6 +36,23 @@ struct speculo_reader {
 static struct seg_header *r_header(const speculo_reader *r)
 {
     return map_header(&r->map);
+}
+
+/* The count of obsolete records the writer published for this file. */
+static uint64_t obsolete_count(const speculo_reader *r)
+{
+    /* observes: the count, stored with release after the marks it counts */
+    return atomic_load_explicit(&r_header(r)->obsolete_count, memory_order_acquire);
+}
+
+/* What identifies the file just mapped; kept so that a later change of
+ * these bytes in the file (a hostile writer) cannot make it waver. */
+static void take_ident(speculo_reader *r)
+{
+    const struct seg_header *h = r_header(r);
+    r->ident.uid = h->segment_uid;
+    r->ident.created_ns = h->created_ns;
+    r->ident.generation = h->generation;
 }
 
 static void drop_wait_header(speculo_reader *r)
@@ -52,10 +74,11 @@ static int position_after(speculo_reader *r, uint64_t after)
     if (i < 0)
         return (int)i;
     const uint64_t *table = seg_table(&r->map);
-    uint64_t pos = h->records_off, last = after == UINT64_MAX ? r->last_id : after, scan = 0;
+    uint64_t pos = r->map.lay.records_off, scan = 0;
+    uint64_t last = after == UINT64_MAX ? r->last_id : after;
     struct rec_view v;
     if (i > 0) { /* the record before the position */
-        if (rec_check(r->map.base, h, table[i - 1], &v) != 1)
+        if (rec_check(r->map.base, &r->map.lay, table[i - 1], &v) != 1)
             return -EBADMSG;
         pos = v.off + v.len;
         scan = v.id;
@@ -63,7 +86,7 @@ static int position_after(speculo_reader *r, uint64_t after)
     if ((uint64_t)i < n && table[i] != pos)
         return -EBADMSG; /* the table must list the records back to back */
     for (;;) {
-        int rc = rec_check(r->map.base, h, pos, &v);
+        int rc = rec_check(r->map.base, &r->map.lay, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0 || v.id > after)
@@ -80,6 +103,27 @@ static int position_after(speculo_reader *r, uint64_t after)
 }
 
 /*
+ * Obsolete marks are counted per file, and a collector's new file starts
+ * its count at 0. When @m is the very file ours was superseded by (same
+ * segment, the generation named by the mark), the obsoletions since the
+ * last watch report are exactly: what our file counted since (final once
+ * superseded: the writer moved on), plus all that the new file counts.
+ * Returns the first part, or UINT64_MAX when @m is not that file (a
+ * generation skipped, a removal, another segment): a move to report.
+ */
+static uint64_t obsoleted_before_switch(const speculo_reader *r, const struct seg_map *m)
+{
+    const struct seg_header *nh = map_header(m);
+    /* observes: the mark, stored with release after the file's last count */
+    uint64_t by = atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire);
+    uint64_t count = obsolete_count(r);
+    if (r->gone || by == 0 || by == SUPERSEDED_REMOVED || nh->generation != by ||
+        nh->segment_uid != r->segment_uid || count < r->obs_seen)
+        return UINT64_MAX;
+    return count - r->obs_seen;
+}
+
+/*
  * Look at the name again. 1: switched to a new file (positioned after the
  * last id returned, or at the start of a re-created segment); 0: the name
  * still holds our file; -ENOENT: the segment is gone (we keep our mapping).
@@ -93,8 +137,8 @@ static int reader_switch(speculo_reader *r)
         return rc;
     rc = ns_open_segment(dirfd, r->segment, false, &fd, &st);
     close(dirfd);
-    if (rc == -ENOENT)
-        r->gone = true;
+    if (rc == -ENOENT && !r->gone)
+        r->gone = r->moved = true;
     if (rc < 0)
         return rc;
     if (st.st_dev == r->map.dev && st.st_ino == r->map.ino) {
@@ -109,9 +153,18 @@ static int reader_switch(speculo_reader *r)
         return rc;
     drop_wait_header(r);
     r->wait_fallback = false;
+    uint64_t left = obsoleted_before_switch(r, &m);
     ns_unmap(&r->map);
     r->map = m;
+    if (left != UINT64_MAX) {
+        r->obs_pending += left;
+        r->obs_seen = 0; /* a collector's file counts from 0 */
+    } else {
+        r->moved = true; /* what was obsoleted meanwhile is reported as the move */
+        r->obs_seen = obsolete_count(r);
+    }
     r->gone = false;
+    take_ident(r);
     if (map_header(&m)->segment_uid != r->segment_uid) {
         r->segment_uid = map_header(&m)->segment_uid;
         r->last_id = 0;
@@ -148,6 +201,8 @@ int speculo_reader_open(const char *segment, speculo_reader **out)
     }
     r->segment_uid = r_header(r)->segment_uid;
     r->pos = r_header(r)->records_off;
+    r->obs_seen = obsolete_count(r);
+    take_ident(r);
     *out = r;
     return 0;
 }
@@ -197,7 +252,7 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     int64_t now = 0;
     for (;;) {
         struct rec_view v;
-        rc = rec_check(r->map.base, r_header(r), r->pos, &v);
+        rc = rec_check(r->map.base, &r->map.lay, r->pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0) {
@@ -232,18 +287,18 @@ static int find_id(const speculo_reader *r, uint64_t id, struct rec_view *v)
     if (i < 0)
         return (int)i;
     if ((uint64_t)i < n) {
-        if (rec_check(r->map.base, h, seg_table(&r->map)[i], v) != 1)
+        if (rec_check(r->map.base, &r->map.lay, seg_table(&r->map)[i], v) != 1)
             return -EBADMSG;
     } else {
         /* maybe committed after the count was published: it is then right
          * after the last counted record (or first in the file) */
-        uint64_t pos = h->records_off;
+        uint64_t pos = r->map.lay.records_off;
         if (n > 0) {
-            if (rec_check(r->map.base, h, seg_table(&r->map)[n - 1], v) != 1)
+            if (rec_check(r->map.base, &r->map.lay, seg_table(&r->map)[n - 1], v) != 1)
                 return -EBADMSG;
             pos = v->off + v->len;
         }
-        int rc = rec_check(r->map.base, h, pos, v);
+        int rc = rec_check(r->map.base, &r->map.lay, pos, v);
         if (rc != 1)
             return rc < 0 ? rc : -ENOENT;
     }
@@ -332,10 +387,14 @@ uint64_t speculo_chunk_replaces(const speculo_chunk *chunk)
 /* ------------------------------------------------------------------ */
 /* Waiting.                                                            */
 
-/* Is a record committed at our position (or has the segment moved on)? */
-static bool reader_pending(const speculo_reader *r)
+/* Is a record committed at our position (or has the segment moved on)?
+ * With `watch`, also: did the reader move, or was a chunk obsoleted since
+ * the last speculo_reader_watch() report? */
+static bool reader_pending(const speculo_reader *r, bool watch)
 {
     const struct seg_header *h = r_header(r);
+    if (watch && (r->moved || r->obs_pending || obsolete_count(r) != r->obs_seen))
+        return true;
     if (r->pos <= r->map.size - REC_HEADER_SIZE) {
         const struct rec_header *rec = (const struct rec_header *)(r->map.base + r->pos);
         /* observes: a commit at our position */
@@ -387,7 +446,7 @@ static int sleep_slice(int64_t left)
 }
 
 /* One futex sleep, registered as a waiter (see wait.c for the protocol). */
-static int futex_sleep(speculo_reader *r, int64_t left)
+static int futex_sleep(speculo_reader *r, int64_t left, bool watch)
 {
     struct seg_header *w = r->whdr;
     /* publishes: we wait; acquires the commits of writers that looked
@@ -396,17 +455,17 @@ static int futex_sleep(speculo_reader *r, int64_t left)
     /* observes: the wake generation before we check for news */
     uint32_t seq = atomic_load_explicit(&w->wake_seq, memory_order_acquire);
     int rc = 0;
-    if (!reader_pending(r))
+    if (!reader_pending(r, watch))
         rc = futex_wait_shared(&w->wake_seq, seq, left);
     /* publishes: we no longer wait */
     atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
     return rc;
 }
 
-int speculo_reader_wait(speculo_reader *r, int timeout_ms)
+/* The loop of speculo_reader_wait() and speculo_reader_watch(): 0 when
+ * there is news (reader_pending()), -ETIMEDOUT, -EINTR. */
+static int wait_news(speculo_reader *r, int timeout_ms, bool watch)
 {
-    if (!r)
-        return -EINVAL;
     int64_t deadline = timeout_ms < 0 ? -1 : clock_mono_ns() + (int64_t)timeout_ms * 1000000;
     for (;;) {
         if (r->gone || atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire)) {
@@ -414,17 +473,17 @@ int speculo_reader_wait(speculo_reader *r, int timeout_ms)
             if (rc != 0)
                 return 0; /* switched, removed or unreadable: next() says which */
             /* marked but not yet renamed: the switch is microseconds away */
-        } else if (reader_pending(r)) {
+        } else if (reader_pending(r, watch)) {
             return 0;
         } else {
             map_wait_header(r);
         }
         int64_t left = remaining_ns(deadline);
         if (left == 0)
-            return reader_pending(r) ? 0 : -ETIMEDOUT;
+            return reader_pending(r, watch) ? 0 : -ETIMEDOUT;
         int rc;
         if (r->whdr && !atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire))
-            rc = futex_sleep(r, left);
+            rc = futex_sleep(r, left, watch);
         else
             rc = sleep_slice(left);
         if (rc == -EINTR)
@@ -432,17 +491,52 @@ int speculo_reader_wait(speculo_reader *r, int timeout_ms)
     }
 }
 
+int speculo_reader_wait(speculo_reader *r, int timeout_ms)
+{
+    if (!r)
+        return -EINVAL;
+    return wait_news(r, timeout_ms, false);
+}
+
+int speculo_reader_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev)
+{
+    if (!r || !ev)
+        return -EINVAL;
+    int rc = wait_news(r, timeout_ms, true);
+    if (rc < 0)
+        return rc;
+    uint64_t count = obsolete_count(r);
+    struct speculo_watch w = {0};
+    if (count < r->obs_seen)
+        r->moved = true; /* counts only grow within a file: something rewrote it */
+    else
+        w.obsoleted = r->obs_pending + (count - r->obs_seen);
+    w.moved = r->moved;
+    r->obs_seen = count;
+    r->obs_pending = 0;
+    r->moved = false;
+    *ev = w;
+    return 0;
+}
+
+int speculo_reader_ident(const speculo_reader *r, struct speculo_segment_ident *id)
+{
+    if (!r || !id)
+        return -EINVAL;
+    *id = r->ident;
+    return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Information.                                                        */
 
 static int count_records(const speculo_reader *r, struct speculo_segment_info *info)
 {
-    const struct seg_header *h = r_header(r);
-    uint64_t pos = h->records_off, prev = 0;
+    uint64_t pos = r->map.lay.records_off, prev = 0;
     int64_t now = clock_wall_ns();
     for (;;) {
         struct rec_view v;
-        int rc = rec_check(r->map.base, h, pos, &v);
+        int rc = rec_check(r->map.base, &r->map.lay, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -462,7 +556,7 @@ static int count_records(const speculo_reader *r, struct speculo_segment_info *i
         }
         pos += v.len;
     }
-    info->bytes_used = pos - h->records_off;
+    info->bytes_used = pos - r->map.lay.records_off;
     if (prev > info->last_id)
         info->last_id = prev;
     return 0;
@@ -479,8 +573,8 @@ int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info)
     struct speculo_segment_info s = {0};
     s.format_version = h->version;
     s.generation = h->generation;
-    s.capacity = h->capacity;
-    s.data_capacity = h->capacity - h->records_off;
+    s.capacity = r->map.lay.capacity;
+    s.data_capacity = r->map.lay.capacity - r->map.lay.records_off;
     /* informational counters: relaxed, a snapshot */
     s.dead_bytes = atomic_load_explicit(&h->dead_bytes, memory_order_relaxed);
     s.last_id = atomic_load_explicit(&h->last_id, memory_order_relaxed);

@@ -224,7 +224,8 @@ SPECULO_API int speculo_writer_put(speculo_writer *w, const void *data, size_t s
                                    uint64_t *id);
 
 /**
- * Mark the live chunk @p id obsolete: readers skip it from now on.
+ * Mark the live chunk @p id obsolete: readers skip it from now on. Readers
+ * blocked in speculo_reader_watch() are woken.
  * @param w  the writer
  * @param id the chunk to obsolete
  * @return 0; -ENOENT no live chunk has that id.
@@ -325,6 +326,68 @@ SPECULO_API int speculo_reader_seek(speculo_reader *r, uint64_t after_id);
  *         a program can handle it).
  */
 SPECULO_API int speculo_reader_wait(speculo_reader *r, int timeout_ms);
+
+/** What speculo_reader_watch() reports. Fields may be added at the end. */
+struct speculo_watch {
+    /** Chunks obsoleted since the previous report (or the reader's open):
+     *  by a named update, by `replaces`, or by speculo_writer_obsolete(). */
+    uint64_t obsoleted;
+    /** 1 when the reader moved to a file that does not directly follow
+     *  its own (a segment created again, or several garbage-collection
+     *  switches at once) or found the segment removed, since the previous
+     *  report. Obsoletions made meanwhile are then not all counted in
+     *  `obsoleted`: whatever the caller knows of live chunks is to be
+     *  checked again. A single switch is no move: its obsoletions are
+     *  counted. */
+    int moved;
+};
+
+/**
+ * Like speculo_reader_wait(), for a program that keeps what it learned of
+ * live chunks (a cache, a filesystem view) and must learn when any of them
+ * dies other than by expiring: block until something was committed that
+ * speculo_reader_next() has not returned yet, a chunk was obsoleted, or the
+ * reader moved (see struct speculo_watch), since the previous report;
+ * return at once if that is already so. Sleeps on the same futex as speculo_reader_wait(),
+ * which speculo_writer_commit() and speculo_writer_obsolete() wake. A
+ * reader without write access to the segment checks in sleeps of at most a
+ * millisecond instead. While the segment is removed it returns at once, as
+ * speculo_reader_wait() does.
+ *
+ * What it reports is consumed: the next call waits for something newer.
+ * Commits are not reported (speculo_reader_next() returns them); a commit
+ * that obsoletes a chunk counts in `obsoleted` (its
+ * speculo_chunk_replaces() names the chunk, except when a named commit
+ * given `replaces` obsoletes two).
+ *
+ * @param r          the reader
+ * @param timeout_ms negative: wait for ever
+ * @param ev         receives what happened (untouched on an error)
+ * @return 0; -ETIMEDOUT; -EINTR when a signal interrupted the wait; -EINVAL.
+ */
+SPECULO_API int speculo_reader_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev);
+
+/** What identifies a segment (speculo_reader_ident()). */
+struct speculo_segment_ident {
+    /** Random, chosen when the segment is created, kept by the garbage
+     *  collector: a segment removed and created again has another one. */
+    uint64_t uid;
+    /** When the segment (generation 1) was created, wall clock ns. */
+    int64_t created_ns;
+    /** Generation of the file the reader maps: +1 at every GC switch. */
+    uint64_t generation;
+};
+
+/**
+ * Identify the segment file the reader maps now, without a scan and
+ * without looking at the name again: the file the chunks it returned last
+ * came from. A reader follows its segment's name: after the segment was
+ * removed and created again, it maps the new segment (another `uid`).
+ * @param r  the reader
+ * @param id receives the identity
+ * @return 0; -EINVAL.
+ */
+SPECULO_API int speculo_reader_ident(const speculo_reader *r, struct speculo_segment_ident *id);
 
 /**
  * Describe the segment as this reader sees it now (it first moves to the

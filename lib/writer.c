@@ -65,7 +65,9 @@ void writer_publish_totals(speculo_writer *w)
     atomic_store_explicit(&h->last_id, w->next_id - 1, memory_order_relaxed);
     atomic_store_explicit(&h->dead_bytes, w->dead_bytes, memory_order_relaxed);
     atomic_store_explicit(&h->names_used, w->names_used, memory_order_relaxed);
-    atomic_store_explicit(&h->obsolete_count, w->obsolete_count, memory_order_relaxed);
+    /* publishes: the obsolete marks counted (speculo_reader_watch() readers
+     * look at the marks once they see the count change) */
+    atomic_store_explicit(&h->obsolete_count, w->obsolete_count, memory_order_release);
     /* publishes: the id table entries below nrecords */
     atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
 }
@@ -78,7 +80,7 @@ int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
         return (int)i;
     if ((uint64_t)i == w->nrecords)
         return -ENOENT;
-    rec_check(w->map.base, w_header(w), seg_table(&w->map)[i], v);
+    rec_check(w->map.base, &w->map.lay, seg_table(&w->map)[i], v);
     return v->id == id ? 0 : -ENOENT;
 }
 
@@ -139,6 +141,7 @@ static int create_segment(speculo_writer *w, int dirfd, const struct speculo_wri
     }
     struct seg_header *h = w_header(w);
     seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
+    w->map.lay = l;
     atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
     if (renameat2(dirfd, tmp, dirfd, w->segment, RENAME_NOREPLACE) < 0) {
         rc = -errno;
@@ -228,7 +231,7 @@ static int recover(speculo_writer *w)
     w->dead_bytes = w->obsolete_count = 0;
     for (;;) {
         struct rec_view v;
-        int rc = rec_check(w->map.base, h, pos, &v);
+        int rc = rec_check(w->map.base, &w->map.lay, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -262,7 +265,7 @@ static int recover(speculo_writer *w)
         w->names_used += atomic_load_explicit(&slots[i].off, memory_order_relaxed) != 0;
     for (uint64_t i = 0; i < n; i++) {
         struct rec_view v;
-        rec_check(w->map.base, h, table[i], &v);
+        rec_check(w->map.base, &w->map.lay, table[i], &v);
         if (v.name && recover_name(w, &v) < 0)
             return -EBADMSG;
         recover_replaces(w, &v);
@@ -556,5 +559,8 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
         return -ENOENT;
     mark_obsolete(w, &v, OBSOLETE_EXPLICIT);
     writer_publish_totals(w);
+    /* readers in speculo_reader_watch() wait for this; no one else wakes
+     * for it (speculo_reader_wait() goes back to sleep) */
+    wake_waiters(w_header(w));
     return 0;
 }

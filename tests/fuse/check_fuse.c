@@ -34,6 +34,7 @@ int main(void)
     srunner_add_suite(sr, tf_suite_faults());
     srunner_add_suite(sr, tf_suite_lifecycle());
     srunner_add_suite(sr, tf_suite_load());
+    srunner_add_suite(sr, tf_suite_cache());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -303,6 +303,18 @@ int tf_stat_err(const char *path)
     return stat(path, &st) == 0 ? 0 : -errno;
 }
 
+int tf_wait_stat(const char *path, int want, int ms, int64_t *waited_us)
+{
+    int64_t t0 = t_mono_ns();
+    int rc;
+
+    while ((rc = tf_stat_err(path)) != want && t_ms_since(t0) < ms)
+        t_sleep_ms(1);
+    if (waited_us != NULL)
+        *waited_us = (t_mono_ns() - t0) / 1000;
+    return rc;
+}
+
 int tf_dir_has(const char *dir, const char *name)
 {
     DIR *d = opendir(dir);

@@ -78,6 +78,11 @@ uint64_t tf_put_str(speculo_writer *w, const char *name, const char *text);
 ssize_t tf_read_file(const char *path, void *buf, size_t size);
 /* 0 when stat(path) succeeds, else -errno. */
 int tf_stat_err(const char *path);
+/* tf_stat_err() again and again until it gives @want, for at most @ms:
+ * the kernel may cache a name until speculofs takes it back, moments after
+ * the change (a removal, an explicit obsoletion). Returns the last result;
+ * *waited_us (may be NULL) gets how long it took. */
+int tf_wait_stat(const char *path, int want, int ms, int64_t *waited_us);
 /* Does the listing of @dir hold @name? -errno if it cannot be listed. */
 int tf_dir_has(const char *dir, const char *name);
 /* The names in @dir ("." and ".." excluded), sorted, joined by '\n'. */
@@ -95,5 +100,6 @@ Suite *tf_suite_big(void);
 Suite *tf_suite_faults(void);
 Suite *tf_suite_lifecycle(void);
 Suite *tf_suite_load(void);
+Suite *tf_suite_cache(void);
 
 #endif

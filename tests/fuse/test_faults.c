@@ -173,6 +173,46 @@ START_TEST(test_truncated_under_lookups)
 }
 END_TEST
 
+/* The segment file is rewritten in place (same inode, same size, as by
+ * `cat junk > SEG` or `cp OTHER SEG`) while the server has it mapped for
+ * lookups and for an open file. The server must keep to the layout it
+ * checked when it mapped the file, not read the new header's: it died of
+ * SIGSEGV here (found by fuzz_fs; docs/RELIABILITY.md, bug 4). Lookups and
+ * reads of that segment may then fail; the server serves the rest. */
+START_TEST(test_rewritten_in_place)
+{
+    char p[PATH_MAX], names[1024], buf[64], *junk;
+    speculo_writer *w = tf_writer("rewritten", 64 * KiB, 0);
+    struct stat st;
+    int fd;
+
+    good_segment("bystander", "hello", "unharmed");
+    for (int i = 0; i < 200; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "n%d", i % 40);
+        tf_put_str(w, name, "data");
+    }
+    speculo_writer_close(w);
+    check_good("rewritten", "n1", "data");
+    fd = open(tf_path(p, "rewritten", "n2"), O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(stat(tf_seg_path(p, "rewritten"), &st), 0);
+    junk = malloc((size_t)st.st_size);
+    ck_assert_ptr_nonnull(junk);
+    t_fill(junk, (size_t)st.st_size, 5);
+    write_file(p, junk, (size_t)st.st_size);
+    for (int i = 0; i < 3; i++) {
+        (void)tf_stat_err(tf_path(p, "rewritten", "n1"));
+        (void)tf_stat_err(tf_path(p, "rewritten", "00000000000000000003"));
+        (void)tf_dir_names(tf_path(p, "rewritten", NULL), names, sizeof names);
+        (void)pread(fd, buf, sizeof buf, 0);
+        check_good("bystander", "hello", "unharmed");
+    }
+    close(fd);
+    free(junk);
+}
+END_TEST
+
 Suite *tf_suite_faults(void)
 {
     Suite *s = suite_create("faults");
@@ -180,5 +220,6 @@ Suite *tf_suite_faults(void)
     suite_add_tcase(s, tf_tcase("corrupt_next_to_good", test_corrupt_next_to_good, tf_setup, 20));
     suite_add_tcase(s, tf_tcase("truncated_under_reader", test_truncated_under_reader, tf_setup, 20));
     suite_add_tcase(s, tf_tcase("truncated_under_lookups", test_truncated_under_lookups, tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("rewritten_in_place", test_rewritten_in_place, tf_setup, 20));
     return s;
 }

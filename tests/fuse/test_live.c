@@ -135,7 +135,9 @@ START_TEST(test_expiry)
 }
 END_TEST
 
-/* Gone the moment it is obsoleted, explicitly or by `replaces`. */
+/* Gone from listings the moment it is obsoleted, explicitly or by
+ * `replaces`; from stat moments later (the kernel may cache the name
+ * until speculofs takes it back); open of it fails at once. */
 START_TEST(test_obsoletion)
 {
     char p[PATH_MAX], id[24], dir[PATH_MAX];
@@ -146,12 +148,16 @@ START_TEST(test_obsoletion)
     tf_path(dir, "obs", NULL);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "obs", tf_idname(id, b))), 0);
     ck_assert_int_eq(speculo_writer_obsolete(w, b), 0);
-    ck_assert_int_eq(tf_stat_err(p), -ENOENT);
     ck_assert_int_eq(tf_dir_has(dir, id), 0);
+    ck_assert_int_eq(open(p, O_RDONLY), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(tf_wait_stat(p, -ENOENT, 1000, NULL), -ENOENT);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "obs", tf_idname(id, a))), 0);
     ck_assert_int_eq(speculo_writer_put(w, "c", 1, &o, &c), 0);
-    ck_assert_int_eq(tf_stat_err(p), -ENOENT);
     ck_assert_int_eq(tf_dir_has(dir, id), 0);
+    ck_assert_int_eq(open(p, O_RDONLY), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    ck_assert_int_eq(tf_wait_stat(p, -ENOENT, 1000, NULL), -ENOENT);
     ck_assert_int_eq(tf_dir_has(dir, tf_idname(id, c)), 1);
     speculo_writer_close(w);
 }

@@ -1,7 +1,11 @@
 /*
- * Seed corpus for fuzz_reader: real segment files made by the library.
+ * Seed corpus for fuzz_reader and fuzz_fs: real segment files made by the
+ * library.
  *
- *   make_corpus OUTDIR      writes one file per kind of segment into OUTDIR
+ *   make_corpus OUTDIR [FSDIR]   writes one file per kind of segment into
+ *                                OUTDIR; with FSDIR, also each segment
+ *                                followed by each of a few fuzz_fs
+ *                                programs (fuzz_fs.h) into FSDIR
  *
  * Kinds: empty; a stream; named updates; obsoleted and replaced chunks;
  * expired chunks; a segment after a collection; a big chunk; a writer that
@@ -19,10 +23,63 @@
 #include <unistd.h>
 #include <dirent.h>
 
+#include "fuzz_fs.h"
 #include "speculo.h"
 
 static char dir[PATH_MAX];
-static const char *outdir;
+static const char *outdir, *fsdir;
+
+/* fuzz_fs programs (fuzz_fs.h gives the encoding): starting points that
+ * reach the changes made under open files, which random bytes rarely
+ * spell out. Choices are indexes, taken modulo what the target knows. */
+static const unsigned char prog_cut[] = {
+    FZ_FILE, FZF_TRUNCATE, 2,           /* cut "s" to half, in place */
+    FZ_READ, 0, 3, 0, FZ_READ, 1, 2, 0, FZ_READ, 2, 5, 1, /* reads of open files */
+    FZ_LOOKUP, 0, 0, FZ_LOOKUP, 1, 1, FZ_GETATTR, 2, FZ_GETXATTR, 3, 0, 2,
+    FZ_OPENDIR, 0, FZ_READDIR, 0, 0, 2, FZ_OPEN, 4, 0,
+    FZ_FILE, FZF_RESTORE, 0,            /* back as it was, in place */
+    FZ_READ, 0, 3, 0, FZ_LOOKUP, 2, 2, FZ_READDIR, 0, 1, 2,
+    FZ_FILE, FZF_TRUNCATE, 0,           /* to nothing */
+    FZ_READ, 1, 3, 0, FZ_OPEN, 5, 0, FZ_GETATTR, 0, FZ_LISTXATTR, 3, 2,
+};
+static const unsigned char prog_gc[] = {
+    FZ_FILE, FZF_WRITER, 3,             /* take over, obsolete, collect */
+    FZ_READ, 0, 3, 0, FZ_READ, 1, 3, 0, FZ_READ, 2, 3, 0, FZ_READ, 3, 3, 0,
+    FZ_OPENDIR, 0, FZ_READDIR, 0, 0, 2, FZ_READDIR, 0, 0, 2,
+    FZ_LOOKUP, 0, 0, FZ_LOOKUP, 1, 1, FZ_LOOKUP, 2, 2, FZ_LOOKUP, 3, 3,
+    FZ_OPEN, 6, 0, FZ_OPEN, 7, 0, FZ_FILE, FZF_WRITER, 2,
+    FZ_READ, 0, 3, 0, FZ_READ, 4, 3, 0, FZ_READDIR, 0, 1, 2, FZ_GETXATTR, 4, 2, 2,
+    FZ_FORGET, 0, 0, FZ_FORGET, 0x81, 0, FZ_RELEASE, 0, FZ_RELEASEDIR, 0,
+};
+static const unsigned char prog_replace[] = {
+    FZ_FILE, FZF_REPLACE, 0,            /* same bytes, new inode */
+    FZ_GETATTR, 0, FZ_GETATTR, 1, FZ_LOOKUP, 0, 0, FZ_LOOKUP, 1, 1, FZ_OPEN, 2, 0,
+    FZ_FILE, FZF_REMOVE, 1,             /* speculo_segment_remove() */
+    FZ_GETATTR, 0, FZ_READ, 0, 3, 0, FZ_LOOKUP, 2, 2, FZ_OPENDIR, 0, FZ_READDIR, 0, 0, 2,
+    FZ_FILE, FZF_WRITER, 0,             /* a new incarnation */
+    FZ_LOOKUP, 0, 0x80, FZ_OPENDIR, 0, FZ_READDIR, 1, 0, 2, FZ_LOOKUP, 3, 3,
+    FZ_NOTIFY, FZ_LOOKUP, 3, 3, FZ_READDIR, 1, 5, 2, FZ_NOTIFY, /* watchers stop, restart */
+    FZ_FILE, FZF_REMOVE, 0, FZ_LOOKUP, 0, 0x80, FZ_GETATTR, 1, FZ_STATFS,
+};
+static const unsigned char prog_fail[] = {
+    FZ_FAILNEXT, FZ_LOOKUP, 0, 0, FZ_FAILNEXT, FZ_OPEN, 3, 0, FZ_FAILNEXT, FZ_OPENDIR, 0,
+    FZ_FAILNEXT, FZ_READDIR, 0, 0, 2, FZ_FORGET, 0, 3, FZ_STATFS,
+    FZ_REFUSED, 0, 0, FZ_REFUSED, 3, 1, FZ_REFUSED, 8, 2, FZ_REFUSED, 12, 3,
+    FZ_FILE, FZF_JUNK, 0, FZ_FILE, FZF_SECOND, 0, FZ_OPENDIR, 0xff, FZ_READDIR, 0, 1, 2,
+    FZ_LOOKUP, 0xff, 0x81, FZ_LOOKUP, 0xff, 0x86, FZ_LOOKUP, 0xff, 0x87,
+    FZ_FILE, FZF_CHMOD, 5, FZ_LOOKUP, 0, 0, FZ_GETATTR, 0, FZ_OPEN, 1, 0,
+    FZ_FILE, FZF_CHMOD, 1, FZ_READDIR, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 5,
+};
+static const struct {
+    const char *suffix;
+    const unsigned char *p;
+    size_t n;
+} progs[] = {
+    {"cut", prog_cut, sizeof prog_cut},
+    {"gc", prog_gc, sizeof prog_gc},
+    {"replace", prog_replace, sizeof prog_replace},
+    {"fail", prog_fail, sizeof prog_fail},
+};
 
 static void die(const char *what, int rc)
 {
@@ -51,22 +108,47 @@ static uint64_t put(speculo_writer *w, const char *data, size_t n, const char *n
     return id;
 }
 
-/* Copy the segment's file into OUTDIR/seg. */
-static void save(const char *seg)
+static void write_all(int fd, const void *p, size_t n, const char *what)
 {
-    char from[PATH_MAX + 256], to[PATH_MAX + 256];
+    if (write(fd, p, n) != (ssize_t)n)
+        die(what, -EIO);
+}
+
+/* Copy the segment's file into @to, then @prog and the fuzz_fs trailer
+ * when @prog is not NULL. */
+static void copy_to(const char *seg, const char *to, const unsigned char *prog, size_t n)
+{
+    char from[PATH_MAX + 256];
     snprintf(from, sizeof from, "%s/%s", dir, seg);
-    snprintf(to, sizeof to, "%s/%s", outdir, seg);
     int in = open(from, O_RDONLY), out = open(to, O_CREAT | O_TRUNC | O_WRONLY, 0644);
     if (in < 0 || out < 0)
         die(seg, -errno);
     char buf[65536];
-    ssize_t n;
-    while ((n = read(in, buf, sizeof buf)) > 0)
-        if (write(out, buf, (size_t)n) != n)
-            die(seg, -EIO);
+    ssize_t got;
+    while ((got = read(in, buf, sizeof buf)) > 0)
+        write_all(out, buf, (size_t)got, seg);
+    if (prog != NULL) {
+        unsigned char len = (unsigned char)n;
+        write_all(out, prog, n, seg);
+        write_all(out, &len, 1, seg);
+        write_all(out, FZFS_MAGIC, FZFS_MAGIC_LEN, seg);
+    }
     close(in);
     close(out);
+}
+
+/* Copy the segment's file into OUTDIR/seg (and FSDIR/seg-PROGRAM). */
+static void save(const char *seg)
+{
+    char to[PATH_MAX + 256];
+    snprintf(to, sizeof to, "%s/%s", outdir, seg);
+    copy_to(seg, to, NULL, 0);
+    for (size_t i = 0; fsdir != NULL && i < sizeof progs / sizeof progs[0]; i++) {
+        _Static_assert(sizeof prog_cut < 256 && sizeof prog_gc < 256, "program length");
+        _Static_assert(sizeof prog_replace < 256 && sizeof prog_fail < 256, "program length");
+        snprintf(to, sizeof to, "%s/%s-%s", fsdir, seg, progs[i].suffix);
+        copy_to(seg, to, progs[i].p, progs[i].n);
+    }
 }
 
 static void cleanup(void)
@@ -88,12 +170,15 @@ static void cleanup(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: make_corpus OUTDIR\n");
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: make_corpus OUTDIR [FSDIR]\n");
         return 2;
     }
     outdir = argv[1];
+    fsdir = argc == 3 ? argv[2] : NULL;
     mkdir(outdir, 0755);
+    if (fsdir != NULL)
+        mkdir(fsdir, 0755);
     char tmpl[] = "/dev/shm/speculo-corpus-XXXXXX";
     if (!mkdtemp(tmpl))
         die("mkdtemp", -errno);

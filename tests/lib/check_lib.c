@@ -8,6 +8,8 @@
 
 #include "th.h"
 
+Suite *watch_suite(void); /* test_watch.c */
+
 int main(void)
 {
     if (t_base_init("check-lib") < 0) {
@@ -23,6 +25,7 @@ int main(void)
     srunner_add_suite(sr, reader_suite());
     srunner_add_suite(sr, gc_suite());
     srunner_add_suite(sr, wait_suite());
+    srunner_add_suite(sr, watch_suite());
     srunner_add_suite(sr, multiprocess_suite());
     srunner_add_suite(sr, hostile_suite());
     srunner_add_suite(sr, adversary_suite());

@@ -136,16 +136,18 @@ START_TEST(record_layout_of_committed_chunks)
 
     /* rec_check agrees. */
     struct rec_view v;
-    ck_assert_int_eq(rec_check(m.p, h, offs[0], &v), 1);
+    struct seg_layout l;
+    ck_assert_int_eq(seg_check_layout(m.p, m.size, &l), 0);
+    ck_assert_int_eq(rec_check(m.p, &l, offs[0], &v), 1);
     ck_assert_uint_eq(v.off, offs[0]);
     ck_assert_uint_eq(v.len, len1);
     ck_assert_ptr_nonnull(v.name);
     ck_assert_str_eq(v.name, "nm");
     ck_assert_ptr_eq(v.h, r1);
-    ck_assert_int_eq(rec_check(m.p, h, offs[1], &v), 1);
+    ck_assert_int_eq(rec_check(m.p, &l, offs[1], &v), 1);
     ck_assert_ptr_null(v.name);
     /* Where the next record will go, nothing is committed yet. */
-    ck_assert_int_eq(rec_check(m.p, h, offs[1] + len2, &v), 0);
+    ck_assert_int_eq(rec_check(m.p, &l, offs[1] + len2, &v), 0);
     t_seg_unmap(&m);
     speculo_writer_close(w);
 }
@@ -333,50 +335,52 @@ START_TEST(check_record_validates)
     size_t size;
     unsigned char *p = copy_segment("s", &size);
     struct seg_header *h = (void *)p;
+    struct seg_layout l; /* what a reader checks records against */
+    ck_assert_int_eq(seg_check_layout(p, size, &l), 0);
     uint64_t off = h->records_off;
     struct rec_header *r = (void *)(p + off);
     struct rec_view v;
     uint64_t len = atomic_load(&r->commit);
-    ck_assert_int_eq(rec_check(p, h, off, &v), 1);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), 1);
 
     atomic_store(&r->commit, 0);
-    ck_assert_int_eq(rec_check(p, h, off, &v), 0);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), 0);
     atomic_store(&r->commit, 3);
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, size);
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, UINT64_MAX - 63);
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, len);
 
     r->size = UINT64_C(1) << 63;
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     r->size = 3;
     r->name_len = (uint32_t)len;
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     r->name_len = UINT32_MAX;
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     r->name_len = 2;
     char *name = (char *)p + off + REC_HEADER_SIZE + align_up(3, PAYLOAD_ALIGN);
     ck_assert_str_eq(name, "nm");
     name[2] = 'x';
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     name[2] = '\0';
     r->id = 0;
-    ck_assert_int_eq(rec_check(p, h, off, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
     r->id = 1;
-    ck_assert_int_eq(rec_check(p, h, off, &v), 1);
+    ck_assert_int_eq(rec_check(p, &l, off, &v), 1);
     /* Offsets that are not a record's: misaligned, in the header, past the
      * end. */
-    ck_assert_int_eq(rec_check(p, h, off + 8, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, h, 0, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, off + 8, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, 0, &v), -EBADMSG);
     /* (At exactly the capacity, "nothing committed yet" is a fair answer:
      * it is where a full segment ends.) */
-    int rc = rec_check(p, h, size, &v);
+    int rc = rec_check(p, &l, size, &v);
     ck_assert_msg(rc == 0 || rc == -EBADMSG, "rec_check(capacity) = %d", rc);
-    ck_assert_int_eq(rec_check(p, h, size - 32, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, h, size + REC_ALIGN, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, h, UINT64_MAX - 63, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, size - 32, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, size + REC_ALIGN, &v), -EBADMSG);
+    ck_assert_int_eq(rec_check(p, &l, UINT64_MAX - 63, &v), -EBADMSG);
     free(p);
 }
 END_TEST

@@ -1,0 +1,44 @@
+/*
+ * fusefs/notify.c's interface, for in-process tests (fuzz_fs and its
+ * replay), which link this instead: notify.c makes threads (a watcher per
+ * segment, an inotify thread) and talks to the kernel, neither of which
+ * an in-process, deterministic test can have.
+ *
+ * What it pretends is chosen by the test (fz_notify_on): when on, every
+ * readable segment is "followed" at once and the segment directory is
+ * "watched", so the operations take their caching paths (entry timeouts,
+ * `hand` locks, handed root entries) exactly as with notify.c running;
+ * when off, as when inotify or a watcher could not start. Nothing is ever
+ * invalidated: the simulated kernel asks again for every name anyway.
+ */
+#include <stdatomic.h>
+
+#include "notify_stub.h"
+#include "sfs.h"
+
+int fz_notify_on = 1;
+
+int notify_start(struct fuse_session *se)
+{
+    (void)se;
+    return 0;
+}
+
+int notify_stop(void)
+{
+    return 0;
+}
+
+/* As notify.c does once its watcher runs: the state read under `hand`. */
+int notify_follow(struct sfs_seg *seg)
+{
+    if (!fz_notify_on || seg->bad)
+        return -1;
+    atomic_store_explicit(&seg->follow, SFS_FOLLOW_ACTIVE, memory_order_release);
+    return 0;
+}
+
+int notify_root_ok(void)
+{
+    return fz_notify_on;
+}
