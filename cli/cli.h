@@ -84,8 +84,8 @@ int segment_operand(int argc, char **argv, const char **segment);
 int open_reader(const char *segment, speculo_reader **r);
 /* Open a writer, retrying while another live writer holds the role, for up
  * to wait_ms; prints the failure. Returns 0 or a negative errno. */
-int open_writer_waiting(const char *segment, const struct speculo_writer_options *opts,
-                        int wait_ms, speculo_writer **w);
+int open_writer_waiting(const char *segment, const struct speculo_writer_options *opts, int wait_ms,
+                        speculo_writer **w);
 /* The pid of the segment's live writer, for messages; 0 when there is
  * none or it cannot be told. */
 int64_t segment_writer_pid(const char *segment);

@@ -169,8 +169,8 @@ static bool is_segment(DIR *d, const struct dirent *e)
     if (e->d_type == DT_REG)
         return true;
     struct stat st;
-    return e->d_type == DT_UNKNOWN &&
-           fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    return e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISREG(st.st_mode);
 }
 
 static int list_dir(const char *dir, char ***names, size_t *count)

@@ -120,8 +120,8 @@ static void print_text(const struct ls_rows *rows)
             wsize = digits_u64(row->size);
     }
     if (header)
-        printf("%*s  %-*s  %*s  %-24s  %s\n", wid, "ID", wname, "NAME", wsize, "SIZE",
-               "COMMITTED", "EXPIRES");
+        printf("%*s  %-*s  %*s  %-24s  %s\n", wid, "ID", wname, "NAME", wsize, "SIZE", "COMMITTED",
+               "EXPIRES");
     for (size_t i = 0; i < rows->n; i++) {
         const struct ls_row *row = &rows->v[i];
         char committed[32], expires[32] = "-";

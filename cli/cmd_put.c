@@ -169,8 +169,8 @@ static int commit_and_print(speculo_writer *w, const struct put_args *a, const v
 {
     struct speculo_commit_options co = {a->name, a->ttl_ns, a->replaces};
     uint64_t id = 0;
-    int rc = reserved ? speculo_writer_commit(w, &co, &id)
-                      : speculo_writer_put(w, data, size, &co, &id);
+    int rc =
+        reserved ? speculo_writer_commit(w, &co, &id) : speculo_writer_put(w, data, size, &co, &id);
     if (rc == -ENOENT && a->replaces)
         return fail(a->segment, "no live chunk with id %llu to replace",
                     (unsigned long long)a->replaces);

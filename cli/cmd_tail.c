@@ -39,7 +39,7 @@ static const char tail_help[] =
 struct tail_args {
     const char *segment;
     bool follow;
-    bool last_n;   /* -n given */
+    bool last_n; /* -n given */
     uint64_t n;
     bool from_set; /* --from given */
     uint64_t from;

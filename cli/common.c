@@ -213,8 +213,8 @@ static void report_no_directory(const char *segment)
  * turns a burst of puts from a shell into a queue rather than failures.
  * Short sleeps (10 ms, growing to 50 ms) keep the added latency small.
  */
-int open_writer_waiting(const char *segment, const struct speculo_writer_options *opts,
-                        int wait_ms, speculo_writer **w)
+int open_writer_waiting(const char *segment, const struct speculo_writer_options *opts, int wait_ms,
+                        speculo_writer **w)
 {
     int64_t deadline = monotonic_ms() + wait_ms;
     int step = 10;

@@ -25,8 +25,8 @@
 #define MAX_THREADS_LIMIT 64
 
 struct sfs_options {
-    char *dir;         /* -o dir= */
-    char *nonopt[2];   /* [SOURCE] MOUNTPOINT */
+    char *dir;       /* -o dir= */
+    char *nonopt[2]; /* [SOURCE] MOUNTPOINT */
     int nnonopt;
     int help, version; /* also seen by fuse_parse_cmdline() */
 };

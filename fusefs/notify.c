@@ -64,20 +64,20 @@
 /* The signal that interrupts a watcher's wait when the server stops. */
 #define WAKE_SIGNAL SIGUSR1
 
-#define INOTIFY_MASK                                                                           \
-    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |         \
+#define INOTIFY_MASK                                                                               \
+    (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |            \
      IN_MOVE_SELF | IN_ONLYDIR)
 
 struct watcher {
     struct watcher *next;
     struct sfs_seg *seg;
-    speculo_reader *r; /* the watcher's own: positioned after the last commit seen */
+    speculo_reader *r;    /* the watcher's own: positioned after the last commit seen */
     speculo_reader *scan; /* for walks over the records (keep_dead()); or NULL */
     uint64_t *pend;       /* chunks replaced by commits read, not yet seen dead */
     size_t npend, cappend;
-    int64_t balance;      /* obsoletions reported less those commits explained */
+    int64_t balance; /* obsoletions reported less those commits explained */
     pthread_t thread;
-    atomic_int done;   /* the thread returned: it may be joined at once */
+    atomic_int done; /* the thread returned: it may be joined at once */
 };
 
 static struct {
@@ -129,8 +129,8 @@ static void inval_name(fuse_ino_t parent, const char *name)
     rc = fuse_lowlevel_notify_inval_entry(W.se, parent, name, strlen(name));
     /* -ENOENT: the kernel holds no such name (any more) */
     if (rc != 0 && rc != -ENOENT && sfs_debug)
-        fuse_log(FUSE_LOG_DEBUG, "speculofs: invalidate %#" PRIx64 "/%s: %s\n",
-                 (uint64_t)parent, name, strerror(-rc));
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: invalidate %#" PRIx64 "/%s: %s\n", (uint64_t)parent,
+                 name, strerror(-rc));
 }
 
 static void inval_chunks(const struct sfs_seg *seg, const uint64_t *ids, size_t n)
@@ -196,8 +196,8 @@ static int reader_on(const struct sfs_seg *seg, const speculo_reader *r)
 }
 
 /* Mark which of @ids are live, one lookup each (O(log n) apiece). */
-static void live_by_lookup(const uint64_t *ids, size_t n, unsigned char *alive,
-                           speculo_reader *r, int *broken)
+static void live_by_lookup(const uint64_t *ids, size_t n, unsigned char *alive, speculo_reader *r,
+                           int *broken)
 {
     for (size_t i = 0; i < n && !stopping(); i++) {
         speculo_chunk c;
@@ -247,8 +247,8 @@ static void live_by_walk(const uint64_t *ids, size_t n, uint64_t lo, uint64_t sp
  * us, but 100,000 of them take 170 ms). If a reader turns out to be on
  * another incarnation, all of them go.
  */
-static size_t keep_dead(uint64_t *ids, size_t n, const struct sfs_seg *seg,
-                        struct watcher *w, int *broken)
+static size_t keep_dead(uint64_t *ids, size_t n, const struct sfs_seg *seg, struct watcher *w,
+                        int *broken)
 {
     unsigned char *alive;
     uint64_t lo = UINT64_MAX, hi = 0;

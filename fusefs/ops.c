@@ -602,8 +602,8 @@ struct fh {
     speculo_reader *r;         /* a chunk's own reader: keeps data valid */
     const unsigned char *data; /* the chunk, in the shared mapping */
     size_t size;
-    atomic_int broken;         /* the mapping faulted: EIO from now on */
-    char *text;                /* .info: the snapshot taken at open */
+    atomic_int broken; /* the mapping faulted: EIO from now on */
+    char *text;        /* .info: the snapshot taken at open */
 };
 
 static void fh_free(struct fh *h)
@@ -788,9 +788,9 @@ struct dh {
     struct sfs_seg *seg; /* NULL for the root */
     int served;          /* the root's snapshot was read from */
     pthread_mutex_t lock;
-    speculo_reader *r;   /* a segment's: positioned by each readdir */
+    speculo_reader *r; /* a segment's: positioned by each readdir */
     int last_rc;
-    struct dent *ents;   /* the root's: a snapshot taken at opendir */
+    struct dent *ents; /* the root's: a snapshot taken at opendir */
     size_t nents;
 };
 
@@ -902,8 +902,8 @@ struct listing {
     char *buf;
     size_t size, used;
     int plus;
-    int followed;            /* chunk names may be cached (seg_followed()) */
-    struct stat file;        /* the segment file: chunks' owner and mode */
+    int followed;     /* chunk names may be cached (seg_followed()) */
+    struct stat file; /* the segment file: chunks' owner and mode */
     fuse_ino_t *refs;
     size_t nrefs, caprefs;
 };
@@ -924,8 +924,8 @@ static int add_ref(struct listing *L, fuse_ino_t ino)
 }
 
 /* With plus, a chunk's entry (@m not NULL) is counted before it is kept. */
-static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type,
-                       off_t next, const struct sfs_meta *m)
+static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type, off_t next,
+                       const struct sfs_meta *m)
 {
     struct fuse_entry_param e;
     size_t room = L->size - L->used;
@@ -1012,8 +1012,8 @@ static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
         if (name[0] == '\0')
             continue;
         meta_owner(&m, &L->file);
-        if (!add_dirent(L, name, sfs_ino(d->seg->slot, m.id), S_IFREG,
-                        (off_t)(m.id + COOKIE_BASE), &m))
+        if (!add_dirent(L, name, sfs_ino(d->seg->slot, m.id), S_IFREG, (off_t)(m.id + COOKIE_BASE),
+                        &m))
             break;
     }
     if (rc != 0 && rc != -EAGAIN && sfs_debug)
@@ -1245,8 +1245,7 @@ static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
     erofs(req);
 }
 
-static void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                      dev_t rdev)
+static void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
     (void)parent, (void)name, (void)mode, (void)rdev;
     erofs(req);
@@ -1270,8 +1269,8 @@ static void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
     erofs(req);
 }
 
-static void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-                       fuse_ino_t newparent, const char *newname, unsigned int flags)
+static void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                       const char *newname, unsigned int flags)
 {
     (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
     erofs(req);

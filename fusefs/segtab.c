@@ -263,8 +263,7 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
 /* Open the file under @name as a segment and learn its identity. On
  * success *r is a reader left for the pool (or NULL). A file whose records
  * cannot all be read (speculo_reader_info() scans them) is bad. */
-static int learn(const char *name, const struct stat *st, struct identity *id,
-                 speculo_reader **r)
+static int learn(const char *name, const struct stat *st, struct identity *id, speculo_reader **r)
 {
     struct speculo_segment_info info;
     struct speculo_segment_ident ident;
@@ -308,8 +307,7 @@ static speculo_reader *pool_put(struct sfs_seg *seg, speculo_reader *r)
     return r;
 }
 
-static int resolve(const char *name, const struct stat *st, uint64_t epoch0,
-                   struct sfs_seg **out)
+static int resolve(const char *name, const struct stat *st, uint64_t epoch0, struct sfs_seg **out)
 {
     struct identity id;
     speculo_reader *r;
@@ -599,9 +597,8 @@ static int owner_changed(const struct sfs_seg *seg, const struct stat *st)
 
 /* Locked. The file under @cur's name holds @id (learnt from @st): the same
  * incarnation after a GC switch, or another one. */
-static speculo_reader *settle(struct sfs_seg *cur, const struct identity *id,
-                              const struct stat *st, uint64_t epoch0, speculo_reader *r,
-                              struct sfs_seg **attr_changed)
+static speculo_reader *settle(struct sfs_seg *cur, const struct identity *id, const struct stat *st,
+                              uint64_t epoch0, speculo_reader *r, struct sfs_seg **attr_changed)
 {
     if (cur->dead || find_cur(cur->name) != cur)
         return r;

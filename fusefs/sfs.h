@@ -80,8 +80,14 @@ static inline fuse_ino_t sfs_ino(uint64_t slot, uint64_t low)
 {
     return (fuse_ino_t)(slot << SFS_ID_BITS | low);
 }
-static inline uint64_t sfs_ino_slot(fuse_ino_t ino) { return (uint64_t)ino >> SFS_ID_BITS; }
-static inline uint64_t sfs_ino_low(fuse_ino_t ino) { return (uint64_t)ino & SFS_ID_MASK; }
+static inline uint64_t sfs_ino_slot(fuse_ino_t ino)
+{
+    return (uint64_t)ino >> SFS_ID_BITS;
+}
+static inline uint64_t sfs_ino_low(fuse_ino_t ino)
+{
+    return (uint64_t)ino & SFS_ID_MASK;
+}
 enum sfs_kind sfs_ino_kind(fuse_ino_t ino);
 
 /* @want (0444 or 0555) less what @file_mode denies: a class that may not
@@ -143,10 +149,10 @@ struct sfs_seg {
     int dead;           /* removed, or replaced by another incarnation */
     dev_t dev;          /* the file last seen to hold this incarnation */
     ino_t ino;
-    struct stat st;     /* its stat, when verified */
-    int verified;       /* st is current: no inotify event since */
-    int handed;         /* the kernel may cache the root's entry for it */
-    int reaped;         /* dead, and its cached names taken back */
+    struct stat st;          /* its stat, when verified */
+    int verified;            /* st is current: no inotify event since */
+    int handed;              /* the kernel may cache the root's entry for it */
+    int reaped;              /* dead, and its cached names taken back */
     speculo_reader *pool[8]; /* idle readers, for lookups and attributes */
     unsigned npool;
 };

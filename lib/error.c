@@ -13,6 +13,8 @@ const char *speculo_strerror(int err)
         return "unknown error";
     if (err < 0)
         err = -err;
+    /* one line a code: a table */
+    /* clang-format off */
     switch (err) {
     case 0: return "success";
     case EINVAL: return "invalid name or argument";
@@ -31,4 +33,5 @@ const char *speculo_strerror(int err)
         return s ? s : "unknown error";
     }
     }
+    /* clang-format on */
 }

@@ -21,11 +21,11 @@
 #define SEG_MAGIC "SPECULO\x1a"
 #define SEG_HEADER_SIZE 4096u
 #define SEG_PAGE 4096u
-#define REC_ALIGN 64u      /* records start on a cache line */
+#define REC_ALIGN 64u /* records start on a cache line */
 #define REC_HEADER_SIZE 64u
-#define PAYLOAD_ALIGN 16u  /* >= alignof(max_align_t) */
-#define NAME_RESERVE 256u  /* room kept for a name not yet known at alloc */
-#define OBSOLETE_EXPLICIT UINT64_MAX /* obsoleted_by: speculo_writer_obsolete() */
+#define PAYLOAD_ALIGN 16u             /* >= alignof(max_align_t) */
+#define NAME_RESERVE 256u             /* room kept for a name not yet known at alloc */
+#define OBSOLETE_EXPLICIT UINT64_MAX  /* obsoleted_by: speculo_writer_obsolete() */
 #define SUPERSEDED_REMOVED UINT64_MAX /* superseded: the segment was removed */
 
 /* Owner token: pid in the low 22 bits (PID_MAX_LIMIT is 2^22), the process
@@ -44,19 +44,19 @@ struct seg_header {
     char magic[8];
     uint32_t version;
     uint32_t header_size;
-    uint64_t capacity;       /* file size */
-    uint64_t generation;     /* 1 for a new segment, +1 per GC switch */
-    uint64_t index_off;      /* name index: index_slots x struct name_slot */
-    uint64_t index_slots;    /* a power of two */
-    uint64_t table_off;      /* id table: table_slots x uint64_t offsets */
+    uint64_t capacity;    /* file size */
+    uint64_t generation;  /* 1 for a new segment, +1 per GC switch */
+    uint64_t index_off;   /* name index: index_slots x struct name_slot */
+    uint64_t index_slots; /* a power of two */
+    uint64_t table_off;   /* id table: table_slots x uint64_t offsets */
     uint64_t table_slots;
     /* line 1: immutable identity */
     alignas(64) uint64_t records_off;
-    uint64_t segment_uid;    /* random, kept across GC: tells a re-created segment */
-    int64_t created_ns;      /* creation of generation 1 */
-    uint64_t base_capacity;  /* capacity asked for at creation */
+    uint64_t segment_uid;   /* random, kept across GC: tells a re-created segment */
+    int64_t created_ns;     /* creation of generation 1 */
+    uint64_t base_capacity; /* capacity asked for at creation */
     uint64_t hash_seed;
-    uint64_t min_next_id;    /* ids below were used by earlier generations */
+    uint64_t min_next_id; /* ids below were used by earlier generations */
     uint64_t reserved1[2];
     /* line 2: writer role and switch; rarely written */
     alignas(64) _Atomic uint64_t owner; /* owner token of the writer; 0 = none */
@@ -65,18 +65,18 @@ struct seg_header {
     _Atomic uint64_t superseded;
     uint64_t reserved2[6];
     /* line 3: writer's running totals, published for readers' information */
-    alignas(64) _Atomic uint64_t nrecords;   /* committed records in this file */
-    _Atomic uint64_t committed_end;          /* end offset of the last committed record */
-    _Atomic uint64_t last_id;                /* id of the last committed record */
+    alignas(64) _Atomic uint64_t nrecords; /* committed records in this file */
+    _Atomic uint64_t committed_end;        /* end offset of the last committed record */
+    _Atomic uint64_t last_id;              /* id of the last committed record */
     _Atomic int64_t last_commit_ns;
-    _Atomic uint64_t dead_bytes;             /* bytes of obsoleted records */
-    _Atomic uint64_t names_used;             /* occupied name index slots */
+    _Atomic uint64_t dead_bytes; /* bytes of obsoleted records */
+    _Atomic uint64_t names_used; /* occupied name index slots */
     _Atomic uint64_t obsolete_count;
     uint64_t reserved3;
     /* line 4: waiting. Readers write `waiters`, the writer reads it at every
      * commit: no waiter means the line stays clean in the writer's cache. */
-    alignas(64) _Atomic uint32_t wake_seq;   /* futex word, +1 per wake */
-    _Atomic uint32_t waiters;                /* readers blocked in wait */
+    alignas(64) _Atomic uint32_t wake_seq; /* futex word, +1 per wake */
+    _Atomic uint32_t waiters;              /* readers blocked in wait */
 };
 
 /*
@@ -88,21 +88,21 @@ struct rec_header {
      * The writer stores it last, with release: it publishes the record. */
     _Atomic uint64_t commit;
     uint64_t id;
-    uint64_t size;           /* payload bytes */
+    uint64_t size; /* payload bytes */
     int64_t committed_ns;
-    int64_t expires_ns;      /* 0 = never */
-    uint64_t replaces;       /* id this chunk obsoleted at commit; 0 = none */
+    int64_t expires_ns; /* 0 = never */
+    uint64_t replaces;  /* id this chunk obsoleted at commit; 0 = none */
     /* id of the chunk that obsoleted this one, OBSOLETE_EXPLICIT, or 0 */
     _Atomic uint64_t obsoleted_by;
-    uint32_t name_len;       /* 0 = unnamed */
-    uint32_t name_hash;      /* low bits of the name's hash, for quick compares */
+    uint32_t name_len;  /* 0 = unnamed */
+    uint32_t name_hash; /* low bits of the name's hash, for quick compares */
 };
 
 /* A name index slot. `off` is published with release after `hash` is set;
  * a slot, once taken, belongs to its name for the file's lifetime. */
 struct name_slot {
     uint64_t hash;
-    _Atomic uint64_t off;    /* offset of the newest record of the name; 0 = empty */
+    _Atomic uint64_t off; /* offset of the newest record of the name; 0 = empty */
 };
 
 _Static_assert(sizeof(struct rec_header) == REC_HEADER_SIZE, "record header size");
@@ -114,7 +114,10 @@ struct seg_layout {
     uint64_t capacity, index_off, index_slots, table_off, table_slots, records_off;
 };
 
-static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+static inline uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1) & ~(a - 1);
+}
 
 /* Record length for a payload of `size` bytes and a name of `name_len`. */
 static inline uint64_t rec_length(uint64_t size, uint32_t name_len)
@@ -142,7 +145,7 @@ int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out)
 struct rec_view {
     const struct rec_header *h;
     uint64_t off, len;
-    const char *name;        /* NULL when unnamed; in the mapping */
+    const char *name; /* NULL when unnamed; in the mapping */
     uint64_t id, size, replaces;
     int64_t committed_ns, expires_ns;
     uint32_t name_len;

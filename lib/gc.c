@@ -49,8 +49,8 @@ static int make_file(const speculo_writer *w, int dirfd, const char *tmp, uint64
                      uint64_t populate, struct seg_map *m)
 {
     unlinkat(dirfd, tmp, 0);
-    int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    w->map.mode & 0644);
+    int fd =
+        openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->map.mode & 0644);
     if (fd < 0)
         return -errno;
     struct stat st;

@@ -47,7 +47,10 @@ int ns_same_file(int dirfd, const char *segment, const struct seg_map *m);
 /* owner.c */
 uint64_t owner_self_token(void);
 bool owner_alive(uint64_t token);
-static inline int64_t owner_pid(uint64_t token) { return (int64_t)(token & OWNER_PID_MASK); }
+static inline int64_t owner_pid(uint64_t token)
+{
+    return (int64_t)(token & OWNER_PID_MASK);
+}
 
 /* clock.c */
 int64_t clock_wall_ns(void);

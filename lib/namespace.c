@@ -132,8 +132,7 @@ int ns_open_segment(int dirfd, const char *segment, bool writable, int *fd, stru
     int rc = 0;
     if (fstat(f, st) < 0)
         rc = -errno;
-    else if (!S_ISREG(st->st_mode) || (st->st_mode & 022) ||
-             (writable && st->st_uid != geteuid()))
+    else if (!S_ISREG(st->st_mode) || (st->st_mode & 022) || (writable && st->st_uid != geteuid()))
         rc = -EPERM;
     if (rc < 0) {
         close(f);

@@ -35,7 +35,8 @@ static int proc_stat(long pid, char *state, uint64_t *start)
         return -EIO;
     unsigned long long st;
     /* after ')': state (3), then 18 fields up to starttime (22) */
-    if (sscanf(p + 1, " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
+    if (sscanf(p + 1,
+               " %c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %llu",
                state, &st) != 2)
         return -EIO;
     *start = st;

@@ -18,18 +18,18 @@
 struct speculo_reader {
     char segment[SPECULO_SEGMENT_NAME_MAX + 1];
     struct seg_map map;
-    uint64_t pos;            /* offset of the next record to look at */
-    uint64_t last_id;        /* id of the last chunk returned (or sought past) */
-    uint64_t scan_id;        /* id of the record just before pos; 0 at the start */
-    uint64_t segment_uid;    /* tells a re-created segment from a switched one */
+    uint64_t pos;                       /* offset of the next record to look at */
+    uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
+    uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
+    uint64_t segment_uid;               /* tells a re-created segment from a switched one */
     struct speculo_segment_ident ident; /* of the file mapped, taken when mapped */
-    bool gone;               /* the segment was removed */
-    bool moved;              /* mapped a file that does not follow ours, or found the
+    bool gone;                          /* the segment was removed */
+    bool moved;                         /* mapped a file that does not follow ours, or found the
                               * segment gone, since the last speculo_reader_watch() report */
-    uint64_t obs_seen;       /* the file's obsolete count at that report (or 0) */
-    uint64_t obs_pending;    /* obsoletions in files left since that report */
-    struct seg_header *whdr; /* writable map of the header page, for waiting */
-    bool wait_fallback;      /* no write access: wait by sleeping */
+    uint64_t obs_seen;                  /* the file's obsolete count at that report (or 0) */
+    uint64_t obs_pending;               /* obsoletions in files left since that report */
+    struct seg_header *whdr;            /* writable map of the header page, for waiting */
+    bool wait_fallback;                 /* no write access: wait by sleeping */
     char name_buf[SPECULO_CHUNK_NAME_MAX + 1]; /* the returned chunk's name */
 };
 
@@ -318,15 +318,14 @@ static bool was_latest(const speculo_reader *r, const struct rec_view *v, const 
                        size_t len)
 {
     /* observes: the mark, stored after the newer version was published */
-    uint64_t by = atomic_load_explicit(&((struct rec_header *)v->h)->obsoleted_by,
-                                       memory_order_acquire);
+    uint64_t by =
+        atomic_load_explicit(&((struct rec_header *)v->h)->obsoleted_by, memory_order_acquire);
     if (by == 0 || by == OBSOLETE_EXPLICIT || by <= v->id)
         return false;
     if (v->expires_ns && v->expires_ns <= clock_wall_ns())
         return false;
     struct rec_view s;
-    return find_id(r, by, &s) == 0 && s.name && s.name_len == len &&
-           memcmp(s.name, name, len) == 0;
+    return find_id(r, by, &s) == 0 && s.name && s.name_len == len && memcmp(s.name, name, len) == 0;
 }
 
 int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk)

@@ -135,22 +135,22 @@ typedef struct speculo_chunk {
  * Fields may be added at the end.
  */
 struct speculo_segment_info {
-    uint32_t format_version; /**< SPECULO_FORMAT_VERSION */
-    uint64_t generation;     /**< 1 for a new segment, +1 at every GC switch */
-    uint64_t capacity;       /**< size of the segment file, bytes */
-    uint64_t data_capacity;  /**< bytes available to chunk records */
-    uint64_t bytes_used;     /**< bytes taken by committed records */
-    uint64_t dead_bytes;     /**< bytes of obsoleted records */
-    uint64_t live_chunks;    /**< neither expired nor obsolete, now */
-    uint64_t expired_chunks; /**< expired and not obsolete */
-    uint64_t obsolete_chunks;/**< obsoleted by a newer copy or explicitly */
-    uint64_t named_chunks;   /**< live chunks that have a name */
-    uint64_t first_id;       /**< id of the oldest record in this file; 0 if none */
-    uint64_t last_id;        /**< id of the newest committed chunk; 0 if none */
-    int64_t created_ns;      /**< when the segment (generation 1) was created */
-    int64_t last_commit_ns;  /**< time of the newest commit; 0 if none */
-    int64_t writer_pid;      /**< pid of the writer holding the role; 0 if none */
-    int writer_alive;        /**< 1 if that process is alive, 0 otherwise */
+    uint32_t format_version;  /**< SPECULO_FORMAT_VERSION */
+    uint64_t generation;      /**< 1 for a new segment, +1 at every GC switch */
+    uint64_t capacity;        /**< size of the segment file, bytes */
+    uint64_t data_capacity;   /**< bytes available to chunk records */
+    uint64_t bytes_used;      /**< bytes taken by committed records */
+    uint64_t dead_bytes;      /**< bytes of obsoleted records */
+    uint64_t live_chunks;     /**< neither expired nor obsolete, now */
+    uint64_t expired_chunks;  /**< expired and not obsolete */
+    uint64_t obsolete_chunks; /**< obsoleted by a newer copy or explicitly */
+    uint64_t named_chunks;    /**< live chunks that have a name */
+    uint64_t first_id;        /**< id of the oldest record in this file; 0 if none */
+    uint64_t last_id;         /**< id of the newest committed chunk; 0 if none */
+    int64_t created_ns;       /**< when the segment (generation 1) was created */
+    int64_t last_commit_ns;   /**< time of the newest commit; 0 if none */
+    int64_t writer_pid;       /**< pid of the writer holding the role; 0 if none */
+    int writer_alive;         /**< 1 if that process is alive, 0 otherwise */
 };
 
 /* ------------------------------------------------------------------ */
@@ -174,8 +174,7 @@ struct speculo_segment_info {
  *         caller; -EBADMSG corrupt segment; -EPROTO other format version;
  *         -ENOMEM; or an errno of open/mmap.
  */
-SPECULO_API int speculo_writer_open(const char *segment,
-                                    const struct speculo_writer_options *opts,
+SPECULO_API int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
                                     speculo_writer **out);
 
 /**
@@ -205,8 +204,7 @@ SPECULO_API int speculo_writer_alloc(speculo_writer *w, size_t size, void **data
  *         -ENAMETOOLONG; -ENOENT `replaces` names a chunk that is not live.
  *         On an error the reservation is kept.
  */
-SPECULO_API int speculo_writer_commit(speculo_writer *w,
-                                      const struct speculo_commit_options *opts,
+SPECULO_API int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
                                       uint64_t *id);
 
 /**
@@ -220,8 +218,7 @@ SPECULO_API int speculo_writer_commit(speculo_writer *w,
  * @return as those two.
  */
 SPECULO_API int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
-                                   const struct speculo_commit_options *opts,
-                                   uint64_t *id);
+                                   const struct speculo_commit_options *opts, uint64_t *id);
 
 /**
  * Mark the live chunk @p id obsolete: readers skip it from now on. Readers
@@ -289,8 +286,7 @@ SPECULO_API int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk);
  * @param chunk receives the chunk
  * @return 0; -ENOENT no live chunk of that name; -EINVAL / -ENAMETOOLONG.
  */
-SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name,
-                                   speculo_chunk *chunk);
+SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk);
 
 /**
  * Find the live chunk @p id (a binary search, O(log n)).
@@ -299,8 +295,7 @@ SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name,
  * @param chunk receives the chunk
  * @return 0; -ENOENT no live chunk has that id.
  */
-SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id,
-                                      speculo_chunk *chunk);
+SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk);
 
 /**
  * Position the reader so that speculo_reader_next() returns the first live

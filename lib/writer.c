@@ -38,8 +38,7 @@ int writer_prefault(speculo_writer *w, uint64_t end)
     uint64_t to = align_up(end + PREFAULT_AHEAD, SEG_PAGE);
     if (to > w->map.size)
         to = w->map.size;
-    if (!w->populate_fallback &&
-        madvise(w->map.base + from, to - from, MADV_POPULATE_WRITE) < 0) {
+    if (!w->populate_fallback && madvise(w->map.base + from, to - from, MADV_POPULATE_WRITE) < 0) {
         if (errno != EINVAL)
             return -ENOMEM;
         w->populate_fallback = true;
@@ -49,7 +48,8 @@ int writer_prefault(speculo_writer *w, uint64_t end)
          * byte is stored back unchanged: readers never look there. */
         for (uint64_t p = align_up(w->tail + REC_ALIGN, SEG_PAGE); p < to; p += SEG_PAGE) {
             volatile uint8_t *b = w->map.base + p;
-            *b = *b;
+            uint8_t unchanged = *b;
+            *b = unchanged;
         }
     }
     w->faulted_end = to;
@@ -107,10 +107,9 @@ static int validate_options(const struct speculo_writer_options *o)
 
 static void apply_options(speculo_writer *w, const struct speculo_writer_options *o)
 {
-    w->gc_dead_percent = o && o->gc_dead_percent ? o->gc_dead_percent
-                                                 : SPECULO_DEFAULT_GC_DEAD_PERCENT;
-    w->gc_min_dead = o && o->gc_min_dead_bytes ? o->gc_min_dead_bytes
-                                               : SPECULO_DEFAULT_GC_MIN_DEAD;
+    w->gc_dead_percent =
+        o && o->gc_dead_percent ? o->gc_dead_percent : SPECULO_DEFAULT_GC_DEAD_PERCENT;
+    w->gc_min_dead = o && o->gc_min_dead_bytes ? o->gc_min_dead_bytes : SPECULO_DEFAULT_GC_MIN_DEAD;
 }
 
 /* Write a complete new segment under a temporary name, then link it in
@@ -167,8 +166,8 @@ static int take_role(speculo_writer *w)
             return -EBUSY;
         /* publishes: we hold the role; acquire pairs with the previous
          * holder's release at close, so we see all it wrote */
-        if (atomic_compare_exchange_weak_explicit(&h->owner, &cur, w->token,
-                                                  memory_order_acq_rel, memory_order_acquire))
+        if (atomic_compare_exchange_weak_explicit(&h->owner, &cur, w->token, memory_order_acq_rel,
+                                                  memory_order_acquire))
             return 0;
     }
 }
@@ -177,8 +176,8 @@ static void give_role(speculo_writer *w)
 {
     uint64_t mine = w->token;
     /* publishes: everything we wrote, to the next writer's acquire */
-    atomic_compare_exchange_strong_explicit(&w_header(w)->owner, &mine, 0,
-                                            memory_order_release, memory_order_relaxed);
+    atomic_compare_exchange_strong_explicit(&w_header(w)->owner, &mine, 0, memory_order_release,
+                                            memory_order_relaxed);
 }
 
 /* Re-link the newest version of a name after a takeover: the previous
@@ -200,8 +199,8 @@ static int recover_name(speculo_writer *w, const struct rec_view *v)
     /* publishes: the newest version of the name, before the older one is
      * marked obsolete (as commit does: a get() never finds neither) */
     atomic_store_explicit(&slot->off, v->off, memory_order_release);
-    if (prev.h && !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by,
-                                        memory_order_relaxed))
+    if (prev.h &&
+        !atomic_load_explicit(&((struct rec_header *)prev.h)->obsoleted_by, memory_order_relaxed))
         mark_obsolete(w, &prev, v->id);
     return 0;
 }
@@ -273,8 +272,8 @@ static int recover(speculo_writer *w)
     /* The capacity asked for at creation never exceeds the file (the
      * collector never makes a file smaller): a larger value is corruption,
      * and must not make the next collection fill /dev/shm. */
-    w->base_capacity = h->base_capacity && h->base_capacity <= w->map.size ? h->base_capacity
-                                                                            : w->map.size;
+    w->base_capacity =
+        h->base_capacity && h->base_capacity <= w->map.size ? h->base_capacity : w->map.size;
     writer_publish_totals(w);
     w->faulted_end = w->tail & ~(uint64_t)(SEG_PAGE - 1); /* earlier pages are in use */
     return 0;

@@ -7,16 +7,16 @@
 struct speculo_writer {
     char segment[SPECULO_SEGMENT_NAME_MAX + 1];
     struct seg_map map;
-    uint64_t token;          /* our owner token */
-    uint64_t tail;           /* offset of the next record */
-    uint64_t nrecords;       /* records in this file */
+    uint64_t token;    /* our owner token */
+    uint64_t tail;     /* offset of the next record */
+    uint64_t nrecords; /* records in this file */
     uint64_t next_id;
     uint64_t names_used;
-    uint64_t dead_bytes;     /* bytes of obsoleted records */
+    uint64_t dead_bytes; /* bytes of obsoleted records */
     uint64_t obsolete_count;
-    uint64_t faulted_end;    /* pages before this are populated */
-    bool populate_fallback;  /* MADV_POPULATE_WRITE unsupported: touch pages */
-    bool reserved;           /* an alloc is waiting for its commit */
+    uint64_t faulted_end;   /* pages before this are populated */
+    bool populate_fallback; /* MADV_POPULATE_WRITE unsupported: touch pages */
+    bool reserved;          /* an alloc is waiting for its commit */
     uint64_t res_size;
     unsigned gc_dead_percent;
     uint64_t gc_min_dead;
