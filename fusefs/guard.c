@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "reader_sfs.h"
 #include "sfs.h"
 
 static _Thread_local sigjmp_buf *t_jump;
@@ -136,6 +137,18 @@ int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *repla
 {
     struct g_args a = {.r = r, .id = id, .chunk = c, .replaces = replaces};
     return guard_call(do_fetch, &a);
+}
+
+static int do_fetch_superseded(void *v)
+{
+    struct g_args *a = v;
+    return reader_get_id_superseded(a->r, a->id, a->chunk);
+}
+
+int g_fetch_superseded(speculo_reader *r, uint64_t id, speculo_chunk *c)
+{
+    struct g_args a = {.r = r, .id = id, .chunk = c};
+    return guard_call(do_fetch_superseded, &a);
 }
 
 /* A reader that faulted may be half-way through a call; closing it may

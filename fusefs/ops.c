@@ -659,13 +659,32 @@ static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
     return m.committed_ns == c->committed_ns && m.size == c->size;
 }
 
-/* The chunk is fetched with a reader of its own that no one calls again
+/*
+ * The chunk is fetched with a reader of its own that no one calls again
  * before release: the library keeps chunk->data valid until then, through
- * expiry, obsoletion and GC switches. A chunk gone since the lookup (or
- * since the kernel cached its name) gives ESTALE, which makes the kernel
- * walk the path again once, asking us for every name: a chunk that
- * vanished is then ENOENT, never its stale contents, and a named chunk
- * updated in between opens as its new version. */
+ * expiry, obsoletion and GC switches.
+ *
+ * A named chunk's name is never cached (entry timeout 0), so the LOOKUP
+ * that gave @ino ran inside this same open(2), and the version was the
+ * name's latest then: the open takes effect at that LOOKUP, as on a local
+ * filesystem where a rename over the name lands between the path walk and
+ * the open. A version replaced since by a newer one of its name therefore
+ * opens, as long as its record is still in the segment file (the library
+ * checks the replacement's name, the expiry, and that the mark is not an
+ * explicit obsoletion). Without this, a name updated faster than
+ * LOOKUP + OPEN could fail both tries the kernel makes.
+ *
+ * Anything else not live gives ESTALE, which makes the kernel walk the path
+ * again once, asking us for every name: an unnamed chunk (its name may have
+ * been cached long before), an expired or explicitly obsoleted one, or a
+ * replaced version the collector already dropped. A chunk that vanished is
+ * then ENOENT, never its stale contents, and a named chunk opens as its
+ * newest version.
+ *
+ * The one OPEN of a named chunk that follows no LOOKUP, the reopen of
+ * /proc/PID/fd/N, may thus open a version already replaced (it used to get
+ * ESTALE), as the reopen of a file renamed over does on a local filesystem.
+ */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;
@@ -678,7 +697,7 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
     if (rc == 0)
         rc = g_reader_open(seg->name, &h->r);
     if (rc == 0)
-        rc = g_fetch_id(h->r, sfs_ino_low(ino), &c, NULL);
+        rc = g_fetch_superseded(h->r, sfs_ino_low(ino), &c);
     if (rc == 0 && (!from_seg(seg, h->r) || !same_chunk(ino, &c)))
         rc = -ENOENT;
     if (rc == -ENOENT)

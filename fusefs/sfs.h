@@ -114,6 +114,8 @@ int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
 int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces);
+/* reader_get_id_superseded() (lib/reader_sfs.h), for OPEN. */
+int g_fetch_superseded(speculo_reader *r, uint64_t id, speculo_chunk *c);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size);

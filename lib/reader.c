@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "reader_sfs.h"
 
 struct speculo_reader {
     char segment[SPECULO_SEGMENT_NAME_MAX + 1];
@@ -313,6 +314,7 @@ static int find_id(const speculo_reader *r, uint64_t id, struct rec_view *v)
  * the chunk that obsoleted `v` is a version of the same name, `v` was the
  * latest live version at the instant the slot was loaded: it is the answer
  * (its bytes never change). Obsoleted otherwise, or expired: no answer.
+ * get_id() asks the same of a version speculofs looked up a moment ago.
  */
 static bool was_latest(const speculo_reader *r, const struct rec_view *v, const char *name,
                        size_t len)
@@ -348,7 +350,10 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     return fill_chunk(r, &v, chunk);
 }
 
-int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
+/* The chunk @id if live, or (with @superseded) a named version obsoleted
+ * by a newer one of its name: was_latest() checks the mark, the expiry and
+ * the replacement's name, all from the file, so all checked. */
+static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, bool superseded)
 {
     if (!r || !chunk)
         return -EINVAL;
@@ -359,9 +364,20 @@ int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
     if ((rc = find_id(r, id, &v)) < 0)
         return rc;
     int64_t now = 0;
-    if (!rec_live(&v, &now))
+    if (!rec_live(&v, &now) &&
+        !(superseded && v.name != NULL && was_latest(r, &v, v.name, v.name_len)))
         return -ENOENT;
     return fill_chunk(r, &v, chunk);
+}
+
+int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
+{
+    return get_id(r, id, chunk, false);
+}
+
+int reader_get_id_superseded(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
+{
+    return get_id(r, id, chunk, true);
 }
 
 int speculo_reader_seek(speculo_reader *r, uint64_t after_id)

@@ -385,6 +385,114 @@ START_TEST(test_concurrent_readers_during_gc)
 }
 END_TEST
 
+/* ---- open_of_name_updated_during_open_succeeds ----------------------- */
+
+#define UPD_READERS 4
+#define UPD_MS 3000
+#define UPD_SIZE 200                             /* bytes, header included */
+#define UPD_CAPACITY (256 * 1024 * KiB)          /* room for every version: no GC */
+#define UPD_MAX_COMMITS (UPD_CAPACITY / 2 / 320) /* 320: a record; half full */
+
+struct upd_shared {
+    volatile int stop;
+    uint64_t opens[UPD_READERS];
+};
+
+/* One version: its sequence number and size, then t_fill(seq) bytes. */
+static void upd_payload(unsigned char *buf, uint64_t seq)
+{
+    uint64_t size = UPD_SIZE;
+
+    memcpy(buf, &seq, sizeof seq);
+    memcpy(buf + 8, &size, sizeof size);
+    t_fill(buf + 16, UPD_SIZE - 16, seq);
+}
+
+/* open + read to the end: every open succeeds and gives one whole version,
+ * never an older one than this process saw before. */
+static void upd_reader(struct upd_shared *sh, int i, const char *path)
+{
+    unsigned char buf[UPD_SIZE + 64];
+    uint64_t last = 0;
+
+    while (!sh->stop) {
+        uint64_t seq, size;
+        size_t got = 0;
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            fprintf(stderr, "open %s: %s\n", path, strerror(errno));
+            _exit(T_CHILD_FAILED);
+        }
+        while ((n = read(fd, buf + got, sizeof buf - got)) > 0)
+            got += (size_t)n;
+        T_CHILD_EQ(n, 0);
+        T_CHILD_EQ(close(fd), 0);
+        T_CHILD_EQ(got, UPD_SIZE);
+        memcpy(&seq, buf, sizeof seq);
+        memcpy(&size, buf + 8, sizeof size);
+        T_CHILD_EQ(size, UPD_SIZE);
+        T_CHILD_EQ(t_check_fill(buf + 16, UPD_SIZE - 16, seq), 0);
+        T_CHILD_ASSERT(seq >= last);
+        last = seq;
+        sh->opens[i]++;
+    }
+    _exit(0);
+}
+
+/* A name updated as fast as the writer can, opened and read by several
+ * processes: the version a LOOKUP found may be replaced before the OPEN
+ * that follows it, yet the open succeeds and reads that version whole.
+ * The segment is big enough that no collection runs (generation 1 at the
+ * end): a version collected between LOOKUP and OPEN is another matter
+ * (ESTALE, see DESIGN-speculofs.md). */
+START_TEST(test_open_of_name_updated_during_open_succeeds)
+{
+    struct speculo_writer_options o = {.capacity = UPD_CAPACITY, .gc_dead_percent = 100};
+    struct upd_shared *sh = t_shared_alloc(sizeof *sh);
+    struct speculo_segment_info info;
+    unsigned char buf[UPD_SIZE];
+    speculo_writer *w = NULL;
+    speculo_reader *r = NULL;
+    pid_t pids[UPD_READERS];
+    uint64_t seq = 0, opens = 0;
+    int64_t t0;
+    char p[PATH_MAX];
+
+    ck_assert_ptr_nonnull(sh);
+    ck_assert_int_eq(speculo_writer_open("upd", &o, &w), 0);
+    upd_payload(buf, ++seq);
+    tf_put(w, "hot", buf, sizeof buf, 0);
+    tf_path(p, "upd", "hot");
+    for (int i = 0; i < UPD_READERS; i++) {
+        pids[i] = t_fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0)
+            upd_reader(sh, i, p);
+    }
+    t0 = t_mono_ns();
+    while (t_ms_since(t0) < UPD_MS && seq < UPD_MAX_COMMITS) {
+        upd_payload(buf, ++seq);
+        tf_put(w, "hot", buf, sizeof buf, 0);
+    }
+    sh->stop = 1;
+    for (int i = 0; i < UPD_READERS; i++) {
+        ck_assert_msg(t_wait(pids[i], 10000) == 0, "reader %d failed", i);
+        opens += sh->opens[i];
+    }
+    ck_assert_int_eq(speculo_reader_open("upd", &r), 0);
+    ck_assert_int_eq(speculo_reader_info(r, &info), 0);
+    ck_assert_uint_eq(info.generation, 1);
+    printf("updated_during_open: %" PRIu64 " versions in %" PRId64 " ms, %" PRIu64
+           " opens, all whole\n",
+           seq, t_ms_since(t0), opens);
+    ck_assert_uint_gt(opens, 100);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+    t_shared_free(sh, sizeof *sh);
+}
+END_TEST
+
 Suite *tf_suite_live(void)
 {
     Suite *s = suite_create("live");
@@ -396,5 +504,7 @@ Suite *tf_suite_live(void)
     suite_add_tcase(s, tf_tcase("open_file_survives", test_open_file_survives, tf_setup, 30));
     suite_add_tcase(s, tf_tcase("gc_during_read", test_gc_during_read, tf_setup, 30));
     suite_add_tcase(s, tf_tcase("concurrent_readers_during_gc", test_concurrent_readers_during_gc, tf_setup, 30));
+    suite_add_tcase(s, tf_tcase("open_of_name_updated_during_open_succeeds",
+                                test_open_of_name_updated_during_open_succeeds, tf_setup, 30));
     return s;
 }
