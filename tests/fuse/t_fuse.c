@@ -405,3 +405,16 @@ TCase *tf_tcase(const char *name, const TTest *test, SFun setup, int timeout_s)
     tcase_set_timeout(c, timeout_s);
     return c;
 }
+
+int64_t tf_expires_of(const char *seg, uint64_t id)
+{
+    speculo_reader *r;
+    speculo_chunk c;
+    int64_t e;
+
+    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
+    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), 0);
+    e = c.expires_ns;
+    speculo_reader_close(r);
+    return e;
+}

@@ -25,19 +25,6 @@
  * (or inotify's) wake-up and one notification; generous for slow CI. */
 #define PROMPT_MS 1000
 
-static int64_t expires_of(const char *seg, uint64_t id)
-{
-    speculo_reader *r;
-    speculo_chunk c;
-    int64_t e;
-
-    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
-    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), 0);
-    e = c.expires_ns;
-    speculo_reader_close(r);
-    return e;
-}
-
 /* The name of a named chunk is looked up again at every path walk: after
  * an update, stat and open give the new version at once, every time, even
  * right after the old one was stat'ed (and would be cached if it could). */
@@ -160,7 +147,7 @@ START_TEST(test_expired_gone_at_expiry)
     tf_path(dir, "ttl", NULL);
     for (int round = 0; round < 5; round++) {
         uint64_t c = tf_put(w, NULL, "brief", 5, (200 + 100 * round) * MS);
-        int64_t deadline = expires_of("ttl", c);
+        int64_t deadline = tf_expires_of("ttl", c);
         int looked = 0;
         tf_path(p, "ttl", tf_idname(id, c));
         while (t_real_ns() < deadline - 2 * MS) {

@@ -64,19 +64,6 @@ static int open_uncached(const char *path)
     return fd;
 }
 
-static int64_t expires_of(const char *seg, uint64_t id)
-{
-    speculo_reader *r;
-    speculo_chunk c;
-    int64_t e;
-
-    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
-    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), 0);
-    e = c.expires_ns;
-    speculo_reader_close(r);
-    return e;
-}
-
 /* The first stat after the commit returns finds the chunk, every time;
  * so does the listing, and a named chunk reads as its latest version. */
 START_TEST(test_visible_at_once)
@@ -116,14 +103,14 @@ START_TEST(test_expiry)
     uint64_t keep = tf_put_str(w, NULL, "forever");
     uint64_t brief = tf_put(w, NULL, "brief", 5, 300 * MS);
     uint64_t named = tf_put(w, "fleeting", "named", 5, 300 * MS);
-    int64_t deadline = expires_of("ttl", brief);
+    int64_t deadline = tf_expires_of("ttl", brief);
 
-    ck_assert_int_ge(expires_of("ttl", named), deadline);
+    ck_assert_int_ge(tf_expires_of("ttl", named), deadline);
     tf_path(dir, "ttl", NULL);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "ttl", tf_idname(id, brief))), 0);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "ttl", "fleeting")), 0);
     ck_assert_int_eq(tf_dir_has(dir, id), 1);
-    deadline = expires_of("ttl", named);
+    deadline = tf_expires_of("ttl", named);
     while (t_real_ns() <= deadline)
         t_sleep_ms(1);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "ttl", tf_idname(id, brief))), -ENOENT);
@@ -196,7 +183,7 @@ START_TEST(test_open_file_survives)
     char p[PATH_MAX], id[24];
     speculo_writer *w = tf_writer("survive", 0, 0);
     uint64_t brief = put_fill(w, NULL, size, 1, 300 * MS);
-    int64_t deadline = expires_of("survive", brief);
+    int64_t deadline = tf_expires_of("survive", brief);
     int fd1, fd2;
     struct stat st;
 
