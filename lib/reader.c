@@ -22,7 +22,6 @@ struct speculo_reader {
     uint64_t pos;                       /* offset of the next record to look at */
     uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
     uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
-    uint64_t segment_uid;               /* tells a re-created segment from a switched one */
     struct speculo_segment_ident ident; /* of the file mapped, taken when mapped */
     bool gone;                          /* the segment was removed */
     bool moved;                         /* mapped a file that does not follow ours, or found the
@@ -119,7 +118,7 @@ static uint64_t obsoleted_before_switch(const speculo_reader *r, const struct se
     uint64_t by = atomic_load_explicit(&r_header(r)->superseded, memory_order_acquire);
     uint64_t count = obsolete_count(r);
     if (r->gone || by == 0 || by == SUPERSEDED_REMOVED || nh->generation != by ||
-        nh->segment_uid != r->segment_uid || count < r->obs_seen)
+        nh->segment_uid != r->ident.uid || count < r->obs_seen)
         return UINT64_MAX;
     return count - r->obs_seen;
 }
@@ -165,11 +164,10 @@ static int reader_switch(speculo_reader *r)
         r->obs_seen = obsolete_count(r);
     }
     r->gone = false;
+    uint64_t old_uid = r->ident.uid;
     take_ident(r);
-    if (map_header(&m)->segment_uid != r->segment_uid) {
-        r->segment_uid = map_header(&m)->segment_uid;
+    if (r->ident.uid != old_uid) /* a re-created segment, not a switched one */
         r->last_id = 0;
-    }
     rc = position_after(r, r->last_id);
     return rc < 0 ? rc : 1;
 }
@@ -200,8 +198,7 @@ int speculo_reader_open(const char *segment, speculo_reader **out)
         free(r);
         return rc;
     }
-    r->segment_uid = r_header(r)->segment_uid;
-    r->pos = r_header(r)->records_off;
+    r->pos = r->map.lay.records_off;
     r->obs_seen = obsolete_count(r);
     take_ident(r);
     *out = r;

@@ -226,7 +226,7 @@ static int recover(speculo_writer *w)
 {
     struct seg_header *h = w_header(w);
     uint64_t *table = seg_table(&w->map);
-    uint64_t pos = h->records_off, n = 0, last = 0;
+    uint64_t pos = w->map.lay.records_off, n = 0, last = 0;
     w->dead_bytes = w->obsolete_count = 0;
     for (;;) {
         struct rec_view v;
@@ -237,7 +237,7 @@ static int recover(speculo_writer *w)
             break;
         /* ids increase; one of 2^63 or more is corruption (the next id
          * would wrap to 0 and ids would go backwards) */
-        if (v.id <= last || v.id >= UINT64_MAX / 2 || n >= h->table_slots)
+        if (v.id <= last || v.id >= UINT64_MAX / 2 || n >= w->map.lay.table_slots)
             return -EBADMSG;
         last = v.id;
         table[n++] = pos;
