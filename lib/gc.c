@@ -152,6 +152,13 @@ int writer_collect(speculo_writer *w, uint64_t need)
         memcpy(m.base + tail + REC_HEADER_SIZE, w->map.base + w->tail + REC_HEADER_SIZE,
                w->res_size);
 
+    /* Complete before anyone can open it: a reader that follows the name
+     * finds every copied record by id (nrecords bounds its id table). */
+    struct seg_totals nt = {.committed_end = tail,
+                            .last_id = w->next_id - 1,
+                            .names_used = t.names,
+                            .nrecords = t.records};
+    header_publish_totals(nh, &nt);
     /* publishes: "look at the name again" to readers of the old file */
     atomic_store_explicit(&oh->superseded, generation, memory_order_release);
     if (renameat(dirfd, tmp, dirfd, w->segment) < 0) {

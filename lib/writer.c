@@ -56,20 +56,33 @@ int writer_prefault(speculo_writer *w, uint64_t end)
     return 0;
 }
 
-/* Publish the running totals for information (speculo_segment_describe,
- * takeover). nrecords is released: get_id readers bound the id table by it. */
-void writer_publish_totals(speculo_writer *w)
+/* Publish a file's running totals: for information (speculo_segment_
+ * describe, takeover), except nrecords, which get_id readers bound the id
+ * table by: released. */
+void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
-    struct seg_header *h = w_header(w);
-    atomic_store_explicit(&h->committed_end, w->tail, memory_order_relaxed);
-    atomic_store_explicit(&h->last_id, w->next_id - 1, memory_order_relaxed);
-    atomic_store_explicit(&h->dead_bytes, w->dead_bytes, memory_order_relaxed);
-    atomic_store_explicit(&h->names_used, w->names_used, memory_order_relaxed);
+    atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
+    atomic_store_explicit(&h->last_id, t->last_id, memory_order_relaxed);
+    atomic_store_explicit(&h->dead_bytes, t->dead_bytes, memory_order_relaxed);
+    atomic_store_explicit(&h->names_used, t->names_used, memory_order_relaxed);
     /* publishes: the obsolete marks counted (speculo_reader_watch() readers
      * look at the marks once they see the count change) */
-    atomic_store_explicit(&h->obsolete_count, w->obsolete_count, memory_order_release);
+    atomic_store_explicit(&h->obsolete_count, t->obsolete_count, memory_order_release);
     /* publishes: the id table entries below nrecords */
-    atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
+    atomic_store_explicit(&h->nrecords, t->nrecords, memory_order_release);
+}
+
+void writer_publish_totals(speculo_writer *w)
+{
+    struct seg_totals t = {
+        .committed_end = w->tail,
+        .last_id = w->next_id - 1,
+        .dead_bytes = w->dead_bytes,
+        .names_used = w->names_used,
+        .obsolete_count = w->obsolete_count,
+        .nrecords = w->nrecords,
+    };
+    header_publish_totals(w_header(w), &t);
 }
 
 /* The committed record with this id, by binary search of the id table. */

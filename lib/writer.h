@@ -32,6 +32,11 @@ static inline struct seg_header *w_header(const speculo_writer *w)
 int writer_collect(speculo_writer *w, uint64_t need);
 /* writer.c */
 int writer_prefault(speculo_writer *w, uint64_t end);
+/* What a file's header counts of its records (see header_publish_totals). */
+struct seg_totals {
+    uint64_t committed_end, last_id, dead_bytes, names_used, obsolete_count, nrecords;
+};
+void header_publish_totals(struct seg_header *h, const struct seg_totals *t);
 void writer_publish_totals(speculo_writer *w);
 int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v);
 

@@ -709,6 +709,60 @@ START_TEST(stream_with_constant_gc_and_obsolete)
 }
 END_TEST
 
+/*
+ * A live chunk is found by id and by name at every instant, also while the
+ * collector switches files under the reader: a reader that follows the
+ * name to the new file must find it complete (its id table counted)
+ * before the switch is visible.
+ */
+START_TEST(get_finds_live_chunk_across_gc_switches)
+{
+    enum { CHUNKS = 1500, SWITCHES = 1500 };
+    speculo_writer *w0 = th_writer("s", 256 << 10);
+    uint64_t mid = 0, last = 0;
+    for (int i = 0; i < CHUNKS; i++) {
+        last = th_puts(w0, "payload", NULL);
+        if (i == CHUNKS / 2)
+            mid = last;
+    }
+    th_puts(w0, "named", "k");
+    speculo_writer_close(w0);
+    int *done = t_shared_alloc(sizeof *done);
+    ck_assert_ptr_nonnull(done);
+    struct th_child gc;
+    if (th_fork(&gc)) {
+        speculo_writer *w = th_child_writer("s", NULL);
+        th_child_ready(&gc);
+        for (int i = 0; i < SWITCHES; i++)
+            T_CHILD_EQ(speculo_writer_gc(w), 0);
+        speculo_writer_close(w);
+        __atomic_store_n(done, 1, __ATOMIC_RELEASE);
+        _exit(0);
+    }
+    th_await_ready(&gc);
+    speculo_reader *r = th_reader("s");
+    uint64_t reads = 0, missed = 0, first_gen = 0, gen = 0;
+    while (!__atomic_load_n(done, __ATOMIC_ACQUIRE)) {
+        speculo_chunk c;
+        struct speculo_segment_ident id;
+        for (int k = 0; k < 64; k++, reads += 3) {
+            missed += speculo_reader_get_id(r, mid, &c) != 0;
+            missed += speculo_reader_get_id(r, last, &c) != 0;
+            missed += speculo_reader_get(r, "k", &c) != 0;
+        }
+        ck_assert_int_eq(speculo_reader_ident(r, &id), 0);
+        first_gen = first_gen ? first_gen : id.generation;
+        gen = id.generation;
+    }
+    ck_assert_int_eq(t_wait(gc.pid, 10000), 0);
+    t_shared_free(done, sizeof *done);
+    ck_assert_msg(missed == 0, "%llu of %llu lookups of live chunks failed",
+                  (unsigned long long)missed, (unsigned long long)reads);
+    ck_assert_uint_gt(gen, first_gen); /* the reads did span switches */
+    speculo_reader_close(r);
+}
+END_TEST
+
 /* One process, a writer thread and reader threads, each with its own
  * handle: handles are independent. */
 struct thread_reader {
@@ -813,6 +867,7 @@ Suite *multiprocess_suite(void)
     tcase_add_test(tc, commit_visible_across_processes);
     tcase_add_test(tc, many_readers_see_all_in_order);
     tcase_add_test(tc, stream_with_constant_gc_and_obsolete);
+    tcase_add_test(tc, get_finds_live_chunk_across_gc_switches);
     tcase_add_test(tc, threads_with_own_handles);
     suite_add_tcase(s, tc);
 
