@@ -62,7 +62,7 @@ ifneq ($(TFUSE_SRCS),)
 TESTS += tests/check_fuse
 endif
 ifneq ($(FUSE_SRCS),)
-TESTS += tests/check_fuzz
+TESTS += tests/check_sfs tests/check_fuzz
 endif
 ifneq ($(TCLI_SRCS),)
 TESTS += tests/check_cli
@@ -226,6 +226,11 @@ tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) lib/l
                   .build-flags
 	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -o $@ tests/fuzz/replay.c \
 	    tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) lib/libspeculo.a $(LDFLAGS)
+# speculofs's operations in-process (the same stubs), with Check.
+tests/check_sfs: tests/sfs/check_sfs.c $(FUZZ_FS_DEPS) $(TEST_DEPS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common \
+	    -o $@ tests/sfs/check_sfs.c $(FUZZ_FS_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) \
+	    $(CHECK_LIBS)
 $(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS)

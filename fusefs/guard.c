@@ -94,6 +94,7 @@ struct g_args {
     struct sfs_meta *meta;
     struct speculo_watch *ev;
     int timeout_ms;
+    unsigned flags;
     char *buf;
     size_t size;
     const void *p;
@@ -139,16 +140,16 @@ int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *repla
     return guard_call(do_fetch, &a);
 }
 
-static int do_fetch_superseded(void *v)
+static int do_fetch_version(void *v)
 {
     struct g_args *a = v;
-    return reader_get_id_superseded(a->r, a->id, a->chunk);
+    return reader_get_version(a->r, a->id, a->flags, a->chunk);
 }
 
-int g_fetch_superseded(speculo_reader *r, uint64_t id, speculo_chunk *c)
+int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c)
 {
-    struct g_args a = {.r = r, .id = id, .chunk = c};
-    return guard_call(do_fetch_superseded, &a);
+    struct g_args a = {.r = r, .id = id, .flags = flags, .chunk = c};
+    return guard_call(do_fetch_version, &a);
 }
 
 /* A reader that faulted may be half-way through a call; closing it may

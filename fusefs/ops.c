@@ -24,6 +24,8 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
+
+#include "reader_sfs.h"
 #include <unistd.h>
 
 #include "sfs.h"
@@ -226,7 +228,8 @@ static int from_seg(struct sfs_seg *seg, const speculo_reader *r)
 }
 
 /* The live chunk @id (when @name is NULL) or named @name, with what its
- * attributes need. */
+ * attributes need. A named chunk's file is held (holds.c) for the OPEN
+ * that may follow. */
 static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struct sfs_meta *m)
 {
     speculo_reader *r;
@@ -241,6 +244,8 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
         rc = -ENOENT;
     if (rc == 0)
         meta_from_chunk(m, &c, rep);
+    if (rc == 0 && name != NULL)
+        (void)hold_keep(seg, &r, NULL); /* without it, only the OPEN may fail */
     seg_reader_give(seg, r, rc);
     if (rc != 0)
         return rc;
@@ -599,8 +604,8 @@ void sfs_ops_cleanup(void)
 struct fh {
     struct hlink link;         /* first: see live_add() */
     atomic_uint refs;          /* the open file, and each READ in progress */
-    speculo_reader *r;         /* a chunk's own reader: keeps data valid */
-    const unsigned char *data; /* the chunk, in the shared mapping */
+    struct sfs_hold *hold;     /* a chunk's file, kept mapped: data valid */
+    const unsigned char *data; /* the chunk, in the hold's mapping */
     size_t size;
     atomic_int broken; /* the mapping faulted: EIO from now on */
     char *text;        /* .info: the snapshot taken at open */
@@ -611,7 +616,7 @@ static void fh_free(struct fh *h)
     if (h == NULL)
         return;
     live_del(&h->link);
-    g_reader_close(h->r);
+    hold_put(h->hold);
     free(h->text);
     free(h);
 }
@@ -659,31 +664,69 @@ static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
     return m.committed_ns == c->committed_ns && m.size == c->size;
 }
 
+/* Did the kernel look @ino up as a named chunk? */
+static int looked_up_named(fuse_ino_t ino)
+{
+    struct sfs_meta m;
+
+    return node_get(ino, &m) == 0 && m.named;
+}
+
 /*
- * The chunk is fetched with a reader of its own that no one calls again
- * before release: the library keeps chunk->data valid until then, through
- * expiry, obsoletion and GC switches.
+ * Chunk @id of @seg as OPEN may serve it, in the segment's current file
+ * (or, for a named chunk dropped from it, in a file held since its
+ * LOOKUP): *@hold is that file, with a reference, and @c the chunk in it.
+ * The pooled reader finds the current file; the hold keeps it mapped, so
+ * that @c stays valid until the release.
+ */
+static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold, speculo_chunk *c)
+{
+    uint64_t id = sfs_ino_low(ino);
+    speculo_reader *r;
+    int rc = seg_reader_take(seg, &r);
+
+    if (rc != 0)
+        return rc;
+    rc = g_fetch_version(r, id, READER_SUPERSEDED, c);
+    if (rc == -ENOENT && looked_up_named(ino)) {
+        rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
+    } else {
+        if (rc == 0 && !from_seg(seg, r))
+            rc = -ESTALE;
+        if (rc == 0)
+            rc = hold_keep(seg, &r, hold);
+        if (rc == 0)
+            rc = hold_fetch(*hold, id, c);
+    }
+    seg_reader_give(seg, r, rc);
+    return rc;
+}
+
+/*
+ * The chunk is served from a held file (holds.c), which no one moves to
+ * another file: its bytes stay mapped until release, through expiry,
+ * obsoletion and GC switches.
  *
  * A named chunk's name is never cached (entry timeout 0), so the LOOKUP
  * that gave @ino ran inside this same open(2), and the version was the
  * name's latest then: the open takes effect at that LOOKUP, as on a local
  * filesystem where a rename over the name lands between the path walk and
  * the open. A version replaced since by a newer one of its name therefore
- * opens, as long as its record is still in the segment file (the library
+ * opens: from the current file while its record is there (the library
  * checks the replacement's name, the expiry, and that the mark is not an
- * explicit obsoletion). Without this, a name updated faster than
- * LOOKUP + OPEN could fail both tries the kernel makes.
+ * explicit obsoletion), else from the file the LOOKUP read it from, which
+ * is held for that purpose. Without this, a name updated and collected
+ * faster than LOOKUP + OPEN could fail both tries the kernel makes.
  *
  * Anything else not live gives ESTALE, which makes the kernel walk the path
  * again once, asking us for every name: an unnamed chunk (its name may have
  * been cached long before), an expired or explicitly obsoleted one, or a
- * replaced version the collector already dropped. A chunk that vanished is
- * then ENOENT, never its stale contents, and a named chunk opens as its
- * newest version.
+ * version no longer held. A chunk that vanished is then ENOENT, never its
+ * stale contents, and a named chunk opens as its newest version.
  *
  * The one OPEN of a named chunk that follows no LOOKUP, the reopen of
- * /proc/PID/fd/N, may thus open a version already replaced (it used to get
- * ESTALE), as the reopen of a file renamed over does on a local filesystem.
+ * /proc/PID/fd/N, may thus open a version already replaced, as the reopen
+ * of a file renamed over does on a local filesystem.
  */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
@@ -695,11 +738,9 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
     if (rc == 0 && seg->bad)
         rc = -EIO;
     if (rc == 0)
-        rc = g_reader_open(seg->name, &h->r);
-    if (rc == 0)
-        rc = g_fetch_superseded(h->r, sfs_ino_low(ino), &c);
-    if (rc == 0 && (!from_seg(seg, h->r) || !same_chunk(ino, &c)))
-        rc = -ENOENT;
+        rc = pin_chunk(seg, ino, &h->hold, &c);
+    if (rc == 0 && !same_chunk(ino, &c))
+        rc = -ESTALE;
     if (rc == -ENOENT)
         return -ESTALE;
     if (rc != 0)

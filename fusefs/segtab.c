@@ -76,6 +76,7 @@ void segtab_fini(void)
         struct sfs_seg *seg = S.all[i];
         for (unsigned k = 0; k < seg->npool; k++)
             g_reader_close(seg->pool[k]);
+        holds_release(seg);
         pthread_rwlock_destroy(&seg->hand);
         free(seg->name);
         free(seg);
@@ -137,6 +138,7 @@ static void mark_dead(struct sfs_seg *seg)
     for (unsigned k = 0; k < seg->npool; k++)
         g_reader_close(seg->pool[k]);
     seg->npool = 0;
+    holds_release(seg);
 }
 
 /* Locked. @st is what the file under the name looks like now, learnt
@@ -181,6 +183,7 @@ static int make_current(struct sfs_seg *seg)
         return -ENOMEM;
     S.cur[S.ncur++] = seg;
     seg->dead = 0;
+    holds_enable(seg);
     if (seg->reaped) {
         seg->reaped = 0;
         seg->handed = 0;
@@ -255,6 +258,7 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
     seg->uid = id->uid;
     seg->created_ns = id->created_ns;
     seg->dead = 1; /* until make_current() */
+    seg->holds_off = 1;
     S.all[S.nall++] = seg;
     seg->slot = S.nall;
     return seg;

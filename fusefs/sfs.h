@@ -114,8 +114,9 @@ int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
 int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces);
-/* reader_get_id_superseded() (lib/reader_sfs.h), for OPEN. */
-int g_fetch_superseded(speculo_reader *r, uint64_t id, speculo_chunk *c);
+/* reader_get_version() (lib/reader_sfs.h): READER_* @flags; -ESTALE for a
+ * record in the file but not live. */
+int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size);
@@ -125,6 +126,14 @@ int g_describe(const char *segment, char *buf, size_t size);
 int g_probe(const void *p, size_t len);
 
 /* ---- segtab.c: segments, their incarnations and reader pools ---------- */
+
+/* Bounds on the files of a segment held for opens (holds.c): how many,
+ * how long after a newer one was held, how many bytes of older ones
+ * beside the latest superseded one. */
+#define SFS_HOLD_MAX 16
+#define SFS_HOLD_NS (INT64_C(1000) * 1000000)
+#define SFS_HOLD_BYTES (UINT64_C(64) << 20)
+struct sfs_hold;
 
 /*
  * One incarnation of a segment: a name plus the segment's random uid and
@@ -157,6 +166,10 @@ struct sfs_seg {
     int reaped;              /* dead, and its cached names taken back */
     speculo_reader *pool[8]; /* idle readers, for lookups and attributes */
     unsigned npool;
+    /* holds.c, under its lock: files held for opens, oldest first */
+    struct sfs_hold *holds[SFS_HOLD_MAX];
+    unsigned nholds;
+    int holds_off; /* dead: none may be added */
 };
 
 /* Whether a watcher follows a segment's obsoletions (notify.c). */
@@ -187,6 +200,17 @@ int segtab_recheck(const char *name, struct sfs_seg **attr_changed);
 void segtab_verify_enable(int on);
 size_t segtab_take_dead(struct sfs_seg ***out);
 int segtab_current(char ***names, size_t *count);
+
+/* ---- holds.c: segment files kept mapped for opens to come ------------- */
+
+int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
+int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c);
+int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
+struct sfs_hold *hold_get(struct sfs_hold *h);
+void hold_put(struct sfs_hold *h);
+void holds_release(struct sfs_seg *seg);
+void holds_enable(struct sfs_seg *seg);
+unsigned holds_count(const struct sfs_seg *seg);
 
 /* ---- nodes.c: the chunk inodes the kernel knows (lookup counts) ------- */
 

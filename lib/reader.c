@@ -347,34 +347,52 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     return fill_chunk(r, &v, chunk);
 }
 
-/* The chunk @id if live, or (with @superseded) a named version obsoleted
- * by a newer one of its name: was_latest() checks the mark, the expiry and
- * the replacement's name, all from the file, so all checked. */
-static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, bool superseded)
+/* The chunk @id if live: 0, or -ENOENT with *@dead telling whether the
+ * record is in the file but not live. With READER_SUPERSEDED, a version
+ * is also taken when was_latest() says so: it checks the mark, the expiry
+ * and the replacement's name, all from the file, so all checked. */
+static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, unsigned flags,
+                  bool *dead)
 {
+    *dead = false;
     if (!r || !chunk)
         return -EINVAL;
-    int rc = reader_refresh(r);
-    if (rc < 0)
-        return rc;
+    if (!(flags & READER_HERE)) {
+        int rc = reader_refresh(r);
+        if (rc < 0)
+            return rc;
+    }
     struct rec_view v;
-    if ((rc = find_id(r, id, &v)) < 0)
+    int rc = find_id(r, id, &v);
+    if (rc < 0)
         return rc;
     int64_t now = 0;
     if (!rec_live(&v, &now) &&
-        !(superseded && v.name != NULL && was_latest(r, &v, v.name, v.name_len)))
+        !((flags & READER_SUPERSEDED) && v.name != NULL && was_latest(r, &v, v.name, v.name_len))) {
+        *dead = true;
         return -ENOENT;
+    }
     return fill_chunk(r, &v, chunk);
 }
 
 int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
 {
-    return get_id(r, id, chunk, false);
+    bool dead;
+    return get_id(r, id, chunk, 0, &dead);
 }
 
-int reader_get_id_superseded(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
+int reader_get_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *chunk)
 {
-    return get_id(r, id, chunk, true);
+    bool dead;
+    int rc = get_id(r, id, chunk, flags, &dead);
+    return dead ? -ESTALE : rc;
+}
+
+void reader_file(const speculo_reader *r, struct reader_file_id *f)
+{
+    f->dev = r->map.dev;
+    f->ino = r->map.ino;
+    f->size = r->map.size;
 }
 
 int speculo_reader_seek(speculo_reader *r, uint64_t after_id)

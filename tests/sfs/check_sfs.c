@@ -1,0 +1,339 @@
+/*
+ * check_sfs: speculofs's operations called in-process, through the libfuse
+ * reply stub of tests/fuzz (fuse_stub.c), with a writer in the same
+ * process. For what a real mount cannot make happen on demand: the
+ * collector dropping a version between the LOOKUP and the OPEN of one
+ * open(2), and the bounds on the segment files speculofs keeps mapped for
+ * that (fusefs/holds.c).
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fuse_stub.h"
+#include "sfs.h"
+#include "t_seg.h"
+#include "t_util.h"
+
+/* ---- fixture ------------------------------------------------------------ */
+
+static speculo_writer *W;
+
+static void setup(void)
+{
+    struct speculo_writer_options o = {.capacity = 64 << 10, .gc_dead_percent = 100};
+
+    ck_assert_ptr_nonnull(t_dir_setup());
+    ck_assert_int_eq(segtab_init(t_dir()), 0);
+    ck_assert_int_eq(nodes_init(), 0);
+    ck_assert_int_eq(guard_install(), 0);
+    ck_assert_int_eq(speculo_writer_open("s", &o, &W), 0);
+}
+
+static void teardown(void)
+{
+    speculo_writer_close(W);
+    W = NULL;
+    sfs_ops_cleanup();
+    segtab_fini();
+    nodes_fini();
+    t_dir_teardown();
+}
+
+/* ---- requests ----------------------------------------------------------- */
+
+/* LOOKUP @name in @parent: the inode, or 0 with *@err set. */
+static fuse_ino_t lookup(fuse_ino_t parent, const char *name, int *err)
+{
+    struct fuse_req req;
+    fuse_ino_t ino = 0;
+
+    stub_req_begin(&req, STUB_LOOKUP, parent, 0, 0);
+    sfs_ops.lookup(&req, parent, name);
+    *err = req.kind == STUB_R_ERR ? req.err : 0;
+    if (req.kind == STUB_R_ENTRY)
+        ino = req.entry.ino;
+    stub_req_end(&req);
+    return ino;
+}
+
+static fuse_ino_t segdir(void)
+{
+    int err;
+    fuse_ino_t ino = lookup(FUSE_ROOT_ID, "s", &err);
+
+    ck_assert_int_eq(err, 0);
+    return ino;
+}
+
+static fuse_ino_t lookup_ok(const char *name)
+{
+    int err;
+    fuse_ino_t ino = lookup(segdir(), name, &err);
+
+    ck_assert_msg(err == 0, "LOOKUP %s: %s", name, strerror(err));
+    return ino;
+}
+
+/* OPEN: 0 and the handle in *@fh, or the errno of the reply. */
+static int open_ino(fuse_ino_t ino, uint64_t *fh)
+{
+    struct fuse_file_info fi;
+    struct fuse_req req;
+    int err;
+
+    memset(&fi, 0, sizeof fi);
+    fi.flags = O_RDONLY;
+    stub_req_begin(&req, STUB_OPEN, ino, 0, 0);
+    sfs_ops.open(&req, ino, &fi);
+    err = req.kind == STUB_R_OPEN ? 0 : req.err;
+    *fh = req.fi.fh;
+    stub_req_end(&req);
+    return err;
+}
+
+/* The whole file, as one READ: asserts that it is @want. */
+static void read_is(fuse_ino_t ino, uint64_t fh, const char *want)
+{
+    struct fuse_file_info fi;
+    struct fuse_req req;
+
+    memset(&fi, 0, sizeof fi);
+    fi.fh = fh;
+    stub_req_begin(&req, STUB_READ, ino, 4096, 0);
+    sfs_ops.read(&req, ino, 4096, 0, &fi);
+    ck_assert_int_eq(req.kind, STUB_R_BUF);
+    ck_assert_uint_eq(req.len, strlen(want));
+    ck_assert(memcmp(req.buf, want, req.len) == 0);
+    stub_req_end(&req);
+}
+
+static void release(fuse_ino_t ino, uint64_t fh)
+{
+    struct fuse_file_info fi;
+    struct fuse_req req;
+
+    memset(&fi, 0, sizeof fi);
+    fi.fh = fh;
+    stub_req_begin(&req, STUB_RELEASE, ino, 0, 0);
+    sfs_ops.release(&req, ino, &fi);
+    stub_req_end(&req);
+}
+
+/* ---- the writer ----------------------------------------------------------- */
+
+static uint64_t put(const char *text, const char *name)
+{
+    struct speculo_commit_options o = {.name = name};
+    uint64_t id = 0;
+
+    ck_assert_int_eq(speculo_writer_put(W, text, strlen(text), &o, &id), 0);
+    return id;
+}
+
+/* A new version of "k", then a collection: the old version is in no file
+ * a reader opening the segment now can map. */
+static void update_and_collect(const char *text)
+{
+    put(text, "k");
+    ck_assert_int_eq(speculo_writer_gc(W), 0);
+}
+
+static unsigned held_files(void)
+{
+    return holds_count(segtab_get(sfs_ino_slot(segdir())));
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+
+    nanosleep(&ts, NULL);
+}
+
+/* ---- opens after the collector ------------------------------------------ */
+
+START_TEST(open_of_version_collected_after_lookup_succeeds)
+{
+    uint64_t fh;
+
+    put("version 1", "k");
+    fuse_ino_t ino = lookup_ok("k");
+    update_and_collect("version 2");
+    ck_assert_int_eq(open_ino(ino, &fh), 0);
+    read_is(ino, fh, "version 1");
+    release(ino, fh);
+    /* the name itself now gives the new version */
+    fuse_ino_t now = lookup_ok("k");
+    ck_assert_uint_ne(now, ino);
+    ck_assert_int_eq(open_ino(now, &fh), 0);
+    read_is(now, fh, "version 2");
+    release(now, fh);
+}
+END_TEST
+
+START_TEST(open_of_unnamed_chunk_collected_is_estale)
+{
+    char name[SFS_IDNAME_LEN + 1];
+    uint64_t fh;
+    uint64_t id = put("unnamed", NULL);
+
+    sfs_idname(name, id);
+    fuse_ino_t ino = lookup_ok(name);
+    ck_assert_int_eq(speculo_writer_obsolete(W, id), 0);
+    ck_assert_int_eq(speculo_writer_gc(W), 0);
+    ck_assert_int_eq(open_ino(ino, &fh), ESTALE);
+}
+END_TEST
+
+/* Obsoleted in the file after the one its LOOKUP read: the current file
+ * has the record, dead, and decides, whatever an older held file says. */
+START_TEST(open_of_name_obsoleted_after_switch_is_estale)
+{
+    uint64_t fh;
+    uint64_t id = put("version 1", "k");
+
+    fuse_ino_t ino = lookup_ok("k");
+    ck_assert_int_eq(speculo_writer_gc(W), 0);
+    ck_assert_int_eq(speculo_writer_obsolete(W, id), 0);
+    ck_assert_int_eq(open_ino(ino, &fh), ESTALE);
+}
+END_TEST
+
+START_TEST(open_file_reads_after_its_file_is_let_go)
+{
+    uint64_t fh;
+
+    put("version 1", "k");
+    fuse_ino_t ino = lookup_ok("k");
+    ck_assert_int_eq(open_ino(ino, &fh), 0);
+    for (int i = 0; i < 3 * SFS_HOLD_MAX; i++) {
+        update_and_collect("newer");
+        (void)lookup_ok("k");
+    }
+    sleep_ms(SFS_HOLD_NS / 1000000 + 100);
+    (void)lookup_ok("k");
+    ck_assert_uint_eq(held_files(), 1);
+    read_is(ino, fh, "version 1");
+    release(ino, fh);
+}
+END_TEST
+
+/* ---- what is held --------------------------------------------------------- */
+
+START_TEST(held_files_bounded_in_number)
+{
+    unsigned most = 0;
+
+    for (int i = 0; i < 3 * SFS_HOLD_MAX; i++) {
+        update_and_collect("v");
+        (void)lookup_ok("k");
+        most = held_files() > most ? held_files() : most;
+    }
+    ck_assert_uint_eq(most, SFS_HOLD_MAX);
+}
+END_TEST
+
+START_TEST(held_files_let_go_a_while_after_newer_one)
+{
+    for (int i = 0; i < 3; i++) {
+        update_and_collect("v");
+        (void)lookup_ok("k");
+    }
+    ck_assert_uint_eq(held_files(), 3);
+    sleep_ms(SFS_HOLD_NS / 1000000 + 100);
+    (void)lookup_ok("k"); /* the same file: no new hold, a look at the old */
+    ck_assert_uint_eq(held_files(), 1);
+}
+END_TEST
+
+/* Big files: the newest and the latest superseded one are held, and older
+ * ones only while they add up to SFS_HOLD_BYTES at most. */
+START_TEST(held_files_bounded_in_bytes)
+{
+    struct speculo_writer_options o = {.capacity = 24 << 20, .gc_dead_percent = 100};
+    speculo_writer *w;
+    int64_t size;
+    unsigned want;
+
+    speculo_writer_close(W);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), 0);
+    ck_assert_int_eq(speculo_writer_open("s", &o, &w), 0);
+    W = w;
+    for (int i = 0; i < 8; i++) {
+        update_and_collect("v");
+        (void)lookup_ok("k");
+    }
+    size = t_seg_file_size("s");
+    ck_assert_int_ge(size, 24 << 20);
+    want = 2 + (unsigned)(SFS_HOLD_BYTES / (uint64_t)size);
+    ck_assert_uint_lt(want, 8);
+    ck_assert_uint_eq(held_files(), want);
+}
+END_TEST
+
+START_TEST(segment_removed_lets_go_of_held_files)
+{
+    int err;
+
+    put("version 1", "k");
+    fuse_ino_t dir = segdir();
+    (void)lookup_ok("k");
+    ck_assert_uint_eq(held_files(), 1);
+    ck_assert_int_eq(speculo_segment_remove("s", SPECULO_REMOVE_FORCE), 0);
+    ck_assert_uint_eq(lookup(dir, "k", &err), 0);
+    ck_assert_int_eq(err, ESTALE);
+    ck_assert_uint_eq(holds_count(segtab_get(sfs_ino_slot(dir))), 0);
+}
+END_TEST
+
+static Suite *sfs_suite(void)
+{
+    Suite *s = suite_create("sfs");
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"open_of_version_collected_after_lookup_succeeds",
+         open_of_version_collected_after_lookup_succeeds},
+        {"open_of_unnamed_chunk_collected_is_estale", open_of_unnamed_chunk_collected_is_estale},
+        {"open_of_name_obsoleted_after_switch_is_estale",
+         open_of_name_obsoleted_after_switch_is_estale},
+        {"open_file_reads_after_its_file_is_let_go", open_file_reads_after_its_file_is_let_go},
+        {"held_files_bounded_in_number", held_files_bounded_in_number},
+        {"held_files_let_go_a_while_after_newer_one", held_files_let_go_a_while_after_newer_one},
+        {"held_files_bounded_in_bytes", held_files_bounded_in_bytes},
+        {"segment_removed_lets_go_of_held_files", segment_removed_lets_go_of_held_files},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *c = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(c, setup, teardown);
+        tcase_add_test(c, cases[i].test);
+        tcase_set_timeout(c, 30);
+        suite_add_tcase(s, c);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    if (t_base_init("sfs") != 0) {
+        fprintf(stderr, "check_sfs: cannot make a temporary directory\n");
+        return 1;
+    }
+    sr = srunner_create(sfs_suite());
+    srunner_run_all(sr, CK_ENV);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    t_base_cleanup();
+    return failed == 0 ? 0 : 1;
+}
