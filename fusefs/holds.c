@@ -95,7 +95,8 @@ static void list_remove(struct sfs_seg *seg, unsigned i, struct sfs_hold **out)
 }
 
 /* Locked. Should the held file @i (not the newest) be let go? @newer is
- * the size of the files kept between it and the latest superseded one. */
+ * the size of the files kept between it and the latest superseded one.
+ * (The bound on their number is list_push()'s.) */
 static int expired(const struct sfs_seg *seg, unsigned i, int64_t now, uint64_t newer)
 {
     const struct sfs_hold *h = seg->holds[i];
@@ -104,8 +105,6 @@ static int expired(const struct sfs_seg *seg, unsigned i, int64_t now, uint64_t 
     if (atomic_load_explicit(&h->broken, memory_order_relaxed))
         return 1;
     if (now - h->superseded_ns > SFS_HOLD_NS)
-        return 1;
-    if (seg->nholds - i > SFS_HOLD_MAX)
         return 1;
     return i + 2 < seg->nholds && newer + h->file.size > SFS_HOLD_BYTES;
 }
