@@ -24,10 +24,9 @@
 #include <string.h>
 #include <sys/statvfs.h>
 #include <time.h>
-
-#include "reader_sfs.h"
 #include <unistd.h>
 
+#include "reader_sfs.h"
 #include "sfs.h"
 
 int sfs_debug;

@@ -351,8 +351,7 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
  * record is in the file but not live. With READER_SUPERSEDED, a version
  * is also taken when was_latest() says so: it checks the mark, the expiry
  * and the replacement's name, all from the file, so all checked. */
-static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, unsigned flags,
-                  bool *dead)
+static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, unsigned flags, bool *dead)
 {
     *dead = false;
     if (!r || !chunk)
