@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "reader_sfs.h"
 #include "th.h"
 
 START_TEST(next_in_commit_order_then_eagain)
@@ -432,6 +433,77 @@ START_TEST(get_cost_does_not_grow_with_chunks)
 }
 END_TEST
 
+/* ---- the calls for speculofs (lib/reader_sfs.h) ------------------------- */
+
+START_TEST(get_version_tells_absent_from_dead)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t id = th_puts(w, "a", NULL);
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+
+    ck_assert_int_eq(reader_get_version(r, id, 0, &c), 0);
+    th_chunk_is(&c, "a", 1);
+    ck_assert_int_eq(speculo_writer_obsolete(w, id), 0);
+    ck_assert_int_eq(reader_get_version(r, id, 0, &c), -ESTALE);
+    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), -ENOENT);
+    ck_assert_int_eq(reader_get_version(r, id + 1, 0, &c), -ENOENT);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* Only a version replaced by a newer one of its own name is taken. */
+START_TEST(get_version_superseded_only_by_its_name)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t v1 = th_puts(w, "k1", "k");
+    uint64_t other = th_puts(w, "x", NULL);
+    uint64_t gone = th_puts(w, "g", "g");
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+
+    th_puts(w, "k2", "k");
+    th_put(w, "y", 1, NULL, 0, other);
+    ck_assert_int_eq(speculo_writer_obsolete(w, gone), 0);
+    ck_assert_int_eq(reader_get_version(r, v1, 0, &c), -ESTALE);
+    ck_assert_int_eq(reader_get_version(r, v1, READER_SUPERSEDED, &c), 0);
+    th_chunk_is(&c, "k1", 2);
+    ck_assert_int_eq(reader_get_version(r, other, READER_SUPERSEDED, &c), -ESTALE);
+    ck_assert_int_eq(reader_get_version(r, gone, READER_SUPERSEDED, &c), -ESTALE);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* READER_HERE stays on the file the reader maps: the version a collection
+ * dropped is still found there, and the reader's file does not change. */
+START_TEST(get_version_here_stays_on_its_file)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t v1 = th_puts(w, "k1", "k");
+    speculo_reader *r = th_reader("s");
+    speculo_reader *follows = th_reader("s");
+    struct reader_file_id before, after;
+    speculo_chunk c;
+
+    reader_file(r, &before);
+    th_puts(w, "k2", "k");
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    ck_assert_int_eq(reader_get_version(r, v1, READER_SUPERSEDED | READER_HERE, &c), 0);
+    th_chunk_is(&c, "k1", 2);
+    reader_file(r, &after);
+    ck_assert(after.dev == before.dev && after.ino == before.ino);
+    ck_assert_uint_eq(after.size, before.size);
+    ck_assert_int_eq(reader_get_version(follows, v1, READER_SUPERSEDED, &c), -ENOENT);
+    reader_file(follows, &after);
+    ck_assert(after.ino != before.ino);
+    speculo_reader_close(follows);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -451,6 +523,12 @@ Suite *reader_suite(void)
     tcase_add_test(tc, get_finds_each_of_many_names);
     tcase_add_test(tc, get_after_many_updates);
     tcase_add_test(tc, get_cost_does_not_grow_with_chunks);
+    suite_add_tcase(s, tc);
+
+    tc = th_tcase("speculofs_calls", 10);
+    tcase_add_test(tc, get_version_tells_absent_from_dead);
+    tcase_add_test(tc, get_version_superseded_only_by_its_name);
+    tcase_add_test(tc, get_version_here_stays_on_its_file);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("info", 10);
