@@ -56,9 +56,9 @@ int writer_prefault(speculo_writer *w, uint64_t end)
     return 0;
 }
 
-/* Publish a file's running totals: for information (speculo_segment_
- * describe, takeover), except nrecords, which get_id readers bound the id
- * table by: released. */
+/* Publish a file's running totals: for information (describe, takeover),
+ * except nrecords, by which get_id() readers bound the id table:
+ * released. */
 void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
     atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
