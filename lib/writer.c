@@ -367,7 +367,7 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     speculo_writer *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
-    strcpy(w->segment, segment);
+    memcpy(w->segment, segment, strlen(segment) + 1); /* fits: name checked */
     w->token = owner_self_token();
     apply_options(w, opts);
     int dirfd;
