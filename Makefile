@@ -165,12 +165,13 @@ CRASH_ROUNDS   ?= 1000
 STRESS_SECONDS ?= 60
 STRESS_BINS    := tests/stress/crash tests/stress/stress
 
-# Both drivers link payload.c, the plumbing they share (payload.h).
-STRESS_SHARED  := tests/stress/payload.c
+# Both drivers link payload.c, the plumbing they share (payload.h), and
+# the tests' common helpers.
+STRESS_SHARED  := tests/stress/payload.c tests/common/t_util.c
 
 $(STRESS_BINS): tests/stress/%: tests/stress/%.c $(STRESS_SHARED) tests/stress/payload.h \
-                                lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) -Ilib -o $@ $< $(STRESS_SHARED) lib/libspeculo.a $(LDFLAGS)
+                                tests/common/t_util.h lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -Itests/common -o $@ $< $(STRESS_SHARED) lib/libspeculo.a $(LDFLAGS)
 tests/check_lib: $(STRESS_BINS)
 
 .PHONY: stress crash-test clean-reliability
@@ -201,8 +202,10 @@ coverage:
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_OUT     := tests/fuzz/build
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARNINGS) -Werror -Ilib \
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 $(WARNINGS) -Werror -Ilib -Itests/common \
                 -fsanitize=address,undefined -fno-sanitize-recover=all
+# Every target's private directory comes from the tests' common helpers.
+FUZZ_COMMON  := tests/common/t_util.c
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_OUT)/%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FS_SRCS := tests/fuzz/fuse_stub.c tests/fuzz/notify_stub.c \
                 $(filter-out fusefs/main.c fusefs/notify.c,$(FUSE_SRCS))
@@ -211,29 +214,31 @@ ifeq ($(FUSE_SRCS),)
 FUZZ_TARGETS := $(filter-out $(FUZZ_OUT)/fuzz_fs,$(FUZZ_TARGETS))
 endif
 
-$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRCS) $(LIB_HDRS)
+$(FUZZ_OUT)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_SRCS)
-$(FUZZ_OUT)/fuzz_fs: tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(LIB_SRCS) $(LIB_HDRS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON) $(LIB_SRCS)
+$(FUZZ_OUT)/fuzz_fs: tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(FUZZ_COMMON) $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUSE_CFLAGS) -Ifusefs -Itests/fuzz -pthread -fsanitize=fuzzer \
-	    -o $@ $< $(FUZZ_FS_SRCS) $(LIB_SRCS)
+	    -o $@ $< $(FUZZ_FS_SRCS) $(FUZZ_COMMON) $(LIB_SRCS)
 
 # The replay of tests/fuzz/regress/ through fuzz_fs's entry point, built
 # with $(CC) and without libFuzzer: a test of `make check` (scripts/fuzz
 # tells how a crash input gets there).
-tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) lib/libspeculo.a \
-                  .build-flags
-	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -o $@ tests/fuzz/replay.c \
-	    tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) lib/libspeculo.a $(LDFLAGS)
+tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(FUZZ_COMMON) \
+                  lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common -o $@ \
+	    tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) $(FUZZ_COMMON) lib/libspeculo.a \
+	    $(LDFLAGS)
 # speculofs's operations in-process (the same stubs), with Check.
 tests/check_sfs: tests/sfs/check_sfs.c $(FUZZ_FS_DEPS) $(TEST_DEPS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common \
 	    -o $@ tests/sfs/check_sfs.c $(FUZZ_FS_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) \
 	    $(CHECK_LIBS)
-$(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(LIB_SRCS) $(LIB_HDRS)
+$(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(FUZZ_COMMON) $(LIB_SRCS) \
+                         $(LIB_HDRS)
 	@mkdir -p $(FUZZ_OUT)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRCS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_COMMON) $(LIB_SRCS)
 
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS) $(FUZZ_OUT)/make_corpus

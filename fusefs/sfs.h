@@ -169,7 +169,7 @@ struct sfs_seg {
     /* holds.c, under its lock: files held for opens, oldest first */
     struct sfs_hold *holds[SFS_HOLD_MAX];
     unsigned nholds;
-    int holds_off; /* dead: none may be added */
+    int holds_off; /* `dead` as the holds' lock sees it: none may be added */
 };
 
 /* Whether a watcher follows a segment's obsoletions (notify.c). */

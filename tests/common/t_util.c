@@ -62,23 +62,27 @@ static void t_dir_atexit(void)
     t_dir_teardown();
 }
 
-const char *t_dir_setup(void)
+const char *t_private_dir(const char *tag)
 {
     char tmpl[PATH_MAX];
     const char *base = getenv(T_BASE_ENV);
     int n;
 
     if (base && *base)
-        n = snprintf(tmpl, sizeof(tmpl), "%s/d-XXXXXX", base);
+        n = snprintf(tmpl, sizeof(tmpl), "%s/%s-XXXXXX", base, tag);
     else
-        n = snprintf(tmpl, sizeof(tmpl), "/dev/shm/speculo-t-XXXXXX");
+        n = snprintf(tmpl, sizeof(tmpl), "/dev/shm/speculo-%s-XXXXXX", tag);
     if (n < 0 || (size_t)n >= sizeof(tmpl)) {
-        fprintf(stderr, "t_dir_setup: path too long\n");
-        abort();
+        errno = ENAMETOOLONG;
+        return NULL;
     }
-    if (!mkdtemp(tmpl) || chmod(tmpl, 0700) < 0) {
-        fprintf(stderr, "t_dir_setup: %s: %s\n", tmpl, strerror(errno));
-        abort();
+    if (!mkdtemp(tmpl))
+        return NULL;
+    if (chmod(tmpl, 0700) < 0) {
+        int e = errno;
+        rmdir(tmpl);
+        errno = e;
+        return NULL;
     }
     memcpy(t_dir_path, tmpl, strlen(tmpl) + 1);
     t_dir_owner = getpid();
@@ -88,6 +92,17 @@ const char *t_dir_setup(void)
         t_dir_atexit_done = 1;
     }
     return t_dir_path;
+}
+
+const char *t_dir_setup(void)
+{
+    const char *dir = t_private_dir("t");
+
+    if (!dir) {
+        fprintf(stderr, "t_dir_setup: %s\n", strerror(errno));
+        abort();
+    }
+    return dir;
 }
 
 void t_dir_teardown(void)
@@ -111,46 +126,64 @@ int t_path(char *buf, size_t size, const char *name)
     return 0;
 }
 
+static int t_rm_at(int at, const char *name);
+
+/* Remove what directory @fd holds (it takes @fd over). */
+static int t_rm_entries(int fd)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        int r = t_rm_at(dirfd(d), de->d_name);
+        if (r < 0 && rc == 0)
+            rc = r;
+    }
+    closedir(d);
+    return rc;
+}
+
+static int t_open_dir_at(int at, const char *name)
+{
+    /* root may remove anything, but make sure a 0500 test dir can be
+     * emptied when running unprivileged. */
+    fchmodat(at, name, 0700, 0);
+    return openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* A file goes with one unlink (the fuzzers empty their directory once
+ * per input); a directory, after what it holds. */
 static int t_rm_at(int at, const char *name)
 {
-    struct stat st;
-    if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    if (S_ISDIR(st.st_mode)) {
-        /* root may remove anything, but make sure a 0500 test dir can be
-         * emptied when running unprivileged. */
-        fchmodat(at, name, 0700, 0);
-        int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            return -errno;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        struct dirent *de;
-        int rc = 0;
-        while ((de = readdir(d)) != NULL) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-                continue;
-            int r = t_rm_at(dirfd(d), de->d_name);
-            if (r < 0 && rc == 0)
-                rc = r;
-        }
-        closedir(d);
-        if (unlinkat(at, name, AT_REMOVEDIR) < 0 && rc == 0)
-            rc = -errno;
-        return rc;
-    }
-    if (unlinkat(at, name, 0) < 0)
+    if (unlinkat(at, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR)
         return -errno;
-    return 0;
+    int fd = t_open_dir_at(at, name);
+    if (fd < 0)
+        return -errno;
+    int rc = t_rm_entries(fd);
+    if (unlinkat(at, name, AT_REMOVEDIR) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
 }
 
 int t_rm_rf(const char *path)
 {
     return t_rm_at(AT_FDCWD, path);
+}
+
+int t_empty_dir(const char *path)
+{
+    int fd = t_open_dir_at(AT_FDCWD, path);
+    return fd < 0 ? -errno : t_rm_entries(fd);
 }
 
 int t_dir_count(const char *path)

@@ -55,6 +55,10 @@ void t_base_cleanup(void);
  * and return its path. The directory is removed by t_dir_teardown() or at
  * exit of the process that made it. Aborts the process on failure. */
 const char *t_dir_setup(void);
+/* The same for a program of its own (a fuzzer, a stress driver): the
+ * directory is named after @tag (/dev/shm/speculo-TAG-XXXXXX, or
+ * TAG-XXXXXX in T_SPECULO_BASE), and NULL with errno set on failure. */
+const char *t_private_dir(const char *tag);
 void t_dir_teardown(void);
 /* The path made by t_dir_setup() (or NULL). */
 const char *t_dir(void);
@@ -62,6 +66,8 @@ const char *t_dir(void);
 int t_path(char *buf, size_t size, const char *name);
 /* Remove a file or directory tree (no symlink is followed). 0 or -errno. */
 int t_rm_rf(const char *path);
+/* Remove everything in a directory, keeping it. 0 or -errno. */
+int t_empty_dir(const char *path);
 /* Number of entries in a directory, "." and ".." not counted; -errno. */
 int t_dir_count(const char *path);
 

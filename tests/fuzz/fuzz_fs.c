@@ -60,6 +60,7 @@
 #include "fuzz_fs.h"
 #include "notify_stub.h"
 #include "sfs.h"
+#include "t_util.h"
 
 #define FZ_MAX_INPUT (1u << 20)
 #define FZ_MAX_OPS 160
@@ -125,38 +126,13 @@ static struct {
     speculo_reader *ref;    /* an independent reader of "s", while epoch is 0 */
 } K;
 
-static char fz_dir[PATH_MAX];
+static const char *fz_dir; /* t_private_dir() */
 
 /* ---- the segment directory ------------------------------------------ */
 
 static void fz_path(char *buf, size_t size, const char *name)
 {
     snprintf(buf, size, "%s/%s", fz_dir, name);
-}
-
-/* Everything in the directory goes: files, and the junk directory. */
-static void fz_clean_dir(void)
-{
-    DIR *d = opendir(fz_dir);
-    struct dirent *e;
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (unlinkat(dirfd(d), e->d_name, 0) != 0)
-            unlinkat(dirfd(d), e->d_name, AT_REMOVEDIR);
-    }
-    closedir(d);
-}
-
-static void fz_atexit(void)
-{
-    if (fz_dir[0] != '\0') {
-        fz_clean_dir();
-        rmdir(fz_dir);
-    }
 }
 
 /* Write @name with the segment's bytes. An even-sized file gets its
@@ -228,17 +204,10 @@ static int fz_install_guard(void)
  * given to segtab_init() for the filesystem's own. */
 static int fz_init(void)
 {
-    char tmpl[] = "/dev/shm/speculo-fuzzfs-XXXXXX";
-
-    if (fz_dir[0] != '\0')
+    if (fz_dir != NULL)
         return 0;
-    if (mkdtemp(tmpl) == NULL || chmod(tmpl, 0700) != 0)
-        return -1;
-    snprintf(fz_dir, sizeof fz_dir, "%s", tmpl);
-    if (setenv("SPECULO_DIR", fz_dir, 1) != 0 || fz_install_guard() != 0)
-        return -1;
-    atexit(fz_atexit);
-    return 0;
+    fz_dir = t_private_dir("fuzzfs");
+    return fz_dir != NULL && fz_install_guard() == 0 ? 0 : -1;
 }
 
 /* ---- the program ------------------------------------------------------ */
@@ -519,17 +488,26 @@ static struct kfile *do_open(fuse_ino_t ino, int flags)
     return f;
 }
 
-static void do_release(struct kfile *f)
+/* RELEASE (@op STUB_RELEASE) or RELEASEDIR of handle @fh: always 0. */
+static void send_release(enum stub_op op, fuse_ino_t ino, uint64_t fh)
 {
     struct fuse_file_info fi;
     struct fuse_req req;
 
     memset(&fi, 0, sizeof fi);
-    fi.fh = f->fh;
-    stub_req_begin(&req, STUB_RELEASE, f->ino, 0, take_fail());
-    sfs_ops.release(&req, f->ino, &fi);
+    fi.fh = fh;
+    stub_req_begin(&req, op, ino, 0, take_fail());
+    if (op == STUB_RELEASE)
+        sfs_ops.release(&req, ino, &fi);
+    else
+        sfs_ops.releasedir(&req, ino, &fi);
     FZ_REPLY(req.kind == STUB_R_ERR && req.err == 0, &req);
     stub_req_end(&req);
+}
+
+static void do_release(struct kfile *f)
+{
+    send_release(STUB_RELEASE, f->ino, f->fh);
     *f = K.files[--K.nfiles];
 }
 
@@ -642,15 +620,7 @@ static struct kdir *do_opendir(fuse_ino_t ino)
 
 static void do_releasedir(struct kdir *d)
 {
-    struct fuse_file_info fi;
-    struct fuse_req req;
-
-    memset(&fi, 0, sizeof fi);
-    fi.fh = d->fh;
-    stub_req_begin(&req, STUB_RELEASEDIR, d->ino, 0, take_fail());
-    sfs_ops.releasedir(&req, d->ino, &fi);
-    FZ_REPLY(req.kind == STUB_R_ERR && req.err == 0, &req);
-    stub_req_end(&req);
+    send_release(STUB_RELEASEDIR, d->ino, d->fh);
     *d = K.dirs[--K.ndirs];
 }
 
@@ -1343,7 +1313,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&K, 0, sizeof K);
     fz_notify_on = 1;
     split_input(data, size, &g);
-    fz_clean_dir();
+    t_empty_dir(fz_dir); /* files, and the junk directory */
     if (fz_write("s", K.file, K.file_size) != 0)
         return 0;
     FZ_CHECK(segtab_init(fz_dir) == 0 && nodes_init() == 0);
@@ -1354,7 +1324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < FZ_MAX_OPS && g.i < g.n; i++)
         run_op(&g);
     unmount();
-    fz_clean_dir();
+    t_empty_dir(fz_dir);
     FZ_CHECK(count_fds() == 0);
     FZ_CHECK(count_maps() == 0);
     return 0;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "speculo.h"
+#include "t_util.h"
 
 #define FN_ASSERT(cond)                                                                  \
     do {                                                                                 \
@@ -34,7 +35,7 @@
         }                                                                                \
     } while (0)
 
-static char fn_dir[PATH_MAX];
+static const char *fn_dir; /* t_private_dir() */
 static speculo_writer *fn_w;
 static speculo_reader *fn_r;
 static const char *const fn_put[] = {"a", "Ab", "x.y-z_0", "_"};
@@ -63,46 +64,18 @@ static int ref_check(const char *n, size_t max, int chunk)
     return 0;
 }
 
-static int fn_entries(void)
-{
-    DIR *d = opendir(fn_dir);
-    FN_ASSERT(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
-
 static void fn_atexit(void)
 {
     speculo_reader_close(fn_r);
     speculo_writer_close(fn_w);
-    if (!fn_dir[0])
-        return;
-    DIR *d = opendir(fn_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[PATH_MAX + 256];
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", fn_dir, e->d_name);
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(fn_dir);
 }
 
 static int fn_init(void)
 {
-    char tmpl[] = "/dev/shm/speculo-fuzznames-XXXXXX";
-    if (!mkdtemp(tmpl) || chmod(tmpl, 0700) < 0)
+    /* the directory first: its removal at exit comes after fn_atexit() */
+    fn_dir = t_private_dir("fuzznames");
+    if (!fn_dir)
         return -1;
-    snprintf(fn_dir, sizeof fn_dir, "%s", tmpl);
-    setenv("SPECULO_DIR", fn_dir, 1);
     atexit(fn_atexit);
     struct speculo_writer_options o = {.capacity = 64 << 10};
     FN_ASSERT(speculo_writer_open("base", &o, &fn_w) == 0);
@@ -118,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!fn_dir[0] && fn_init() < 0)
+    if (!fn_dir && fn_init() < 0)
         return 0;
     char *n = malloc(size + 1);
     FN_ASSERT(n);
@@ -128,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* segment names */
     int seg = ref_check(n, SPECULO_SEGMENT_NAME_MAX, 0);
     FN_ASSERT(speculo_segment_name_check(n) == seg);
-    int before = fn_entries();
+    int before = t_dir_count(fn_dir);
     speculo_reader *r = NULL;
     int rc = speculo_reader_open(n, &r);
     FN_ASSERT(seg < 0 ? rc == seg : (rc == 0 || rc == -ENOENT));
@@ -140,7 +113,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         speculo_writer *w = NULL;
         FN_ASSERT(speculo_writer_open(n, NULL, &w) == seg && w == NULL);
         FN_ASSERT(speculo_segment_remove(n, SPECULO_REMOVE_FORCE) == seg);
-        FN_ASSERT(fn_entries() == before);
+        FN_ASSERT(t_dir_count(fn_dir) == before);
     }
 
     /* chunk names */

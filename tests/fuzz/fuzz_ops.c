@@ -27,6 +27,7 @@
 #include <dirent.h>
 
 #include "speculo.h"
+#include "t_util.h"
 
 #define FO_MAX_OPS 160
 #define FO_MAX_CHUNKS (FO_MAX_OPS * 2)
@@ -56,34 +57,10 @@ static struct {
     uint64_t last_id;
 } M;
 
-static char fo_dir[PATH_MAX];
+static const char *fo_dir; /* t_private_dir() */
 static unsigned char fo_buf[64 << 10];
 
 static const char *const fo_names[FO_NAMES] = {"a", "b", "name.with-dots", "_u", "Z9", "x"};
-
-static void fo_clean_dir(void)
-{
-    DIR *d = opendir(fo_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        char p[PATH_MAX + 256];
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", fo_dir, e->d_name);
-            unlink(p);
-        }
-    }
-    closedir(d);
-}
-
-static void fo_atexit(void)
-{
-    if (fo_dir[0]) {
-        fo_clean_dir();
-        rmdir(fo_dir);
-    }
-}
 
 /* The bytes of chunk `id`, `size` long. */
 static void fo_fill(unsigned char *p, size_t size, uint64_t id)
@@ -218,15 +195,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!fo_dir[0]) {
-        char tmpl[] = "/dev/shm/speculo-fuzzops-XXXXXX";
-        if (!mkdtemp(tmpl) || chmod(tmpl, 0700) < 0)
-            return 0;
-        snprintf(fo_dir, sizeof fo_dir, "%s", tmpl);
-        setenv("SPECULO_DIR", fo_dir, 1);
-        atexit(fo_atexit);
-    }
-    fo_clean_dir();
+    if (!fo_dir && !(fo_dir = t_private_dir("fuzzops")))
+        return 0;
+    t_empty_dir(fo_dir);
     memset(&M, 0, sizeof M);
     struct fo_in in = {data, size, 0};
     struct speculo_writer_options o = {.capacity = 16 << 10, .gc_dead_percent = 1 + fo_byte(&in) % 100,

@@ -24,16 +24,16 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #include "format.h"
 #include "speculo.h"
+#include "t_util.h"
 
 #define FZ_MAX_INPUT (1u << 20)
 #define FZ_MAX_NEXT 4096
 #define FZ_MAX_NAMES 8
 
-static char fz_dir[PATH_MAX];
+static const char *fz_dir; /* t_private_dir() */
 
 /* A failed invariant: print it and abort, which libFuzzer reports as a
  * crash with the input that caused it. */
@@ -46,41 +46,12 @@ static char fz_dir[PATH_MAX];
         }                                                                                \
     } while (0)
 
-static void fz_clean_dir(void)
-{
-    DIR *d = opendir(fz_dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        char p[PATH_MAX + 256];
-        snprintf(p, sizeof p, "%s/%s", fz_dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-}
-
-static void fz_atexit(void)
-{
-    if (fz_dir[0]) {
-        fz_clean_dir();
-        rmdir(fz_dir);
-    }
-}
-
+/* Once per process: a private segment directory, removed at exit. */
 static int fz_init(void)
 {
-    if (fz_dir[0])
-        return 0;
-    char tmpl[] = "/dev/shm/speculo-fuzz-XXXXXX";
-    if (!mkdtemp(tmpl) || chmod(tmpl, 0700) < 0)
-        return -1;
-    snprintf(fz_dir, sizeof fz_dir, "%s", tmpl);
-    setenv("SPECULO_DIR", fz_dir, 1);
-    atexit(fz_atexit);
-    return 0;
+    if (!fz_dir)
+        fz_dir = t_private_dir("fuzz");
+    return fz_dir ? 0 : -1;
 }
 
 static int fz_write_segment(const uint8_t *data, size_t size)
@@ -275,7 +246,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > FZ_MAX_INPUT || fz_init() < 0)
         return 0;
-    fz_clean_dir();
+    t_empty_dir(fz_dir);
     if (fz_write_segment(data, size) < 0)
         return 0;
     struct seen s;

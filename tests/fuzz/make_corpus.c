@@ -25,8 +25,9 @@
 
 #include "fuzz_fs.h"
 #include "speculo.h"
+#include "t_util.h"
 
-static char dir[PATH_MAX];
+static const char *dir; /* t_private_dir(): SPECULO_DIR, removed at exit */
 static const char *outdir, *fsdir;
 
 /* fuzz_fs programs (fuzz_fs.h gives the encoding): starting points that
@@ -151,23 +152,6 @@ static void save(const char *seg)
     }
 }
 
-static void cleanup(void)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char p[PATH_MAX + 256];
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     if (argc != 2 && argc != 3) {
@@ -179,12 +163,8 @@ int main(int argc, char **argv)
     mkdir(outdir, 0755);
     if (fsdir != NULL)
         mkdir(fsdir, 0755);
-    char tmpl[] = "/dev/shm/speculo-corpus-XXXXXX";
-    if (!mkdtemp(tmpl))
-        die("mkdtemp", -errno);
-    snprintf(dir, sizeof dir, "%s", tmpl);
-    setenv("SPECULO_DIR", dir, 1);
-    atexit(cleanup);
+    if (!(dir = t_private_dir("corpus")))
+        die("t_private_dir", -errno);
     char buf[40000];
     for (size_t i = 0; i < sizeof buf; i++)
         buf[i] = (char)('a' + i % 26);

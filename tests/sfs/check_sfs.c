@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fuse_stub.h"
@@ -149,13 +148,6 @@ static unsigned held_files(void)
     return holds_count(segtab_get(sfs_ino_slot(segdir())));
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-
-    nanosleep(&ts, NULL);
-}
-
 /* ---- opens after the collector ------------------------------------------ */
 
 START_TEST(open_of_version_collected_after_lookup_succeeds)
@@ -216,7 +208,7 @@ START_TEST(open_file_reads_after_its_file_is_let_go)
         update_and_collect("newer");
         (void)lookup_ok("k");
     }
-    sleep_ms(SFS_HOLD_NS / 1000000 + 100);
+    t_sleep_ms((int)(SFS_HOLD_NS / 1000000) + 100);
     (void)lookup_ok("k");
     ck_assert_uint_eq(held_files(), 1);
     read_is(ino, fh, "version 1");
@@ -246,7 +238,7 @@ START_TEST(held_files_let_go_a_while_after_newer_one)
         (void)lookup_ok("k");
     }
     ck_assert_uint_eq(held_files(), 3);
-    sleep_ms(SFS_HOLD_NS / 1000000 + 100);
+    t_sleep_ms((int)(SFS_HOLD_NS / 1000000) + 100);
     (void)lookup_ok("k"); /* the same file: no new hold, a look at the old */
     ck_assert_uint_eq(held_files(), 1);
 }

@@ -204,7 +204,7 @@ static void verify_and_learn(speculo_writer *w, struct wstate *st)
         }
         if (rc != -ENOENT)
             pl_fail("get_id(%llu): %s", (unsigned long long)e->id, speculo_strerror(rc));
-        int64_t now = pl_now_ns(CLOCK_REALTIME);
+        int64_t now = t_real_ns();
         switch (e->kind) {
         case PL_STREAM:
             if (now < e->lo_expiry)
@@ -318,7 +318,7 @@ static void writer_main(uint64_t seed, int verify_only)
         }
         struct entry e = {.seq = h.seq, .epoch = epoch};
         uint64_t id = 0;
-        int64_t before = pl_now_ns(CLOCK_REALTIME);
+        int64_t before = t_real_ns();
         switch ((r >> 8) % 16) {
         case 0: { /* chain: replaces the previous chain chunk */
             h.kind = PL_CHAIN;
@@ -509,7 +509,7 @@ int main(int argc, char **argv)
     const char *env = getenv("CRASH_ROUNDS");
     if (env && *env)
         opt_rounds = strtoull(env, NULL, 10);
-    opt_seed = (uint64_t)pl_now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid();
+    opt_seed = (uint64_t)t_real_ns() ^ (uint64_t)getpid();
     int c;
     while ((c = getopt(argc, argv, "r:R:d:s:q")) != -1) {
         switch (c) {
@@ -525,7 +525,7 @@ int main(int argc, char **argv)
         usage();
     if (pl_private_dir("crash") < 0)
         return 1;
-    if (!(S = pl_shared_alloc(sizeof *S)))
+    if (!(S = t_shared_alloc(sizeof *S)))
         return 1;
     uint64_t rs = opt_seed | 1;
     printf("crash: %llu rounds, %d readers, kill delay up to %llu us, seed 0x%llx\n",
@@ -556,7 +556,7 @@ int main(int argc, char **argv)
     uint64_t kills[PH_COUNT] = {0}, zombies = 0, early = 0;
     pid_t zombie = 0;
     int failed = 0;
-    int64_t t0 = pl_now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = t_mono_ns();
     for (uint64_t round = 0; round < opt_rounds && !failed; round++) {
         S->epoch = round + 1;
         atomic_store(&S->loaded, 0);
@@ -574,13 +574,13 @@ int main(int argc, char **argv)
             early++;
             sleep_us(1 + (r >> 8) % 3000);
         } else {
-            int64_t start = pl_now_ns(CLOCK_MONOTONIC);
+            int64_t start = t_mono_ns();
             while (!atomic_load_explicit(&S->loaded, memory_order_acquire)) {
                 siginfo_t si = {0};
                 if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
                     si.si_pid == pid)
                     break; /* it died on its own: reported below */
-                if (pl_now_ns(CLOCK_MONOTONIC) - start > 20000000000) {
+                if (t_mono_ns() - start > 20000000000) {
                     fprintf(stderr, "crash: round %llu: writer not ready in 20 s\n",
                             (unsigned long long)round);
                     failed = 1;
@@ -669,7 +669,7 @@ int main(int argc, char **argv)
                     (unsigned long long)S->ep[e].gen, (unsigned long long)S->ep[e].commits,
                     (unsigned long long)S->ep[e].first_id);
     }
-    double secs = (double)(pl_now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    double secs = (double)(t_mono_ns() - t0) / 1e9;
     printf("crash: %llu rounds in %.1f s: %llu commits (%llu MB, %llu big chunks), %llu explicit "
            "collections\n",
            (unsigned long long)opt_rounds, secs, (unsigned long long)atomic_load(&S->commits),

@@ -3,14 +3,11 @@
  */
 #include "payload.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -25,50 +22,16 @@ void pl_fail(const char *fmt, ...)
     _exit(3);
 }
 
-static char private_dir[PATH_MAX];
-
-/* atexit: only the driver registers it (before forking any child), and
- * children leave with _exit(), so the directory goes once, at the end. */
-static void remove_private_dir(void)
-{
-    DIR *d = opendir(private_dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            char path[PATH_MAX + 256];
-            if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-                snprintf(path, sizeof path, "%s/%s", private_dir, e->d_name);
-                unlink(path);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(private_dir);
-}
-
 int pl_private_dir(const char *tag)
 {
     const char *env = getenv("SPECULO_DIR");
     if (env && *env)
         return 0;
-    snprintf(private_dir, sizeof private_dir, "/dev/shm/speculo-%s-XXXXXX", tag);
-    if (!mkdtemp(private_dir)) {
-        perror("mkdtemp");
+    if (!t_private_dir(tag)) {
+        perror("pl_private_dir");
         return -1;
     }
-    setenv("SPECULO_DIR", private_dir, 1);
-    atexit(remove_private_dir);
     return 0;
-}
-
-void *pl_shared_alloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) {
-        perror("mmap");
-        return NULL;
-    }
-    return p;
 }
 
 speculo_reader *pl_open_reader(const char *segment, int k)

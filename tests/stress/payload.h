@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "speculo.h"
+#include "t_util.h" /* directories, clocks, shared memory */
 
 enum pl_kind {
     PL_STREAM = 1, /* unnamed, with a TTL */
@@ -102,13 +103,6 @@ static inline uint64_t pl_rand(uint64_t *s)
     return x * 0x2545f4914f6cdd1du;
 }
 
-static inline int64_t pl_now_ns(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ---- process plumbing (payload.c) ---------------------------------- */
 
 /* Report a failed check as "PROG[PID]: MESSAGE" on stderr and leave the
@@ -120,10 +114,6 @@ _Noreturn void pl_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)
  * /dev/shm/speculo-TAG-XXXXXX: exported as SPECULO_DIR to the children,
  * removed with its files when the driver exits. 0, or -1 after perror. */
 int pl_private_dir(const char *tag);
-
-/* Zeroed memory shared with the children forked afterwards
- * (MAP_SHARED|MAP_ANONYMOUS); NULL after perror. */
-void *pl_shared_alloc(size_t size);
 
 /* Reader k's handle on the segment; a failure to open is a failed check. */
 speculo_reader *pl_open_reader(const char *segment, int k);

@@ -144,7 +144,7 @@ static void follower(int k)
         /* Every stream chunk skipped since the last one was obsoleted on
          * purpose, or had expired: it was committed after the previous
          * chunk, so it cannot expire before that commit time + its TTL. */
-        int64_t now = pl_now_ns(CLOCK_REALTIME);
+        int64_t now = t_real_ns();
         for (uint64_t m = prev_seq + 1; prev_seq && m < h.seq; m++) {
             if (is_plain(m)) {
                 atomic_fetch_add_explicit(&S->rd[k].skipped_obsolete, 1, memory_order_relaxed);
@@ -241,7 +241,7 @@ int main(int argc, char **argv)
 {
     double secs = 60;
     int readers = 8;
-    uint64_t seed = (uint64_t)pl_now_ns(CLOCK_REALTIME) ^ (uint64_t)getpid();
+    uint64_t seed = (uint64_t)t_real_ns() ^ (uint64_t)getpid();
     const char *env = getenv("STRESS_SECONDS");
     if (env && *env)
         secs = atof(env);
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
     }
     if (pl_private_dir("stress") < 0)
         return 1;
-    if (!(S = pl_shared_alloc(sizeof *S)))
+    if (!(S = t_shared_alloc(sizeof *S)))
         return 1;
     int followers = readers * 5 / 8 ? readers * 5 / 8 : 1;
     printf("stress: %.0f s, 1 writer, %d followers, %d get() readers, seed 0x%llx\n", secs,
@@ -295,9 +295,9 @@ int main(int argc, char **argv)
     }
 
     uint64_t plain[PLAIN_KEEP] = {0}, nplain = 0, commits = 0, gcs = 0, bytes = 0;
-    int64_t t0 = pl_now_ns(CLOCK_MONOTONIC), deadline = t0 + (int64_t)(secs * 1e9);
+    int64_t t0 = t_mono_ns(), deadline = t0 + (int64_t)(secs * 1e9);
     int64_t next_note = t0 + 10000000000;
-    while (pl_now_ns(CLOCK_MONOTONIC) < deadline) {
+    while (t_mono_ns() < deadline) {
         for (int burst = 0; burst < 256; burst++) {
             uint64_t r = pl_rand(&rs);
             size_t size = sizeof(struct pl_head) + (size_t)(r >> 16) % 1500;
@@ -331,7 +331,7 @@ int main(int argc, char **argv)
                 gcs++;
             }
         }
-        int64_t now = pl_now_ns(CLOCK_MONOTONIC);
+        int64_t now = t_mono_ns();
         if (!opt_quiet && now >= next_note) {
             printf("stress: %.0f s, %llu commits\n", (double)(now - t0) / 1e9,
                    (unsigned long long)commits);
@@ -346,15 +346,15 @@ int main(int argc, char **argv)
         wfail("end marker", rc);
     atomic_store(&S->end_seq, seq);
     atomic_store_explicit(&S->stop, 1, memory_order_release);
-    double elapsed = (double)(pl_now_ns(CLOCK_MONOTONIC) - t0) / 1e9;
+    double elapsed = (double)(t_mono_ns() - t0) / 1e9;
 
     int failed = 0;
     for (int k = 0; k < readers; k++) {
         int status;
-        int64_t start = pl_now_ns(CLOCK_MONOTONIC);
+        int64_t start = t_mono_ns();
         pid_t got;
         while ((got = waitpid(pids[k], &status, WNOHANG)) == 0 &&
-               pl_now_ns(CLOCK_MONOTONIC) - start < 60000000000)
+               t_mono_ns() - start < 60000000000)
             usleep(10000);
         if (got != pids[k]) {
             fprintf(stderr, "stress: reader %d did not finish\n", k);
