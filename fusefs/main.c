@@ -91,7 +91,7 @@ static int pick_dir(const struct sfs_options *o, char *real)
     const char *dir = o->dir;
     const char *env = getenv("SPECULO_DIR");
     int is_default = 0;
-    struct stat st;
+    char why[PATH_MAX + 128];
 
     if (dir == NULL && o->nnonopt == 2 && o->nonopt[0][0] == '/')
         dir = o->nonopt[0];
@@ -103,29 +103,14 @@ static int pick_dir(const struct sfs_options *o, char *real)
         }
         dir = lib;
     }
-    if (lstat(dir, &st) != 0) {
-        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(errno),
-                errno == ENOENT ? " (a speculo writer creates it; or use -o dir=)" : "");
+    int rc = speculo_dir_check(is_default ? NULL : dir, 0, why, sizeof why);
+    if (rc == -EPERM) {
+        fprintf(stderr, "speculofs: segment directory refused: %s\n", why);
         return -1;
     }
-    if (S_ISLNK(st.st_mode)) {
-        fprintf(stderr, "speculofs: segment directory %s is a symbolic link: refused\n", dir);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "speculofs: segment directory %s is not a directory\n", dir);
-        return -1;
-    }
-    /* Anyone may create /dev/shm/speculo-UID before its user does. */
-    if (is_default && st.st_uid != geteuid()) {
-        fprintf(stderr, "speculofs: segment directory %s is not owned by you: refused\n", dir);
-        return -1;
-    }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        fprintf(stderr,
-                "speculofs: segment directory %s is writable by %s: refused "
-                "(anyone could plant or swap segments; chmod go-w it)\n",
-                dir, (st.st_mode & S_IWOTH) ? "others" : "its group");
+    if (rc < 0) {
+        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(-rc),
+                rc == -ENOENT ? " (a speculo writer creates it; or use -o dir=)" : "");
         return -1;
     }
     if (realpath(dir, real) == NULL) {

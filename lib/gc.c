@@ -44,32 +44,6 @@ static void count_live(const speculo_writer *w, struct live_totals *t)
     }
 }
 
-/* Create and map the new file, with the old one's mode, under `tmp`. */
-static int make_file(const speculo_writer *w, int dirfd, const char *tmp, uint64_t capacity,
-                     uint64_t populate, struct seg_map *m)
-{
-    unlinkat(dirfd, tmp, 0);
-    int fd =
-        openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->map.mode & 0644);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = 0;
-    if (fchmod(fd, w->map.mode & 0644) < 0 || ftruncate(fd, (off_t)capacity) < 0 ||
-        fstat(fd, &st) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = ns_map_fd_raw(fd, &st, m);
-    if (rc == 0 && madvise(m->base, populate, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) {
-        ns_unmap(m);
-        rc = -ENOMEM; /* /dev/shm cannot hold it: fail now, not with SIGBUS */
-    }
-    close(fd);
-    if (rc < 0)
-        unlinkat(dirfd, tmp, 0);
-    return rc;
-}
-
 /* Copy the live records into `m`, in order; returns the new tail. */
 static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_totals *t)
 {
@@ -106,6 +80,8 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
 
 int writer_collect(speculo_writer *w, uint64_t need)
 {
+    if (w->forked)
+        return -EBUSY;
     struct seg_header *oh = w_header(w);
     struct live_totals t;
     count_live(w, &t);
@@ -119,19 +95,28 @@ int writer_collect(speculo_writer *w, uint64_t need)
      * next alloc, and the next (O(n^2) copying). */
     seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
 
+    /* The new file takes the mode, owner and group the segment file has
+     * now: a chmod or chgrp by its owner survives the switch. */
+    struct stat st;
+    if (fstat(w->fd, &st) < 0)
+        return -errno;
+    struct new_file f = {
+        .capacity = l.capacity,
+        .mode = st.st_mode & 0644,
+        .uid = st.st_uid,
+        .gid = st.st_gid,
+    };
+    /* allocate what the copy and the pending reservation will touch, and
+     * some room ahead, so that neither they nor the next commits fault */
+    f.allocate = align_up(l.records_off + want + ((uint64_t)256 << 10), SEG_PAGE);
+    if (f.allocate > l.capacity)
+        f.allocate = l.capacity;
     int dirfd;
     int rc = ns_open_dir(true, &dirfd);
     if (rc < 0)
         return rc;
-    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
-    snprintf(tmp, sizeof tmp, ".%s.gc.%ld", w->segment, (long)getpid());
-    /* populate what the copy and the pending reservation will touch, and
-     * some room ahead, so that neither they nor the next commits fault */
-    uint64_t populate = align_up(l.records_off + want + ((uint64_t)256 << 10), SEG_PAGE);
-    if (populate > l.capacity)
-        populate = l.capacity;
     struct seg_map m;
-    rc = make_file(w, dirfd, tmp, l.capacity, populate, &m);
+    rc = speculo__file_make(w, dirfd, "gc", &f, &m);
     if (rc < 0) {
         close(dirfd);
         return rc;
@@ -161,16 +146,16 @@ int writer_collect(speculo_writer *w, uint64_t need)
     header_publish_totals(nh, &nt);
     /* publishes: "look at the name again" to readers of the old file */
     atomic_store_explicit(&oh->superseded, generation, memory_order_release);
-    if (renameat(dirfd, tmp, dirfd, w->segment) < 0) {
-        rc = -errno;
+    rc = speculo__file_link(w, dirfd, &f, true);
+    if (rc < 0) {
         atomic_store_explicit(&oh->superseded, 0, memory_order_release);
-        unlinkat(dirfd, tmp, 0);
-        ns_unmap(&m);
+        speculo__file_abandon(w, dirfd, &f, &m);
         close(dirfd);
         return rc;
     }
     close(dirfd);
     wake_waiters(oh);
+    speculo__role_switch(w); /* the old file's lock goes with its descriptor */
     ns_unmap(&w->map);
     w->map = m;
     w->tail = tail;
@@ -178,7 +163,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
     w->names_used = t.names;
     w->dead_bytes = 0;
     w->obsolete_count = 0;
-    w->faulted_end = populate;
+    w->faulted_end = f.allocate;
     writer_publish_totals(w);
     return 0;
 }

@@ -125,9 +125,11 @@ int speculo_segment_describe(const char *segment, char *buf, size_t size)
 }
 
 /*
- * Mark the file removed (readers' next call says -ENOENT, waiting readers
- * wake), then unlink it. Readers keep their mapping: the data lives on
- * until the last of them unmaps it.
+ * Remove a segment: unless forced, holding its writer role (its lock), so
+ * that no writer can start on the file while it goes. Mark the file
+ * removed (readers' next call says -ENOENT, waiting readers wake), unlink
+ * it, and remove what dead writers of it left. Readers keep their mapping:
+ * the data lives on until the last of them unmaps it.
  */
 int speculo_segment_remove(const char *segment, unsigned flags)
 {
@@ -136,40 +138,38 @@ int speculo_segment_remove(const char *segment, unsigned flags)
         return rc;
     if (flags & ~SPECULO_REMOVE_FORCE)
         return -EINVAL;
-    int dirfd, fd;
+    bool force = flags & SPECULO_REMOVE_FORCE;
+    int dirfd, fd = -1;
     struct stat st;
     if ((rc = ns_open_dir(false, &dirfd)) < 0)
         return rc;
     rc = ns_open_segment(dirfd, segment, true, &fd, &st);
-    struct seg_map m = {0};
-    if (rc == 0) {
-        if (ns_map_fd(fd, &st, true, &m) < 0)
-            m.base = NULL; /* not a readable segment: just unlink it */
-        close(fd);
-    } else if (rc != -EACCES && rc != -EPERM) {
-        close(dirfd);
-        return rc;
-    } else if (fstatat(dirfd, segment, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        rc = -errno;
-        close(dirfd);
-        return rc;
+    if (rc == -EACCES || rc == -EPERM) {
+        /* not ours to write, or not a plain segment file: a live writer
+         * still shows in the lock, which reading suffices to see */
+        rc = speculo__role_held_at(dirfd, segment);
+        rc = rc == 1 && !force ? -EBUSY : rc < 0 ? rc : 0;
+    } else if (rc == 0) {
+        rc = speculo__role_lock(fd);
+        if (rc == -EBUSY && force)
+            rc = 0;
     }
-    rc = 0;
-    if (m.base) {
-        struct seg_header *h = map_header(&m);
-        /* observes: the writer's role */
-        uint64_t owner = atomic_load_explicit(&h->owner, memory_order_acquire);
-        if (owner && owner_alive(owner) && !(flags & SPECULO_REMOVE_FORCE))
-            rc = -EBUSY;
-        else {
+    if (rc == 0 && fd >= 0) {
+        struct seg_map m;
+        if (ns_map_fd(fd, &st, true, &m) == 0) {
             /* publishes: the segment is gone, to readers of this file */
-            atomic_store_explicit(&h->superseded, SUPERSEDED_REMOVED, memory_order_release);
-            wake_waiters(h);
+            atomic_store_explicit(&map_header(&m)->superseded, SUPERSEDED_REMOVED,
+                                  memory_order_release);
+            wake_waiters(map_header(&m));
+            ns_unmap(&m);
         }
-        ns_unmap(&m);
     }
     if (rc == 0 && unlinkat(dirfd, segment, 0) < 0)
         rc = -errno;
+    if (rc == 0)
+        speculo__temporaries_remove(dirfd, segment, false, NULL, NULL);
+    if (fd >= 0)
+        close(fd); /* releases the role, on a file that has no name any more */
     close(dirfd);
     return rc;
 }

@@ -38,15 +38,26 @@ static inline struct seg_header *map_header(const struct seg_map *m)
 int ns_dir_path(char *buf, size_t size, bool *is_default);
 int ns_open_dir(bool writer, int *dirfd);
 int ns_open_segment(int dirfd, const char *segment, bool writable, int *fd, struct stat *st);
+int ns_check_segment(int fd, bool writable, struct stat *st);
+int ns_open_error(int err);
 int ns_map_segment(const char *segment, bool writable, struct seg_map *m);
 int ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m);
 int ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m);
 void ns_unmap(struct seg_map *m);
 int ns_same_file(int dirfd, const char *segment, const struct seg_map *m);
+/* Called for each temporary file removed (or, dry, found), with the bytes
+ * it held. */
+typedef void (*speculo__temp_fn)(const char *name, uint64_t bytes, void *arg);
+/* Remove the temporary files of dead writers of @segment (NULL: of every
+ * segment) in @dirfd; with @dry_run only report them. Returns how many. */
+int speculo__temporaries_remove(int dirfd, const char *segment, bool dry_run, speculo__temp_fn fn,
+                                void *arg);
 
-/* owner.c */
-uint64_t owner_self_token(void);
-bool owner_alive(uint64_t token);
+/* role.c */
+uint64_t speculo__owner_self_token(void);
+int speculo__role_lock(int fd);
+int speculo__role_held(int fd);
+int speculo__role_held_at(int dirfd, const char *segment);
 static inline int64_t owner_pid(uint64_t token)
 {
     return (int64_t)(token & OWNER_PID_MASK);

@@ -4,8 +4,10 @@
  * with O_NOFOLLOW, so neither a symlinked directory nor a symlinked
  * segment can send us elsewhere.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,13 +79,116 @@ int speculo_segment_dir(char *buf, size_t size)
     return ns_dir_path(buf, size, &is_default);
 }
 
+/* Strip trailing slashes and "/." from @path: "d/", "d/." and "d/./"
+ * name d itself, and must be checked as d (open() with O_NOFOLLOW follows
+ * a symlink spelled "link/"). */
+static void strip_dots(char *path)
+{
+    size_t n = strlen(path);
+    for (;;) {
+        while (n > 1 && path[n - 1] == '/')
+            n--;
+        if (n > 2 && path[n - 1] == '.' && path[n - 2] == '/')
+            n -= 2;
+        else
+            break;
+    }
+    path[n] = '\0';
+}
+
 /*
- * Open the segment directory and check that it is safe: a real directory
- * (not a symlink), writable by nobody but its owner. A writer must own it
- * and creates it (0700) when missing. The default directory is named after
- * the caller's uid, so there the caller must own it even to read: anyone
- * could have made it first.
+ * Spell @path so that its last component is the directory's own name, or
+ * say that it is reached through a symbolic link (-EPERM). "x/.." names
+ * the parent of x, which is x's parent directory only if x is no symlink:
+ * so "a/x/.." is checked as "a" when x is a real directory, and refused
+ * when x is a symlink. Leading ".." of a relative path stay as they are
+ * (".." is never a symlink).
  */
+static int dir_spelling(char *path)
+{
+    for (;;) {
+        strip_dots(path);
+        char *slash = strrchr(path, '/');
+        const char *last = slash ? slash + 1 : path;
+        if (strcmp(last, "..") != 0 || last == path)
+            return 0;
+        if (slash == path) { /* "/..": the root */
+            path[1] = '\0';
+            return 0;
+        }
+        *slash = '\0';
+        strip_dots(path);
+        char *pslash = strrchr(path, '/');
+        const char *pred = pslash ? pslash + 1 : path;
+        if (strcmp(pred, "..") == 0 || strcmp(pred, ".") == 0) {
+            *slash = '/'; /* "../..": nothing to fold */
+            return 0;
+        }
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
+            return -EPERM;
+        if (pslash == path)
+            path[1] = '\0';
+        else if (pslash)
+            *pslash = '\0';
+        else
+            strcpy(path, ".");
+    }
+}
+
+__attribute__((format(printf, 3, 4))) static int why_not(char *why, size_t size, const char *fmt,
+                                                         ...)
+{
+    if (why && size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, size, fmt, ap);
+        va_end(ap);
+    }
+    return -EPERM;
+}
+
+/*
+ * Open the segment directory @path and check that it is safe: a real
+ * directory (its last component no symlink, however spelled), writable by
+ * nobody but its owner. A writer must own it and creates it (0700) when
+ * missing. The default directory is named after the caller's uid, so there
+ * the caller must own it even to read: anyone could have made it first.
+ * On -EPERM, @why (if any) says what is wrong.
+ */
+static int open_dir_at(const char *path, bool is_default, bool writer, int *dirfd, char *why,
+                       size_t why_size)
+{
+    char spelled[PATH_BUF];
+    if (snprintf(spelled, sizeof spelled, "%s", path) >= (int)sizeof spelled)
+        return -ENAMETOOLONG;
+    if (dir_spelling(spelled) < 0)
+        return why_not(why, why_size, "%s is reached through a symbolic link", path);
+    if (writer && mkdir(spelled, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    int fd = open(spelled, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        struct stat lst;
+        if ((errno == ELOOP || errno == ENOTDIR) && lstat(spelled, &lst) == 0)
+            return why_not(why, why_size, "%s is %s", path,
+                           S_ISLNK(lst.st_mode) ? "a symbolic link" : "not a directory");
+        return -errno;
+    }
+    struct stat st;
+    int rc = fstat(fd, &st) < 0 ? -errno : 0;
+    if (rc == 0 && (st.st_mode & 022))
+        rc = why_not(why, why_size, "%s is writable by %s (chmod go-w it)", path,
+                     (st.st_mode & 002) ? "others" : "its group");
+    else if (rc == 0 && (writer || is_default) && st.st_uid != geteuid())
+        rc = why_not(why, why_size, "%s belongs to uid %u, not to you", path, (unsigned)st.st_uid);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *dirfd = fd;
+    return 0;
+}
+
 int ns_open_dir(bool writer, int *dirfd)
 {
     char path[PATH_BUF];
@@ -91,49 +196,58 @@ int ns_open_dir(bool writer, int *dirfd)
     int rc = ns_dir_path(path, sizeof path, &is_default);
     if (rc < 0)
         return rc;
-    if (writer && mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        struct stat lst;
-        if ((errno == ELOOP || errno == ENOTDIR) && lstat(path, &lst) == 0)
-            return -EPERM;
-        return -errno;
-    }
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        rc = -errno;
-        close(fd);
+    return open_dir_at(path, is_default, writer, dirfd, NULL, 0);
+}
+
+int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_size)
+{
+    char path[PATH_BUF];
+    bool is_default = false;
+    if (flags & ~SPECULO_DIR_WRITER)
+        return -EINVAL;
+    if (why && why_size)
+        why[0] = '\0';
+    int rc = dir ? (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path ? -ENAMETOOLONG : 0)
+                 : ns_dir_path(path, sizeof path, &is_default);
+    if (rc < 0)
         return rc;
-    }
-    if ((st.st_mode & 022) || ((writer || is_default) && st.st_uid != geteuid())) {
+    int fd;
+    rc = open_dir_at(path, is_default, flags & SPECULO_DIR_WRITER, &fd, why, why_size);
+    if (rc == 0)
         close(fd);
+    return rc;
+}
+
+/*
+ * Check a segment file just opened: a regular file that nobody but its
+ * owner can write, and for a writer one that it owns.
+ */
+int ns_check_segment(int fd, bool writable, struct stat *st)
+{
+    if (fstat(fd, st) < 0)
+        return -errno;
+    if (!S_ISREG(st->st_mode) || (st->st_mode & 022) || (writable && st->st_uid != geteuid()))
         return -EPERM;
-    }
-    *dirfd = fd;
     return 0;
+}
+
+/* openat() errors that mean "not a plain file under this name". */
+int ns_open_error(int err)
+{
+    return err == ELOOP || err == EISDIR || err == ENXIO ? -EPERM : -err;
 }
 
 /*
  * Open a segment file in `dirfd`. O_NONBLOCK so that a FIFO planted under
  * a segment's name cannot block us; it is then refused as not regular.
- * A writer only writes files it owns; nobody trusts a file that others can
- * write.
  */
 int ns_open_segment(int dirfd, const char *segment, bool writable, int *fd, struct stat *st)
 {
     int f = openat(dirfd, segment,
                    (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (f < 0) {
-        if (errno == ELOOP || errno == EISDIR || errno == ENXIO)
-            return -EPERM;
-        return -errno;
-    }
-    int rc = 0;
-    if (fstat(f, st) < 0)
-        rc = -errno;
-    else if (!S_ISREG(st->st_mode) || (st->st_mode & 022) || (writable && st->st_uid != geteuid()))
-        rc = -EPERM;
+    if (f < 0)
+        return ns_open_error(errno);
+    int rc = ns_check_segment(f, writable, st);
     if (rc < 0) {
         close(f);
         return rc;
@@ -166,11 +280,33 @@ int ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m)
     return map_fd(fd, st, true, m);
 }
 
+/*
+ * Make sure the pages every caller looks at first exist: the header, the
+ * name index and the first record. Writers allocate them before a file
+ * gets its name, but an older library could leave a segment half-made on
+ * a full filesystem, and there a load from a missing tmpfs page raises
+ * SIGBUS. Populating reports that as an error instead.
+ */
+static int populate_start(const struct seg_map *m)
+{
+    uint64_t first = m->lay.records_off & ~(uint64_t)(SEG_PAGE - 1);
+    uint64_t len = first + SEG_PAGE <= m->size ? SEG_PAGE : m->size - first;
+    if (madvise(m->base, m->lay.table_off, MADV_POPULATE_READ) < 0 ||
+        (len && madvise(m->base + first, len, MADV_POPULATE_READ) < 0)) {
+        if (errno == EINVAL) /* a kernel without it (before 5.14) */
+            return 0;
+        return errno == EFAULT ? -ENOSPC : -ENOMEM;
+    }
+    return 0;
+}
+
 /* Map a segment file and check its header. */
 int ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m)
 {
     int rc = map_fd(fd, st, writable, m);
-    if (rc == 0 && (rc = seg_check_layout(m->base, m->size, &m->lay)) < 0)
+    if (rc == 0 && (rc = seg_check_layout(m->base, m->size, &m->lay)) == 0)
+        rc = populate_start(m);
+    if (rc < 0)
         ns_unmap(m);
     return rc;
 }
@@ -208,4 +344,80 @@ int ns_same_file(int dirfd, const char *segment, const struct seg_map *m)
     if (fstatat(dirfd, segment, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return -errno;
     return st.st_dev == m->dev && st.st_ino == m->ino;
+}
+
+/* The length of the segment name in a writer's temporary file name,
+ * ".SEG.KIND.SUFFIX" with KIND "gc" or "new" and SUFFIX 16 hex digits (or
+ * a decimal pid, from older libraries); 0 when @name is not one. */
+static size_t temp_segment_len(const char *name)
+{
+    if (name[0] != '.')
+        return 0;
+    const char *suffix = strrchr(name, '.');
+    size_t slen = strlen(suffix + 1);
+    bool hex = slen == 16, digits = slen > 0 && slen <= 10;
+    for (const char *p = suffix + 1; *p; p++) {
+        hex = hex && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f'));
+        digits = digits && *p >= '0' && *p <= '9';
+    }
+    if (!hex && !digits)
+        return 0;
+    const char *kind = suffix - 1;
+    while (kind > name && *kind != '.')
+        kind--;
+    size_t klen = (size_t)(suffix - kind - 1);
+    if (kind == name ||
+        !((klen == 2 && !memcmp(kind + 1, "gc", 2)) || (klen == 3 && !memcmp(kind + 1, "new", 3))))
+        return 0;
+    size_t seglen = (size_t)(kind - name - 1);
+    char seg[SPECULO_SEGMENT_NAME_MAX + 1];
+    if (seglen == 0 || seglen > SPECULO_SEGMENT_NAME_MAX)
+        return 0;
+    memcpy(seg, name + 1, seglen);
+    seg[seglen] = '\0';
+    return speculo_segment_name_check(seg) == 0 ? seglen : 0;
+}
+
+/* A temporary file nobody holds: its maker died (a live writer holds the
+ * role's lock on its files from their first instant). Its size, or -1. */
+static int64_t abandoned_size(int dirfd, const char *name)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    int64_t size = -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && speculo__role_held(fd) == 0)
+        size = st.st_blocks * 512;
+    close(fd);
+    return size;
+}
+
+int speculo__temporaries_remove(int dirfd, const char *segment, bool dry_run, speculo__temp_fn fn,
+                                void *arg)
+{
+    int dfd = dup(dirfd);
+    if (dfd < 0)
+        return -errno;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return -ENOMEM;
+    }
+    size_t want = segment ? strlen(segment) : 0;
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = temp_segment_len(e->d_name);
+        if (len == 0 || (segment && (len != want || memcmp(e->d_name + 1, segment, len) != 0)))
+            continue;
+        int64_t size = abandoned_size(dirfd, e->d_name);
+        if (size < 0 || (!dry_run && unlinkat(dirfd, e->d_name, 0) < 0))
+            continue;
+        if (fn)
+            fn(e->d_name, (uint64_t)size, arg);
+        count++;
+    }
+    closedir(d);
+    return count;
 }

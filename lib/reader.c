@@ -591,6 +591,18 @@ static int count_records(const speculo_reader *r, struct speculo_segment_info *i
     return 0;
 }
 
+/* Does a live process hold the writer role of the segment? Its lock says
+ * (see role.c), on the file the name holds now. */
+static bool writer_alive(const speculo_reader *r)
+{
+    int dirfd;
+    if (ns_open_dir(false, &dirfd) < 0)
+        return false;
+    int rc = speculo__role_held_at(dirfd, r->segment);
+    close(dirfd);
+    return rc == 1;
+}
+
 int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info)
 {
     if (!r || !info)
@@ -609,9 +621,10 @@ int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info)
     s.last_id = atomic_load_explicit(&h->last_id, memory_order_relaxed);
     s.last_commit_ns = atomic_load_explicit(&h->last_commit_ns, memory_order_relaxed);
     s.created_ns = h->created_ns;
-    uint64_t owner = atomic_load_explicit(&h->owner, memory_order_acquire);
+    /* informational: who holds the role, as the writer wrote it */
+    uint64_t owner = atomic_load_explicit(&h->owner, memory_order_relaxed);
     s.writer_pid = owner ? owner_pid(owner) : 0;
-    s.writer_alive = owner && owner_alive(owner);
+    s.writer_alive = writer_alive(r);
     if ((rc = count_records(r, &s)) < 0)
         return rc;
     *info = s;

@@ -11,8 +11,9 @@
  * in; readers finish what they hold and move on at their next call.
  *
  * Segments are plain files in the segment directory: `$SPECULO_DIR` when
- * set, else `/dev/shm/speculo-$UID`. No file descriptor is kept open by a
- * reader or a writer between calls.
+ * set, else `/dev/shm/speculo-$UID`. A reader keeps no file descriptor open
+ * between calls; a writer keeps one, its segment file, whose lock is the
+ * writer role.
  *
  * Conventions: every function that can fail returns 0 (or a non-negative
  * count) on success and a negative errno value on failure; out-parameters
@@ -149,8 +150,9 @@ struct speculo_segment_info {
     uint64_t last_id;         /**< id of the newest committed chunk; 0 if none */
     int64_t created_ns;       /**< when the segment (generation 1) was created */
     int64_t last_commit_ns;   /**< time of the newest commit; 0 if none */
-    int64_t writer_pid;       /**< pid of the writer holding the role; 0 if none */
-    int writer_alive;         /**< 1 if that process is alive, 0 otherwise */
+    int64_t writer_pid;       /**< pid of the last writer as it saw itself (in its
+                                   own PID namespace); 0 if none */
+    int writer_alive;         /**< 1 if a live process holds the writer role */
 };
 
 /* ------------------------------------------------------------------ */
@@ -161,18 +163,29 @@ struct speculo_segment_info {
  * Open @p segment for writing, creating it (and the segment directory,
  * mode 0700) when missing.
  *
- * A segment has one live writer at a time. When the previous writer's
- * process has died (recognised by pid and process start time, so a reused
- * pid does not fool it), its role is taken over: every chunk it committed is
- * kept, the chunk it had not committed is discarded.
+ * A segment has one live writer at a time, whatever PID namespaces the
+ * processes live in (containers sharing the segment directory): the role
+ * is a lock on the segment file (an open file description lock), which
+ * the kernel releases when the writer's process ends. So when the previous
+ * writer has died (SIGKILL included) its role is taken over at once: every
+ * chunk it committed is kept, the chunk it had not committed is discarded.
+ * The writer keeps one descriptor open, for that lock. A child that the
+ * writer's process forks holds no role: its copy of the handle can only be
+ * closed (other writer calls return -EBUSY there), and it does not inherit
+ * the writer's mapping.
  *
  * @param segment name, 1-200 bytes of [A-Za-z0-9_.-], not starting with '.'
  * @param opts    NULL or options (see struct speculo_writer_options)
  * @param out     receives the handle
+ * A new segment is made complete (header, index and first pages
+ * allocated) before it gets its name: on a full filesystem the open fails
+ * with -ENOSPC and leaves nothing behind.
+ *
  * @return 0; -EINVAL / -ENAMETOOLONG bad name or options; -EBUSY another
  *         live writer; -EPERM unsafe directory or file, or not owned by the
  *         caller; -EBADMSG corrupt segment; -EPROTO other format version;
- *         -ENOMEM; or an errno of open/mmap.
+ *         -ENOSPC / -ENOMEM the filesystem or memory is full; or an errno
+ *         of open/mmap.
  */
 SPECULO_API int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
                                     speculo_writer **out);
@@ -187,8 +200,12 @@ SPECULO_API int speculo_writer_open(const char *segment, const struct speculo_wr
  * @param size bytes to reserve; 0 is a valid, empty chunk
  * @param data receives a pointer aligned to alignof(max_align_t), valid
  *             until the commit or the next alloc
- * @return 0; -EFBIG the size cannot be represented in a segment; -ENOMEM
- *         memory (or /dev/shm) is exhausted; or an error of the collector.
+ * @return 0; -EFBIG the size cannot be represented in a segment; -ENOSPC /
+ *         -ENOMEM the segment directory's filesystem (/dev/shm) or memory
+ *         is full (pages are allocated here, so a full filesystem is an
+ *         error, never a SIGBUS later); -EBUSY in a child forked after the
+ *         open (the role stays with the parent); or an error of the
+ *         collector.
  */
 SPECULO_API int speculo_writer_alloc(speculo_writer *w, size_t size, void **data);
 
@@ -233,9 +250,12 @@ SPECULO_API int speculo_writer_obsolete(speculo_writer *w, uint64_t id);
  * Collect now: copy the live chunks (ids, names and times kept) into a new
  * segment file and switch it in atomically. Readers are not disturbed. An
  * uncommitted reservation is carried over (its data pointer changes: call
- * speculo_writer_alloc() again before writing more).
+ * speculo_writer_alloc() again before writing more). The new file takes
+ * the mode, owner and group that the segment file has at the switch (a
+ * chmod or chgrp of the segment stays).
  * @param w the writer
- * @return 0; -ENOMEM / -ENOSPC; or an errno of the file operations.
+ * @return 0; -ENOMEM / -ENOSPC; -EBUSY in a forked child; or an errno of
+ *         the file operations.
  */
 SPECULO_API int speculo_writer_gc(speculo_writer *w);
 
@@ -422,6 +442,29 @@ SPECULO_API uint64_t speculo_chunk_replaces(const speculo_chunk *chunk);
  */
 SPECULO_API int speculo_segment_dir(char *buf, size_t size);
 
+/** Flag of speculo_dir_check(): check for a writer (which must own the
+ *  directory, and creates it, mode 0700, when missing). */
+#define SPECULO_DIR_WRITER 1u
+
+/**
+ * Check that @p dir is safe to keep segments in, as every call of this
+ * library checks the segment directory before using it: a directory whose
+ * path does not reach it through a symbolic link in its last component,
+ * however spelled (`dir`, `dir/`, `dir/.`); writable by nobody but its
+ * owner; owned by the caller when it is the default directory (anyone
+ * could have created `/dev/shm/speculo-UID` first) or with
+ * SPECULO_DIR_WRITER.
+ * @param dir      the directory's path; NULL for the segment directory
+ *                 (see speculo_segment_dir())
+ * @param flags    0, or SPECULO_DIR_WRITER
+ * @param why      NULL, or receives a sentence saying what is wrong when
+ *                 the result is -EPERM ("" otherwise)
+ * @param why_size size of why
+ * @return 0; -EPERM unsafe; -ENOENT missing; -ENOTDIR; -EACCES;
+ *         -ENAMETOOLONG; -EINVAL bad flags.
+ */
+SPECULO_API int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_size);
+
 /**
  * Check a segment name: 1-200 bytes of [A-Za-z0-9_.-], not starting with '.'.
  * @param segment the name to check
@@ -441,9 +484,12 @@ SPECULO_API int speculo_chunk_name_check(const char *name);
 #define SPECULO_REMOVE_FORCE 1u
 
 /**
- * Remove a segment. Readers that have it mapped keep their data; they learn
- * of the removal at their next call (speculo_reader_next() returns -ENOENT)
- * and waiting readers are woken.
+ * Remove a segment, and the temporary files its dead writers left (a
+ * collection or a creation they did not finish). Readers that have it
+ * mapped keep their data; they learn of the removal at their next call
+ * (speculo_reader_next() returns -ENOENT) and waiting readers are woken.
+ * Without SPECULO_REMOVE_FORCE it holds the writer role while removing,
+ * so that no writer can start on the file meanwhile.
  * @param segment the segment's name
  * @param flags   0 or SPECULO_REMOVE_FORCE
  * @return 0; -ENOENT; -EBUSY its writer is alive and no force was given;

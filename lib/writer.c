@@ -9,7 +9,6 @@
  * at their position, which is also the line that holds the record's header
  * and the start of its payload: one cache-line transfer brings both.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,11 +38,13 @@ int writer_prefault(speculo_writer *w, uint64_t end)
     if (to > w->map.size)
         to = w->map.size;
     if (!w->populate_fallback && madvise(w->map.base + from, to - from, MADV_POPULATE_WRITE) < 0) {
-        if (errno != EINVAL)
-            return -ENOMEM;
+        if (errno != EINVAL) /* EFAULT: a store would have raised SIGBUS */
+            return errno == EFAULT ? -ENOSPC : -ENOMEM;
         w->populate_fallback = true;
     }
     if (w->populate_fallback) {
+        if (fallocate(w->fd, 0, (off_t)from, (off_t)(to - from)) < 0 && errno != EOPNOTSUPP)
+            return errno == ENOSPC ? -ENOSPC : -ENOMEM;
         /* Only pages wholly past the tail's commit word are touched, and a
          * byte is stored back unchanged: readers never look there. */
         for (uint64_t p = align_up(w->tail + REC_ALIGN, SEG_PAGE); p < to; p += SEG_PAGE) {
@@ -125,72 +126,158 @@ static void apply_options(speculo_writer *w, const struct speculo_writer_options
     w->gc_min_dead = o && o->gc_min_dead_bytes ? o->gc_min_dead_bytes : SPECULO_DEFAULT_GC_MIN_DEAD;
 }
 
-/* Write a complete new segment under a temporary name, then link it in
- * with RENAME_NOREPLACE: a reader never sees a half-made header, and of two
- * writers creating at once exactly one wins (-EEXIST for the other). */
-static int create_segment(speculo_writer *w, int dirfd, const struct speculo_writer_options *o)
+/* A temporary name for a file of this segment: ".SEG.KIND.<16 hex digits>"
+ * (random: two writers in different PID namespaces may share a pid). */
+static void temp_name(char *buf, size_t size, const char *segment, const char *kind)
 {
-    uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
-    mode_t mode = (o && o->mode ? o->mode : 0600) & 0644; /* nobody else may write */
-    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
-    snprintf(tmp, sizeof tmp, ".%s.new.%ld", w->segment, (long)getpid());
-    unlinkat(dirfd, tmp, 0);
-    int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    struct seg_layout l;
-    seg_plan_layout(cap, 0, 0, 0, &l);
-    struct stat st;
-    int rc = 0;
-    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)l.capacity) < 0 || fstat(fd, &st) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = ns_map_fd_raw(fd, &st, &w->map);
-    close(fd);
-    if (rc < 0) {
-        unlinkat(dirfd, tmp, 0);
-        return rc;
-    }
-    struct seg_header *h = w_header(w);
-    seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
-    w->map.lay = l;
-    atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
-    if (renameat2(dirfd, tmp, dirfd, w->segment, RENAME_NOREPLACE) < 0) {
-        rc = -errno;
-        unlinkat(dirfd, tmp, 0);
-        ns_unmap(&w->map);
-        return rc;
-    }
-    w->tail = l.records_off;
-    w->next_id = 1;
-    w->base_capacity = cap;
+    snprintf(buf, size, ".%s.%s.%016llx", segment, kind, (unsigned long long)random_u64());
+}
+
+/* Allocate the first @len bytes of a new file: a full filesystem fails
+ * here (-ENOSPC), not with SIGBUS at a store or a reader's load later. */
+static int allocate_file(int fd, struct seg_map *m, uint64_t len)
+{
+    if (fallocate(fd, 0, 0, (off_t)len) < 0 && errno != EOPNOTSUPP)
+        return errno == ENOSPC ? -ENOSPC : -errno;
+    /* map the pages too, so that the first commits do not fault; where
+     * fallocate is unsupported this is the allocation */
+    if (madvise(m->base, len, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+        return errno == EFAULT ? -ENOSPC : -ENOMEM;
     return 0;
 }
 
-/* Take the writer role: free, or held by a dead process. One CAS decides
- * between concurrent candidates. */
-static int take_role(speculo_writer *w)
+/*
+ * Make the file of a new generation (a new segment, or a collection's):
+ * unnamed (O_TMPFILE) where the filesystem allows, else under a temporary
+ * name; holding the role's lock from its first instant; with the mode,
+ * owner and group asked for; sized and with f->allocate bytes allocated;
+ * mapped into @m. Its descriptor is w->new_fd.
+ */
+int speculo__file_make(speculo_writer *w, int dirfd, const char *kind, struct new_file *f,
+                       struct seg_map *m)
 {
-    struct seg_header *h = w_header(w);
-    /* observes: the current holder of the role */
-    uint64_t cur = atomic_load_explicit(&h->owner, memory_order_acquire);
-    for (;;) {
-        if (cur != 0 && (cur == w->token || owner_alive(cur)))
-            return -EBUSY;
-        /* publishes: we hold the role; acquire pairs with the previous
-         * holder's release at close, so we see all it wrote */
-        if (atomic_compare_exchange_weak_explicit(&h->owner, &cur, w->token, memory_order_acq_rel,
-                                                  memory_order_acquire))
+    f->tmp[0] = '\0';
+    int fd = speculo__role_openat(w, true, dirfd, ".", O_TMPFILE | O_RDWR, f->mode);
+    if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) {
+        temp_name(f->tmp, sizeof f->tmp, w->segment, kind);
+        fd = speculo__role_openat(w, true, dirfd, f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                  f->mode);
+        if (fd < 0)
+            f->tmp[0] = '\0';
+    }
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int rc = speculo__role_lock(fd);
+    if (rc == 0 && (fchmod(fd, f->mode) < 0 || fstat(fd, &st) < 0))
+        rc = -errno;
+    if (rc == 0 && (st.st_uid != f->uid || st.st_gid != f->gid) && fchown(fd, f->uid, f->gid) < 0)
+        rc = -errno;
+    if (rc == 0 && (ftruncate(fd, (off_t)f->capacity) < 0 || fstat(fd, &st) < 0))
+        rc = -errno;
+    m->base = NULL;
+    if (rc == 0)
+        rc = speculo__role_map(fd, &st, true, m);
+    if (rc == 0)
+        rc = allocate_file(fd, m, f->allocate);
+    if (rc < 0)
+        speculo__file_abandon(w, dirfd, f, m);
+    return rc;
+}
+
+void speculo__file_abandon(speculo_writer *w, int dirfd, struct new_file *f, struct seg_map *m)
+{
+    if (f->tmp[0])
+        unlinkat(dirfd, f->tmp, 0);
+    f->tmp[0] = '\0';
+    ns_unmap(m);
+    speculo__role_close(w, true);
+}
+
+/* Give the new file (w->new_fd) the segment's name: only if the name is
+ * free (-EEXIST otherwise), or replacing the file there (a collection). */
+int speculo__file_link(speculo_writer *w, int dirfd, struct new_file *f, bool replace)
+{
+    if (!f->tmp[0]) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->new_fd);
+        const char *at = w->segment;
+        if (replace) {
+            temp_name(f->tmp, sizeof f->tmp, w->segment, "gc");
+            at = f->tmp;
+        }
+        if (linkat(AT_FDCWD, proc, dirfd, at, AT_SYMLINK_FOLLOW) < 0 &&
+            linkat(w->new_fd, "", dirfd, at, AT_EMPTY_PATH) < 0) {
+            int rc = -errno;
+            f->tmp[0] = '\0';
+            return rc;
+        }
+        if (!replace)
             return 0;
     }
+    if (renameat2(dirfd, f->tmp, dirfd, w->segment, replace ? 0 : RENAME_NOREPLACE) < 0)
+        return -errno;
+    f->tmp[0] = '\0';
+    return 0;
+}
+
+/* Make a new segment complete (header, index, first records allocated,
+ * so that no reader ever finds a page missing) before it has its name,
+ * then link it in: a reader never sees a half-made file, a failure leaves
+ * nothing behind, and of two writers creating at once exactly one wins
+ * (-EEXIST for the other). */
+static int create_segment(speculo_writer *w, int dirfd, const struct speculo_writer_options *o)
+{
+    uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
+    struct seg_layout l;
+    seg_plan_layout(cap, 0, 0, 0, &l);
+    struct new_file f = {
+        .capacity = l.capacity,
+        .mode = (o && o->mode ? o->mode : 0600) & 0644, /* nobody else may write */
+        .uid = geteuid(),
+        .gid = getegid(),
+    };
+    f.allocate =
+        l.records_off + PREFAULT_AHEAD < l.capacity ? l.records_off + PREFAULT_AHEAD : l.capacity;
+    int rc = speculo__file_make(w, dirfd, "new", &f, &w->map);
+    if (rc < 0)
+        return rc;
+    struct seg_header *h = w_header(w);
+    seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
+    w->map.lay = l;
+    /* names the writer for people; the file is not visible yet */
+    atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
+    rc = speculo__file_link(w, dirfd, &f, false);
+    if (rc < 0) {
+        speculo__file_abandon(w, dirfd, &f, &w->map);
+        return rc;
+    }
+    speculo__role_switch(w);
+    w->tail = l.records_off;
+    w->next_id = 1;
+    w->base_capacity = cap;
+    w->faulted_end = f.allocate;
+    return 0;
+}
+
+/* Take the writer role of the file w->fd: its lock decides (see role.c).
+ * The owner word only names the writer. */
+static int take_role(speculo_writer *w)
+{
+    int rc = speculo__role_lock(w->fd);
+    if (rc < 0)
+        return rc;
+    /* observes: the previous holder's close (its lock, released after
+     * this word, orders what it wrote before); publishes: our name */
+    atomic_exchange_explicit(&w_header(w)->owner, w->token, memory_order_acq_rel);
+    return 0;
 }
 
 static void give_role(speculo_writer *w)
 {
-    uint64_t mine = w->token;
-    /* publishes: everything we wrote, to the next writer's acquire */
-    atomic_compare_exchange_strong_explicit(&w_header(w)->owner, &mine, 0, memory_order_release,
-                                            memory_order_relaxed);
+    /* publishes: everything we wrote, to the next writer (before the lock
+     * that lets it in is released) */
+    atomic_store_explicit(&w_header(w)->owner, 0, memory_order_release);
 }
 
 /* Re-link the newest version of a name after a takeover: the previous
@@ -292,49 +379,21 @@ static int recover(speculo_writer *w)
     return 0;
 }
 
-/* Remove temporary files that a dead writer of this segment left behind
- * (".SEG.gc.PID", ".SEG.new.PID"). */
-static void remove_stale_temporaries(int dirfd, const char *segment)
-{
-    static const char *const kinds[] = {"gc", "new"};
-    for (size_t k = 0; k < 2; k++) {
-        char prefix[SPECULO_SEGMENT_NAME_MAX + 16];
-        int plen = snprintf(prefix, sizeof prefix, ".%s.%s.", segment, kinds[k]);
-        int dfd = dup(dirfd);
-        if (dfd < 0)
-            return;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-            close(dfd);
-            return;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
-                continue;
-            char *end;
-            long pid = strtol(e->d_name + plen, &end, 10);
-            if (*end == '\0' && pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 &&
-                errno == ESRCH)
-                unlinkat(dirfd, e->d_name, 0);
-        }
-        closedir(d);
-    }
-}
-
 /* Map the existing segment and take it over. 1 means "the name now points
  * to another file, try again". */
 static int open_existing(speculo_writer *w, int dirfd)
 {
-    int fd;
     struct stat st;
-    int rc = ns_open_segment(dirfd, w->segment, true, &fd, &st);
-    if (rc < 0)
+    int fd = speculo__role_openat(w, false, dirfd, w->segment, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
+    if (fd < 0)
+        return ns_open_error(-fd);
+    int rc = ns_check_segment(fd, true, &st);
+    if (rc == 0)
+        rc = speculo__role_map(fd, &st, false, &w->map);
+    if (rc < 0) {
+        speculo__role_close(w, false);
         return rc;
-    rc = ns_map_fd(fd, &st, true, &w->map);
-    close(fd);
-    if (rc < 0)
-        return rc;
+    }
     rc = take_role(w);
     if (rc == 0 && atomic_load_explicit(&w_header(w)->superseded, memory_order_acquire)) {
         /* Switched or removed since we opened it, or a GC died between
@@ -344,12 +403,20 @@ static int open_existing(speculo_writer *w, int dirfd)
         else
             rc = 1;
     }
+    /* An older library, or a failure, may have left pages that readers
+     * look at unallocated: allocate them now, or fail without a SIGBUS. */
+    if (rc == 0)
+        rc = allocate_file(fd, &w->map,
+                           w->map.lay.records_off + SEG_PAGE <= w->map.size
+                               ? w->map.lay.records_off + SEG_PAGE
+                               : w->map.size);
     if (rc == 0)
         rc = recover(w);
     if (rc != 0) {
         if (rc != -EBUSY)
             give_role(w);
         ns_unmap(&w->map);
+        speculo__role_close(w, false);
     }
     return rc;
 }
@@ -368,11 +435,13 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     if (!w)
         return -ENOMEM;
     memcpy(w->segment, segment, strlen(segment) + 1); /* fits: name checked */
-    w->token = owner_self_token();
+    w->token = speculo__owner_self_token();
     apply_options(w, opts);
+    speculo__role_register(w);
     int dirfd;
     rc = ns_open_dir(true, &dirfd);
     if (rc < 0) {
+        speculo__role_unregister(w);
         free(w);
         return rc;
     }
@@ -388,10 +457,11 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     }
     if (rc == 1)
         rc = -EBUSY; /* the name kept changing under us: someone else is writing */
-    if (rc == 0)
-        remove_stale_temporaries(dirfd, segment);
+    if (rc == 0)     /* we hold the role: what other writers left is theirs no more */
+        speculo__temporaries_remove(dirfd, segment, false, NULL, NULL);
     close(dirfd);
     if (rc < 0) {
+        speculo__role_unregister(w);
         free(w);
         return rc;
     }
@@ -403,9 +473,12 @@ void speculo_writer_close(speculo_writer *w)
 {
     if (!w)
         return;
-    writer_publish_totals(w);
-    give_role(w);
+    if (!w->forked) { /* a forked child's copy holds no role: the parent's file */
+        writer_publish_totals(w);
+        give_role(w);
+    }
     ns_unmap(&w->map);
+    speculo__role_unregister(w); /* after the owner word: this releases the lock */
     free(w);
 }
 
@@ -416,6 +489,8 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
 {
     if (!w || !data)
         return -EINVAL;
+    if (w->forked)
+        return -EBUSY;
     if ((uint64_t)size > MAX_CHUNK_SIZE)
         return -EFBIG;
     w->reserved = false;
@@ -565,6 +640,8 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
 {
     if (!w)
         return -EINVAL;
+    if (w->forked)
+        return -EBUSY;
     struct rec_view v;
     int64_t now = 0;
     if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(&v, &now))

@@ -83,14 +83,19 @@ START_TEST(test_bad_arguments)
     expect_refusal(args, 1, "No such file or directory");
     ck_assert_int_eq(chmod(dir, 0770), 0);
     snprintf(args, sizeof args, "-f -o dir=%s %s", dir, mnt);
-    expect_refusal(args, 1, "writable by its group: refused");
+    expect_refusal(args, 1, "refused: ");
+    expect_refusal(args, 1, " is writable by its group (chmod go-w it)");
     ck_assert_int_eq(chmod(dir, 0702), 0);
-    expect_refusal(args, 1, "writable by others: refused");
+    expect_refusal(args, 1, " is writable by others");
     ck_assert_int_eq(chmod(dir, 0700), 0);
     snprintf(link, sizeof link, "%s.link", dir);
     ck_assert_int_eq(symlink(dir, link), 0);
-    snprintf(args, sizeof args, "-f -o dir=%s %s", link, mnt);
-    expect_refusal(args, 1, "is a symbolic link: refused");
+    /* however the link is spelled */
+    const char *spellings[] = {"", "/", "/.", "//", "/./"};
+    for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+        snprintf(args, sizeof args, "-f -o dir=%s%s %s", link, spellings[i], mnt);
+        expect_refusal(args, 1, "symbolic link");
+    }
     unlink(link);
     snprintf(file, sizeof file, "%s/file", mnt);
     ck_assert_int_eq(close(open(file, O_WRONLY | O_CREAT, 0600)), 0);
