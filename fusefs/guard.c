@@ -16,7 +16,6 @@
 #include <signal.h>
 #include <string.h>
 
-#include "reader_sfs.h"
 #include "sfs.h"
 
 static _Thread_local sigjmp_buf *t_jump;
@@ -143,7 +142,7 @@ int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *repla
 static int do_fetch_version(void *v)
 {
     struct g_args *a = v;
-    return reader_get_version(a->r, a->id, a->flags, a->chunk);
+    return speculo_reader_get_version(a->r, a->id, a->flags, a->chunk);
 }
 
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c)

@@ -8,9 +8,9 @@
  * LOOKUP read a named chunk from is kept mapped (held) for a while, and an
  * OPEN that does not find its chunk in the segment's current file looks in
  * the held ones, newest first, as it would have in the current file at the
- * time of the LOOKUP (reader_get_version() with READER_SUPERSEDED).
+ * time of the LOOKUP (speculo_reader_get_version() with SPECULO_GET_SUPERSEDED).
  *
- * A hold is a reader only ever called with READER_HERE, so it stays on its
+ * A hold is a pinned reader (speculo_reader_pin()), so it stays on its
  * file; an open file takes a reference, which keeps the bytes it reads
  * from mapped until its RELEASE. Every OPEN pins its file this way (the
  * current one, found by a pooled reader), so that opens share mappings
@@ -29,14 +29,13 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "reader_sfs.h"
 #include "sfs.h"
 
 struct sfs_hold {
     atomic_uint refs;     /* the segment's list, and each open file */
     pthread_mutex_t lock; /* one call at a time on r (it fills buffers) */
-    speculo_reader *r;    /* called with READER_HERE only: one file */
-    struct reader_file_id file;
+    speculo_reader *r; /* pinned: one file */
+    struct speculo_segment_ident file;
     int64_t superseded_ns; /* monotonic; when a newer file was held, or 0 */
     atomic_int broken;     /* the file was truncated under the mapping */
 };
@@ -61,7 +60,8 @@ static struct sfs_hold *hold_new(speculo_reader *r)
     atomic_init(&h->refs, 1);
     pthread_mutex_init(&h->lock, NULL);
     h->r = r;
-    reader_file(r, &h->file);
+    speculo_reader_pin(r);
+    speculo_reader_ident(r, &h->file);
     return h;
 }
 
@@ -106,7 +106,7 @@ static int expired(const struct sfs_seg *seg, unsigned i, int64_t now, uint64_t 
         return 1;
     if (now - h->superseded_ns > SFS_HOLD_NS)
         return 1;
-    return i + 2 < seg->nholds && newer + h->file.size > SFS_HOLD_BYTES;
+    return i + 2 < seg->nholds && newer + h->file.capacity > SFS_HOLD_BYTES;
 }
 
 /* Locked. Let go of the held files expired() says, newest first so that
@@ -123,7 +123,7 @@ static unsigned list_expire(struct sfs_seg *seg, int64_t now, struct sfs_hold **
         if (expired(seg, i, now, kept))
             list_remove(seg, i, &out[n++]);
         else if (i + 2 < seg->nholds)
-            kept += seg->holds[i]->file.size;
+            kept += seg->holds[i]->file.capacity;
     }
     /* observes: as in expired() */
     if (atomic_load_explicit(&seg->holds[seg->nholds - 1]->broken, memory_order_relaxed))
@@ -140,9 +140,9 @@ static void put_all(struct sfs_hold **v, unsigned n)
 /* Locked. The held file @r maps, or NULL. */
 static struct sfs_hold *list_find(const struct sfs_seg *seg, const speculo_reader *r)
 {
-    struct reader_file_id f;
+    struct speculo_segment_ident f;
 
-    reader_file(r, &f);
+    speculo_reader_ident(r, &f);
     for (unsigned i = seg->nholds; i-- > 0;)
         if (seg->holds[i]->file.dev == f.dev && seg->holds[i]->file.ino == f.ino)
             return seg->holds[i];
@@ -213,7 +213,7 @@ int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c)
     int rc;
 
     pthread_mutex_lock(&h->lock);
-    rc = g_fetch_version(h->r, id, READER_SUPERSEDED | READER_HERE, c);
+    rc = g_fetch_version(h->r, id, SPECULO_GET_SUPERSEDED, c);
     pthread_mutex_unlock(&h->lock);
     if (rc == SFS_FAULT) /* publishes: drop it at the next look at the list */
         atomic_store_explicit(&h->broken, 1, memory_order_relaxed);

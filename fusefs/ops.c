@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reader_sfs.h"
 #include "sfs.h"
 
 int sfs_debug;
@@ -686,7 +685,7 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold
 
     if (rc != 0)
         return rc;
-    rc = g_fetch_version(r, id, READER_SUPERSEDED, c);
+    rc = g_fetch_version(r, id, SPECULO_GET_SUPERSEDED, c);
     if (rc == -ENOENT && looked_up_named(ino)) {
         rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
     } else {

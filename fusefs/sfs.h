@@ -114,7 +114,7 @@ int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
 int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces);
-/* reader_get_version() (lib/reader_sfs.h): READER_* @flags; -ESTALE for a
+/* speculo_reader_get_version(): SPECULO_GET_* @flags; -ESTALE for a
  * record in the file but not live. */
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
 int g_seek(speculo_reader *r, uint64_t after_id);

@@ -36,7 +36,8 @@ static void count_live(const speculo_writer *w, struct live_totals *t)
     memset(t, 0, sizeof *t);
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (speculo__rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 ||
+            !speculo__rec_live(&v, &now))
             continue;
         t->bytes += v.len;
         t->records++;
@@ -54,15 +55,16 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     int64_t now = 0;
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (speculo__rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 ||
+            !speculo__rec_live(&v, &now))
             continue;
         memcpy(m->base + tail, v.h, v.len);
         ntable[n++] = tail;
         if (v.name) {
             struct name_slot *slot;
             struct rec_view prev;
-            uint64_t hash = name_hash(nh->hash_seed, v.name, v.name_len);
-            if (index_slot_for(m, v.name, v.name_len, hash, &slot, &prev) == 0) {
+            uint64_t hash = speculo__name_hash(nh->hash_seed, v.name, v.name_len);
+            if (speculo__index_slot_for(m, v.name, v.name_len, hash, &slot, &prev) == 0) {
                 if (!prev.h) {
                     slot->hash = hash;
                     names++;
@@ -78,7 +80,7 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     return tail;
 }
 
-int writer_collect(speculo_writer *w, uint64_t need)
+int speculo__writer_collect(speculo_writer *w, uint64_t need)
 {
     if (w->forked)
         return -EBUSY;
@@ -93,7 +95,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
      * with many names the index alone can take most of `hint`, and a file
      * whose records fit only what is live now is collected again at the
      * next alloc, and the next (O(n^2) copying). */
-    seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
+    speculo__seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
 
     /* The new file takes the mode, owner and group the segment file has
      * now: a chmod or chgrp by its owner survives the switch. */
@@ -112,7 +114,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
     if (f.allocate > l.capacity)
         f.allocate = l.capacity;
     int dirfd;
-    int rc = ns_open_dir(true, &dirfd);
+    int rc = speculo__dir_open(&w->dir, true, &dirfd);
     if (rc < 0)
         return rc;
     struct seg_map m;
@@ -123,8 +125,8 @@ int writer_collect(speculo_writer *w, uint64_t need)
     }
     uint64_t generation = oh->generation + 1;
     m.lay = l;
-    seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
-                    w->base_capacity, oh->hash_seed);
+    speculo__seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
+                             w->base_capacity, oh->hash_seed);
     struct seg_header *nh = map_header(&m);
     nh->min_next_id = w->next_id; /* ids are never reused, even if we die now */
     atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
@@ -143,7 +145,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
                             .last_id = w->next_id - 1,
                             .names_used = t.names,
                             .nrecords = t.records};
-    header_publish_totals(nh, &nt);
+    speculo__header_publish_totals(nh, &nt);
     /* publishes: "look at the name again" to readers of the old file */
     atomic_store_explicit(&oh->superseded, generation, memory_order_release);
     rc = speculo__file_link(w, dirfd, &f, true);
@@ -154,9 +156,9 @@ int writer_collect(speculo_writer *w, uint64_t need)
         return rc;
     }
     close(dirfd);
-    wake_waiters(oh);
+    speculo__wake_waiters(oh);
     speculo__role_switch(w); /* the old file's lock goes with its descriptor */
-    ns_unmap(&w->map);
+    speculo__ns_unmap(&w->map);
     w->map = m;
     w->tail = tail;
     w->nrecords = t.records;
@@ -164,7 +166,7 @@ int writer_collect(speculo_writer *w, uint64_t need)
     w->dead_bytes = 0;
     w->obsolete_count = 0;
     w->faulted_end = f.allocate;
-    writer_publish_totals(w);
+    speculo__writer_publish_totals(w);
     return 0;
 }
 
@@ -172,5 +174,5 @@ int speculo_writer_gc(speculo_writer *w)
 {
     if (!w)
         return -EINVAL;
-    return writer_collect(w, 0);
+    return speculo__writer_collect(w, 0);
 }

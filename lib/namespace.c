@@ -1,6 +1,5 @@
 /*
- * The namespace: where segments live, which names are valid, and opening
- * segment files safely. Files are opened relative to a checked directory
+ * The namespace: where segments live, and opening segment files safely. Files are opened relative to a checked directory
  * with O_NOFOLLOW, so neither a symlinked directory nor a symlinked
  * segment can send us elsewhere.
  */
@@ -16,48 +15,9 @@
 
 #include "internal.h"
 
-/* [A-Za-z0-9_.-] as a bitmap of the 128 ASCII codes: a name is checked up
- * to three times per speculo_reader_get(), so this is on the lookup path.
- * Bits 45 '-', 46 '.', 48-57 '0'-'9'; then 65-90 'A'-'Z', 95 '_', 97-122. */
-static bool name_char_ok(char c)
-{
-    static const uint64_t ok[2] = {UINT64_C(0x03ff600000000000), UINT64_C(0x07fffffe87fffffe)};
-    unsigned char u = (unsigned char)c;
-    return u < 128 && ((ok[u >> 6] >> (u & 63)) & 1);
-}
-
-/* Checks all the bytes (so "a/b" is -EINVAL whatever its length), then the
- * length, as a path lookup would. */
-static int check_name(const char *name, size_t max)
-{
-    if (!name || !*name)
-        return -EINVAL;
-    size_t n = 0;
-    for (; name[n]; n++) {
-        if (!name_char_ok(name[n]))
-            return -EINVAL;
-    }
-    return n > max ? -ENAMETOOLONG : 0;
-}
-
-int speculo_segment_name_check(const char *segment)
-{
-    int rc = check_name(segment, SPECULO_SEGMENT_NAME_MAX);
-    if (rc == 0 && segment[0] == '.')
-        return -EINVAL;
-    return rc;
-}
-
-int speculo_chunk_name_check(const char *name)
-{
-    int rc = check_name(name, SPECULO_CHUNK_NAME_MAX);
-    if (rc == 0 && !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= 'A' && name[0] <= 'Z') ||
-                     name[0] == '_'))
-        return -EINVAL;
-    return rc;
-}
-
-int ns_dir_path(char *buf, size_t size, bool *is_default)
+/* The default directory, or $SPECULO_DIR: read when a handle is opened,
+ * never again during its life. */
+static int env_dir_path(char *buf, size_t size, bool *is_default)
 {
     const char *env = getenv("SPECULO_DIR");
     int n;
@@ -76,7 +36,30 @@ int speculo_segment_dir(char *buf, size_t size)
     bool is_default;
     if (!buf)
         return -EINVAL;
-    return ns_dir_path(buf, size, &is_default);
+    return env_dir_path(buf, size, &is_default);
+}
+
+int speculo__dir_get(const char *dir, struct ns_dir *d)
+{
+    char path[PATH_BUF];
+    d->is_default = false;
+    if (dir && *dir) {
+        if (strlen(dir) >= sizeof path)
+            return -ENAMETOOLONG;
+        d->path = strdup(dir);
+    } else {
+        int rc = env_dir_path(path, sizeof path, &d->is_default);
+        if (rc < 0)
+            return rc;
+        d->path = strdup(path);
+    }
+    return d->path ? 0 : -ENOMEM;
+}
+
+void speculo__dir_put(struct ns_dir *d)
+{
+    free(d->path);
+    d->path = NULL;
 }
 
 /* Strip trailing slashes and "/." from @path: "d/", "d/." and "d/./"
@@ -189,32 +172,26 @@ static int open_dir_at(const char *path, bool is_default, bool writer, int *dirf
     return 0;
 }
 
-int ns_open_dir(bool writer, int *dirfd)
+int speculo__dir_open(const struct ns_dir *d, bool writer, int *dirfd)
 {
-    char path[PATH_BUF];
-    bool is_default;
-    int rc = ns_dir_path(path, sizeof path, &is_default);
-    if (rc < 0)
-        return rc;
-    return open_dir_at(path, is_default, writer, dirfd, NULL, 0);
+    return open_dir_at(d->path, d->is_default, writer, dirfd, NULL, 0);
 }
 
 int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_size)
 {
-    char path[PATH_BUF];
-    bool is_default = false;
     if (flags & ~SPECULO_DIR_WRITER)
         return -EINVAL;
     if (why && why_size)
         why[0] = '\0';
-    int rc = dir ? (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path ? -ENAMETOOLONG : 0)
-                 : ns_dir_path(path, sizeof path, &is_default);
+    struct ns_dir d;
+    int rc = speculo__dir_get(dir, &d);
     if (rc < 0)
         return rc;
     int fd;
-    rc = open_dir_at(path, is_default, flags & SPECULO_DIR_WRITER, &fd, why, why_size);
+    rc = open_dir_at(d.path, d.is_default, flags & SPECULO_DIR_WRITER, &fd, why, why_size);
     if (rc == 0)
         close(fd);
+    speculo__dir_put(&d);
     return rc;
 }
 
@@ -222,7 +199,7 @@ int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_siz
  * Check a segment file just opened: a regular file that nobody but its
  * owner can write, and for a writer one that it owns.
  */
-int ns_check_segment(int fd, bool writable, struct stat *st)
+int speculo__ns_check_segment(int fd, bool writable, struct stat *st)
 {
     if (fstat(fd, st) < 0)
         return -errno;
@@ -232,7 +209,7 @@ int ns_check_segment(int fd, bool writable, struct stat *st)
 }
 
 /* openat() errors that mean "not a plain file under this name". */
-int ns_open_error(int err)
+int speculo__ns_open_error(int err)
 {
     return err == ELOOP || err == EISDIR || err == ENXIO ? -EPERM : -err;
 }
@@ -241,13 +218,14 @@ int ns_open_error(int err)
  * Open a segment file in `dirfd`. O_NONBLOCK so that a FIFO planted under
  * a segment's name cannot block us; it is then refused as not regular.
  */
-int ns_open_segment(int dirfd, const char *segment, bool writable, int *fd, struct stat *st)
+int speculo__ns_open_segment(int dirfd, const char *segment, bool writable, int *fd,
+                             struct stat *st)
 {
     int f = openat(dirfd, segment,
                    (writable ? O_RDWR : O_RDONLY) | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (f < 0)
-        return ns_open_error(errno);
-    int rc = ns_check_segment(f, writable, st);
+        return speculo__ns_open_error(errno);
+    int rc = speculo__ns_check_segment(f, writable, st);
     if (rc < 0) {
         close(f);
         return rc;
@@ -275,7 +253,7 @@ static int map_fd(int fd, const struct stat *st, bool writable, struct seg_map *
 }
 
 /* Map a file that the writer is making: its header is not written yet. */
-int ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m)
+int speculo__ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m)
 {
     return map_fd(fd, st, true, m);
 }
@@ -301,34 +279,35 @@ static int populate_start(const struct seg_map *m)
 }
 
 /* Map a segment file and check its header. */
-int ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m)
+int speculo__ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m)
 {
     int rc = map_fd(fd, st, writable, m);
-    if (rc == 0 && (rc = seg_check_layout(m->base, m->size, &m->lay)) == 0)
+    if (rc == 0 && (rc = speculo__seg_check_layout(m->base, m->size, &m->lay)) == 0)
         rc = populate_start(m);
     if (rc < 0)
-        ns_unmap(m);
+        speculo__ns_unmap(m);
     return rc;
 }
 
 /* Open, check and map a segment, leaving no descriptor open. */
-int ns_map_segment(const char *segment, bool writable, struct seg_map *m)
+int speculo__ns_map_segment(const struct ns_dir *d, const char *segment, bool writable,
+                            struct seg_map *m)
 {
     int dirfd, fd;
     struct stat st;
-    int rc = ns_open_dir(false, &dirfd);
+    int rc = speculo__dir_open(d, false, &dirfd);
     if (rc < 0)
         return rc;
-    rc = ns_open_segment(dirfd, segment, writable, &fd, &st);
+    rc = speculo__ns_open_segment(dirfd, segment, writable, &fd, &st);
     close(dirfd);
     if (rc < 0)
         return rc;
-    rc = ns_map_fd(fd, &st, writable, m);
+    rc = speculo__ns_map_fd(fd, &st, writable, m);
     close(fd);
     return rc;
 }
 
-void ns_unmap(struct seg_map *m)
+void speculo__ns_unmap(struct seg_map *m)
 {
     if (m->base)
         munmap(m->base, m->size);
@@ -338,7 +317,7 @@ void ns_unmap(struct seg_map *m)
 
 /* 1 when the name in `dirfd` still refers to the mapped file, 0 when it
  * refers to another one, -ENOENT when it is gone. */
-int ns_same_file(int dirfd, const char *segment, const struct seg_map *m)
+int speculo__ns_same_file(int dirfd, const char *segment, const struct seg_map *m)
 {
     struct stat st;
     if (fstatat(dirfd, segment, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -393,8 +372,8 @@ static int64_t abandoned_size(int dirfd, const char *name)
     return size;
 }
 
-int speculo__temporaries_remove(int dirfd, const char *segment, bool dry_run, speculo__temp_fn fn,
-                                void *arg)
+int speculo__temporaries_remove(int dirfd, const char *segment, bool dry_run,
+                                speculo_leftover_fn fn, void *arg)
 {
     int dfd = dup(dirfd);
     if (dfd < 0)

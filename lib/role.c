@@ -126,10 +126,10 @@ int speculo__role_openat(speculo_writer *w, bool new_file, int dirfd, const char
 int speculo__role_map(int fd, const struct stat *st, bool raw, struct seg_map *m)
 {
     pthread_mutex_lock(&registry_lock);
-    int rc = raw ? ns_map_fd_raw(fd, st, m) : ns_map_fd(fd, st, true, m);
+    int rc = raw ? speculo__ns_map_fd_raw(fd, st, m) : speculo__ns_map_fd(fd, st, true, m);
     if (rc == 0 && madvise(m->base, m->size, MADV_DONTFORK) < 0) {
         rc = -errno;
-        ns_unmap(m);
+        speculo__ns_unmap(m);
     }
     pthread_mutex_unlock(&registry_lock);
     return rc;
@@ -194,7 +194,7 @@ int speculo__role_held_at(int dirfd, const char *segment)
 {
     int fd = openat(dirfd, segment, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) /* no file, or not one a writer could hold (a symlink...) */
-        return ns_open_error(errno) == -EPERM || errno == ENOENT ? 0 : -errno;
+        return speculo__ns_open_error(errno) == -EPERM || errno == ENOENT ? 0 : -errno;
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : S_ISREG(st.st_mode) ? speculo__role_held(fd) : 0;
     close(fd);

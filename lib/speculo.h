@@ -191,6 +191,23 @@ SPECULO_API int speculo_writer_open(const char *segment, const struct speculo_wr
                                     speculo_writer **out);
 
 /**
+ * speculo_writer_open() in the segment directory @p dir instead of
+ * `$SPECULO_DIR` or the default: for programs that take the directory from
+ * their users (speculofs's `-o dir=`). The directory is checked as
+ * speculo_dir_check() does (with SPECULO_DIR_WRITER), at this call and
+ * whenever the writer opens it again (collections).
+ * @param dir     the segment directory; NULL for speculo_segment_dir()'s,
+ *                which is read at this call and kept for the handle's life
+ * @param segment as for speculo_writer_open()
+ * @param opts    as for speculo_writer_open()
+ * @param out     receives the handle
+ * @return as speculo_writer_open().
+ */
+SPECULO_API int speculo_writer_open_at(const char *dir, const char *segment,
+                                       const struct speculo_writer_options *opts,
+                                       speculo_writer **out);
+
+/**
  * Reserve @p size bytes for the next chunk and return where to write them
  * (zero copy). The bytes become visible only on speculo_writer_commit().
  * A reservation made while an earlier one is uncommitted replaces it. The
@@ -282,6 +299,29 @@ SPECULO_API void speculo_writer_close(speculo_writer *w);
  */
 SPECULO_API int speculo_reader_open(const char *segment, speculo_reader **out);
 
+/** Flag of speculo_reader_open_at(): the reader stays on the file it
+ *  maps now. It never looks at the segment's name again: it does not
+ *  follow a garbage-collection switch (it sees no chunk committed after
+ *  the switch; speculo_reader_wait() returns at once once the file is
+ *  switched), nor a removal (its calls go on answering from the file),
+ *  nor a segment created again. For a program that must answer from one
+ *  file for a while, such as a filesystem holding what it opened. */
+#define SPECULO_READER_PINNED 1u
+
+/**
+ * speculo_reader_open() in the segment directory @p dir, with @p flags.
+ * The directory is checked as speculo_dir_check() does, at this call and
+ * whenever the reader opens it again (switches, waits).
+ * @param dir     the segment directory; NULL for speculo_segment_dir()'s,
+ *                which is read at this call and kept for the handle's life
+ * @param segment the segment's name
+ * @param flags   0 or SPECULO_READER_PINNED
+ * @param out     receives the handle
+ * @return as speculo_reader_open(); -EINVAL unknown flags.
+ */
+SPECULO_API int speculo_reader_open_at(const char *dir, const char *segment, unsigned flags,
+                                       speculo_reader **out);
+
 /**
  * Return the next live chunk in commit order after the last one this reader
  * returned, skipping expired and obsolete ones. Across a garbage-collection
@@ -316,6 +356,40 @@ SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name, speculo_
  * @return 0; -ENOENT no live chunk has that id.
  */
 SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk);
+
+/**
+ * Pin the reader to the file it maps now, as if it had been opened with
+ * SPECULO_READER_PINNED: from now on it answers from that file only.
+ * @param r the reader
+ * @return 0; -EINVAL.
+ */
+SPECULO_API int speculo_reader_pin(speculo_reader *r);
+
+/** Flag of speculo_reader_get_version(): also a version of a named chunk
+ *  that a newer version *of the same name* obsoleted, while it has not
+ *  expired. Not one obsoleted by speculo_writer_obsolete(), nor by
+ *  `replaces` from a chunk of another name or none. */
+#define SPECULO_GET_SUPERSEDED 1u
+
+/**
+ * Find the chunk @p id, telling apart a chunk that is gone from the file
+ * from one that is there but dead. For a program that looked a name up a
+ * moment ago (speculo_reader_get()) and must now give exactly the version
+ * it found, even if an update replaced it in between: with
+ * SPECULO_GET_SUPERSEDED, that version is returned as long as it is in the
+ * file and unexpired. A lookup linearized at the moment of the earlier
+ * speculo_reader_get() is thus completed.
+ * @param r     the reader
+ * @param id    the chunk's id
+ * @param flags 0 or SPECULO_GET_SUPERSEDED
+ * @param chunk receives the chunk (valid as any chunk returned)
+ * @return 0; -ENOENT no record with this id in the file the reader maps
+ *         (never committed, or dropped by the collector); -ESTALE the
+ *         record is there but dead (expired or obsoleted, and not taken
+ *         by the flag); -EINVAL; -EBADMSG.
+ */
+SPECULO_API int speculo_reader_get_version(speculo_reader *r, uint64_t id, unsigned flags,
+                                           speculo_chunk *chunk);
 
 /**
  * Position the reader so that speculo_reader_next() returns the first live
@@ -382,6 +456,78 @@ struct speculo_watch {
  */
 SPECULO_API int speculo_reader_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev);
 
+/** A wakeup (opaque): ends a speculo_wait() from another thread or from a
+ *  signal handler. */
+typedef struct speculo_wakeup speculo_wakeup;
+
+/**
+ * Make a wakeup, not signalled.
+ * @param out receives it
+ * @return 0; -EINVAL; -ENOMEM.
+ */
+SPECULO_API int speculo_wakeup_create(speculo_wakeup **out);
+
+/** Free a wakeup that no wait uses any more. NULL is a no-op.
+ * @param wk the wakeup, or NULL */
+SPECULO_API void speculo_wakeup_destroy(speculo_wakeup *wk);
+
+/**
+ * Signal @p wk: every speculo_wait() given it returns -ECANCELED, at once
+ * or as soon as it starts, until speculo_wakeup_clear(). Callable from any
+ * thread and from a signal handler (async-signal-safe; errno is kept).
+ * There is no race: a signal that comes while a wait is about to sleep
+ * still ends it.
+ * @param wk the wakeup (NULL is a no-op)
+ */
+SPECULO_API void speculo_wakeup_signal(speculo_wakeup *wk);
+
+/**
+ * Clear @p wk, so that the next waits sleep again.
+ * @param wk the wakeup
+ * @return 1 if it was signalled, 0 if not; -EINVAL.
+ */
+SPECULO_API int speculo_wakeup_clear(speculo_wakeup *wk);
+
+/** The most readers one speculo_wait() takes. */
+#define SPECULO_WAIT_MAX 127
+
+/** Event flag of struct speculo_wait_item: also wake for what
+ *  speculo_reader_watch() reports (obsoletions, moves). */
+#define SPECULO_WAIT_WATCH 1u
+
+/** One reader in a speculo_wait(). */
+struct speculo_wait_item {
+    speculo_reader *reader; /**< the reader */
+    unsigned events;        /**< 0: commits (as speculo_reader_wait()), or
+                                 SPECULO_WAIT_WATCH (as speculo_reader_watch()) */
+    int ready;              /**< set by speculo_wait(): 1 when this reader has
+                                 news, 0 otherwise */
+};
+
+/**
+ * Wait on several readers at once (one futex_waitv(2) sleep for all,
+ * without polling), and on a wakeup: return when at least one reader has
+ * news, as speculo_reader_wait() or (with SPECULO_WAIT_WATCH)
+ * speculo_reader_watch() would return; at once if one already has. The
+ * news itself is taken by the usual calls: speculo_reader_next() for
+ * commits, speculo_reader_watch() with a 0 timeout for the rest.
+ *
+ * Readers without write access to their segment fall back to sleeps of at
+ * most a millisecond, as in speculo_reader_wait(). Each reader is used by
+ * this call: it must not be used by another thread meanwhile.
+ *
+ * @param items      @p n readers with what to wait for; ready is set on return
+ * @param n          0 to SPECULO_WAIT_MAX (0 waits on the wakeup alone)
+ * @param wk         NULL, or a wakeup that ends the wait
+ * @param timeout_ms negative: wait for ever
+ * @return the number of readers with news (>= 1); -ETIMEDOUT; -ECANCELED
+ *         the wakeup is signalled; -EINTR a signal interrupted the wait;
+ *         -EINVAL bad arguments (n over SPECULO_WAIT_MAX, a NULL reader,
+ *         unknown events, n 0 and no wakeup).
+ */
+SPECULO_API int speculo_wait(struct speculo_wait_item *items, size_t n, speculo_wakeup *wk,
+                             int timeout_ms);
+
 /** What identifies a segment (speculo_reader_ident()). */
 struct speculo_segment_ident {
     /** Random, chosen when the segment is created, kept by the garbage
@@ -391,6 +537,12 @@ struct speculo_segment_ident {
     int64_t created_ns;
     /** Generation of the file the reader maps: +1 at every GC switch. */
     uint64_t generation;
+    /** Size of that file, bytes. */
+    uint64_t capacity;
+    /** That file's device and inode: tells one file from another
+     *  (generations of different segments of one name may be equal). */
+    dev_t dev;
+    ino_t ino;
 };
 
 /**
@@ -498,6 +650,42 @@ SPECULO_API int speculo_chunk_name_check(const char *name);
 SPECULO_API int speculo_segment_remove(const char *segment, unsigned flags);
 
 /**
+ * speculo_segment_remove() in the segment directory @p dir (NULL: the one
+ * of speculo_segment_dir()).
+ * @param dir     the segment directory, or NULL
+ * @param segment the segment's name
+ * @param flags   0 or SPECULO_REMOVE_FORCE
+ * @return as speculo_segment_remove().
+ */
+SPECULO_API int speculo_segment_remove_at(const char *dir, const char *segment, unsigned flags);
+
+/** Flag of speculo_leftovers_remove(): report, remove nothing. */
+#define SPECULO_DRY_RUN 1u
+
+/** Called by speculo_leftovers_remove() for each file it removes (or, dry,
+ *  would remove): its name in the segment directory, the bytes it held. */
+typedef void (*speculo_leftover_fn)(const char *file, uint64_t bytes, void *arg);
+
+/**
+ * Remove the files that dead writers left in the segment directory: the
+ * temporary files of a collection or a creation they did not finish
+ * (named `.SEG.gc.*` and `.SEG.new.*`). A file that a live writer is
+ * making is never one of them (its lock says so), whatever PID namespace
+ * that writer runs in. speculo_segment_remove() and a writer taking a
+ * segment over do this for their segment.
+ * @param dir     the segment directory, or NULL for speculo_segment_dir()'s
+ * @param segment only that segment's files; NULL for every segment's,
+ *                also of segments that no longer exist
+ * @param flags   0 or SPECULO_DRY_RUN
+ * @param fn      NULL, or called for each file
+ * @param arg     passed to fn
+ * @return how many files were (or would be) removed; -EINVAL;
+ *         -ENAMETOOLONG; -EPERM unsafe directory; -ENOENT no directory.
+ */
+SPECULO_API int speculo_leftovers_remove(const char *dir, const char *segment, unsigned flags,
+                                         speculo_leftover_fn fn, void *arg);
+
+/**
  * Write a text description of @p segment into @p buf: one `key: value` line
  * each for the format version, generation, capacity, bytes used, live /
  * expired / obsolete chunk counts, writer pid and whether it is alive, last
@@ -514,6 +702,18 @@ SPECULO_API int speculo_segment_remove(const char *segment, unsigned flags);
  *         segment; -EINVAL / -ENAMETOOLONG bad name; -EPERM unsafe directory.
  */
 SPECULO_API int speculo_segment_describe(const char *segment, char *buf, size_t size);
+
+/**
+ * speculo_segment_describe() in the segment directory @p dir (NULL: the
+ * one of speculo_segment_dir()).
+ * @param dir     the segment directory, or NULL
+ * @param segment the segment's name
+ * @param buf     receives the text (may be NULL when size is 0)
+ * @param size    size of buf
+ * @return as speculo_segment_describe().
+ */
+SPECULO_API int speculo_segment_describe_at(const char *dir, const char *segment, char *buf,
+                                            size_t size);
 
 /**
  * A message for an error code returned by this library (negative or

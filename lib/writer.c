@@ -29,7 +29,7 @@
  * path touches them: a first touch of a tmpfs page costs microseconds, and
  * a full /dev/shm must give -ENOMEM here, not SIGBUS on a store later.
  */
-int writer_prefault(speculo_writer *w, uint64_t end)
+int speculo__writer_prefault(speculo_writer *w, uint64_t end)
 {
     if (end <= w->faulted_end)
         return 0;
@@ -60,7 +60,7 @@ int writer_prefault(speculo_writer *w, uint64_t end)
 /* Publish a file's running totals: for information (describe, takeover),
  * except nrecords, by which get_id() readers bound the id table:
  * released. */
-void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
+void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
     atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
     atomic_store_explicit(&h->last_id, t->last_id, memory_order_relaxed);
@@ -73,7 +73,7 @@ void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
     atomic_store_explicit(&h->nrecords, t->nrecords, memory_order_release);
 }
 
-void writer_publish_totals(speculo_writer *w)
+void speculo__writer_publish_totals(speculo_writer *w)
 {
     struct seg_totals t = {
         .committed_end = w->tail,
@@ -83,18 +83,18 @@ void writer_publish_totals(speculo_writer *w)
         .obsolete_count = w->obsolete_count,
         .nrecords = w->nrecords,
     };
-    header_publish_totals(w_header(w), &t);
+    speculo__header_publish_totals(w_header(w), &t);
 }
 
 /* The committed record with this id, by binary search of the id table. */
-int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
+int speculo__writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
 {
-    int64_t i = table_lower_bound(&w->map, w->nrecords, id);
+    int64_t i = speculo__table_lower_bound(&w->map, w->nrecords, id);
     if (i < 0)
         return (int)i;
     if ((uint64_t)i == w->nrecords)
         return -ENOENT;
-    rec_check(w->map.base, &w->map.lay, seg_table(&w->map)[i], v);
+    speculo__rec_check(w->map.base, &w->map.lay, seg_table(&w->map)[i], v);
     return v->id == id ? 0 : -ENOENT;
 }
 
@@ -130,7 +130,7 @@ static void apply_options(speculo_writer *w, const struct speculo_writer_options
  * (random: two writers in different PID namespaces may share a pid). */
 static void temp_name(char *buf, size_t size, const char *segment, const char *kind)
 {
-    snprintf(buf, size, ".%s.%s.%016llx", segment, kind, (unsigned long long)random_u64());
+    snprintf(buf, size, ".%s.%s.%016llx", segment, kind, (unsigned long long)speculo__random_u64());
 }
 
 /* Allocate the first @len bytes of a new file: a full filesystem fails
@@ -190,7 +190,7 @@ void speculo__file_abandon(speculo_writer *w, int dirfd, struct new_file *f, str
     if (f->tmp[0])
         unlinkat(dirfd, f->tmp, 0);
     f->tmp[0] = '\0';
-    ns_unmap(m);
+    speculo__ns_unmap(m);
     speculo__role_close(w, true);
 }
 
@@ -230,7 +230,7 @@ static int create_segment(speculo_writer *w, int dirfd, const struct speculo_wri
 {
     uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
     struct seg_layout l;
-    seg_plan_layout(cap, 0, 0, 0, &l);
+    speculo__seg_plan_layout(cap, 0, 0, 0, &l);
     struct new_file f = {
         .capacity = l.capacity,
         .mode = (o && o->mode ? o->mode : 0600) & 0644, /* nobody else may write */
@@ -243,7 +243,8 @@ static int create_segment(speculo_writer *w, int dirfd, const struct speculo_wri
     if (rc < 0)
         return rc;
     struct seg_header *h = w_header(w);
-    seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
+    speculo__seg_init_header(h, &l, 1, speculo__random_u64(), speculo__clock_wall_ns(), cap,
+                             speculo__random_u64());
     w->map.lay = l;
     /* names the writer for people; the file is not visible yet */
     atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
@@ -284,10 +285,10 @@ static void give_role(speculo_writer *w)
  * writer may have died between a commit and its index update. */
 static int recover_name(speculo_writer *w, const struct rec_view *v)
 {
-    uint64_t hash = name_hash(w_header(w)->hash_seed, v->name, v->name_len);
+    uint64_t hash = speculo__name_hash(w_header(w)->hash_seed, v->name, v->name_len);
     struct name_slot *slot;
     struct rec_view prev;
-    int rc = index_slot_for(&w->map, v->name, v->name_len, hash, &slot, &prev);
+    int rc = speculo__index_slot_for(&w->map, v->name, v->name_len, hash, &slot, &prev);
     if (rc < 0)
         return -EBADMSG;
     if (prev.h && prev.id >= v->id)
@@ -309,7 +310,7 @@ static int recover_name(speculo_writer *w, const struct rec_view *v)
 static void recover_replaces(speculo_writer *w, const struct rec_view *v)
 {
     struct rec_view old;
-    if (v->replaces == 0 || v->replaces >= v->id || writer_find(w, v->replaces, &old) < 0)
+    if (v->replaces == 0 || v->replaces >= v->id || speculo__writer_find(w, v->replaces, &old) < 0)
         return;
     if (!atomic_load_explicit(&((struct rec_header *)old.h)->obsoleted_by, memory_order_relaxed))
         mark_obsolete(w, &old, v->id);
@@ -330,7 +331,7 @@ static int recover(speculo_writer *w)
     w->dead_bytes = w->obsolete_count = 0;
     for (;;) {
         struct rec_view v;
-        int rc = rec_check(w->map.base, &w->map.lay, pos, &v);
+        int rc = speculo__rec_check(w->map.base, &w->map.lay, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -364,7 +365,7 @@ static int recover(speculo_writer *w)
         w->names_used += atomic_load_explicit(&slots[i].off, memory_order_relaxed) != 0;
     for (uint64_t i = 0; i < n; i++) {
         struct rec_view v;
-        rec_check(w->map.base, &w->map.lay, table[i], &v);
+        speculo__rec_check(w->map.base, &w->map.lay, table[i], &v);
         if (v.name && recover_name(w, &v) < 0)
             return -EBADMSG;
         recover_replaces(w, &v);
@@ -374,7 +375,7 @@ static int recover(speculo_writer *w)
      * and must not make the next collection fill /dev/shm. */
     w->base_capacity =
         h->base_capacity && h->base_capacity <= w->map.size ? h->base_capacity : w->map.size;
-    writer_publish_totals(w);
+    speculo__writer_publish_totals(w);
     w->faulted_end = w->tail & ~(uint64_t)(SEG_PAGE - 1); /* earlier pages are in use */
     return 0;
 }
@@ -386,8 +387,8 @@ static int open_existing(speculo_writer *w, int dirfd)
     struct stat st;
     int fd = speculo__role_openat(w, false, dirfd, w->segment, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
     if (fd < 0)
-        return ns_open_error(-fd);
-    int rc = ns_check_segment(fd, true, &st);
+        return speculo__ns_open_error(-fd);
+    int rc = speculo__ns_check_segment(fd, true, &st);
     if (rc == 0)
         rc = speculo__role_map(fd, &st, false, &w->map);
     if (rc < 0) {
@@ -398,7 +399,7 @@ static int open_existing(speculo_writer *w, int dirfd)
     if (rc == 0 && atomic_load_explicit(&w_header(w)->superseded, memory_order_acquire)) {
         /* Switched or removed since we opened it, or a GC died between
          * marking and renaming: only in that last case is it still ours. */
-        if (ns_same_file(dirfd, w->segment, &w->map) == 1)
+        if (speculo__ns_same_file(dirfd, w->segment, &w->map) == 1)
             atomic_store_explicit(&w_header(w)->superseded, 0, memory_order_release);
         else
             rc = 1;
@@ -415,14 +416,39 @@ static int open_existing(speculo_writer *w, int dirfd)
     if (rc != 0) {
         if (rc != -EBUSY)
             give_role(w);
-        ns_unmap(&w->map);
+        speculo__ns_unmap(&w->map);
         speculo__role_close(w, false);
     }
     return rc;
 }
 
-int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
-                        speculo_writer **out)
+/* Open the writer @w of its segment in the directory it was given. */
+static int writer_start(speculo_writer *w, const struct speculo_writer_options *opts)
+{
+    int dirfd;
+    int rc = speculo__dir_open(&w->dir, true, &dirfd);
+    if (rc < 0)
+        return rc;
+    for (int attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
+        rc = open_existing(w, dirfd);
+        if (rc == -ENOENT) {
+            rc = create_segment(w, dirfd, opts);
+            if (rc == -EEXIST)
+                rc = 1;
+        }
+        if (rc != 1)
+            break;
+    }
+    if (rc == 1)
+        rc = -EBUSY; /* the name kept changing under us: someone else is writing */
+    if (rc == 0)     /* we hold the role: what other writers left is theirs no more */
+        speculo__temporaries_remove(dirfd, w->segment, false, NULL, NULL);
+    close(dirfd);
+    return rc;
+}
+
+int speculo_writer_open_at(const char *dir, const char *segment,
+                           const struct speculo_writer_options *opts, speculo_writer **out)
 {
     if (!out)
         return -EINVAL;
@@ -437,31 +463,15 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     memcpy(w->segment, segment, strlen(segment) + 1); /* fits: name checked */
     w->token = speculo__owner_self_token();
     apply_options(w, opts);
-    speculo__role_register(w);
-    int dirfd;
-    rc = ns_open_dir(true, &dirfd);
-    if (rc < 0) {
-        speculo__role_unregister(w);
-        free(w);
-        return rc;
+    rc = speculo__dir_get(dir, &w->dir);
+    if (rc == 0) {
+        speculo__role_register(w);
+        rc = writer_start(w, opts);
+        if (rc < 0)
+            speculo__role_unregister(w);
     }
-    for (int attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
-        rc = open_existing(w, dirfd);
-        if (rc == -ENOENT) {
-            rc = create_segment(w, dirfd, opts);
-            if (rc == -EEXIST)
-                rc = 1;
-        }
-        if (rc != 1)
-            break;
-    }
-    if (rc == 1)
-        rc = -EBUSY; /* the name kept changing under us: someone else is writing */
-    if (rc == 0)     /* we hold the role: what other writers left is theirs no more */
-        speculo__temporaries_remove(dirfd, segment, false, NULL, NULL);
-    close(dirfd);
     if (rc < 0) {
-        speculo__role_unregister(w);
+        speculo__dir_put(&w->dir);
         free(w);
         return rc;
     }
@@ -469,16 +479,23 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     return 0;
 }
 
+int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
+                        speculo_writer **out)
+{
+    return speculo_writer_open_at(NULL, segment, opts, out);
+}
+
 void speculo_writer_close(speculo_writer *w)
 {
     if (!w)
         return;
     if (!w->forked) { /* a forked child's copy holds no role: the parent's file */
-        writer_publish_totals(w);
+        speculo__writer_publish_totals(w);
         give_role(w);
     }
-    ns_unmap(&w->map);
+    speculo__ns_unmap(&w->map);
     speculo__role_unregister(w); /* after the owner word: this releases the lock */
+    speculo__dir_put(&w->dir);
     free(w);
 }
 
@@ -500,11 +517,11 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
     bool fits = need <= w->map.size - w->tail && w->nrecords < h->table_slots &&
                 w->names_used < h->index_slots / 2;
     if (!fits) {
-        int rc = writer_collect(w, need);
+        int rc = speculo__writer_collect(w, need);
         if (rc < 0)
             return rc;
     }
-    int rc = writer_prefault(w, w->tail + need);
+    int rc = speculo__writer_prefault(w, w->tail + need);
     if (rc < 0)
         return rc;
     w->reserved = true;
@@ -529,7 +546,8 @@ static int check_commit(speculo_writer *w, const struct speculo_commit_options *
             return rc;
     }
     if (o->replaces) {
-        if (writer_find(w, o->replaces, replaced) < 0 || !rec_live(replaced, &now))
+        if (speculo__writer_find(w, o->replaces, replaced) < 0 ||
+            !speculo__rec_live(replaced, &now))
             return -ENOENT;
     }
     return 0;
@@ -547,7 +565,7 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
 {
     if (!w || !w->reserved)
         return -EINVAL;
-    int64_t now = clock_wall_ns();
+    int64_t now = speculo__clock_wall_ns();
     struct rec_view replaced;
     int rc = check_commit(w, opts, now, &replaced);
     if (rc < 0)
@@ -559,10 +577,10 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
     struct name_slot *slot = NULL;
     struct rec_view prev = {0};
     if (name) {
-        hash = name_hash(h->hash_seed, name, name_len);
-        if (index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
+        hash = speculo__name_hash(h->hash_seed, name, name_len);
+        if (speculo__index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
             return -EBADMSG;
-        if (prev.h && !rec_live(&prev, &now))
+        if (prev.h && !speculo__rec_live(&prev, &now))
             prev.h = NULL;
     }
     uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = w->next_id;
@@ -608,14 +626,15 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
     w->reserved = false;
     /* informational: the time of the newest commit */
     atomic_store_explicit(&h->last_commit_ns, now, memory_order_relaxed);
-    writer_publish_totals(w);
-    wake_waiters(h);
+    speculo__writer_publish_totals(w);
+    speculo__wake_waiters(h);
     if (id)
         *id = cid;
     uint64_t used = w->tail - h->records_off;
     if (w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
         w->dead_bytes * 100 > used * w->gc_dead_percent)
-        (void)writer_collect(w, 0); /* the commit stands; a failed collection retries later */
+        (void)speculo__writer_collect(w,
+                                      0); /* the commit stands; a failed collection retries later */
     return 0;
 }
 
@@ -644,12 +663,12 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
         return -EBUSY;
     struct rec_view v;
     int64_t now = 0;
-    if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(&v, &now))
+    if (id == 0 || speculo__writer_find(w, id, &v) < 0 || !speculo__rec_live(&v, &now))
         return -ENOENT;
     mark_obsolete(w, &v, OBSOLETE_EXPLICIT);
-    writer_publish_totals(w);
+    speculo__writer_publish_totals(w);
     /* readers in speculo_reader_watch() wait for this; no one else wakes
      * for it (speculo_reader_wait() goes back to sleep) */
-    wake_waiters(w_header(w));
+    speculo__wake_waiters(w_header(w));
     return 0;
 }

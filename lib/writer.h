@@ -6,6 +6,7 @@
 
 struct speculo_writer {
     char segment[SPECULO_SEGMENT_NAME_MAX + 1];
+    struct ns_dir dir;
     struct seg_map map;
     int fd;                                /* the segment file, holding the role's lock (role.c) */
     int new_fd;                            /* a file being made (created or collected), or -1 */
@@ -56,15 +57,15 @@ void speculo__file_abandon(speculo_writer *w, int dirfd, struct new_file *f, str
 int speculo__file_link(speculo_writer *w, int dirfd, struct new_file *f, bool replace);
 
 /* gc.c */
-int writer_collect(speculo_writer *w, uint64_t need);
+int speculo__writer_collect(speculo_writer *w, uint64_t need);
 /* writer.c */
-int writer_prefault(speculo_writer *w, uint64_t end);
+int speculo__writer_prefault(speculo_writer *w, uint64_t end);
 /* What a file's header counts of its records (see header_publish_totals). */
 struct seg_totals {
     uint64_t committed_end, last_id, dead_bytes, names_used, obsolete_count, nrecords;
 };
-void header_publish_totals(struct seg_header *h, const struct seg_totals *t);
-void writer_publish_totals(speculo_writer *w);
-int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v);
+void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t);
+void speculo__writer_publish_totals(speculo_writer *w);
+int speculo__writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v);
 
 #endif

@@ -31,6 +31,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, reader_suite());
     srunner_add_suite(sr, gc_suite());
     srunner_add_suite(sr, wait_suite());
+    srunner_add_suite(sr, wait_many_suite());
     srunner_add_suite(sr, watch_suite());
     srunner_add_suite(sr, multiprocess_suite());
     srunner_add_suite(sr, role_suite());
