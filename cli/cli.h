@@ -97,6 +97,12 @@ int newest_chunk_id(speculo_reader *r, uint64_t *id);
 
 /* ---- output (common.c) ---- */
 
+/* Make sure descriptors 0, 1 and 2 are open, so that no file the library
+ * opens lands on one of them (and gets our output written into it). A
+ * closed one gets an O_PATH descriptor, on which reads and writes still
+ * fail with EBADF as on a closed one. Call first thing in main(). */
+void guard_standard_fds(void);
+
 /* Write all of buf to fd, retrying short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *buf, size_t len);
 /* Report a failure writing to stdout; EPIPE (the reader of our output went

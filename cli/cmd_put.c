@@ -164,6 +164,23 @@ static int slurp_stdin(char **out, size_t *out_len)
     return 0;
 }
 
+/*
+ * The exit status says whether the chunk was committed, and nothing else:
+ * a script that retries a failed put must not commit twice. So a chunk
+ * whose id cannot be printed (stdout closed, full, or a pipe nobody reads)
+ * is still a success; a warning on stderr names the id instead.
+ */
+static int print_id(const char *segment, uint64_t id)
+{
+    printf("%llu\n", (unsigned long long)id);
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return EXIT_OK;
+    int err = errno ? errno : EIO;
+    fprintf(stderr, "speculo: %s: warning: committed chunk %llu, but could not print its id: %s\n",
+            segment, (unsigned long long)id, strerror(err));
+    return EXIT_OK;
+}
+
 static int commit_and_print(speculo_writer *w, const struct put_args *a, const void *data,
                             size_t size, bool reserved)
 {
@@ -176,8 +193,7 @@ static int commit_and_print(speculo_writer *w, const struct put_args *a, const v
                     (unsigned long long)a->replaces);
     if (rc < 0)
         return fail_code(a->segment, rc);
-    printf("%llu\n", (unsigned long long)id);
-    return finish_stdout(EXIT_OK);
+    return print_id(a->segment, id);
 }
 
 /* Zero copy: stdin's bytes go straight into the reserved chunk. */

@@ -3,6 +3,7 @@
  * handles with friendly errors, and writing to stdout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -309,4 +310,16 @@ int segment_operand(int argc, char **argv, const char **segment)
         return usage_error(argv[0], argc == optind ? "missing segment name" : "too many arguments");
     *segment = argv[optind];
     return segment_name_option(argv[0], *segment);
+}
+
+void guard_standard_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        /* The lowest free descriptor: fd itself, the ones below being open. */
+        int got = open("/dev/null", O_PATH | O_CLOEXEC);
+        if (got >= 0 && got != fd)
+            close(got);
+    }
 }

@@ -62,6 +62,7 @@ int main(int argc, char **argv)
     /* A closed output pipe shows up as EPIPE from write(2); the commands
      * treat it as "the reader has seen enough" and end cleanly. */
     signal(SIGPIPE, SIG_IGN);
+    guard_standard_fds();
 
     if (argc < 2) {
         print_usage(stderr);

@@ -87,5 +87,6 @@ TCase *tc_case_follow(void);
 TCase *tc_case_admin(void);
 TCase *tc_case_errors(void);
 TCase *tc_case_docs(void);
+TCase *tc_case_messages(void);
 
 #endif
