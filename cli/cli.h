@@ -15,6 +15,8 @@
 
 #include "speculo.h"
 
+struct option;
+
 enum { EXIT_OK = 0, EXIT_ERR = 1, EXIT_USAGE = 2 };
 
 /* What option parsers return when the command should go on; anything else
@@ -42,10 +44,27 @@ int cmd_rm(int argc, char **argv);
 
 /* ---- messages (common.c) ---- */
 
-/* `speculo: WHAT: MESSAGE` on stderr; returns EXIT_ERR. */
+/* User-given text (a name, a path, an argument) made safe to print: control
+ * bytes, invalid UTF-8 and the characters a terminal acts on are escaped
+ * (\n, \xHH, \uHHHH), a backslash is doubled. The result lives until
+ * three more calls of the same thread; very long texts are cut with "...".
+ * Every message that repeats what the user gave goes through it. */
+const char *printable(const char *s);
+/* `speculo: WHAT: MESSAGE` on stderr (WHAT shown with printable()); returns
+ * EXIT_ERR. */
 int fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* `speculo: SEG: <speculo_strerror(err)>`; returns EXIT_ERR. */
+/* `speculo: SEG: <speculo_strerror(err)>`; returns EXIT_ERR. -EPERM (an
+ * unsafe directory or file) goes to fail_unsafe(), which says which. */
 int fail_code(const char *what, int err);
+/* After the library refused with -EPERM: say exactly what is unsafe, the
+ * segment directory (a symlink, not a directory, writable by others, not
+ * yours) or the segment file of `segment` (NULL: the directory only).
+ * Returns EXIT_ERR. */
+int fail_unsafe(const char *segment);
+/* Check the segment directory by the library's rules, printing
+ * `speculo: DIR: unsafe segment directory: WHY` when it breaks one.
+ * EXIT_OK (with *missing when it does not exist) or EXIT_ERR. */
+int check_segment_dir(const char *dir, bool *missing);
 /* `PROG: MESSAGE` then a pointer to PROG --help, on stderr; returns
  * EXIT_USAGE. PROG is the subcommand's argv[0], e.g. "speculo put". */
 int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -56,6 +75,9 @@ int print_help(const char *text);
  * (`-h`, `--help`) and of getopt's '?' result. Returns the exit status the
  * subcommand must return. */
 int common_option(int opt, const char *prog, const char *help);
+/* getopt_long(), but its complaint about a bad option (printed before '?'
+ * is returned) shows the offending text escaped, with printable(). */
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts);
 
 /* ---- argument parsing (common.c) ---- */
 

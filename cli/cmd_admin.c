@@ -72,7 +72,7 @@ static int parse_seg_args(int argc, char **argv, const char *help, const char *o
     int opt;
     memset(a, 0, sizeof *a);
     a->wait_ms = CLI_WRITER_WAIT_MS;
-    while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, optstring, longopts)) != -1) {
         if (opt == 'w') {
             int status = wait_option(argv[0], optarg, &a->wait_ms);
             if (status != CLI_CONTINUE)
@@ -128,33 +128,6 @@ int cmd_info(int argc, char **argv)
     return rc < 0 ? stdout_failure(rc) : EXIT_OK;
 }
 
-/* The library's rules for the segment directory (docs/DESIGN.md): a real
- * directory that only its owner can write to. */
-static int check_dir(const char *dir, bool *missing)
-{
-    struct stat st;
-    *missing = false;
-    if (lstat(dir, &st) < 0) {
-        if (errno == ENOENT) {
-            *missing = true;
-            return EXIT_OK;
-        }
-        return fail(dir, "%s", strerror(errno));
-    }
-    if (S_ISLNK(st.st_mode))
-        return fail(dir, "unsafe segment directory: it is a symbolic link");
-    if (!S_ISDIR(st.st_mode))
-        return fail(dir, "not a directory");
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return fail(dir, "unsafe segment directory: writable by others than its owner");
-    /* Anybody could have made /dev/shm/speculo-UID first; an explicit
-     * $SPECULO_DIR may be another user's, shared read-only. */
-    const char *env = getenv("SPECULO_DIR");
-    if ((!env || !*env) && st.st_uid != geteuid())
-        return fail(dir, "unsafe segment directory: not owned by you");
-    return EXIT_OK;
-}
-
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -208,7 +181,7 @@ static int list_dir(const char *dir, char ***names, size_t *count)
 
 int cmd_segments(int argc, char **argv)
 {
-    int opt = getopt_long(argc, argv, "h", help_only, NULL);
+    int opt = cli_getopt(argc, argv, "h", help_only);
     if (opt != -1)
         return common_option(opt, argv[0], segments_help);
     if (optind != argc)
@@ -219,7 +192,7 @@ int cmd_segments(int argc, char **argv)
     if (rc < 0)
         return fail("segment directory", "%s", speculo_strerror(rc));
     bool missing;
-    int status = check_dir(dir, &missing);
+    int status = check_segment_dir(dir, &missing);
     if (status != EXIT_OK || missing)
         return status;
 

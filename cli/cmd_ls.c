@@ -192,7 +192,7 @@ static int parse_ls(int argc, char **argv, const char **segment, bool *json)
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "jh", longopts)) != -1) {
         if (opt != 'j')
             return common_option(opt, argv[0], ls_help);
         *json = true;

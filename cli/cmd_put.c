@@ -49,11 +49,11 @@ static int put_option(int opt, const char *prog, struct put_args *a)
     case 't':
         if (!parse_seconds(optarg, &a->ttl_ns))
             return usage_error(prog, "invalid TTL '%s': seconds, 0 or more, may be fractional",
-                               optarg);
+                               printable(optarg));
         return CLI_CONTINUE;
     case 'r':
         if (!parse_u64(optarg, &a->replaces) || a->replaces == 0)
-            return usage_error(prog, "invalid chunk id '%s'", optarg);
+            return usage_error(prog, "invalid chunk id '%s'", printable(optarg));
         return CLI_CONTINUE;
     case 'w':
         return wait_option(prog, optarg, &a->wait_ms);
@@ -77,7 +77,7 @@ static int parse_put(int argc, char **argv, struct put_args *a)
 
     memset(a, 0, sizeof *a);
     a->wait_ms = CLI_WRITER_WAIT_MS;
-    while ((opt = getopt_long(argc, argv, "t:r:w:h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "t:r:w:h", longopts)) != -1) {
         int rc = put_option(opt, prog, a);
         if (rc != CLI_CONTINUE)
             return rc;
@@ -96,7 +96,7 @@ static int parse_put(int argc, char **argv, struct put_args *a)
         return usage_error(prog,
                            "invalid chunk name '%s': 1-255 of [A-Za-z0-9_.-], starting "
                            "with a letter or '_'",
-                           a->name);
+                           printable(a->name));
     return CLI_CONTINUE;
 }
 

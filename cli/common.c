@@ -10,16 +10,95 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/* ---- showing user-given text ---- */
+
+/* The length of the well-formed UTF-8 sequence at p (2 to 4 bytes, no
+ * overlong form, no surrogate, at most U+10FFFF) and its code point in
+ * *cp; 0 when p does not start one. */
+static size_t utf8_sequence(const unsigned char *p, uint32_t *cp)
+{
+    size_t n = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+    if (n == 0 || p[0] > 0xf4)
+        return 0;
+    uint32_t c = p[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (p[i] & 0x3f);
+    }
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (c < least[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+/* Characters a terminal acts on rather than shows: the C1 controls, and
+ * the bidirectional overrides that make text read other than it is. */
+static bool invisible_code_point(uint32_t c)
+{
+    return (c >= 0x80 && c <= 0x9f) || (c >= 0x200e && c <= 0x200f) ||
+           (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+/* Room for the longest path and then some; longer texts are cut. */
+#define SHOWN_MAX 4096
+#define SHOWN_SLOTS 4
+
+/*
+ * Names and paths come from the user (arguments, $SPECULO_DIR) and may
+ * hold escape sequences or newlines that would act on the terminal or
+ * forge a line of output. Printable ASCII and well-formed UTF-8 are shown
+ * as they are; a backslash is doubled, so that what is shown reads back
+ * unambiguously; anything else is \n, \t, \r, \xHH or \uHHHH. A few
+ * slots are used in turn so that one message may show several texts.
+ */
+const char *printable(const char *s)
+{
+    static const char *const named[128] = {['\\'] = "\\\\", ['\n'] = "\\n", ['\t'] = "\\t",
+                                           ['\r'] = "\\r"};
+    static _Thread_local char slots[SHOWN_SLOTS][SHOWN_MAX + 16];
+    static _Thread_local unsigned next;
+    char *out = slots[next++ % SHOWN_SLOTS];
+    size_t len = 0;
+    const unsigned char *p = (const unsigned char *)(s ? s : "(null)");
+
+    /* Each step adds at most 6 bytes: the slot has room past SHOWN_MAX. */
+    while (*p && len < SHOWN_MAX) {
+        uint32_t cp = 0;
+        size_t n = *p >= 0x80 ? utf8_sequence(p, &cp) : 0;
+        if (*p < 0x80 && named[*p]) {
+            len += (size_t)sprintf(out + len, "%s", named[*p++]);
+        } else if (*p >= 0x20 && *p < 0x7f) {
+            out[len++] = (char)*p++;
+        } else if (n && !invisible_code_point(cp)) {
+            memcpy(out + len, p, n);
+            len += n;
+            p += n;
+        } else if (n) {
+            len += (size_t)sprintf(out + len, "\\u%04x", (unsigned)cp);
+            p += n;
+        } else {
+            len += (size_t)sprintf(out + len, "\\x%02x", *p++);
+        }
+    }
+    strcpy(out + len, *p ? "..." : "");
+    return out;
+}
+
+/* ---- messages ---- */
+
 int fail(const char *what, const char *fmt, ...)
 {
     va_list ap;
     fflush(stdout);
-    fprintf(stderr, "speculo: %s: ", what);
+    fprintf(stderr, "speculo: %s: ", printable(what));
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -27,10 +106,127 @@ int fail(const char *what, const char *fmt, ...)
     return EXIT_ERR;
 }
 
-/* The library's own message for a code: one wording for every face. */
+/* The library's own message for a code: one wording for every face;
+ * but its -EPERM covers several faults, and the user needs to know which. */
 int fail_code(const char *what, int err)
 {
+    if (err == -EPERM)
+        return fail_unsafe(speculo_segment_name_check(what) == 0 ? what : NULL);
     return fail(what, "%s", speculo_strerror(err));
+}
+
+/* ---- why the library calls a directory or a file unsafe ---- */
+
+/* `path` without what makes lstat(2) follow a symlink in its last
+ * component: trailing slashes and "/." ("link/", "link/." -> "link"). */
+static void last_component_path(const char *path, char *out, size_t size)
+{
+    snprintf(out, size, "%s", path);
+    size_t len = strlen(out);
+    for (;;) {
+        if (len > 1 && out[len - 1] == '/')
+            len--;
+        else if (len > 1 && out[len - 1] == '.' && out[len - 2] == '/')
+            len--;
+        else
+            break;
+        out[len] = '\0';
+    }
+}
+
+/* The library's rules for the segment directory (docs/DESIGN.md) in
+ * words: what is wrong with it, or NULL. Rules that bind only a writer
+ * come last, with `for_writer`: they can only explain a writer's refusal. */
+static const char *dir_fault(const struct stat *st, bool is_default, bool for_writer)
+{
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISDIR(st->st_mode))
+        return "not a directory";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return st->st_mode & S_IWOTH ? "writable by others (chmod go-w it)"
+                                     : "writable by its group (chmod g-w it)";
+    /* Anybody could have made /dev/shm/speculo-UID first. */
+    if (is_default && st->st_uid != geteuid())
+        return "not owned by you";
+    if (for_writer && st->st_uid != geteuid())
+        return "not owned by you (a writer writes only in a directory it owns)";
+    return NULL;
+}
+
+/* The same for a segment file. */
+static const char *file_fault(const struct stat *st, bool for_writer)
+{
+    if (S_ISLNK(st->st_mode))
+        return "it is a symbolic link";
+    if (!S_ISREG(st->st_mode))
+        return "not a regular file";
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return st->st_mode & S_IWOTH ? "writable by others (chmod go-w it)"
+                                     : "writable by its group (chmod g-w it)";
+    if (for_writer && st->st_uid != geteuid())
+        return "not owned by you (a writer writes only to its own files)";
+    return NULL;
+}
+
+static bool default_dir(void)
+{
+    const char *env = getenv("SPECULO_DIR");
+    return !env || !*env;
+}
+
+/* What is wrong with the directory, NULL when nothing (or it is missing:
+ * *missing, or it cannot be examined: *err). */
+static const char *segment_dir_fault(const char *dir, bool for_writer, bool *missing, int *err)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    *missing = false;
+    *err = 0;
+    last_component_path(dir, path, sizeof path);
+    if (lstat(path, &st) < 0) {
+        *missing = errno == ENOENT;
+        *err = errno;
+        return NULL;
+    }
+    return dir_fault(&st, default_dir(), for_writer);
+}
+
+int check_segment_dir(const char *dir, bool *missing)
+{
+    int err;
+    const char *fault = segment_dir_fault(dir, false, missing, &err);
+    if (fault)
+        return fail(dir, "unsafe segment directory: %s", fault);
+    if (err && !*missing)
+        return fail(dir, "%s", strerror(err));
+    return EXIT_OK;
+}
+
+/*
+ * The library said -EPERM: find which of its rules was broken, looking as
+ * it does, the directory first, then the file. The rules that bind only a
+ * writer are looked at last: if nothing else is wrong, one of them is.
+ */
+int fail_unsafe(const char *segment)
+{
+    char dir[PATH_MAX], file[PATH_MAX + SPECULO_SEGMENT_NAME_MAX + 2];
+    bool missing;
+    int err;
+    struct stat st;
+    const char *what = segment ? segment : "segment directory";
+    if (speculo_segment_dir(dir, sizeof dir) < 0)
+        return fail(what, "%s", speculo_strerror(-EPERM));
+    for (int writer_rules = 0; writer_rules <= 1; writer_rules++) {
+        const char *fault = segment_dir_fault(dir, writer_rules, &missing, &err);
+        if (fault)
+            return fail(what, "unsafe segment directory %s: %s", printable(dir), fault);
+        snprintf(file, sizeof file, "%s/%s", dir, segment ? segment : "");
+        if (segment && lstat(file, &st) == 0 && (fault = file_fault(&st, writer_rules)))
+            return fail(what, "unsafe segment file %s: %s", printable(file), fault);
+    }
+    /* Changed since the library looked: its own words. */
+    return fail(what, "%s", speculo_strerror(-EPERM));
 }
 
 int usage_error(const char *prog, const char *fmt, ...)
@@ -55,11 +251,76 @@ int common_option(int opt, const char *prog, const char *help)
     if (opt == 'h')
         return print_help(help);
     if (opt == '?') {
-        /* getopt already said what was wrong, prefixed with PROG. */
+        /* cli_getopt (or getopt) already said what was wrong. */
         fprintf(stderr, "Try '%s --help' for more information.\n", prog);
         return EXIT_USAGE;
     }
     return usage_error(prog, "unexpected option");
+}
+
+/* The long option that `name` (up to its '=', if any) is, or abbreviates
+ * alone; NULL when none, and then *matches says how many it abbreviates. */
+static const struct option *long_option(const struct option *longopts, const char *name,
+                                        int *matches)
+{
+    size_t n = strcspn(name, "=");
+    const struct option *found = NULL;
+    *matches = 0;
+    for (const struct option *o = longopts; o && o->name; o++) {
+        if (strncmp(o->name, name, n) != 0)
+            continue;
+        if (strlen(o->name) == n) {
+            *matches = 1;
+            return o;
+        }
+        found = o;
+        ++*matches;
+    }
+    return *matches == 1 ? found : NULL;
+}
+
+/* getopt's complaints, in its words, with the offending text shown
+ * escaped. After a '?', a long option's word is argv[optind - 1] (getopt
+ * has stepped over it); a short option is only known by optopt. */
+static void report_bad_option(int argc, char **argv, const char *optstring,
+                              const struct option *longopts)
+{
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    const char *prog = argv[0];
+    int matches;
+    const struct option *o = NULL;
+    bool is_long = strncmp(word, "--", 2) == 0 && word[2];
+    if (is_long)
+        o = long_option(longopts, word + 2, &matches);
+    if (is_long && optopt == 0 && matches > 1) {
+        fprintf(stderr, "%s: option '%s' is ambiguous; possibilities:", prog, printable(word));
+        for (const struct option *p = longopts; p->name; p++)
+            if (!strncmp(p->name, word + 2, strcspn(word + 2, "=")))
+                fprintf(stderr, " '--%s'", p->name);
+        fputc('\n', stderr);
+    } else if (is_long && optopt == 0) {
+        fprintf(stderr, "%s: unrecognized option '%s'\n", prog, printable(word));
+    } else if (o && o->val == optopt) {
+        char name[64];
+        snprintf(name, sizeof name, "--%s", o->name);
+        fprintf(stderr, "%s: option '%s' %s\n", prog, name,
+                strchr(word, '=') ? "doesn't allow an argument" : "requires an argument");
+    } else {
+        char c[2] = {(char)optopt, '\0'};
+        bool known = optopt && optopt != ':' && strchr(optstring, optopt);
+        fprintf(stderr, "%s: %s -- '%s'\n", prog,
+                known ? "option requires an argument" : "invalid option", printable(c));
+    }
+}
+
+int cli_getopt(int argc, char **argv, const char *optstring, const struct option *longopts)
+{
+    opterr = 0;
+    int opt = getopt_long(argc, argv, optstring, longopts, NULL);
+    opterr = 1;
+    if (opt == '?')
+        report_bad_option(argc, argv, optstring, longopts);
+    return opt;
 }
 
 bool all_digits(const char *s)
@@ -91,7 +352,7 @@ int wait_option(const char *prog, const char *arg, int *ms)
 {
     int64_t ns;
     if (!parse_seconds(arg, &ns))
-        return usage_error(prog, "invalid wait '%s': seconds, 0 or more", arg);
+        return usage_error(prog, "invalid wait '%s': seconds, 0 or more", printable(arg));
     *ms = ns / 1000000 > INT_MAX ? INT_MAX : (int)(ns / 1000000);
     return CLI_CONTINUE;
 }
@@ -205,7 +466,8 @@ static void report_no_directory(const char *segment)
     char dir[PATH_MAX];
     if (speculo_segment_dir(dir, sizeof dir) < 0)
         snprintf(dir, sizeof dir, "?");
-    fail(segment, "cannot create the segment directory %s: its parent does not exist", dir);
+    fail(segment, "cannot create the segment directory %s: its parent does not exist",
+         printable(dir));
 }
 
 /*
@@ -300,7 +562,7 @@ void format_time(int64_t ns, char *buf, size_t size)
 int segment_name_option(const char *prog, const char *segment)
 {
     if (speculo_segment_name_check(segment) < 0)
-        return usage_error(prog, "invalid segment name '%s'", segment);
+        return usage_error(prog, "invalid segment name '%s'", printable(segment));
     return CLI_CONTINUE;
 }
 

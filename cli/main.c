@@ -88,9 +88,9 @@ int main(int argc, char **argv)
     if (c)
         return run_command(c, argc - 1, argv + 1);
     if (name[0] == '-')
-        fprintf(stderr, "speculo: unrecognized option '%s'\n", name);
+        fprintf(stderr, "speculo: unrecognized option '%s'\n", printable(name));
     else
-        fprintf(stderr, "speculo: unknown command '%s'\n", name);
+        fprintf(stderr, "speculo: unknown command '%s'\n", printable(name));
     fputs("Try 'speculo --help' for more information.\n", stderr);
     return EXIT_USAGE;
 }
