@@ -38,8 +38,7 @@ static int parse_cat(int argc, char **argv, const char **segment, const char **k
     if (status != CLI_CONTINUE)
         return status;
     if (!all_digits(*key) && speculo_chunk_name_check(*key) < 0)
-        return usage_error(argv[0], "'%s' is neither a chunk id nor a chunk name",
-                           printable(*key));
+        return usage_error(argv[0], "'%s' is neither a chunk id nor a chunk name", printable(*key));
     return CLI_CONTINUE;
 }
 

@@ -61,8 +61,8 @@ static bool invisible_code_point(uint32_t c)
  */
 const char *printable(const char *s)
 {
-    static const char *const named[128] = {['\\'] = "\\\\", ['\n'] = "\\n", ['\t'] = "\\t",
-                                           ['\r'] = "\\r"};
+    static const char *const named[128] = {
+        ['\\'] = "\\\\", ['\n'] = "\\n", ['\t'] = "\\t", ['\r'] = "\\r"};
     static _Thread_local char slots[SHOWN_SLOTS][SHOWN_MAX + 16];
     static _Thread_local unsigned next;
     char *out = slots[next++ % SHOWN_SLOTS];
