@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "speculo.h"
 
@@ -133,8 +134,85 @@ int stdout_failure(int err);
 /* Format a wall-clock time (ns since the epoch) as ISO 8601 UTC with
  * milliseconds: "2026-11-26T07:13:28.123Z". buf needs 32 bytes. */
 void format_time(int64_t ns, char *buf, size_t size);
+/* The same to the nanosecond, as `speculo info` shows times:
+ * "2026-11-26T07:13:28.123456789Z". buf needs 40 bytes. */
+void format_time_ns(int64_t ns, char *buf, size_t size);
 /* Flush stdout and report a write error; returns status unchanged if ok. */
 int finish_stdout(int status);
+/* A JSON string of s: quotes, backslashes and control bytes escaped, and
+ * every byte outside printable ASCII as \u00XX, so that the document is
+ * valid UTF-8 whatever the bytes. */
+void json_string(FILE *out, const char *s);
+
+/* ---- what `info` says, typed (seginfo.c) ---- */
+
+/* The numeric keys of `speculo info`, in its order, with where each is in
+ * struct speculo_segment_info and what it means (for JSON, Prometheus and
+ * the tables). `counter` keys only grow while the segment lives. */
+enum info_type { INFO_U32, INFO_U64, INFO_I64, INFO_BOOL };
+struct info_key {
+    const char *key;
+    size_t offset;
+    enum info_type type;
+    bool counter;
+    const char *help;
+};
+extern const struct info_key info_keys[];
+extern const size_t info_key_count;
+/* The value of key k in s (a boolean as 0 or 1). */
+uint64_t info_value(const struct info_key *k, const struct speculo_segment_info *s);
+/* The writer of s as "PID/alive", "PID/dead", or "-" when no process holds
+ * the role. */
+void format_writer(const struct speculo_segment_info *s, char *buf, size_t size);
+
+/* The segments of the segment directory, sorted (none when the directory
+ * is missing); the directory is checked first (check_segment_dir).
+ * EXIT_OK or EXIT_ERR (printed). Free with free_names(). */
+int list_segments(char ***names, size_t *count);
+void free_names(char **names, size_t count);
+
+/* speculo_segment_describe() into a malloc'd text: its length or -errno. */
+int describe_segment(const char *segment, char **text);
+
+/* One segment as `speculo info` sees it: the struct when the segment can
+ * be read, else the library's text (`status: error`, `error: ...`). */
+struct seg_report {
+    const char *segment; /* not copied */
+    bool ok;
+    struct speculo_segment_info info; /* when ok */
+    char *text;                       /* when !ok */
+};
+/* 0; -ENOENT no such segment; another -errno (an unsafe directory: -EPERM)
+ * when not even a description can be had. Nothing is printed. */
+int seg_report_load(const char *segment, struct seg_report *rep);
+void seg_report_free(struct seg_report *rep);
+/* A value of the text of a report that is not ok, copied into buf; NULL
+ * when the text has no line for key. */
+const char *seg_report_text_value(const struct seg_report *rep, const char *key, char *buf,
+                                  size_t size);
+/* The report as one JSON object, the keys of `speculo info` typed: numbers
+ * as numbers, writer_alive a boolean, "-" null; times as in the text, and
+ * as numbers (ns since the epoch) under KEY_ns. Pretty-printed, each line
+ * after the first starting with `indent`; no newline after the '}'. */
+void seg_report_json(FILE *out, const struct seg_report *rep, const char *indent);
+
+/* ---- tables (common.c) ---- */
+
+/* Rows of text cells printed in aligned columns, two spaces apart. A row
+ * may have fewer cells than the table: its last cell then runs on to the
+ * end of the line (e.g. "error: ..." after a name). At most 16 columns. */
+struct table {
+    const char *const *header; /* cols titles */
+    size_t cols, rows, cap;
+    unsigned right; /* bit c: column c is right-aligned (numbers) */
+    char **cells;   /* rows * cols, NULL past the end of a short row */
+};
+void table_init(struct table *t, const char *const *header, size_t cols, unsigned right);
+/* Add a row of n <= cols cells (copied). 0 or -ENOMEM. */
+int table_row(struct table *t, const char *const *cells, size_t n);
+/* Print the rows, after the header line when `header`. */
+void table_print(FILE *out, const struct table *t, bool header);
+void table_free(struct table *t);
 
 /* ---- follow (follow.c) ---- */
 

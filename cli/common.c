@@ -545,10 +545,11 @@ int finish_stdout(int status)
     return status;
 }
 
-void format_time(int64_t ns, char *buf, size_t size)
+/* ISO 8601 UTC with `digits` (3 or 9) of the fraction of a second. */
+static void format_utc(int64_t ns, int digits, char *buf, size_t size)
 {
     time_t secs = (time_t)(ns / 1000000000);
-    long ms = (long)(ns % 1000000000) / 1000000;
+    long frac = (long)(ns % 1000000000);
     struct tm tm;
     if (ns < 0 || !gmtime_r(&secs, &tm)) {
         snprintf(buf, size, "?");
@@ -556,7 +557,34 @@ void format_time(int64_t ns, char *buf, size_t size)
     }
     char day[24];
     strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, size, "%s.%03ldZ", day, ms);
+    if (digits == 3)
+        snprintf(buf, size, "%s.%03ldZ", day, frac / 1000000);
+    else
+        snprintf(buf, size, "%s.%09ldZ", day, frac);
+}
+
+void format_time(int64_t ns, char *buf, size_t size)
+{
+    format_utc(ns, 3, buf, size);
+}
+
+void format_time_ns(int64_t ns, char *buf, size_t size)
+{
+    format_utc(ns, 9, buf, size);
+}
+
+void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
 }
 
 int segment_name_option(const char *prog, const char *segment)
@@ -584,4 +612,84 @@ void guard_standard_fds(void)
         if (got >= 0 && got != fd)
             close(got);
     }
+}
+
+/* ---- tables ---- */
+
+void table_init(struct table *t, const char *const *header, size_t cols, unsigned right)
+{
+    memset(t, 0, sizeof *t);
+    t->header = header;
+    t->cols = cols;
+    t->right = right;
+}
+
+int table_row(struct table *t, const char *const *cells, size_t n)
+{
+    if (t->rows == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        char **bigger = realloc(t->cells, cap * t->cols * sizeof *bigger);
+        if (!bigger)
+            return -ENOMEM;
+        t->cells = bigger;
+        t->cap = cap;
+    }
+    char **row = t->cells + t->rows * t->cols;
+    for (size_t i = 0; i < t->cols; i++) {
+        row[i] = i < n ? strdup(cells[i]) : NULL;
+        if (i < n && !row[i]) {
+            while (i-- > 0)
+                free(row[i]);
+            return -ENOMEM;
+        }
+    }
+    t->rows++;
+    return 0;
+}
+
+/* Does the cell at (r, c) end a short row (and so run on, unaligned)? */
+static bool runs_on(const struct table *t, size_t r, size_t c)
+{
+    return c + 1 < t->cols && !t->cells[r * t->cols + c + 1];
+}
+
+static void table_line(FILE *out, const struct table *t, const char *const *cells, size_t r,
+                       const int *width)
+{
+    for (size_t c = 0; c < t->cols && cells[c]; c++) {
+        bool right = t->right >> c & 1;
+        if (c > 0)
+            fputs("  ", out);
+        if ((r != SIZE_MAX && runs_on(t, r, c)) || (c + 1 == t->cols && !right))
+            fputs(cells[c], out); /* nothing after it to align */
+        else
+            fprintf(out, right ? "%*s" : "%-*s", width[c], cells[c]);
+    }
+    fputc('\n', out);
+}
+
+void table_print(FILE *out, const struct table *t, bool header)
+{
+    int width[16] = {0};
+    for (size_t c = 0; c < t->cols && c < 16; c++) {
+        if (header)
+            width[c] = (int)strlen(t->header[c]);
+        for (size_t r = 0; r < t->rows; r++) {
+            const char *cell = t->cells[r * t->cols + c];
+            if (cell && !runs_on(t, r, c) && (int)strlen(cell) > width[c])
+                width[c] = (int)strlen(cell);
+        }
+    }
+    if (header)
+        table_line(out, t, t->header, SIZE_MAX, width);
+    for (size_t r = 0; r < t->rows; r++)
+        table_line(out, t, (const char *const *)t->cells + r * t->cols, r, width);
+}
+
+void table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->rows * t->cols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    memset(t, 0, sizeof *t);
 }
