@@ -42,6 +42,7 @@ int cmd_info(int argc, char **argv);
 int cmd_segments(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* ---- messages (common.c) ---- */
 
@@ -89,6 +90,8 @@ bool parse_seconds(const char *s, int64_t *ns);
 /* The argument of --wait (put, gc): seconds into *ms, capped at INT_MAX.
  * Returns CLI_CONTINUE, or the usage status to return. */
 int wait_option(const char *prog, const char *arg, int *ms);
+/* True when s is well-formed UTF-8 (ASCII included). */
+bool valid_utf8(const char *s);
 /* A decimal uint64 made of digits only; false when malformed or too big. */
 bool parse_u64(const char *s, uint64_t *v);
 /* True when s is non-empty and all ASCII digits. */
@@ -223,8 +226,9 @@ enum stop_reason { STOP_NONE = 0, STOP_SIGNAL, STOP_OUTPUT_GONE };
  * away and for the removal of `segment`'s file, without polling: a helper
  * thread sleeps in poll(2) and, when one happens, interrupts the calling
  * thread (which must be the one that blocks in speculo_reader_wait) until
- * it takes it in: stop_requested() then stops, removal_noticed(). Returns 0
- * or -errno. */
+ * it takes it in: stop_requested() then stops, removal_noticed(). segment
+ * may be NULL when removal_watch_arm() is never called. Returns 0 or
+ * -errno. */
 int follow_watch_start(const char *segment);
 /* STOP_NONE, or why the follow loop must end. */
 enum stop_reason stop_requested(void);

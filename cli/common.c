@@ -614,6 +614,18 @@ void guard_standard_fds(void)
     }
 }
 
+bool valid_utf8(const char *s)
+{
+    uint32_t cp;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = *p < 0x80 ? 1 : utf8_sequence(p, &cp);
+        if (n == 0)
+            return false;
+        p += n;
+    }
+    return true;
+}
+
 /* ---- tables ---- */
 
 void table_init(struct table *t, const char *const *header, size_t cols, unsigned right)

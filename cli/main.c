@@ -17,6 +17,7 @@ static const struct cli_command commands[] = {
     {"segments", cmd_segments, "list the segments in the segment directory"},
     {"gc", cmd_gc, "collect a segment now"},
     {"rm", cmd_rm, "remove a segment"},
+    {"stats", cmd_stats, "numbers for monitoring: a table, Prometheus, or rates (-w)"},
 };
 
 static void print_usage(FILE *out)

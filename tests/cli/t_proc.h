@@ -104,5 +104,6 @@ TCase *tc_case_errors(void);
 TCase *tc_case_docs(void);
 TCase *tc_case_messages(void);
 TCase *tc_case_info_json(void);
+TCase *tc_case_stats(void);
 
 #endif
