@@ -180,17 +180,27 @@ static int load_reports(char **names, size_t count, bool named, struct reports *
     return status;
 }
 
-/* The segments named, or all of the directory's: their names, to be freed
- * with free_names() when *owned. */
-static int segment_names(const struct stats_args *a, char ***names, size_t *n, bool *owned)
+/* The segments to report: those named, or all of the directory's. */
+struct names {
+    char **v;
+    size_t n;
+    bool listed; /* from the directory: v is ours to free */
+};
+
+static int names_get(const struct stats_args *a, struct names *nm)
 {
-    *owned = !a->segments;
-    if (a->segments) {
-        *names = a->segments;
-        *n = a->nsegments;
-        return EXIT_OK;
-    }
-    return list_segments(names, n);
+    nm->listed = !a->segments;
+    if (nm->listed)
+        return list_segments(&nm->v, &nm->n);
+    nm->v = a->segments;
+    nm->n = a->nsegments;
+    return EXIT_OK;
+}
+
+static void names_free(struct names *nm)
+{
+    if (nm->listed)
+        free_names(nm->v, nm->n);
 }
 
 /* ---- Prometheus text format ---- */
@@ -376,14 +386,12 @@ static int write_atomically(const char *path, const struct reports *r, const str
 
 static int stats_once(const struct stats_args *a)
 {
-    char **names;
-    size_t n;
-    bool owned;
-    int status = segment_names(a, &names, &n, &owned);
+    struct names nm;
+    int status = names_get(a, &nm);
     if (status != EXIT_OK)
         return status;
     struct reports r;
-    status = load_reports(names, n, !owned, &r);
+    status = load_reports(nm.v, nm.n, !nm.listed, &r);
     int written = EXIT_ERR;
     if (r.v && a->output) {
         written = write_atomically(a->output, &r, a);
@@ -392,8 +400,7 @@ static int stats_once(const struct stats_args *a)
         written = finish_stdout(written);
     }
     reports_free(&r);
-    if (owned) /* the reports' names */
-        free_names(names, n);
+    names_free(&nm); /* after the reports, which point to the names */
     return written != EXIT_OK ? written : status;
 }
 
@@ -496,58 +503,62 @@ static void rate_cells(const struct sample *prev, const struct speculo_segment_i
 
 #define WATCH_FORMAT "%-24s  %-*s  %10s  %12s  %4s  %8s\n"
 
+/* The line of one segment, and its sample taken for the next round. */
+static void watch_line(FILE *out, const char *when, int name_width, const char *segment,
+                       struct sample *prev)
+{
+    struct seg_report rep;
+    int rc = seg_report_load(segment, &rep);
+    int64_t at = mono_ns();
+    if (rc < 0 || !rep.ok) {
+        char why[256];
+        const char *reason = rc == -ENOENT ? "no such segment"
+                             : rc < 0      ? speculo_strerror(rc)
+                                           : seg_report_text_value(&rep, "error", why, sizeof why);
+        if (out)
+            fprintf(out, "%-24s  %-*s  error: %s\n", when, name_width, segment,
+                    reason ? reason : "?");
+        prev->at_ns = 0; /* no rate from before the gap */
+    } else {
+        char commits[32], bytes[32], gcs[32], live[32];
+        rate_cells(prev, &rep.info, at, commits, bytes, gcs, sizeof commits);
+        snprintf(live, sizeof live, "%llu", (unsigned long long)rep.info.live_chunks);
+        if (out)
+            fprintf(out, WATCH_FORMAT, when, name_width, segment, commits, bytes, gcs, live);
+        prev->info = rep.info;
+        prev->at_ns = at;
+    }
+    seg_report_free(&rep);
+}
+
 /* One line per segment on out: its rates since the previous round (out
- * NULL: only take the samples). */
+ * NULL: only take the samples). Segments gone since are forgotten: one of
+ * that name later is new. */
 static int watch_round(const struct stats_args *a, struct samples *seen, FILE *out, int name_width)
 {
-    char **names;
-    size_t n;
-    bool owned;
-    int status = segment_names(a, &names, &n, &owned);
+    struct names nm;
+    int status = names_get(a, &nm);
     if (status != EXIT_OK)
         return status;
     char when[48];
     format_time(wall_ns(), when, sizeof when);
     for (size_t i = 0; i < seen->n; i++)
         seen->v[i].seen = false;
-    for (size_t i = 0; i < n; i++) {
-        struct seg_report rep;
-        int rc = seg_report_load(names[i], &rep);
-        int64_t at = mono_ns();
-        struct sample *prev = sample_of(seen, names[i]);
+    for (size_t i = 0; i < nm.n && status == EXIT_OK; i++) {
+        struct sample *prev = sample_of(seen, nm.v[i]);
         if (!prev) {
             status = fail("stats", "%s", strerror(ENOMEM));
             break;
         }
         prev->seen = true;
-        if (rc < 0 || !rep.ok) {
-            char why[256];
-            const char *reason = rc == -ENOENT ? "no such segment"
-                                 : rc < 0      ? speculo_strerror(rc)
-                                          : seg_report_text_value(&rep, "error", why, sizeof why);
-            if (out)
-                fprintf(out, "%-24s  %-*s  error: %s\n", when, name_width, names[i],
-                        reason ? reason : "?");
-            prev->at_ns = 0;
-        } else {
-            char commits[32], bytes[32], gcs[32], live[32];
-            rate_cells(prev, &rep.info, at, commits, bytes, gcs, sizeof commits);
-            snprintf(live, sizeof live, "%llu", (unsigned long long)rep.info.live_chunks);
-            if (out)
-                fprintf(out, WATCH_FORMAT, when, name_width, names[i], commits, bytes, gcs, live);
-            prev->info = rep.info;
-            prev->at_ns = at;
-        }
-        seg_report_free(&rep);
+        watch_line(out, when, name_width, nm.v[i], prev);
     }
-    /* Forget the segments that are gone: one of that name later is new. */
     size_t kept = 0;
     for (size_t i = 0; i < seen->n; i++)
         if (seen->v[i].seen)
             seen->v[kept++] = seen->v[i];
     seen->n = kept;
-    if (owned)
-        free_names(names, n);
+    names_free(&nm);
     return status;
 }
 
@@ -579,17 +590,14 @@ static int stats_watch(const struct stats_args *a)
         return fail("stats", "cannot watch for signals: %s", strerror(-rc));
     /* As wide as the names at the start; a longer one that comes later
      * shifts its own line only. */
-    char **names;
-    size_t n;
-    bool owned;
+    struct names nm;
     int name_width = 7;
-    if (segment_names(a, &names, &n, &owned) != EXIT_OK)
+    if (names_get(a, &nm) != EXIT_OK)
         return EXIT_ERR;
-    for (size_t i = 0; i < n; i++)
-        if ((int)strlen(names[i]) > name_width)
-            name_width = (int)strlen(names[i]);
-    if (owned)
-        free_names(names, n);
+    for (size_t i = 0; i < nm.n; i++)
+        if ((int)strlen(nm.v[i]) > name_width)
+            name_width = (int)strlen(nm.v[i]);
+    names_free(&nm);
     printf(WATCH_FORMAT, "TIME", name_width, "SEGMENT", "COMMITS/S", "BYTES/S", "GCS", "LIVE");
     struct samples seen = {NULL, 0, 0};
     int status = watch_round(a, &seen, NULL, name_width);

@@ -13,6 +13,8 @@
 
 #include <check.h>
 
+#include "speculo.h"
+
 /* What a finished child did. */
 struct tc_result {
     int status;    /* raw waitpid() status */
@@ -60,6 +62,8 @@ bool tc_wait(struct tc_child *c, int timeout_ms, int *status);
 /* Kill (SIGKILL) and reap the child if still running, close its pipe. */
 void tc_kill(struct tc_child *c);
 
+/* speculo_reader_info() of a segment, asserting success. */
+struct speculo_segment_info tc_info(const char *segment);
 /* `speculo put SEG [NAME]` of a string, asserting success; returns the id. */
 uint64_t tc_put(const char *segment, const char *name, const char *data);
 

@@ -24,12 +24,7 @@ static void run_script(struct tc_result *r, const char *script)
 
 static uint64_t last_id(const char *segment)
 {
-    speculo_reader *rd;
-    struct speculo_segment_info info;
-    ck_assert_int_eq(speculo_reader_open(segment, &rd), 0);
-    ck_assert_int_eq(speculo_reader_info(rd, &info), 0);
-    speculo_reader_close(rd);
-    return info.last_id;
+    return tc_info(segment).last_id;
 }
 
 static void assert_cat(const char *segment, const char *key, const char *want)
