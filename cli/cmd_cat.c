@@ -27,7 +27,7 @@ static int parse_cat(int argc, char **argv, const char **segment, const char **k
         {NULL, 0, NULL, 0},
     };
     /* The only option is --help: any option ends the parse. */
-    int opt = getopt_long(argc, argv, "h", longopts, NULL);
+    int opt = cli_getopt(argc, argv, "h", longopts);
     if (opt != -1)
         return common_option(opt, argv[0], cat_help);
     if (argc - optind != 2)
@@ -38,7 +38,7 @@ static int parse_cat(int argc, char **argv, const char **segment, const char **k
     if (status != CLI_CONTINUE)
         return status;
     if (!all_digits(*key) && speculo_chunk_name_check(*key) < 0)
-        return usage_error(argv[0], "'%s' is neither a chunk id nor a chunk name", *key);
+        return usage_error(argv[0], "'%s' is neither a chunk id nor a chunk name", printable(*key));
     return CLI_CONTINUE;
 }
 

@@ -133,28 +133,11 @@ static void print_text(const struct ls_rows *rows)
     }
 }
 
-/* A JSON string. Chunk names are plain ASCII by rule, but a segment is
- * untrusted input: anything outside printable ASCII is escaped as \u00XX,
- * which keeps the document valid UTF-8 whatever the bytes. */
-static void print_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    putchar('"');
-}
-
 static void print_json_row(const struct ls_row *row)
 {
     printf("  {\"id\": %llu, \"name\": ", (unsigned long long)row->id);
     if (row->name)
-        print_json_string(row->name);
+        json_string(stdout, row->name);
     else
         fputs("null", stdout);
     printf(", \"size\": %zu, \"committed_ns\": %lld, \"expires_ns\": ", row->size,
@@ -192,7 +175,7 @@ static int parse_ls(int argc, char **argv, const char **segment, bool *json)
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "jh", longopts)) != -1) {
         if (opt != 'j')
             return common_option(opt, argv[0], ls_help);
         *json = true;

@@ -55,12 +55,12 @@ static int tail_option(int opt, const char *prog, struct tail_args *a)
         return CLI_CONTINUE;
     case 'n':
         if (!parse_u64(optarg, &a->n))
-            return usage_error(prog, "invalid number of chunks '%s'", optarg);
+            return usage_error(prog, "invalid number of chunks '%s'", printable(optarg));
         a->last_n = true;
         return CLI_CONTINUE;
     case OPT_FROM:
         if (!parse_u64(optarg, &a->from))
-            return usage_error(prog, "invalid chunk id '%s'", optarg);
+            return usage_error(prog, "invalid chunk id '%s'", printable(optarg));
         a->from_set = true;
         return CLI_CONTINUE;
     default:
@@ -79,7 +79,7 @@ static int parse_tail(int argc, char **argv, struct tail_args *a)
     };
     int opt;
     memset(a, 0, sizeof *a);
-    while ((opt = getopt_long(argc, argv, "fn:h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "fn:h", longopts)) != -1) {
         int rc = tail_option(opt, argv[0], a);
         if (rc != CLI_CONTINUE)
             return rc;

@@ -105,7 +105,7 @@ static int pick_dir(const struct sfs_options *o, char *real)
     }
     int rc = speculo_dir_check(is_default ? NULL : dir, 0, why, sizeof why);
     if (rc == -EPERM) {
-        fprintf(stderr, "speculofs: segment directory refused: %s\n", why);
+        fprintf(stderr, "speculofs: segment directory %s refused: %s\n", dir, why);
         return -1;
     }
     if (rc < 0) {
@@ -132,6 +132,15 @@ static int check_mountpoint(const char *mnt)
     if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1)
         return 0;
     d = opendir(mnt);
+    if (d == NULL && errno == ENOTCONN) {
+        /* A FUSE mount whose server died (killed, crashed) stays until
+         * someone unmounts it; only then can it be mounted again. */
+        fprintf(stderr,
+                "speculofs: mountpoint %s: still mounted by a server that is gone (%s): "
+                "unmount it first with 'fusermount3 -u %s'\n",
+                mnt, strerror(errno), mnt);
+        return -1;
+    }
     if (d == NULL) {
         fprintf(stderr, "speculofs: mountpoint %s: %s\n", mnt,
                 errno == ENOTDIR ? "not a directory" : strerror(errno));

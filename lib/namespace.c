@@ -137,33 +137,37 @@ __attribute__((format(printf, 3, 4))) static int why_not(char *why, size_t size,
  * nobody but its owner. A writer must own it and creates it (0700) when
  * missing. The default directory is named after the caller's uid, so there
  * the caller must own it even to read: anyone could have made it first.
- * On -EPERM, @why (if any) says what is wrong.
+ * On -EPERM, @why (if any) says what is wrong with it.
  */
-static int open_dir_at(const char *path, bool is_default, bool writer, int *dirfd, char *why,
-                       size_t why_size)
+static int open_dir_at(const char *path, bool is_default, bool writer, bool create, int *dirfd,
+                       char *why, size_t why_size)
 {
     char spelled[PATH_BUF];
     if (snprintf(spelled, sizeof spelled, "%s", path) >= (int)sizeof spelled)
         return -ENAMETOOLONG;
     if (dir_spelling(spelled) < 0)
-        return why_not(why, why_size, "%s is reached through a symbolic link", path);
-    if (writer && mkdir(spelled, 0700) < 0 && errno != EEXIST)
+        return why_not(why, why_size, "it is reached through a symbolic link");
+    if (create && mkdir(spelled, 0700) < 0 && errno != EEXIST)
         return -errno;
     int fd = open(spelled, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         struct stat lst;
         if ((errno == ELOOP || errno == ENOTDIR) && lstat(spelled, &lst) == 0)
-            return why_not(why, why_size, "%s is %s", path,
-                           S_ISLNK(lst.st_mode) ? "a symbolic link" : "not a directory");
+            return why_not(why, why_size, "%s",
+                           S_ISLNK(lst.st_mode) ? "it is a symbolic link" : "not a directory");
         return -errno;
     }
     struct stat st;
     int rc = fstat(fd, &st) < 0 ? -errno : 0;
     if (rc == 0 && (st.st_mode & 022))
-        rc = why_not(why, why_size, "%s is writable by %s (chmod go-w it)", path,
-                     (st.st_mode & 002) ? "others" : "its group");
-    else if (rc == 0 && (writer || is_default) && st.st_uid != geteuid())
-        rc = why_not(why, why_size, "%s belongs to uid %u, not to you", path, (unsigned)st.st_uid);
+        rc = why_not(why, why_size, "%s",
+                     (st.st_mode & 002) ? "writable by others (chmod go-w it)"
+                                        : "writable by its group (chmod g-w it)");
+    else if (rc == 0 && is_default && st.st_uid != geteuid())
+        rc = why_not(why, why_size, "not owned by you");
+    else if (rc == 0 && writer && st.st_uid != geteuid())
+        rc = why_not(why, why_size,
+                     "not owned by you (a writer writes only in a directory it owns)");
     if (rc < 0) {
         close(fd);
         return rc;
@@ -174,7 +178,7 @@ static int open_dir_at(const char *path, bool is_default, bool writer, int *dirf
 
 int speculo__dir_open(const struct ns_dir *d, bool writer, int *dirfd)
 {
-    return open_dir_at(d->path, d->is_default, writer, dirfd, NULL, 0);
+    return open_dir_at(d->path, d->is_default, writer, writer, dirfd, NULL, 0);
 }
 
 int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_size)
@@ -188,7 +192,7 @@ int speculo_dir_check(const char *dir, unsigned flags, char *why, size_t why_siz
     if (rc < 0)
         return rc;
     int fd;
-    rc = open_dir_at(d.path, d.is_default, flags & SPECULO_DIR_WRITER, &fd, why, why_size);
+    rc = open_dir_at(d.path, d.is_default, flags & SPECULO_DIR_WRITER, false, &fd, why, why_size);
     if (rc == 0)
         close(fd);
     speculo__dir_put(&d);

@@ -594,8 +594,8 @@ SPECULO_API uint64_t speculo_chunk_replaces(const speculo_chunk *chunk);
  */
 SPECULO_API int speculo_segment_dir(char *buf, size_t size);
 
-/** Flag of speculo_dir_check(): check for a writer (which must own the
- *  directory, and creates it, mode 0700, when missing). */
+/** Flag of speculo_dir_check(): check for a writer, which must own the
+ *  directory (it creates it, mode 0700, when missing; the check does not). */
 #define SPECULO_DIR_WRITER 1u
 
 /**
@@ -609,8 +609,9 @@ SPECULO_API int speculo_segment_dir(char *buf, size_t size);
  * @param dir      the directory's path; NULL for the segment directory
  *                 (see speculo_segment_dir())
  * @param flags    0, or SPECULO_DIR_WRITER
- * @param why      NULL, or receives a sentence saying what is wrong when
- *                 the result is -EPERM ("" otherwise)
+ * @param why      NULL, or receives what is wrong with the directory when
+ *                 the result is -EPERM, such as "writable by others (chmod
+ *                 go-w it)" or "it is a symbolic link" ("" otherwise)
  * @param why_size size of why
  * @return 0; -EPERM unsafe; -ENOENT missing; -ENOTDIR; -EACCES;
  *         -ENAMETOOLONG; -EINVAL bad flags.

@@ -120,7 +120,7 @@ static void exec_server(const struct tf_mount *m, const char *const *extra)
 
     if (fd < 0 || null < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || dup2(null, 0) < 0)
         _exit(126);
-    snprintf(opt, sizeof opt, "dir=%s,auto_unmount", m->dir);
+    snprintf(opt, sizeof opt, "dir=%s%s", m->dir, m->stays_mounted ? "" : ",auto_unmount");
     argv[n++] = tf_bin();
     argv[n++] = "-f";
     argv[n++] = "-o";

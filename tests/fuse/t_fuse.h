@@ -24,6 +24,7 @@ struct tf_mount {
     char mnt[PATH_MAX]; /* the mountpoint */
     char log[PATH_MAX]; /* the server's stdout and stderr */
     pid_t pid;          /* the server (-f), 0 when not running */
+    int stays_mounted;  /* no auto_unmount: a killed server leaves a stale mount */
 };
 
 /* The mount of the running test case (set by tf_setup()). */
@@ -40,8 +41,8 @@ int tf_fuse_usable(char *why, size_t size);
 
 /* Fresh segment directory and mountpoint for @m, under the test base. */
 void tf_make_dirs(struct tf_mount *m);
-/* Start `speculofs -f -o dir=...,auto_unmount MNT [extra...]` and wait until
- * it is mounted. 0, or -1 (the log is printed) when it did not mount. */
+/* Start `speculofs -f -o dir=...,auto_unmount MNT [extra...]` (without
+ * auto_unmount when m->stays_mounted) and wait until it is mounted. 0, or -1 (the log is printed) when it did not mount. */
 int tf_start(struct tf_mount *m, const char *const *extra);
 /* Unmount (fusermount3 -u, lazily if busy) and reap the server. Returns
  * the server's exit status, or -1 when it had to be killed. */
