@@ -16,7 +16,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 SONAME  := libspeculo.so.0
 REALNAME := libspeculo.so.$(VERSION)
 
@@ -84,8 +84,9 @@ lib/%.pic.o: lib/%.c $(LIB_HDRS) .build-flags
 
 lib/libspeculo.a: $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
-lib/$(REALNAME): $(LIB_PIC)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDFLAGS) -pthread
+lib/$(REALNAME): $(LIB_PIC) lib/libspeculo.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,--version-script=lib/libspeculo.map \
+	    -o $@ $(LIB_PIC) $(LDFLAGS) -pthread
 lib/libspeculo.so: lib/$(REALNAME)
 	ln -sf $(REALNAME) lib/$(SONAME) && ln -sf $(REALNAME) $@
 
@@ -113,6 +114,7 @@ tests/header-alone.o: lib/speculo.h .build-flags
 	echo '#include "speculo.h"' | $(CC) -std=c11 -pedantic -Wall -Wextra -Werror -Ilib -x c -c -o $@ -
 
 check: all $(TESTS) tests/header-alone.o
+	@scripts/check-symbols
 	@scripts/run-tests $(TESTS)
 
 doc: docs/Doxyfile lib/speculo.h

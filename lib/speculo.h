@@ -56,7 +56,7 @@ extern "C" {
 /** @endcond */
 
 /** Version of this library, "MAJOR.MINOR.PATCH". */
-#define SPECULO_VERSION "0.1.0"
+#define SPECULO_VERSION "0.2.0"
 
 /** Format version of the segment files this library reads and writes. */
 #define SPECULO_FORMAT_VERSION 1
