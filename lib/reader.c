@@ -28,6 +28,56 @@ static void take_ident(speculo_reader *r)
     r->ident.ino = r->map.ino;
 }
 
+/* A mapping shared between a reader and the references handed out by
+ * speculo_reader_hold(): made at the first hold, unmapped by whichever
+ * lets go last. */
+struct speculo_mapping {
+    _Atomic unsigned refs;
+    void *base;
+    size_t size;
+};
+
+void speculo_mapping_release(speculo_mapping *m)
+{
+    /* observes: every other holder's use of the bytes, before we unmap */
+    if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
+        munmap(m->base, m->size);
+        free(m);
+    }
+}
+
+int speculo_reader_hold(speculo_reader *r, speculo_mapping **out)
+{
+    if (!r || !out)
+        return -EINVAL;
+    if (!r->held) {
+        speculo_mapping *m = malloc(sizeof *m);
+        if (!m)
+            return -ENOMEM;
+        atomic_init(&m->refs, 1); /* the reader's */
+        m->base = r->map.base;
+        m->size = r->map.size;
+        r->held = m;
+    }
+    /* the caller holds the reader's reference meanwhile: relaxed */
+    atomic_fetch_add_explicit(&r->held->refs, 1, memory_order_relaxed);
+    *out = r->held;
+    return 0;
+}
+
+/* The reader lets go of the file it maps (a switch, its close). */
+static void drop_map(speculo_reader *r)
+{
+    if (r->held) {
+        speculo_mapping_release(r->held);
+        r->held = NULL;
+        r->map.base = NULL;
+        r->map.size = 0;
+    } else {
+        speculo__ns_unmap(&r->map);
+    }
+}
+
 /* Position after `after`: at the first record whose id is greater. The id
  * table gives it in O(log n); records committed after the table's count
  * was read are walked. */
@@ -120,7 +170,7 @@ int speculo__reader_switch(speculo_reader *r)
         return rc;
     speculo__reader_drop_wait(r);
     uint64_t left = obsoleted_before_switch(r, &m);
-    speculo__ns_unmap(&r->map);
+    drop_map(r);
     r->map = m;
     if (left != UINT64_MAX) {
         r->obs_pending += left;
@@ -140,7 +190,7 @@ int speculo__reader_switch(speculo_reader *r)
 
 /* Before a lookup: move to the newest file if the segment was switched
  * (a pinned reader stays where it is). */
-static int reader_refresh(speculo_reader *r)
+int speculo__reader_refresh(speculo_reader *r)
 {
     if ((r->flags & SPECULO_READER_PINNED) || (!r->gone && !r_superseded(r)))
         return 0;
@@ -194,7 +244,7 @@ void speculo_reader_close(speculo_reader *r)
     if (!r)
         return;
     speculo__reader_drop_wait(r);
-    speculo__ns_unmap(&r->map);
+    drop_map(r);
     speculo__dir_put(&r->dir);
     free(r);
 }
@@ -202,7 +252,7 @@ void speculo_reader_close(speculo_reader *r)
 /* Fill the caller's chunk from a checked record. The name is copied into
  * the reader and checked again there: the pointer handed out must stay a
  * valid, terminated name even if another process rewrites the file. */
-static int fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
+int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
 {
     const char *name = NULL;
     if (v->name) {
@@ -229,7 +279,7 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
      * every chunk that was live then, and obsolete marks made since, which
      * the rest of the old file would not show. A removed segment has
      * nothing more to give. */
-    int rc = reader_refresh(r);
+    int rc = speculo__reader_refresh(r);
     if (rc < 0)
         return rc;
     int64_t now = 0;
@@ -254,7 +304,7 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
         if (v.id <= r->last_id || !speculo__rec_live(&v, &now))
             continue; /* sought past, expired or obsolete */
         r->last_id = v.id;
-        return fill_chunk(r, &v, chunk);
+        return speculo__fill_chunk(r, &v, chunk);
     }
 }
 
@@ -265,7 +315,7 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     int rc = speculo_chunk_name_check(name);
     if (rc < 0)
         return rc;
-    if ((rc = reader_refresh(r)) < 0)
+    if ((rc = speculo__reader_refresh(r)) < 0)
         return rc;
     size_t len = strlen(name);
     struct rec_view v;
@@ -276,7 +326,7 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     int64_t now = 0;
     if (!speculo__rec_live(&v, &now) && !speculo__rec_was_latest(&r->map, &v, name, len))
         return -ENOENT;
-    return fill_chunk(r, &v, chunk);
+    return speculo__fill_chunk(r, &v, chunk);
 }
 
 /* The chunk @id if live: 0, or -ENOENT with *@dead telling whether the
@@ -287,7 +337,7 @@ static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, unsigned
     *dead = false;
     if (!r || !chunk)
         return -EINVAL;
-    int rc = reader_refresh(r);
+    int rc = speculo__reader_refresh(r);
     if (rc < 0)
         return rc;
     struct rec_view v;
@@ -301,7 +351,7 @@ static int get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk, unsigned
         *dead = true;
         return -ENOENT;
     }
-    return fill_chunk(r, &v, chunk);
+    return speculo__fill_chunk(r, &v, chunk);
 }
 
 int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_chunk *chunk)
@@ -323,7 +373,7 @@ int speculo_reader_seek(speculo_reader *r, uint64_t after_id)
 {
     if (!r)
         return -EINVAL;
-    int rc = reader_refresh(r);
+    int rc = speculo__reader_refresh(r);
     if (rc < 0 && rc != -ENOENT)
         return rc;
     return position_after(r, after_id);
@@ -401,7 +451,7 @@ int speculo_reader_info(speculo_reader *r, struct speculo_segment_info *info)
 {
     if (!r || !info)
         return -EINVAL;
-    int rc = reader_refresh(r);
+    int rc = speculo__reader_refresh(r);
     if (rc < 0 && rc != -ENOENT)
         return rc;
     struct seg_header *h = r_header(r);

@@ -9,6 +9,7 @@ struct speculo_reader {
     struct ns_dir dir;
     unsigned flags; /* SPECULO_READER_PINNED */
     struct seg_map map;
+    speculo_mapping *held;              /* map as shared with speculo_reader_hold()'s, or NULL */
     uint64_t pos;                       /* offset of the next record to look at */
     uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
     uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
@@ -47,6 +48,12 @@ static inline bool r_superseded(const speculo_reader *r)
 /* reader.c: look at the name again. 1 switched to a new file, 0 the name
  * still holds ours, -ENOENT gone, or another error. */
 int speculo__reader_switch(speculo_reader *r);
+/* reader.c: before a lookup, move to the newest file if the segment was
+ * switched (not a pinned reader); 0, or an error. */
+int speculo__reader_refresh(speculo_reader *r);
+/* reader.c: fill a chunk from a checked record (its name copied into the
+ * reader); 0 or -EBADMSG. */
+int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c);
 /* wait.c: drop the header mapping used for waiting (at a switch, close). */
 void speculo__reader_drop_wait(speculo_reader *r);
 

@@ -242,6 +242,46 @@ SPECULO_API int speculo_writer_commit(speculo_writer *w, const struct speculo_co
                                       uint64_t *id);
 
 /**
+ * A chunk as another segment committed it: what a mirror of that segment
+ * commits (speculo_writer_commit_replica()). The replica interface: a
+ * program that copies a segment elsewhere (`speculo bridge in`) gives each
+ * chunk the id, times and name it had at the origin.
+ */
+struct speculo_replica {
+    uint64_t id;          /**< the origin's id: greater than every id this
+                               segment has used (speculo_writer_last_id()) */
+    int64_t committed_ns; /**< the origin's commit time (> 0) */
+    int64_t expires_ns;   /**< the origin's expiry instant; 0 = never */
+    const char *name;     /**< NULL, or the chunk's name: obsoletes the live
+                               version of that name here, as at the origin */
+    uint64_t replaces;    /**< the id the chunk obsoleted at the origin, 0
+                               if none: obsoleted here too if it is live here
+                               (not an error if it is not) */
+};
+
+/**
+ * Commit the reserved chunk (speculo_writer_alloc()) as a replica of a
+ * chunk of another segment: with the id, commit time, expiry and name it
+ * had there, instead of the next id, the clock and a TTL. Readers see it
+ * as any chunk. Ids of later commits, replicas or not, follow it.
+ * @param w the writer
+ * @param c the chunk's metadata
+ * @return 0; -EINVAL nothing reserved, an id not above every id used so
+ *         far (or 2^63 and over), committed_ns <= 0, expires_ns < 0, a bad
+ *         name; -ENAMETOOLONG. On an error the reservation is kept.
+ */
+SPECULO_API int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replica *c);
+
+/**
+ * The id of the newest chunk committed to the writer's segment (by any
+ * writer, earlier ones included, also if the collector dropped it), 0 if
+ * none: the next commit gets a greater one.
+ * @param w the writer
+ * @return the id, or 0 (also for NULL)
+ */
+SPECULO_API uint64_t speculo_writer_last_id(const speculo_writer *w);
+
+/**
  * Copy @p size bytes from @p data into a new chunk and commit it:
  * speculo_writer_alloc() plus speculo_writer_commit().
  * @param w    the writer
@@ -364,6 +404,80 @@ SPECULO_API int speculo_reader_get_id(speculo_reader *r, uint64_t id, speculo_ch
  * @return 0; -EINVAL.
  */
 SPECULO_API int speculo_reader_pin(speculo_reader *r);
+
+/** A reference on the mapping of a segment file (opaque). */
+typedef struct speculo_mapping speculo_mapping;
+
+/**
+ * Keep the file that the reader maps now mapped, beyond what the reader
+ * itself promises: the chunks it returned from that file (their data and
+ * names) stay valid and unchanged until speculo_mapping_release(), whatever
+ * the reader does meanwhile: further calls, collection switches, its
+ * close. For chunks that must outlive the next call (language bindings
+ * handing out zero-copy views, a program keeping several chunks).
+ * Each reference costs nothing but the file staying mapped: memory of a
+ * collected file is freed when its last reference goes.
+ * @param r   the reader
+ * @param out receives the reference
+ * @return 0; -EINVAL.
+ */
+SPECULO_API int speculo_reader_hold(speculo_reader *r, speculo_mapping **out);
+
+/**
+ * Drop a reference taken by speculo_reader_hold(); the last one unmaps the
+ * file (unless its reader still maps it). Callable from any thread. NULL
+ * is a no-op.
+ * @param m the reference, or NULL
+ */
+SPECULO_API void speculo_mapping_release(speculo_mapping *m);
+
+/** The state of a record still in a segment file (struct speculo_record). */
+enum speculo_state {
+    SPECULO_STATE_LIVE = 0, /**< neither expired nor obsolete */
+    SPECULO_STATE_EXPIRED,  /**< its expiry has passed (and it is not obsolete) */
+    SPECULO_STATE_REPLACED, /**< obsoleted by a newer chunk (a named update or
+                                 `replaces`): `obsoleted_by` says which */
+    SPECULO_STATE_OBSOLETE, /**< obsoleted by speculo_writer_obsolete() */
+};
+
+/** A record of a segment file, live or dead (speculo_reader_walk(),
+ *  speculo_reader_get_record()). Fields may be added at the end. */
+struct speculo_record {
+    speculo_chunk chunk;      /**< its chunk, valid as any chunk returned */
+    enum speculo_state state; /**< at the time of the call */
+    uint64_t obsoleted_by;    /**< with SPECULO_STATE_REPLACED, the id of the
+                                   chunk that obsoleted it; else 0 */
+    uint64_t replaces;        /**< the id it obsoleted at its commit, 0 */
+    uint64_t offset;          /**< where the record starts in the file */
+    uint64_t length;          /**< bytes it takes there (header, payload, name,
+                                   padding) */
+};
+
+/**
+ * Walk every record still in the file the reader maps, live or dead, in
+ * commit order: give the first whose id is greater than @p after_id.
+ * Dead records stay in the file until the next collection drops them.
+ * The walk is a debugging view: it does not move the reader's position
+ * for speculo_reader_next(); like a lookup, it first moves the reader to
+ * the newest file if the segment was switched. O(log n) per call.
+ * @param r        the reader
+ * @param after_id 0 for the first record
+ * @param rec      receives the record
+ * @return 0; -ENOENT no record after that id; -EBADMSG; -EINVAL.
+ */
+SPECULO_API int speculo_reader_walk(speculo_reader *r, uint64_t after_id,
+                                    struct speculo_record *rec);
+
+/**
+ * The record @p id, whatever its state, while it is still in the file.
+ * @param r   the reader
+ * @param id  the chunk's id
+ * @param rec receives the record
+ * @return 0; -ENOENT not in the file (never committed, or collected);
+ *         -EBADMSG; -EINVAL.
+ */
+SPECULO_API int speculo_reader_get_record(speculo_reader *r, uint64_t id,
+                                          struct speculo_record *rec);
 
 /** Flag of speculo_reader_get_version(): also a version of a named chunk
  *  that a newer version *of the same name* obsoleted, while it has not

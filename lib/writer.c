@@ -560,18 +560,25 @@ static int64_t expiry(int64_t now, int64_t ttl)
     return ttl > INT64_MAX - now ? INT64_MAX : now + ttl;
 }
 
-int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
-                          uint64_t *id)
+/* What a commit writes besides the payload, checked. */
+struct commit_meta {
+    const char *name;
+    uint64_t id;
+    int64_t committed_ns, expires_ns;
+    struct rec_view replaced; /* a live chunk to obsolete, or .h NULL */
+};
+
+/*
+ * Publish the reserved chunk: the record, then (release) its commit word;
+ * then its name in the index, the obsoletions, the totals, the wake-up.
+ * Inlined into both callers: it is the commit path.
+ */
+static inline __attribute__((always_inline)) int commit_record(speculo_writer *w,
+                                                               const struct commit_meta *m)
 {
-    if (!w || !w->reserved)
-        return -EINVAL;
-    int64_t now = speculo__clock_wall_ns();
-    struct rec_view replaced;
-    int rc = check_commit(w, opts, now, &replaced);
-    if (rc < 0)
-        return rc;
     struct seg_header *h = w_header(w);
-    const char *name = opts ? opts->name : NULL;
+    const char *name = m->name;
+    int64_t now = m->committed_ns;
     uint32_t name_len = name ? (uint32_t)strlen(name) : 0;
     uint64_t hash = 0;
     struct name_slot *slot = NULL;
@@ -583,13 +590,13 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
         if (prev.h && !speculo__rec_live(&prev, &now))
             prev.h = NULL;
     }
-    uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = w->next_id;
+    uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = m->id;
     struct rec_header *r = (struct rec_header *)(w->map.base + off);
     r->id = cid;
     r->size = w->res_size;
-    r->committed_ns = now;
-    r->expires_ns = expiry(now, opts ? opts->ttl_ns : 0);
-    r->replaces = replaced.h ? replaced.id : prev.h ? prev.id : 0;
+    r->committed_ns = m->committed_ns;
+    r->expires_ns = m->expires_ns;
+    r->replaces = m->replaced.h ? m->replaced.id : prev.h ? prev.id : 0;
     /* nothing reads a record before its commit word: relaxed clears the
      * leftovers of an abandoned reservation */
     atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
@@ -617,25 +624,71 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
         if (prev.h)
             mark_obsolete(w, &prev, cid);
     }
-    if (replaced.h && !atomic_load_explicit(&((struct rec_header *)replaced.h)->obsoleted_by,
-                                            memory_order_relaxed))
-        mark_obsolete(w, &replaced, cid);
+    if (m->replaced.h && !atomic_load_explicit(&((struct rec_header *)m->replaced.h)->obsoleted_by,
+                                               memory_order_relaxed))
+        mark_obsolete(w, &m->replaced, cid);
     w->tail = off + len;
     w->nrecords++;
-    w->next_id++;
+    w->next_id = cid + 1;
     w->reserved = false;
     /* informational: the time of the newest commit */
     atomic_store_explicit(&h->last_commit_ns, now, memory_order_relaxed);
     speculo__writer_publish_totals(w);
     speculo__wake_waiters(h);
-    if (id)
-        *id = cid;
     uint64_t used = w->tail - h->records_off;
     if (w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
         w->dead_bytes * 100 > used * w->gc_dead_percent)
-        (void)speculo__writer_collect(w,
-                                      0); /* the commit stands; a failed collection retries later */
+        (void)speculo__writer_collect(w, 0); /* the commit stands; a failure retries later */
     return 0;
+}
+
+int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
+                          uint64_t *id)
+{
+    if (!w || !w->reserved)
+        return -EINVAL;
+    int64_t now = speculo__clock_wall_ns();
+    struct commit_meta m = {
+        .name = opts ? opts->name : NULL,
+        .id = w->next_id,
+        .committed_ns = now,
+        .expires_ns = expiry(now, opts ? opts->ttl_ns : 0),
+    };
+    int rc = check_commit(w, opts, now, &m.replaced);
+    if (rc == 0)
+        rc = commit_record(w, &m);
+    if (rc == 0 && id)
+        *id = m.id;
+    return rc;
+}
+
+int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replica *c)
+{
+    if (!w || !c || !w->reserved || c->id < w->next_id || c->id >= UINT64_MAX / 2 ||
+        c->committed_ns <= 0 || c->expires_ns < 0)
+        return -EINVAL;
+    struct commit_meta m = {
+        .name = c->name,
+        .id = c->id,
+        .committed_ns = c->committed_ns,
+        .expires_ns = c->expires_ns,
+    };
+    int rc = c->name ? speculo_chunk_name_check(c->name) : 0;
+    if (rc < 0)
+        return rc;
+    int64_t now = speculo__clock_wall_ns();
+    m.replaced.h = NULL;
+    /* the origin obsoleted it: here too, if it is still live here */
+    if (c->replaces && c->replaces < c->id &&
+        (speculo__writer_find(w, c->replaces, &m.replaced) < 0 ||
+         !speculo__rec_live(&m.replaced, &now)))
+        m.replaced.h = NULL;
+    return commit_record(w, &m);
+}
+
+uint64_t speculo_writer_last_id(const speculo_writer *w)
+{
+    return w ? w->next_id - 1 : 0;
 }
 
 int speculo_writer_put(speculo_writer *w, const void *data, size_t size,

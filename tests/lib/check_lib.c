@@ -35,6 +35,8 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, watch_suite());
     srunner_add_suite(sr, multiprocess_suite());
     srunner_add_suite(sr, role_suite());
+    srunner_add_suite(sr, replica_suite());
+    srunner_add_suite(sr, records_suite());
     srunner_add_suite(sr, hostile_suite());
     srunner_add_suite(sr, adversary_suite());
     srunner_add_suite(sr, edges_suite());
