@@ -160,7 +160,7 @@ int speculo__writer_collect(speculo_writer *w, uint64_t need)
     speculo__role_switch(w); /* the old file's lock goes with its descriptor */
     speculo__ns_unmap(&w->map);
     w->map = m;
-    w->tail = tail;
+    w->tail = w->dirty_end = tail; /* past it: the reservation carried over, or zeros */
     w->nrecords = t.records;
     w->names_used = t.names;
     w->dead_bytes = 0;

@@ -2,12 +2,17 @@
  * The writer: open (create or take over), alloc + commit, obsolete, close.
  *
  * The commit protocol: a record is written in place after the tail, with
- * its commit word (the first 8 bytes) still 0; the commit word of the place
- * where the *next* record will start is cleared; then the record's length
- * is stored into its commit word with release. A reader that acquires a
+ * its commit word (the first 8 bytes) still 0; then the record's length is
+ * stored into its commit word with release. A reader that acquires a
  * non-zero commit word sees the whole record. Readers poll the commit word
  * at their position, which is also the line that holds the record's header
  * and the start of its payload: one cache-line transfer brings both.
+ *
+ * The commit word where the *next* record will start must read 0 by then.
+ * Past the tail the file is zero (the kernel's fresh pages) except below
+ * w->dirty_end: a reservation given up, or what a dead writer left (found
+ * at takeover). Only a commit that ends below that mark clears the next
+ * commit word, before its release store.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -254,7 +259,7 @@ static int create_segment(speculo_writer *w, int dirfd, const struct speculo_wri
         return rc;
     }
     speculo__role_switch(w);
-    w->tail = l.records_off;
+    w->tail = w->dirty_end = l.records_off; /* a new file: zero past the header */
     w->next_id = 1;
     w->base_capacity = cap;
     w->faulted_end = f.allocate;
@@ -317,6 +322,35 @@ static void recover_replaces(speculo_writer *w, const struct rec_view *v)
 }
 
 /*
+ * How far past the tail @tail the previous writer of the file may have
+ * written (a reservation it gave up or was filling when it died): the end
+ * of the last non-zero word at a record boundary, where a later reader
+ * could take it for a commit word. Only the ranges the file holds are
+ * read: a hole reads as zeros, and touching one on a full tmpfs would
+ * raise SIGBUS. A filesystem that cannot tell holes is read to the end.
+ */
+static uint64_t written_end(const speculo_writer *w, uint64_t tail)
+{
+    uint64_t end = tail, size = w->map.size, pos = tail;
+    while (pos < size) {
+        off_t data = lseek(w->fd, (off_t)pos, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break; /* nothing but a hole to the end */
+        off_t hole = data < 0 ? -1 : lseek(w->fd, data, SEEK_HOLE);
+        uint64_t from = data < 0 ? pos : (uint64_t)data;
+        uint64_t to = hole < 0 || (uint64_t)hole > size ? size : (uint64_t)hole;
+        for (uint64_t p = align_up(from, REC_ALIGN); p + sizeof(uint64_t) <= to; p += REC_ALIGN) {
+            struct rec_header *r = (struct rec_header *)(w->map.base + p);
+            /* observes: our own file (we hold the role; its last writer is gone) */
+            if (atomic_load_explicit(&r->commit, memory_order_relaxed))
+                end = p + sizeof(uint64_t);
+        }
+        pos = to > from ? to : size;
+    }
+    return end;
+}
+
+/*
  * Rebuild the writer's state from the file: walk every committed record
  * (checking each one), rewrite the id table, re-link names, recount. The
  * walk stops at the first commit word that is 0: that is where a dead
@@ -349,6 +383,7 @@ static int recover(speculo_writer *w)
         pos += v.len;
     }
     w->tail = pos;
+    w->dirty_end = written_end(w, pos);
     w->nrecords = n;
     /* The next id follows every id ever used: the records', the published
      * last id, and those of chunks that earlier collections dropped. Values
@@ -502,6 +537,18 @@ void speculo_writer_close(speculo_writer *w)
 /* ------------------------------------------------------------------ */
 /* Writing.                                                            */
 
+/* Give up the reservation (another alloc, a failed put): its payload may
+ * have been written, so commit words up to its end can hold anything. */
+static void drop_reservation(speculo_writer *w)
+{
+    if (!w->reserved)
+        return;
+    uint64_t end = w->tail + REC_HEADER_SIZE + w->res_size;
+    if (end > w->dirty_end)
+        w->dirty_end = end;
+    w->reserved = false;
+}
+
 int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
 {
     if (!w || !data)
@@ -510,7 +557,7 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
         return -EBUSY;
     if ((uint64_t)size > MAX_CHUNK_SIZE)
         return -EFBIG;
-    w->reserved = false;
+    drop_reservation(w);
     /* room for the record with the longest name, and the next commit word */
     uint64_t need = rec_length(size, NAME_RESERVE - 1) + REC_ALIGN;
     struct seg_header *h = w_header(w);
@@ -606,12 +653,12 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
         memcpy((char *)r + REC_HEADER_SIZE + align_up(w->res_size, PAYLOAD_ALIGN), name,
                name_len + 1);
     seg_table(&w->map)[w->nrecords] = off;
-    if (w->map.size - (off + len) >= REC_HEADER_SIZE) {
+    if (off + len < w->dirty_end && w->map.size - (off + len) >= REC_HEADER_SIZE) {
         struct rec_header *next = (struct rec_header *)(w->map.base + off + len);
         /* ordered before our release below: the next commit word reads 0 */
         atomic_store_explicit(&next->commit, 0, memory_order_relaxed);
     }
-    /* publishes: the record, its payload and name, and the cleared next word */
+    /* publishes: the record, its payload and name (and a cleared next word) */
     atomic_store_explicit(&r->commit, len, memory_order_release);
 
     if (slot) {
@@ -704,7 +751,7 @@ int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
         memcpy(p, data, size);
     rc = speculo_writer_commit(w, opts, id);
     if (rc < 0)
-        w->reserved = false;
+        drop_reservation(w);
     return rc;
 }
 

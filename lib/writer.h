@@ -14,6 +14,11 @@ struct speculo_writer {
     speculo_writer *role_next, *role_prev; /* the process's writers (role.c) */
     uint64_t token;                        /* our owner token */
     uint64_t tail;                         /* offset of the next record */
+    /* Past the tail, every commit word at or beyond this offset reads 0:
+     * what lies between the tail and here (a reservation given up, what a
+     * dead writer left) may hold anything, and a commit whose end falls
+     * below it clears the next commit word first. */
+    uint64_t dirty_end;
     uint64_t nrecords;                     /* records in this file */
     uint64_t next_id;
     uint64_t names_used;

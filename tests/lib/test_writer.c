@@ -4,6 +4,7 @@
  */
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -608,6 +609,133 @@ START_TEST(full_shm_gives_enomem_not_sigbus)
 }
 END_TEST
 
+/* ---- what lies past the tail ------------------------------------------ */
+
+/*
+ * Fill a reservation with forged records: at every 64-byte boundary, a
+ * commit word and header a reader would take for an empty chunk. Bytes
+ * left past the tail must never be read as records: the commit word at the
+ * tail reads 0 whatever was written beyond it.
+ */
+static void forge_records(void *p, size_t size)
+{
+    ck_assert_uint_eq((uintptr_t)p % REC_ALIGN, 0);
+    for (size_t k = 0; k + REC_HEADER_SIZE <= size; k += REC_ALIGN) {
+        struct rec_header f = {.id = (UINT64_C(1) << 40) + k};
+        atomic_init(&f.commit, REC_ALIGN);
+        memcpy((char *)p + k, &f, sizeof f);
+    }
+}
+
+/* Small chunks of every record length around the forged ones, each read
+ * back at once, and nothing after it. */
+static void put_small_and_read_each(speculo_writer *w, speculo_reader *r, int n)
+{
+    char buf[200];
+    for (int i = 0; i < n; i++) {
+        size_t size = (size_t)(i * 37) % sizeof buf;
+        t_fill(buf, size, (uint64_t)i);
+        uint64_t id = th_put(w, buf, size, i % 5 ? NULL : "nm", 0, 0);
+        th_next(r, id, buf, size);
+        th_next_none(r);
+    }
+}
+
+START_TEST(given_up_reservation_never_read_as_records)
+{
+    speculo_writer *w = th_writer("s", 0);
+    speculo_reader *r = th_reader("s");
+    void *p;
+    ck_assert_int_eq(speculo_writer_alloc(w, 8192, &p), 0);
+    forge_records(p, 8192);
+    ck_assert_int_eq(speculo_writer_alloc(w, 8, &p), 0); /* the first one is given up */
+    memset(p, 'x', 8);
+    uint64_t id;
+    ck_assert_int_eq(speculo_writer_commit(w, NULL, &id), 0);
+    th_next(r, id, "xxxxxxxx", 8);
+    th_next_none(r);
+    put_small_and_read_each(w, r, 100);
+
+    /* a put that fails after copying its data gives its reservation up too */
+    alignas(64) char big[4096];
+    forge_records(big, sizeof big);
+    struct speculo_commit_options o = {.replaces = 999999};
+    ck_assert_int_eq(speculo_writer_put(w, big, sizeof big, &o, NULL), -ENOENT);
+    th_next_none(r);
+    put_small_and_read_each(w, r, 100);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(reservation_left_at_close_never_read)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t a = th_puts(w, "a", NULL);
+    void *p;
+    ck_assert_int_eq(speculo_writer_alloc(w, 20000, &p), 0);
+    forge_records(p, 20000);
+    speculo_writer_close(w);
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, a, "a");
+    th_next_none(r);
+    w = th_writer("s", 0);
+    th_next_none(r);
+    put_small_and_read_each(w, r, 300);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(dead_writers_leftovers_never_read)
+{
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        speculo_writer *cw = th_child_writer("s", NULL);
+        T_CHILD_EQ(speculo_writer_put(cw, "a", 1, NULL, NULL), 0);
+        void *p;
+        T_CHILD_EQ(speculo_writer_alloc(cw, 100000, &p), 0);
+        forge_records(p, 100000); /* killed in the middle of its chunk */
+        th_child_ready(&writer);
+        for (;;)
+            pause();
+    }
+    th_await_ready(&writer);
+    ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+    th_chunk_is(&c, "a", 1);
+    th_next_none(r);
+    speculo_writer *w = th_writer("s", 0); /* takes over */
+    th_next_none(r);
+    put_small_and_read_each(w, r, 1000);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+    t_sync_close(&writer.ready);
+}
+END_TEST
+
+START_TEST(reservation_carried_by_gc_then_given_up_never_read)
+{
+    speculo_writer *w = th_writer("s", 0);
+    speculo_reader *r = th_reader("s");
+    void *p;
+    ck_assert_int_eq(speculo_writer_alloc(w, 3000, &p), 0);
+    forge_records(p, 3000);
+    ck_assert_int_eq(speculo_writer_gc(w), 0); /* the reservation moves to the new file */
+    ck_assert_int_eq(speculo_writer_alloc(w, 1, &p), 0);
+    memset(p, 'y', 1);
+    uint64_t id;
+    ck_assert_int_eq(speculo_writer_commit(w, NULL, &id), 0);
+    th_next(r, id, "y", 1);
+    th_next_none(r);
+    put_small_and_read_each(w, r, 100);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *writer_suite(void)
 {
     Suite *s = suite_create("writer");
@@ -640,6 +768,13 @@ Suite *writer_suite(void)
     tcase_add_test(tc, mode_option_applied);
     tcase_add_test(tc, capacity_option_only_at_creation);
     tcase_add_test(tc, mode_option_ignores_non_permission_bits);
+    suite_add_tcase(s, tc);
+
+    tc = th_tcase("past the tail", 20);
+    tcase_add_test(tc, given_up_reservation_never_read_as_records);
+    tcase_add_test(tc, reservation_left_at_close_never_read);
+    tcase_add_test(tc, dead_writers_leftovers_never_read);
+    tcase_add_test(tc, reservation_carried_by_gc_then_given_up_never_read);
     suite_add_tcase(s, tc);
 
     if (th_root()) {

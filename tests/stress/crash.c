@@ -21,6 +21,12 @@
  *      chain of chunks each replacing the previous one, now and then a big
  *      chunk, an explicit collection every 200-1000 commits; the
  *      segment is small (64 KiB) so that it also collects when full.
+ *      Reservations are first filled with forged records (a commit word
+ *      and header at every 64-byte boundary, which a reader would take for
+ *      a chunk), so that a writer killed in the middle of a chunk leaves
+ *      them past the tail; one time in 16 such a reservation is given up
+ *      (another alloc, or a put that fails after copying its data), one
+ *      time in 1024 it is left at a close and the writer opens again.
  * The driver kills it after a random delay in microseconds (counted from
  * the fork in one round of eight, so that some kills land in the takeover
  * itself; otherwise from the start of the load) and notes what the writer
@@ -56,10 +62,10 @@
 
 enum phase {
     PH_NONE, PH_OPEN, PH_VERIFY, PH_ALLOC, PH_FILL, PH_COMMIT, PH_PUT, PH_REPORT, PH_GC,
-    PH_COUNT
+    PH_ABANDON, PH_REOPEN, PH_COUNT
 };
-static const char *const phase_names[PH_COUNT] = {"fork", "open",   "verify", "alloc", "fill",
-                                                  "commit", "put", "report", "gc"};
+static const char *const phase_names[PH_COUNT] = {
+    "fork", "open", "verify", "alloc", "fill", "commit", "put", "report", "gc", "give-up", "reopen"};
 
 /* One reported commit. */
 struct entry {
@@ -286,6 +292,58 @@ static void report(const struct entry *e)
     atomic_fetch_add_explicit(&S->commits, 1, memory_order_relaxed);
 }
 
+/* Forged records at every 64-byte boundary of a reservation (64-aligned):
+ * a reader that took one for a commit would return an empty chunk, which
+ * fails its checks. They must stay invisible past the tail. */
+static void forge_records(void *p, size_t size)
+{
+    static const uint64_t forged[8] = {64, UINT64_C(1) << 60};
+    for (size_t k = 0; k + sizeof forged <= size; k += sizeof forged)
+        memcpy((char *)p + k, forged, sizeof forged);
+}
+
+/* Reserve, fill with forged records and give the reservation up: by
+ * another alloc (the next commit's), or by a put that fails after
+ * copying its data. */
+static void give_up_reservation(speculo_writer *w, uint64_t r)
+{
+    static _Alignas(64) unsigned char junk[BIG_SIZE];
+    size_t size = 64 + (size_t)(r >> 20) % 4000;
+    if ((r >> 32) % 2) {
+        void *p;
+        set_phase(PH_ALLOC);
+        int rc = speculo_writer_alloc(w, size, &p);
+        if (rc < 0)
+            pl_fail("alloc(%zu): %s", size, speculo_strerror(rc));
+        set_phase(PH_ABANDON);
+        forge_records(p, size);
+        return;
+    }
+    forge_records(junk, size);
+    struct speculo_commit_options co = {.replaces = UINT64_C(1) << 62}; /* never live */
+    set_phase(PH_ABANDON);
+    int rc = speculo_writer_put(w, junk, size, &co, NULL);
+    if (rc != -ENOENT)
+        pl_fail("put replacing no live chunk: %s, not -ENOENT", speculo_strerror(rc));
+}
+
+/* Leave a reservation full of forged records at close, and open again. */
+static speculo_writer *reopen_with_reservation(speculo_writer *w,
+                                               const struct speculo_writer_options *o)
+{
+    void *p;
+    set_phase(PH_ALLOC);
+    int rc = speculo_writer_alloc(w, 3000, &p);
+    if (rc < 0)
+        pl_fail("alloc: %s", speculo_strerror(rc));
+    set_phase(PH_REOPEN);
+    forge_records(p, 3000);
+    speculo_writer_close(w);
+    if ((rc = speculo_writer_open(SEG, o, &w)) < 0)
+        pl_fail("writer_open after close: %s", speculo_strerror(rc));
+    return w;
+}
+
 static void writer_main(uint64_t seed, int verify_only)
 {
     uint64_t epoch = S->epoch, rs = seed | 1;
@@ -318,6 +376,10 @@ static void writer_main(uint64_t seed, int verify_only)
         }
         struct entry e = {.seq = h.seq, .epoch = epoch};
         uint64_t id = 0;
+        if ((r >> 56) % 16 == 0)
+            give_up_reservation(w, pl_rand(&rs));
+        if ((r >> 48) % 1024 == 0)
+            w = reopen_with_reservation(w, &o);
         int64_t before = t_real_ns();
         switch ((r >> 8) % 16) {
         case 0: { /* chain: replaces the previous chain chunk */
@@ -351,6 +413,7 @@ static void writer_main(uint64_t seed, int verify_only)
             if (rc < 0)
                 pl_fail("alloc(%zu): %s", size, speculo_strerror(rc));
             set_phase(PH_FILL);
+            forge_records(p, size); /* what a kill from here on leaves past the tail */
             pl_fill(p, size, &h);
             struct speculo_commit_options co = {.ttl_ns = h.ttl_ns};
             set_phase(PH_COMMIT);
