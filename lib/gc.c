@@ -130,10 +130,6 @@ int speculo__writer_collect(speculo_writer *w, uint64_t need)
     struct seg_header *nh = map_header(&m);
     nh->min_next_id = w->next_id; /* ids are never reused, even if we die now */
     atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
-    /* informational: carried over */
-    atomic_store_explicit(&nh->last_commit_ns,
-                          atomic_load_explicit(&oh->last_commit_ns, memory_order_relaxed),
-                          memory_order_relaxed);
     uint64_t tail = copy_live(w, &m, &t);
     if (w->reserved)
         memcpy(m.base + tail + REC_HEADER_SIZE, w->map.base + w->tail + REC_HEADER_SIZE,
@@ -143,6 +139,7 @@ int speculo__writer_collect(speculo_writer *w, uint64_t need)
      * finds every copied record by id (nrecords bounds its id table). */
     struct seg_totals nt = {.committed_end = tail,
                             .last_id = w->next_id - 1,
+                            .last_commit_ns = speculo__writer_last_commit_ns(w), /* carried over */
                             .names_used = t.names,
                             .nrecords = t.records};
     speculo__header_publish_totals(nh, &nt);

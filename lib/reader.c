@@ -402,7 +402,7 @@ int speculo_reader_ident(const speculo_reader *r, struct speculo_segment_ident *
 static int count_records(const speculo_reader *r, struct speculo_segment_info *info)
 {
     uint64_t pos = r->map.lay.records_off, prev = 0;
-    int64_t now = speculo__clock_wall_ns();
+    int64_t now = speculo__clock_wall_ns(), prev_ns = 0;
     for (;;) {
         struct rec_view v;
         int rc = speculo__rec_check(r->map.base, &r->map.lay, pos, &v);
@@ -413,6 +413,7 @@ static int count_records(const speculo_reader *r, struct speculo_segment_info *i
         if (v.id <= prev)
             return -EBADMSG;
         prev = v.id;
+        prev_ns = v.committed_ns;
         if (!info->first_id)
             info->first_id = v.id;
         switch (speculo__rec_state(&v, now, NULL)) {
@@ -430,8 +431,10 @@ static int count_records(const speculo_reader *r, struct speculo_segment_info *i
         pos += v.len;
     }
     info->bytes_used = pos - r->map.lay.records_off;
-    if (prev > info->last_id)
+    if (prev > info->last_id) { /* committed since the writer last published its totals */
         info->last_id = prev;
+        info->last_commit_ns = prev_ns;
+    }
     return 0;
 }
 

@@ -62,13 +62,15 @@ int speculo__writer_prefault(speculo_writer *w, uint64_t end)
     return 0;
 }
 
-/* Publish a file's running totals: for information (describe, takeover),
- * except nrecords, by which get_id() readers bound the id table:
- * released. */
+/* Publish a file's running totals, all of them: when a writer opens,
+ * collects, obsoletes or closes. A commit publishes only what readers need
+ * at once (see commit_record()): the rest is for information (describe,
+ * takeover), and readers take what is newer from the records. */
 void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
     atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
     atomic_store_explicit(&h->last_id, t->last_id, memory_order_relaxed);
+    atomic_store_explicit(&h->last_commit_ns, t->last_commit_ns, memory_order_relaxed);
     atomic_store_explicit(&h->dead_bytes, t->dead_bytes, memory_order_relaxed);
     atomic_store_explicit(&h->names_used, t->names_used, memory_order_relaxed);
     /* publishes: the obsolete marks counted (speculo_reader_watch() readers
@@ -78,17 +80,39 @@ void speculo__header_publish_totals(struct seg_header *h, const struct seg_total
     atomic_store_explicit(&h->nrecords, t->nrecords, memory_order_release);
 }
 
+/* The commit time of the file's newest record; with none (a collection
+ * kept none), what the header carries from the files before. */
+int64_t speculo__writer_last_commit_ns(const speculo_writer *w)
+{
+    if (w->nrecords == 0)
+        /* observes: our own header */
+        return atomic_load_explicit(&w_header(w)->last_commit_ns, memory_order_relaxed);
+    uint64_t off = seg_table(&w->map)[w->nrecords - 1];
+    return ((const struct rec_header *)(w->map.base + off))->committed_ns;
+}
+
 void speculo__writer_publish_totals(speculo_writer *w)
 {
     struct seg_totals t = {
         .committed_end = w->tail,
         .last_id = w->next_id - 1,
+        .last_commit_ns = speculo__writer_last_commit_ns(w),
         .dead_bytes = w->dead_bytes,
         .names_used = w->names_used,
         .obsolete_count = w->obsolete_count,
         .nrecords = w->nrecords,
     };
     speculo__header_publish_totals(w_header(w), &t);
+}
+
+/* After a commit or obsolete marked chunks: the bytes they free and their
+ * count, which speculo_reader_watch() waits for. */
+static void publish_obsoletions(speculo_writer *w)
+{
+    struct seg_header *h = w_header(w);
+    atomic_store_explicit(&h->dead_bytes, w->dead_bytes, memory_order_relaxed);
+    /* publishes: the obsolete marks counted */
+    atomic_store_explicit(&h->obsolete_count, w->obsolete_count, memory_order_release);
 }
 
 /* The committed record with this id, by binary search of the id table. */
@@ -638,6 +662,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
             prev.h = NULL;
     }
     uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = m->id;
+    uint64_t obsolete_before = w->obsolete_count;
     struct rec_header *r = (struct rec_header *)(w->map.base + off);
     r->id = cid;
     r->size = w->res_size;
@@ -678,12 +703,15 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     w->nrecords++;
     w->next_id = cid + 1;
     w->reserved = false;
-    /* informational: the time of the newest commit */
-    atomic_store_explicit(&h->last_commit_ns, now, memory_order_relaxed);
-    speculo__writer_publish_totals(w);
+    bool obsoleted = w->obsolete_count != obsolete_before;
+    if (obsoleted)
+        publish_obsoletions(w);
+    /* publishes: this record's id table entry (get_id() searches the table
+     * up to nrecords); the other totals wait for close (see above) */
+    atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
     speculo__wake_waiters(h);
     uint64_t used = w->tail - h->records_off;
-    if (w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
+    if (obsoleted && w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
         w->dead_bytes * 100 > used * w->gc_dead_percent)
         (void)speculo__writer_collect(w, 0); /* the commit stands; a failure retries later */
     return 0;

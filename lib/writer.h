@@ -68,9 +68,11 @@ int speculo__writer_prefault(speculo_writer *w, uint64_t end);
 /* What a file's header counts of its records (see header_publish_totals). */
 struct seg_totals {
     uint64_t committed_end, last_id, dead_bytes, names_used, obsolete_count, nrecords;
+    int64_t last_commit_ns;
 };
 void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t);
 void speculo__writer_publish_totals(speculo_writer *w);
+int64_t speculo__writer_last_commit_ns(const speculo_writer *w);
 int speculo__writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v);
 
 #endif

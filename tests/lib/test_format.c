@@ -115,6 +115,10 @@ START_TEST(record_layout_of_committed_chunks)
     ck_assert_int_eq(r2->expires_ns, r2->committed_ns + 1000000000);
     ck_assert_int_ge(r2->committed_ns, r1->committed_ns);
 
+    /* A commit publishes the record count; the other totals, the writer's
+     * close (or open, collection, obsoletion). */
+    ck_assert_uint_eq(atomic_load(&h->nrecords), 2);
+    speculo_writer_close(w);
     ck_assert_uint_eq(atomic_load(&h->nrecords), 2);
     ck_assert_uint_eq(atomic_load(&h->last_id), id2);
     ck_assert_uint_eq(atomic_load(&h->committed_end), offs[1] + len2);
@@ -149,7 +153,6 @@ START_TEST(record_layout_of_committed_chunks)
     /* Where the next record will go, nothing is committed yet. */
     ck_assert_int_eq(speculo__rec_check(m.p, &l, offs[1] + len2, &v), 0);
     t_seg_unmap(&m);
-    speculo_writer_close(w);
 }
 END_TEST
 
@@ -166,7 +169,7 @@ START_TEST(uncommitted_reservation_not_published)
     uint64_t offs[4];
     ck_assert_int_eq(t_seg_records(&m, offs, 4), 1);
     ck_assert_uint_eq(atomic_load(&h->nrecords), 1);
-    ck_assert_uint_eq(atomic_load(&h->last_id), id1);
+    ck_assert_uint_eq(t_seg_rec(&m, offs[0])->id, id1);
     uint64_t end = offs[0] + atomic_load(&t_seg_rec(&m, offs[0])->commit);
     ck_assert_uint_eq(atomic_load(&t_seg_rec(&m, end)->commit), 0);
     uint64_t id2;
@@ -174,6 +177,27 @@ START_TEST(uncommitted_reservation_not_published)
     ck_assert_uint_eq(atomic_load(&t_seg_rec(&m, end)->commit), rec_length(1000, 0));
     ck_assert_uint_eq(t_seg_rec(&m, end)->id, id2);
     ck_assert_uint_eq(atomic_load(&h->nrecords), 2);
+    t_seg_unmap(&m);
+    speculo_writer_close(w);
+}
+END_TEST
+
+START_TEST(commit_publishes_count_and_obsoletions_at_once)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    const struct seg_header *h = t_seg_hdr(&m);
+    th_puts(w, "a", NULL);
+    ck_assert_uint_eq(atomic_load(&h->nrecords), 1);
+    ck_assert_uint_eq(atomic_load(&h->obsolete_count), 0);
+    th_puts(w, "v1", "doc");
+    th_puts(w, "v2", "doc"); /* obsoletes v1 */
+    uint64_t offs[4];
+    ck_assert_int_eq(t_seg_records(&m, offs, 4), 3);
+    ck_assert_uint_eq(atomic_load(&h->nrecords), 3);
+    ck_assert_uint_eq(atomic_load(&h->obsolete_count), 1);
+    ck_assert_uint_eq(atomic_load(&h->dead_bytes), atomic_load(&t_seg_rec(&m, offs[1])->commit));
     t_seg_unmap(&m);
     speculo_writer_close(w);
 }
@@ -477,6 +501,7 @@ Suite *format_suite(void)
     tcase_add_test(tc, owner_token_names_writer);
     tcase_add_test(tc, record_layout_of_committed_chunks);
     tcase_add_test(tc, uncommitted_reservation_not_published);
+    tcase_add_test(tc, commit_publishes_count_and_obsoletions_at_once);
     tcase_add_test(tc, obsolete_marks_in_records);
     tcase_add_test(tc, superseded_set_by_gc);
     tcase_add_test(tc, superseded_set_by_remove);
