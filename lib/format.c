@@ -120,51 +120,12 @@ int speculo__seg_check_header(const void *map, uint64_t map_size)
     return speculo__seg_check_layout(map, map_size, &l);
 }
 
-/* Names inside a record must be valid chunk names too: speculofs shows them
- * as file names, so a '/' or a control character must never get through. */
-static bool name_ok(const char *name, uint32_t len)
-{
-    if (len > SPECULO_CHUNK_NAME_MAX || name[len] != '\0' || strlen(name) != len)
-        return false;
-    return speculo_chunk_name_check(name) == 0;
-}
-
 int speculo__rec_check(const void *map, const struct seg_layout *l, uint64_t off,
                        struct rec_view *v)
 {
-    uint64_t cap = l->capacity;
-    if (off < l->records_off || off % REC_ALIGN || off > cap)
+    if (off < l->records_off || off % REC_ALIGN || off > l->capacity)
         return -EBADMSG;
-    if (cap - off < REC_HEADER_SIZE)
-        return 0; /* the record area is full: nothing more can come here */
-    const struct rec_header *r = (const struct rec_header *)((const uint8_t *)map + off);
-    /* observes: the writer's release store that publishes the record */
-    uint64_t len = atomic_load_explicit(&((struct rec_header *)r)->commit, memory_order_acquire);
-    if (len == 0)
-        return 0;
-    struct rec_header f; /* snapshot of the plain fields, checked below */
-    memcpy((char *)&f + sizeof f.commit, (const char *)r + sizeof f.commit,
-           sizeof f - sizeof f.commit);
-    if (len % REC_ALIGN || len > cap - off || f.id == 0 || f.size > len ||
-        f.name_len > SPECULO_CHUNK_NAME_MAX || rec_length(f.size, f.name_len) != len)
-        return -EBADMSG;
-    const char *name = NULL;
-    if (f.name_len) {
-        name = (const char *)r + REC_HEADER_SIZE + align_up(f.size, PAYLOAD_ALIGN);
-        if (!name_ok(name, f.name_len))
-            return -EBADMSG;
-    }
-    v->h = r;
-    v->off = off;
-    v->len = len;
-    v->name = name;
-    v->id = f.id;
-    v->size = f.size;
-    v->replaces = f.replaces;
-    v->committed_ns = f.committed_ns;
-    v->expires_ns = f.expires_ns;
-    v->name_len = f.name_len;
-    return 1;
+    return speculo__rec_view_at(map, l->capacity, off, v);
 }
 
 int64_t speculo__table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)

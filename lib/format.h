@@ -12,11 +12,14 @@
 #ifndef SPECULO_FORMAT_H
 #define SPECULO_FORMAT_H
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "speculo.h"
 
 #define SEG_MAGIC "SPECULO\x1a"
 #define SEG_HEADER_SIZE 4096u
@@ -142,9 +145,12 @@ int speculo__seg_check_header(const void *map, uint64_t map_size);
 int speculo__seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out);
 
 /* A record checked against the mapping: the committed length fits, its
- * fields are consistent, its name is NUL-terminated in bounds. The fields
- * are a snapshot taken once, then checked: another process changing the
- * file meanwhile cannot make a checked value unchecked. */
+ * fields are consistent, its name lies inside it, NUL-terminated. The
+ * fields are a snapshot taken once, then checked: another process changing
+ * the file meanwhile cannot make a checked value unchecked. The name's
+ * characters are checked where a name is handed out or trusted (a reader
+ * copies and checks it, a takeover checks it): a lookup compares it with
+ * the valid name it looks for, and needs no more. */
 struct rec_view {
     const struct rec_header *h;
     uint64_t off, len;
@@ -153,8 +159,53 @@ struct rec_view {
     int64_t committed_ns, expires_ns;
     uint32_t name_len;
 };
-/* 1 committed and valid, 0 not committed yet, -EBADMSG corrupt. Acquires
- * the commit word: the record's contents are visible after it returns 1. */
+
+/*
+ * The record at @off, a record boundary inside the record area of a
+ * mapping of @cap bytes (the records' start, or the end of a record
+ * checked before). 1 committed and valid, 0 not committed yet, -EBADMSG
+ * corrupt. Acquires the commit word: the record's contents are visible
+ * after it returns 1. Inline: it is every reader's path (next() polls it).
+ */
+static inline int speculo__rec_view_at(const void *map, uint64_t cap, uint64_t off,
+                                       struct rec_view *v)
+{
+    if (cap - off < REC_HEADER_SIZE)
+        return 0; /* the record area is full: nothing more can come here */
+    struct rec_header *r = (struct rec_header *)((uintptr_t)map + off);
+    /* observes: the writer's release store that publishes the record */
+    uint64_t len = atomic_load_explicit(&r->commit, memory_order_acquire);
+    if (len == 0)
+        return 0;
+    /* volatile: each field is read once, here, whatever the compiler does
+     * with the values afterwards */
+    const volatile struct rec_header *f = r;
+    uint64_t id = f->id, size = f->size;
+    uint32_t name_len = f->name_len;
+    if (len % REC_ALIGN || len > cap - off || id == 0 || size > len ||
+        name_len > SPECULO_CHUNK_NAME_MAX || rec_length(size, name_len) != len)
+        return -EBADMSG;
+    const char *name = NULL;
+    if (name_len) { /* inside the record: its length counts the name and a NUL */
+        name = (const char *)r + REC_HEADER_SIZE + align_up(size, PAYLOAD_ALIGN);
+        if (((const volatile char *)name)[name_len] != '\0')
+            return -EBADMSG;
+    }
+    v->h = r;
+    v->off = off;
+    v->len = len;
+    v->name = name;
+    v->id = id;
+    v->size = size;
+    v->replaces = f->replaces;
+    v->committed_ns = f->committed_ns;
+    v->expires_ns = f->expires_ns;
+    v->name_len = name_len;
+    return 1;
+}
+
+/* The same at an offset read from the file (the id table, a name slot),
+ * checked first: inside the record area, on a record boundary. */
 int speculo__rec_check(const void *map, const struct seg_layout *l, uint64_t off,
                        struct rec_view *v);
 

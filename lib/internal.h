@@ -71,6 +71,10 @@ static inline int64_t owner_pid(uint64_t token)
     return (int64_t)(token & OWNER_PID_MASK);
 }
 
+/* names.c */
+ssize_t speculo__chunk_name_len(const char *name);
+bool speculo__chunk_name_valid(const char *name, size_t len);
+
 /* clock.c */
 int64_t speculo__clock_wall_ns(void);
 int64_t speculo__clock_mono_ns(void);

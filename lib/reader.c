@@ -188,12 +188,8 @@ int speculo__reader_switch(speculo_reader *r)
     return rc < 0 ? rc : 1;
 }
 
-/* Before a lookup: move to the newest file if the segment was switched
- * (a pinned reader stays where it is). */
-int speculo__reader_refresh(speculo_reader *r)
+int speculo__reader_refresh_switch(speculo_reader *r)
 {
-    if ((r->flags & SPECULO_READER_PINNED) || (!r->gone && !r_superseded(r)))
-        return 0;
     int rc = speculo__reader_switch(r);
     return rc == 1 ? 0 : rc;
 }
@@ -249,43 +245,23 @@ void speculo_reader_close(speculo_reader *r)
     free(r);
 }
 
-/* Fill the caller's chunk from a checked record. The name is copied into
- * the reader and checked again there: the pointer handed out must stay a
- * valid, terminated name even if another process rewrites the file. */
-int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
+/* The name of a checked record, copied into the reader and checked there:
+ * the pointer handed out must stay a valid, terminated name even if
+ * another process rewrites the file. NULL when it is not a valid name. */
+const char *speculo__copy_name(speculo_reader *r, const struct rec_view *v)
 {
-    const char *name = NULL;
-    if (v->name) {
-        memcpy(r->name_buf, v->name, v->name_len);
-        r->name_buf[v->name_len] = '\0';
-        if (strlen(r->name_buf) != v->name_len || speculo_chunk_name_check(r->name_buf) < 0)
-            return -EBADMSG;
-        name = r->name_buf;
-    }
-    c->id = v->id;
-    c->name = name;
-    c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
-    c->size = v->size;
-    c->committed_ns = v->committed_ns;
-    c->expires_ns = v->expires_ns;
-    return 0;
+    memcpy(r->name_buf, v->name, v->name_len);
+    r->name_buf[v->name_len] = '\0';
+    return speculo__chunk_name_valid(r->name_buf, v->name_len) ? r->name_buf : NULL;
 }
 
-int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
+/* The next live chunk at or after the reader's position, or -EAGAIN. */
+static __attribute__((noinline)) int next_chunk(speculo_reader *r, speculo_chunk *chunk)
 {
-    if (!r || !chunk)
-        return -EINVAL;
-    /* Once the segment was switched, the new file is the truth: it holds
-     * every chunk that was live then, and obsolete marks made since, which
-     * the rest of the old file would not show. A removed segment has
-     * nothing more to give. */
-    int rc = speculo__reader_refresh(r);
-    if (rc < 0)
-        return rc;
     int64_t now = 0;
     for (;;) {
         struct rec_view v;
-        rc = speculo__rec_check(r->map.base, &r->map.lay, r->pos, &v);
+        int rc = speculo__rec_view_at(r->map.base, r->map.lay.capacity, r->pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0) {
@@ -308,16 +284,43 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     }
 }
 
+/*
+ * The first question is the one a busy-polling reader asks over and over:
+ * is the file still current, and is a commit word set at the position? It
+ * is answered in a few instructions; the record is then checked in full.
+ */
+int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
+{
+    if (!r || !chunk)
+        return -EINVAL;
+    if (!(r->flags & SPECULO_READER_PINNED) && (r->gone || r_superseded(r))) {
+        /* Once the segment was switched, the new file is the truth: it
+         * holds every chunk that was live then, and obsolete marks made
+         * since, which the rest of the old file would not show. A removed
+         * segment has nothing more to give. */
+        int rc = speculo__reader_refresh_switch(r);
+        return rc < 0 ? rc : next_chunk(r, chunk);
+    }
+    if (r->map.lay.capacity - r->pos >= REC_HEADER_SIZE) {
+        const struct rec_header *rec = (const struct rec_header *)(r->map.base + r->pos);
+        /* observes: a commit at our position (next_chunk() acquires it) */
+        if (atomic_load_explicit(&((struct rec_header *)rec)->commit, memory_order_relaxed))
+            return next_chunk(r, chunk);
+    }
+    return -EAGAIN;
+}
+
 int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk)
 {
     if (!r || !chunk)
         return -EINVAL;
-    int rc = speculo_chunk_name_check(name);
+    ssize_t n = speculo__chunk_name_len(name);
+    if (n < 0)
+        return (int)n;
+    int rc = speculo__reader_refresh(r);
     if (rc < 0)
         return rc;
-    if ((rc = speculo__reader_refresh(r)) < 0)
-        return rc;
-    size_t len = strlen(name);
+    size_t len = (size_t)n;
     struct rec_view v;
     rc = speculo__index_lookup(&r->map, name, len,
                                speculo__name_hash(r_header(r)->hash_seed, name, len), &v);

@@ -9,8 +9,8 @@ struct speculo_reader {
     struct ns_dir dir;
     unsigned flags; /* SPECULO_READER_PINNED */
     struct seg_map map;
-    speculo_mapping *held;              /* map as shared with speculo_reader_hold()'s, or NULL */
-    uint64_t pos;                       /* offset of the next record to look at */
+    speculo_mapping *held; /* map as shared with speculo_reader_hold()'s, or NULL */
+    uint64_t pos; /* offset of the next record to look at: a record boundary in the record area */
     uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
     uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
     struct speculo_segment_ident ident; /* of the file mapped, taken when mapped */
@@ -48,12 +48,32 @@ static inline bool r_superseded(const speculo_reader *r)
 /* reader.c: look at the name again. 1 switched to a new file, 0 the name
  * still holds ours, -ENOENT gone, or another error. */
 int speculo__reader_switch(speculo_reader *r);
-/* reader.c: before a lookup, move to the newest file if the segment was
- * switched (not a pinned reader); 0, or an error. */
-int speculo__reader_refresh(speculo_reader *r);
-/* reader.c: fill a chunk from a checked record (its name copied into the
- * reader); 0 or -EBADMSG. */
-int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c);
+int speculo__reader_refresh_switch(speculo_reader *r);
+/* Before a lookup: move to the newest file if the segment was switched or
+ * removed (a pinned reader stays where it is); 0, or an error. */
+static inline int speculo__reader_refresh(speculo_reader *r)
+{
+    if ((r->flags & SPECULO_READER_PINNED) || (!r->gone && !r_superseded(r)))
+        return 0;
+    return speculo__reader_refresh_switch(r);
+}
+/* reader.c: the record's name, copied into the reader and checked. */
+const char *speculo__copy_name(speculo_reader *r, const struct rec_view *v);
+/* Fill a chunk from a checked record (its name copied into the reader);
+ * 0 or -EBADMSG. */
+static inline int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
+{
+    const char *name = NULL;
+    if (v->name && !(name = speculo__copy_name(r, v)))
+        return -EBADMSG;
+    c->id = v->id;
+    c->name = name;
+    c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
+    c->size = v->size;
+    c->committed_ns = v->committed_ns;
+    c->expires_ns = v->expires_ns;
+    return 0;
+}
 /* wait.c: drop the header mapping used for waiting (at a switch, close). */
 void speculo__reader_drop_wait(speculo_reader *r);
 

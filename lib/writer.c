@@ -395,8 +395,10 @@ static int recover(speculo_writer *w)
         if (rc == 0)
             break;
         /* ids increase; one of 2^63 or more is corruption (the next id
-         * would wrap to 0 and ids would go backwards) */
-        if (v.id <= last || v.id >= UINT64_MAX / 2 || n >= w->map.lay.table_slots)
+         * would wrap to 0 and ids would go backwards); names go into the
+         * index, and must be names */
+        if (v.id <= last || v.id >= UINT64_MAX / 2 || n >= w->map.lay.table_slots ||
+            (v.name && !speculo__chunk_name_valid(v.name, v.name_len)))
             return -EBADMSG;
         last = v.id;
         table[n++] = pos;
@@ -601,29 +603,6 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
     return 0;
 }
 
-/* Everything in the commit options that can fail, checked before anything
- * is written. */
-static int check_commit(speculo_writer *w, const struct speculo_commit_options *o, int64_t now,
-                        struct rec_view *replaced)
-{
-    replaced->h = NULL;
-    if (!o)
-        return 0;
-    if (o->ttl_ns < 0)
-        return -EINVAL;
-    if (o->name) {
-        int rc = speculo_chunk_name_check(o->name);
-        if (rc < 0)
-            return rc;
-    }
-    if (o->replaces) {
-        if (speculo__writer_find(w, o->replaces, replaced) < 0 ||
-            !speculo__rec_live(replaced, &now))
-            return -ENOENT;
-    }
-    return 0;
-}
-
 static int64_t expiry(int64_t now, int64_t ttl)
 {
     if (ttl == 0)
@@ -633,28 +612,66 @@ static int64_t expiry(int64_t now, int64_t ttl)
 
 /* What a commit writes besides the payload, checked. */
 struct commit_meta {
-    const char *name;
+    const char *name; /* NULL: unnamed */
+    uint32_t name_len;
     uint64_t id;
     int64_t committed_ns, expires_ns;
-    struct rec_view replaced; /* a live chunk to obsolete, or .h NULL */
+    const struct rec_view *replaced; /* a live chunk to obsolete, or NULL */
 };
+
+/* The name of a commit, checked and measured in one pass. */
+static int commit_name(struct commit_meta *m, const char *name)
+{
+    if (!name)
+        return 0;
+    ssize_t n = speculo__chunk_name_len(name);
+    if (n < 0)
+        return (int)n;
+    m->name = name;
+    m->name_len = (uint32_t)n;
+    return 0;
+}
+
+/* Everything in the commit options that can fail, checked before anything
+ * is written; @replaced receives the chunk to obsolete. */
+static int check_commit(speculo_writer *w, const struct speculo_commit_options *o,
+                        struct commit_meta *m, struct rec_view *replaced)
+{
+    if (!o)
+        return 0;
+    if (o->ttl_ns < 0)
+        return -EINVAL;
+    int rc = commit_name(m, o->name);
+    if (rc < 0)
+        return rc;
+    if (o->replaces) {
+        int64_t now = m->committed_ns;
+        if (speculo__writer_find(w, o->replaces, replaced) < 0 ||
+            !speculo__rec_live(replaced, &now))
+            return -ENOENT;
+        m->replaced = replaced;
+    }
+    m->expires_ns = expiry(m->committed_ns, o->ttl_ns);
+    return 0;
+}
 
 /*
  * Publish the reserved chunk: the record, then (release) its commit word;
- * then its name in the index, the obsoletions, the totals, the wake-up.
- * Inlined into both callers: it is the commit path.
+ * then its name in the index, the obsoletions, the record count, the
+ * wake-up. Inlined into both callers: it is the commit path.
  */
 static inline __attribute__((always_inline)) int commit_record(speculo_writer *w,
                                                                const struct commit_meta *m)
 {
     struct seg_header *h = w_header(w);
     const char *name = m->name;
-    int64_t now = m->committed_ns;
-    uint32_t name_len = name ? (uint32_t)strlen(name) : 0;
+    uint32_t name_len = m->name_len;
     uint64_t hash = 0;
     struct name_slot *slot = NULL;
-    struct rec_view prev = {0};
+    struct rec_view prev;
+    prev.h = NULL;
     if (name) {
+        int64_t now = m->committed_ns;
         hash = speculo__name_hash(h->hash_seed, name, name_len);
         if (speculo__index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
             return -EBADMSG;
@@ -668,7 +685,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     r->size = w->res_size;
     r->committed_ns = m->committed_ns;
     r->expires_ns = m->expires_ns;
-    r->replaces = m->replaced.h ? m->replaced.id : prev.h ? prev.id : 0;
+    r->replaces = m->replaced ? m->replaced->id : prev.h ? prev.id : 0;
     /* nothing reads a record before its commit word: relaxed clears the
      * leftovers of an abandoned reservation */
     atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
@@ -696,9 +713,9 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
         if (prev.h)
             mark_obsolete(w, &prev, cid);
     }
-    if (m->replaced.h && !atomic_load_explicit(&((struct rec_header *)m->replaced.h)->obsoleted_by,
-                                               memory_order_relaxed))
-        mark_obsolete(w, &m->replaced, cid);
+    if (m->replaced && !atomic_load_explicit(&((struct rec_header *)m->replaced->h)->obsoleted_by,
+                                             memory_order_relaxed))
+        mark_obsolete(w, m->replaced, cid);
     w->tail = off + len;
     w->nrecords++;
     w->next_id = cid + 1;
@@ -722,14 +739,9 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
 {
     if (!w || !w->reserved)
         return -EINVAL;
-    int64_t now = speculo__clock_wall_ns();
-    struct commit_meta m = {
-        .name = opts ? opts->name : NULL,
-        .id = w->next_id,
-        .committed_ns = now,
-        .expires_ns = expiry(now, opts ? opts->ttl_ns : 0),
-    };
-    int rc = check_commit(w, opts, now, &m.replaced);
+    struct commit_meta m = {.id = w->next_id, .committed_ns = speculo__clock_wall_ns()};
+    struct rec_view replaced;
+    int rc = check_commit(w, opts, &m, &replaced);
     if (rc == 0)
         rc = commit_record(w, &m);
     if (rc == 0 && id)
@@ -743,21 +755,20 @@ int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replic
         c->committed_ns <= 0 || c->expires_ns < 0)
         return -EINVAL;
     struct commit_meta m = {
-        .name = c->name,
         .id = c->id,
         .committed_ns = c->committed_ns,
         .expires_ns = c->expires_ns,
     };
-    int rc = c->name ? speculo_chunk_name_check(c->name) : 0;
+    int rc = commit_name(&m, c->name);
     if (rc < 0)
         return rc;
-    int64_t now = speculo__clock_wall_ns();
-    m.replaced.h = NULL;
-    /* the origin obsoleted it: here too, if it is still live here */
+    /* the origin obsoleted it: here too, if it is still live here (the
+     * clock is read only for a chunk that can expire) */
+    struct rec_view replaced;
+    int64_t now = 0;
     if (c->replaces && c->replaces < c->id &&
-        (speculo__writer_find(w, c->replaces, &m.replaced) < 0 ||
-         !speculo__rec_live(&m.replaced, &now)))
-        m.replaced.h = NULL;
+        speculo__writer_find(w, c->replaces, &replaced) == 0 && speculo__rec_live(&replaced, &now))
+        m.replaced = &replaced;
     return commit_record(w, &m);
 }
 

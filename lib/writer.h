@@ -19,7 +19,7 @@ struct speculo_writer {
      * dead writer left) may hold anything, and a commit whose end falls
      * below it clears the next commit word first. */
     uint64_t dirty_end;
-    uint64_t nrecords;                     /* records in this file */
+    uint64_t nrecords; /* records in this file */
     uint64_t next_id;
     uint64_t names_used;
     uint64_t dead_bytes; /* bytes of obsoleted records */

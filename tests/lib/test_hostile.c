@@ -372,7 +372,12 @@ START_TEST(name_with_bad_characters)
     speculo_chunk c;
     int rc = speculo_reader_next(r, &c);
     ck_assert_msg(rc == -EBADMSG, "next = %d (name %s)", rc, rc == 0 && c.name ? c.name : "-");
+    ck_assert_int_eq(speculo_reader_get_id(r, f.id[2], &c), -EBADMSG);
     speculo_reader_close(r);
+    /* nor may a writer taking the file over put it in the index */
+    speculo_writer *w = NULL;
+    ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBADMSG);
+    ck_assert_ptr_null(w);
     fx_done(&f);
 }
 END_TEST
