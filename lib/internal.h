@@ -80,8 +80,16 @@ int64_t speculo__clock_wall_ns(void);
 int64_t speculo__clock_mono_ns(void);
 uint64_t speculo__random_u64(void);
 
-/* wait.c */
-void speculo__wake_waiters(struct seg_header *h);
+/* wait.c: the writer's half of waiting (see there). After a commit or an
+ * obsoletion: wake the readers waiting on the file, if any. Inline: every
+ * commit asks. */
+void speculo__wake(struct seg_header *h);
+static inline void speculo__wake_waiters(struct seg_header *h)
+{
+    /* observes: registered readers; releases our commit to later ones */
+    if (atomic_fetch_add_explicit(&h->waiters, 0, memory_order_acq_rel) != 0)
+        speculo__wake(h);
+}
 
 /* ---- liveness.c: when a record is live ---------------------------- */
 

@@ -43,11 +43,10 @@ struct speculo_wakeup {
 
 /* ---- the writer's half ------------------------------------------------ */
 
-void speculo__wake_waiters(struct seg_header *h)
+/* The look at `waiters` is speculo__wake_waiters(), inline in internal.h
+ * (every commit makes it); this is the rest, when someone waits. */
+void speculo__wake(struct seg_header *h)
 {
-    /* observes: registered readers; releases our commit to later ones */
-    if (atomic_fetch_add_explicit(&h->waiters, 0, memory_order_acq_rel) == 0)
-        return;
     /* publishes: a new wake generation; waiters compare against it */
     atomic_fetch_add_explicit(&h->wake_seq, 1, memory_order_release);
     syscall(SYS_futex, &h->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);

@@ -586,17 +586,18 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
     drop_reservation(w);
     /* room for the record with the longest name, and the next commit word */
     uint64_t need = rec_length(size, NAME_RESERVE - 1) + REC_ALIGN;
-    struct seg_header *h = w_header(w);
-    bool fits = need <= w->map.size - w->tail && w->nrecords < h->table_slots &&
-                w->names_used < h->index_slots / 2;
+    bool fits = need <= w->map.size - w->tail && w->nrecords < w->map.lay.table_slots &&
+                w->names_used < w->map.lay.index_slots / 2;
     if (!fits) {
         int rc = speculo__writer_collect(w, need);
         if (rc < 0)
             return rc;
     }
-    int rc = speculo__writer_prefault(w, w->tail + need);
-    if (rc < 0)
-        return rc;
+    if (w->tail + need > w->faulted_end) {
+        int rc = speculo__writer_prefault(w, w->tail + need);
+        if (rc < 0)
+            return rc;
+    }
     w->reserved = true;
     w->res_size = size;
     *data = w->map.base + w->tail + REC_HEADER_SIZE;
