@@ -695,7 +695,6 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     if (name)
         memcpy((char *)r + REC_HEADER_SIZE + align_up(w->res_size, PAYLOAD_ALIGN), name,
                name_len + 1);
-    seg_table(&w->map)[w->nrecords] = off;
     if (off + len < w->dirty_end && w->map.size - (off + len) >= REC_HEADER_SIZE) {
         struct rec_header *next = (struct rec_header *)(w->map.base + off + len);
         /* ordered before our release below: the next commit word reads 0 */
@@ -703,6 +702,8 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     }
     /* publishes: the record, its payload and name (and a cleared next word) */
     atomic_store_explicit(&r->commit, len, memory_order_release);
+    /* read only below nrecords, published below */
+    seg_table(&w->map)[w->nrecords] = off;
 
     if (slot) {
         if (!prev.h && atomic_load_explicit(&slot->off, memory_order_relaxed) == 0) {
