@@ -176,6 +176,15 @@ void bc_pin(int cpu)
     (void)sched_setaffinity(0, sizeof set, &set);
 }
 
+void bc_unpin(void)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < bc_ncpus() && i < CPU_SETSIZE; i++)
+        CPU_SET(i, &set);
+    (void)sched_setaffinity(0, sizeof set, &set);
+}
+
 int bc_ncpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -82,6 +82,8 @@ double bc_median(double *v, size_t n); /* sorts v */
 
 /* Pin the calling process to one CPU (ignored when that CPU is absent). */
 void bc_pin(int cpu);
+/* Let the calling process run on every CPU again. */
+void bc_unpin(void);
 /* How many CPUs this process may run on. */
 int bc_ncpus(void);
 /* An anonymous shared mapping, zeroed, visible to children forked later. */

@@ -2,8 +2,10 @@
  * Round-trip latency between two processes (parent on CPU 0, child on
  * CPU 1), 64-byte messages, ping-pong over two segments:
  *
- *   lat       speculo busy-polling vs a raw shared cache line; speculo
- *             blocking (reader_wait) vs pipe, socketpair, POSIX mqueue
+ *   lat       speculo busy-polling vs a raw shared cache line and vs the
+ *             record floor (the record's own bytes and one clock read, no
+ *             library), pinned and not; speculo blocking (reader_wait) vs
+ *             pipe, socketpair, POSIX mqueue
  *   sweep     zero-copy payload sweep 8 B .. 4 MiB, reader touching only the
  *             first 8 bytes, or the whole payload
  *   gcswitch  a collection of the ping segment every so many round trips:
@@ -20,13 +22,19 @@ static void part_lat(const struct bc_opts *o)
     int rounds = o->quick ? 3 : 9;
     struct lat_item it[] = {
         {.c = &pp_raw, .label = "raw-cacheline", .warm = 2000, .n = n_spin},
-        {.c = &pp_rawrec, .label = "raw-record", .warm = 2000, .n = n_spin},
-        {.c = &pp_rawrec, .label = "raw-record-clock", .warm = 2000, .n = n_spin, .clock = 1},
+        {.c = &pp_rawrec, .label = "raw-record", .warm = 2000, .n = n_spin, .clear_next = 1},
+        {.c = &pp_rawrec, .label = "raw-record-clock", .warm = 2000, .n = n_spin, .clock = 1,
+         .clear_next = 1},
         {.c = &pp_spin, .label = "speculo-busy", .size = 64, .warm = 2000, .n = n_spin},
         {.c = &pp_wait, .label = "speculo-wait", .size = 64, .warm = 500, .n = n_block},
         {.c = &pp_pipe, .label = "pipe", .warm = 500, .n = n_block},
         {.c = &pp_socketpair, .label = "socketpair", .warm = 500, .n = n_block},
         {.c = &pp_mqueue, .label = "mqueue", .warm = 500, .n = n_block},
+        {.c = &pp_rawrec, .label = "raw-record-floor", .warm = 2000, .n = n_spin, .clock = 1},
+        {.c = &pp_rawrec, .label = "raw-record-floor-unpinned", .warm = 2000, .n = n_spin,
+         .clock = 1, .unpinned = 1},
+        {.c = &pp_spin, .label = "speculo-busy-unpinned", .size = 64, .warm = 2000, .n = n_spin,
+         .unpinned = 1},
     };
     int k = (int)(sizeof it / sizeof it[0]);
     lat_rounds(it, k, rounds);
@@ -46,17 +54,34 @@ static void part_lat(const struct bc_opts *o)
               lat_med(&it[7], b, sizeof b), lat_ratio(wait, &it[7]));
     bc_factor("1e", "round trip, busy-polling reader vs pipe", lat_med(spin, a, sizeof a),
               lat_med(pipe, b, sizeof b), lat_ratio(spin, pipe));
-    /* where the busy-polling round trip goes: the record protocol alone, then
-     * with the commit-time clock read, then the library */
-    bc_head("decomp", "round trip|median|vs raw cache line");
-    struct lat_item *steps[] = {raw, rec, recc, spin};
-    const char *what[] = {"raw cache line (one atomic word)",
-                          "raw records: same header + payload stores, no clock, no library",
-                          "raw records + one CLOCK_REALTIME read per commit",
-                          "speculo put() + next(), busy-polling"};
-    for (int i = 0; i < 4; i++)
-        bc_row("decomp", "%s|%s|%.2f", what[i], lat_med(steps[i], a, sizeof a),
-               lat_ratio(steps[i], raw));
+    /* where the busy-polling round trip goes: the record's own bytes and one
+     * clock read with no library code (the floor of the format), then the
+     * library; what clearing the next commit word on every commit would
+     * add; the same floor and library unpinned */
+    struct lat_item *floor = &it[8], *floor_u = &it[9], *spin_u = &it[10];
+    bc_target("1h", "round trip, busy-polling reader vs the record floor (header + payload + "
+                    "one clock read), pinned",
+              lat_med(spin, a, sizeof a), lat_med(floor, b, sizeof b), lat_ratio(spin, floor),
+              false, 1.15);
+    bc_target("1i", "round trip, busy-polling reader vs the record floor, unpinned",
+              lat_med(spin_u, a, sizeof a), lat_med(floor_u, b, sizeof b),
+              lat_ratio(spin_u, floor_u), false, 1.15);
+    bc_head("decomp", "round trip|median|vs raw cache line|vs the record floor");
+    struct {
+        struct lat_item *it, *floor;
+        const char *what;
+    } steps[] = {
+        {raw, floor, "raw cache line (one atomic word)"},
+        {floor, floor, "record floor: header + payload stores + one CLOCK_REALTIME read, no library"},
+        {spin, floor, "speculo put() + next(), busy-polling"},
+        {rec, floor, "raw records, no clock, the next record's commit word cleared on every commit"},
+        {recc, floor, "raw records + one CLOCK_REALTIME read, the next commit word cleared"},
+        {floor_u, floor_u, "record floor, unpinned"},
+        {spin_u, floor_u, "speculo put() + next(), busy-polling, unpinned"},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++)
+        bc_row("decomp", "%s|%s|%.2f|%.2f", steps[i].what, lat_med(steps[i].it, a, sizeof a),
+               lat_ratio(steps[i].it, raw), lat_ratio(steps[i].it, steps[i].floor));
 }
 
 static void part_sweep(const struct bc_opts *o)

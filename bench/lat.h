@@ -11,7 +11,7 @@ struct lat_item {
     const char *label;     /* the name in the report and the plot file */
     size_t size;
     int touch;
-    int clock;
+    int clock, clear_next, unpinned;
     long warm, n;
     long gc_every;
     double budget_s;       /* time budget of one run (default 5 s) */

@@ -60,11 +60,17 @@ void pp_run(const struct pp_case *c, struct pp_ctx *x)
     if (pid < 0)
         bc_die("fork: %s", strerror(errno));
     if (pid == 0) {
-        bc_pin(1);
+        if (x->unpinned)
+            bc_unpin();
+        else
+            bc_pin(1);
         c->serve(x);
         _exit(0);
     }
-    bc_pin(0);
+    if (x->unpinned)
+        bc_unpin();
+    else
+        bc_pin(0);
     c->ping(x);
     bc_wait_child(pid, c->name);
     if (c->teardown)
@@ -109,9 +115,12 @@ const struct pp_case pp_raw = {"raw", NULL, raw_serve, raw_ping, NULL};
 /* ---- raw records: the segment's record protocol with no library code ------- */
 
 /* What a commit must do at the least: a 64-byte record header (with the
- * commit time when `clock`), the 64-byte payload, the next commit word
- * cleared, the commit word released; the other side polls the commit word
- * and reads the payload. Two shared regions, like two segments. */
+ * commit time when `clock`), the 64-byte payload, the commit word
+ * released; the other side polls the commit word and reads the payload.
+ * With the clock and nothing else, the floor of the format; `clear_next`
+ * adds the clear of the next record's commit word (on the line the other
+ * side polls next), which the library does only after a reservation was
+ * given up. Two shared regions, like two segments. */
 struct rawrec {
     uint64_t commit, id, size, committed_ns, expires_ns, replaces, obsoleted_by;
     uint32_t name_len, name_hash;
@@ -132,7 +141,7 @@ static int rawrec_setup(struct pp_ctx *x)
     return 0;
 }
 
-static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock)
+static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock, int clear_next)
 {
     int64_t now = 0;
     if (with_clock) {
@@ -151,7 +160,8 @@ static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock)
     r->payload[0] = v;
     for (int k = 1; k < 8; k++)
         r->payload[k] = (uint64_t)k;
-    __atomic_store_n(&r[1].commit, 0, __ATOMIC_RELAXED);
+    if (clear_next)
+        __atomic_store_n(&r[1].commit, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->commit, sizeof *r, __ATOMIC_RELEASE);
 }
 
@@ -166,7 +176,7 @@ static void rawrec_serve(struct pp_ctx *x)
 {
     struct rawrec *in = rawrec_area(x, 0), *out = rawrec_area(x, 1);
     for (long i = 0; i < pp_limit(x); i++)
-        rawrec_put(&out[i], rawrec_get(&in[i]), x->clock);
+        rawrec_put(&out[i], rawrec_get(&in[i]), x->clock, x->clear_next);
 }
 
 static void rawrec_ping(struct pp_ctx *x)
@@ -175,7 +185,7 @@ static void rawrec_ping(struct pp_ctx *x)
     for (long i = 0; i < pp_limit(x); i++) {
         pp_check_time(x, i);
         uint64_t t0 = bc_ticks();
-        rawrec_put(&out[i], (uint64_t)i, x->clock);
+        rawrec_put(&out[i], (uint64_t)i, x->clock, x->clear_next);
         uint64_t v = rawrec_get(&in[i]);
         uint64_t t1 = bc_ticks();
         if (v != (uint64_t)i)

@@ -1,7 +1,8 @@
 /*
  * Ping-pong between two processes: the parent (CPU 0) sends, the child
- * (CPU 1) answers, the parent times each round trip. A case is a pair of
- * functions, one per side; pp_run() forks, pins and collects.
+ * (CPU 1) answers, the parent times each round trip (or both unpinned). A
+ * case is a pair of functions, one per side; pp_run() forks, pins and
+ * collects.
  */
 #ifndef BENCH_PP_H
 #define BENCH_PP_H
@@ -25,6 +26,8 @@ struct pp_ctx {
     uint64_t deadline;  /* in ticks, set by pp_run */
     int touch;          /* the answering side reads the whole payload */
     int clock;          /* raw record case: read the wall clock per record */
+    int clear_next;     /* raw record case: clear the next record's commit word too */
+    int unpinned;       /* both sides free to run on any CPU (default: CPU 0 and 1) */
     long gc_every;      /* collect the ping segment every this many round trips (0: never) */
     struct pp_ctl *ctl;
     char seg_ping[64], seg_pong[64];
