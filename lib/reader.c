@@ -325,14 +325,23 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
     if (rc < 0)
         return rc;
     size_t len = (size_t)n;
-    struct rec_view v;
-    rc = speculo__index_lookup(&r->map, name, len,
-                               speculo__name_hash(r_header(r)->hash_seed, name, len), &v);
+    uint64_t hash = speculo__name_hash(r_header(r)->hash_seed, name, len);
+    struct rec_view v, newer;
+    rc = speculo__index_lookup(&r->map, name, len, hash, &v);
     if (rc < 0)
         return rc;
     int64_t now = 0;
-    if (!speculo__rec_live(&v, &now) && !speculo__rec_was_latest(&r->map, &v, name, len))
-        return -ENOENT;
+    if (!speculo__rec_live(&v, &now)) {
+        /* Marked since we read the slot: an update moves the slot to the
+         * new version before it marks the old one, so the slot most likely
+         * holds the new version now, the answer. Else: was ours the
+         * latest when we read the slot? */
+        if (speculo__index_lookup(&r->map, name, len, hash, &newer) == 0 &&
+            speculo__rec_live(&newer, &now))
+            v = newer;
+        else if (!speculo__rec_was_latest(&r->map, &v, name, len))
+            return -ENOENT;
+    }
     return speculo__fill_chunk(r, &v, chunk);
 }
 
