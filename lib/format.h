@@ -30,6 +30,8 @@
 #define NAME_RESERVE 256u             /* room kept for a name not yet known at alloc */
 #define OBSOLETE_EXPLICIT UINT64_MAX  /* obsoleted_by: speculo_writer_obsolete() */
 #define SUPERSEDED_REMOVED UINT64_MAX /* superseded: the segment was removed */
+#define WAIT_ARMING 1u                /* wait_armed: a reader is making its barrier */
+#define WAIT_ARMED 2u                 /* wait_armed: made; every commit checks waiters */
 
 /* Owner token: pid in the low 22 bits (PID_MAX_LIMIT is 2^22), the process
  * start time (clock ticks since boot) above, so that a reused pid differs. */
@@ -83,6 +85,9 @@ struct seg_header {
      * commit: no waiter means the line stays clean in the writer's cache. */
     alignas(64) _Atomic uint32_t wake_seq; /* futex word, +1 per wake */
     _Atomic uint32_t waiters;              /* readers blocked in wait */
+    /* WAIT_ARMED once a reader has waited on this file (see wait.c): from
+     * then on commits look at `waiters` with a read-modify-write */
+    _Atomic uint32_t wait_armed;
 };
 
 /*

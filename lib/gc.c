@@ -130,6 +130,11 @@ int speculo__writer_collect(speculo_writer *w, uint64_t need)
     struct seg_header *nh = map_header(&m);
     nh->min_next_id = w->next_id; /* ids are never reused, even if we die now */
     atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
+    /* readers that waited on the old file need not make their barrier
+     * again (the rename orders this) */
+    atomic_store_explicit(&nh->wait_armed,
+                          atomic_load_explicit(&oh->wait_armed, memory_order_relaxed),
+                          memory_order_relaxed);
     uint64_t tail = copy_live(w, &m, &t);
     if (w->reserved)
         memcpy(m.base + tail + REC_HEADER_SIZE, w->map.base + w->tail + REC_HEADER_SIZE,

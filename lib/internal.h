@@ -90,6 +90,21 @@ static inline void speculo__wake_waiters(struct seg_header *h)
     if (atomic_fetch_add_explicit(&h->waiters, 0, memory_order_acq_rel) != 0)
         speculo__wake(h);
 }
+/* The same from a writer whose process is registered for the readers'
+ * barrier (@registered): while no reader ever waited on the file, two
+ * plain loads instead of the read-modify-write. */
+static inline void speculo__wake_waiters_after_commit(struct seg_header *h, bool registered)
+{
+    /* observes: a reader's arming, ordered by its barrier (wait.c); a
+     * reader of an older library, which registers without arming */
+    if (registered && atomic_load_explicit(&h->wait_armed, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&h->waiters, memory_order_relaxed) == 0)
+        return;
+    speculo__wake_waiters(h);
+}
+/* wait.c: register the calling process for the readers' barrier; true if
+ * it is (Linux 4.16 and later, unless a seccomp filter says no). */
+bool speculo__wait_register_writer(void);
 
 /* ---- liveness.c: when a record is live ---------------------------- */
 

@@ -18,10 +18,11 @@ struct speculo_reader {
     /* mapped a file that does not follow ours, or found the segment gone,
      * since the last speculo_reader_watch() report */
     bool moved;
-    uint64_t obs_seen;                         /* the file's obsolete count at that report (or 0) */
-    uint64_t obs_pending;                      /* obsoletions in files left since that report */
-    struct seg_header *whdr;                   /* writable map of the header page, for waiting */
-    bool wait_fallback;                        /* no write access: wait by sleeping */
+    uint64_t obs_seen;       /* the file's obsolete count at that report (or 0) */
+    uint64_t obs_pending;    /* obsoletions in files left since that report */
+    struct seg_header *whdr; /* writable map of the header page, for waiting */
+    bool wait_fallback;      /* no write access: wait by sleeping */
+    bool wait_unarmed;       /* registered, but no barrier (wait.c): sleep in slices */
     char name_buf[SPECULO_CHUNK_NAME_MAX + 1]; /* the returned chunk's name */
 };
 

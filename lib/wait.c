@@ -16,8 +16,30 @@
  * release), so the commit stored before it is visible to the reader's
  * check. If the writer bumps wake_seq after the reader read it, the futex
  * wait returns at once. No fences are needed, which also keeps the
- * protocol visible to ThreadSanitizer. A writer with no waiting reader pays
- * one locked add on a line that stays in its own cache.
+ * protocol visible to ThreadSanitizer.
+ *
+ * The writer's RMW waits for its commit to leave its store buffer: in a
+ * stream of commits that a busy reader follows, it is what keeps the
+ * writer from running ahead. So it is made only once a reader has waited
+ * on the file (`wait_armed`); until then a writer whose process is
+ * registered for membarrier(2) loads `wait_armed` (and `waiters`) plainly.
+ * A reader about to wait on a file for the first time makes the barrier
+ * for both sides:
+ *
+ *   reader:  wait_armed := ARMING; membarrier(GLOBAL_EXPEDITED);
+ *            wait_armed := ARMED; then as above
+ *   writer:  commit word := len; if wait_armed or waiters: as above
+ *
+ * membarrier() returns once every thread of every registered process has
+ * passed a full barrier. A commit whose load of `wait_armed` saw 0 made
+ * that load before the writer's barrier (after it, the reader's store is
+ * visible), so its commit word, stored before the load, is visible by the
+ * time membarrier() returns and the reader looks. Commits that see the
+ * file armed make the RMW. A reader that finds it ARMED needs no barrier
+ * of its own: it was made after the file was marked. A reader that cannot
+ * make the barrier (no membarrier: Linux before 4.16, a seccomp filter)
+ * registers and sleeps in slices of at most SLICE_NS, as one that cannot
+ * register does.
  *
  * A wait on several readers registers on each, and sleeps on all their
  * futex words at once (futex_waitv), plus the word of a speculo_wakeup,
@@ -27,6 +49,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -45,6 +68,12 @@ struct speculo_wakeup {
 
 /* The look at `waiters` is speculo__wake_waiters(), inline in internal.h
  * (every commit makes it); this is the rest, when someone waits. */
+bool speculo__wait_register_writer(void)
+{
+    /* once per process; later calls return at once */
+    return syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
 void speculo__wake(struct seg_header *h)
 {
     /* publishes: a new wake generation; waiters compare against it */
@@ -116,8 +145,27 @@ static bool reader_pending(const speculo_reader *r, bool watch)
     return r_superseded(r);
 }
 
-/* Map the header page writable so that we can count ourselves as a waiter.
- * Without write access to the file we wait by sleeping instead. */
+/* Arm the file for waiting (see the top of this file): true once every
+ * commit checks `waiters` with a read-modify-write. */
+static bool arm_file(struct seg_header *wh)
+{
+    /* observes: the mark of a reader whose barrier is made */
+    if (atomic_load_explicit(&wh->wait_armed, memory_order_acquire) == WAIT_ARMED)
+        return true;
+    uint32_t none = 0;
+    /* publishes: "readers wait here", to commits after our barrier */
+    atomic_compare_exchange_strong_explicit(&wh->wait_armed, &none, WAIT_ARMING,
+                                            memory_order_seq_cst, memory_order_relaxed);
+    if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+        return false;
+    /* publishes: the barrier is made, later readers need none */
+    atomic_store_explicit(&wh->wait_armed, WAIT_ARMED, memory_order_release);
+    return true;
+}
+
+/* Map the header page writable so that we can count ourselves as a waiter,
+ * and arm the file. Without write access to the file we wait by sleeping
+ * instead. */
 static void map_wait_header(speculo_reader *r)
 {
     if (r->whdr || r->wait_fallback)
@@ -136,6 +184,7 @@ static void map_wait_header(speculo_reader *r)
         if (p != MAP_FAILED) {
             r->whdr = p;
             r->wait_fallback = false;
+            r->wait_unarmed = !arm_file(r->whdr);
         }
     }
     close(fd);
@@ -147,6 +196,7 @@ void speculo__reader_drop_wait(speculo_reader *r)
         munmap(r->whdr, SEG_HEADER_SIZE);
     r->whdr = NULL;
     r->wait_fallback = false;
+    r->wait_unarmed = false;
 }
 
 enum news { NEWS, QUIET, SLICE };
@@ -166,7 +216,7 @@ static enum news reader_news(speculo_reader *r, bool watch)
     if (reader_pending(r, watch))
         return NEWS;
     map_wait_header(r);
-    return r->whdr ? QUIET : SLICE;
+    return r->whdr && !r->wait_unarmed ? QUIET : SLICE;
 }
 
 /* ---- sleeping ------------------------------------------------------------ */

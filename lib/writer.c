@@ -505,6 +505,8 @@ static int writer_start(speculo_writer *w, const struct speculo_writer_options *
     if (rc == 0)     /* we hold the role: what other writers left is theirs no more */
         speculo__temporaries_remove(dirfd, w->segment, false, NULL, NULL);
     close(dirfd);
+    if (rc == 0)
+        w->barrier_registered = speculo__wait_register_writer();
     return rc;
 }
 
@@ -728,7 +730,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     /* publishes: this record's id table entry (get_id() searches the table
      * up to nrecords); the other totals wait for close (see above) */
     atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
-    speculo__wake_waiters(h);
+    speculo__wake_waiters_after_commit(h, w->barrier_registered);
     uint64_t used = w->tail - h->records_off;
     if (obsoleted && w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
         w->dead_bytes * 100 > used * w->gc_dead_percent)
@@ -810,6 +812,6 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
     speculo__writer_publish_totals(w);
     /* readers in speculo_reader_watch() wait for this; no one else wakes
      * for it (speculo_reader_wait() goes back to sleep) */
-    speculo__wake_waiters(w_header(w));
+    speculo__wake_waiters_after_commit(w_header(w), w->barrier_registered);
     return 0;
 }

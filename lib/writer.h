@@ -24,9 +24,10 @@ struct speculo_writer {
     uint64_t names_used;
     uint64_t dead_bytes; /* bytes of obsoleted records */
     uint64_t obsolete_count;
-    uint64_t faulted_end;   /* pages before this are populated */
-    bool populate_fallback; /* MADV_POPULATE_WRITE unsupported: touch pages */
-    bool reserved;          /* an alloc is waiting for its commit */
+    uint64_t faulted_end;    /* pages before this are populated */
+    bool populate_fallback;  /* MADV_POPULATE_WRITE unsupported: touch pages */
+    bool barrier_registered; /* our process takes the readers' barrier (wait.c) */
+    bool reserved;           /* an alloc is waiting for its commit */
     uint64_t res_size;
     unsigned gc_dead_percent;
     uint64_t gc_min_dead;

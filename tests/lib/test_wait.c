@@ -4,6 +4,7 @@
  * is interrupted by signals, and works for a reader without write access.
  */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -351,6 +352,101 @@ START_TEST(wait_waiters_counted_while_blocked)
 }
 END_TEST
 
+START_TEST(first_wait_arms_the_file)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    th_puts(w, "x", NULL);
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    /* busy-polling readers leave the file unarmed: commits skip the RMW */
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+    th_next_none(r);
+    ck_assert_uint_eq(atomic_load(&t_seg_hdr(&m)->wait_armed), 0);
+    /* the first wait arms it, for good */
+    ck_assert_int_eq(speculo_reader_wait(r, 1), -ETIMEDOUT);
+    ck_assert_uint_eq(atomic_load(&t_seg_hdr(&m)->wait_armed), WAIT_ARMED);
+    th_puts(w, "y", NULL);
+    ck_assert_int_eq(speculo_reader_wait(r, 1000), 0);
+    ck_assert_uint_eq(atomic_load(&t_seg_hdr(&m)->wait_armed), WAIT_ARMED);
+    t_seg_unmap(&m);
+    /* and a collection's new file is armed too */
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    ck_assert_uint_eq(atomic_load(&t_seg_hdr(&m)->wait_armed), WAIT_ARMED);
+    t_seg_unmap(&m);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* Shared by the test and its writer: one round per fresh segment. */
+struct arm_race {
+    _Atomic uint32_t ready, go; /* round numbers */
+    _Atomic uint64_t delay_ns;  /* before the commit of this round */
+};
+
+/*
+ * A reader's first wait on a file arms it while the writer, which has not
+ * been making the read-modify-write, commits: at any instant of the
+ * arming, the commit must wake the reader (or be seen before it sleeps).
+ * Each round uses a fresh segment, so that each first wait races a commit.
+ */
+START_TEST(first_wait_never_misses_a_racing_commit)
+{
+    enum { ROUNDS = 300 };
+    struct arm_race *ar = t_shared_alloc(sizeof *ar);
+    ck_assert_ptr_nonnull(ar);
+    struct th_child writer;
+    if (th_fork(&writer)) {
+        th_child_ready(&writer);
+        for (uint32_t i = 1; i <= ROUNDS; i++) {
+            char seg[32];
+            snprintf(seg, sizeof seg, "race%u", i);
+            speculo_writer *w = th_child_writer(seg, NULL);
+            atomic_store(&ar->ready, i);
+            while (atomic_load(&ar->go) != i)
+                ;
+            int64_t until = t_mono_ns() + (int64_t)atomic_load(&ar->delay_ns);
+            while (t_mono_ns() < until)
+                ;
+            T_CHILD_EQ(speculo_writer_put(w, "hi", 2, NULL, NULL), 0);
+            speculo_writer_close(w);
+        }
+        _exit(0);
+    }
+    th_await_ready(&writer);
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (uint32_t i = 1; i <= ROUNDS; i++) {
+        char seg[32];
+        snprintf(seg, sizeof seg, "race%u", i);
+        int64_t t0 = t_mono_ns();
+        while (atomic_load(&ar->ready) != i)
+            ck_assert_int_lt(t_ms_since(t0), 10000);
+        speculo_reader *r = th_reader(seg);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        atomic_store(&ar->delay_ns, x % 200000); /* across the reader's first wait */
+        atomic_store(&ar->go, i);
+        speculo_chunk c;
+        int rc = speculo_reader_next(r, &c);
+        if (rc == -EAGAIN) {
+            rc = speculo_reader_wait(r, 10000);
+            ck_assert_msg(rc == 0, "round %u: wait = %d (a commit was missed)", i, rc);
+            rc = speculo_reader_next(r, &c);
+        }
+        ck_assert_int_eq(rc, 0);
+        th_chunk_is(&c, "hi", 2);
+        speculo_reader_close(r);
+    }
+    ck_assert_int_eq(t_wait(writer.pid, 10000), 0);
+    t_sync_close(&writer.ready);
+    t_shared_free(ar, sizeof *ar);
+}
+END_TEST
+
 static void on_alarm(int sig)
 {
     (void)sig;
@@ -456,6 +552,8 @@ Suite *wait_suite(void)
     tcase_add_test(tc, wait_waiters_counted_while_blocked);
     tcase_add_test(tc, wait_interrupted_by_signal);
     tcase_add_test(tc, wait_after_switch_then_blocks);
+    tcase_add_test(tc, first_wait_arms_the_file);
+    tcase_add_test(tc, first_wait_never_misses_a_racing_commit);
     suite_add_tcase(s, tc);
 
     if (th_root()) {
