@@ -162,6 +162,7 @@ int speculo__writer_collect(speculo_writer *w, uint64_t need)
     speculo__role_switch(w); /* the old file's lock goes with its descriptor */
     speculo__ns_unmap(&w->map);
     w->map = m;
+    w->name_slot = NULL;           /* slots are the old file's */
     w->tail = w->dirty_end = tail; /* past it: the reservation carried over, or zeros */
     w->nrecords = t.records;
     w->names_used = t.names;

@@ -20,10 +20,22 @@ static int slot_matches(const struct seg_map *m, uint64_t off, const char *name,
     return v->name && v->name_len == len && memcmp(v->name, name, len) == 0;
 }
 
-/* Find the newest record of `name`. Probing stops at an empty slot, and in
- * a hostile file after visiting every slot once. */
+/* The record at a slot's offset @off, if it carries exactly this name. */
+static int slot_record(const struct seg_map *m, uint64_t off, const char *name, size_t len,
+                       struct rec_view *v)
+{
+    /* the name (and a small payload) is on the line after the header, at
+     * an offset the header gives: fetch both lines at once rather than one
+     * after the other (a prefetch never faults) */
+    __builtin_prefetch((const void *)((uintptr_t)m->base + off + REC_HEADER_SIZE));
+    return slot_matches(m, off, name, len, v);
+}
+
+/* Find the newest record of `name`, and its slot (@found, if not NULL).
+ * Probing stops at an empty slot, and in a hostile file after visiting
+ * every slot once. */
 int speculo__index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                          struct rec_view *v)
+                          struct rec_view *v, struct name_slot **found)
 {
     struct name_slot *slots = seg_index(m);
     uint64_t mask = m->lay.index_slots - 1;
@@ -34,15 +46,25 @@ int speculo__index_lookup(const struct seg_map *m, const char *name, size_t len,
             return -ENOENT;
         if (slots[s].hash != hash)
             continue;
-        /* the name (and a small payload) is on the line after the header,
-         * at an offset the header gives: fetch both lines at once rather
-         * than one after the other (a prefetch never faults) */
-        __builtin_prefetch((const void *)((uintptr_t)m->base + off + REC_HEADER_SIZE));
-        int rc = slot_matches(m, off, name, len, v);
-        if (rc != 0)
+        int rc = slot_record(m, off, name, len, v);
+        if (rc != 0) {
+            if (rc > 0 && found)
+                *found = &slots[s];
             return rc < 0 ? rc : 0;
+        }
     }
     return -ENOENT;
+}
+
+/* The newest record of `name` through a slot found for it before (a slot
+ * keeps its name for the file's lifetime): 1, 0 when the slot does not
+ * hold the name (a hostile file: look it up again), -EBADMSG. */
+int speculo__index_at(const struct seg_map *m, struct name_slot *slot, const char *name, size_t len,
+                      struct rec_view *v)
+{
+    /* observes: the writer's release store publishing slot and record */
+    uint64_t off = atomic_load_explicit(&slot->off, memory_order_acquire);
+    return off ? slot_record(m, off, name, len, v) : 0;
 }
 
 /*
@@ -66,7 +88,7 @@ int speculo__index_slot_for(const struct seg_map *m, const char *name, size_t le
         }
         if (slots[s].hash != hash)
             continue;
-        int rc = slot_matches(m, off, name, len, prev);
+        int rc = slot_record(m, off, name, len, prev);
         if (rc == 1) {
             *slot = &slots[s];
             return 0;

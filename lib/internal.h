@@ -141,7 +141,9 @@ static inline struct name_slot *seg_index(const struct seg_map *m)
 
 /* index.c: the name index, shared by writer (insert) and reader (lookup). */
 int speculo__index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                          struct rec_view *v);
+                          struct rec_view *v, struct name_slot **found);
+int speculo__index_at(const struct seg_map *m, struct name_slot *slot, const char *name, size_t len,
+                      struct rec_view *v);
 int speculo__index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
                             struct name_slot **slot, struct rec_view *prev);
 

@@ -172,6 +172,7 @@ int speculo__reader_switch(speculo_reader *r)
     uint64_t left = obsoleted_before_switch(r, &m);
     drop_map(r);
     r->map = m;
+    r->get_slot = NULL;
     if (left != UINT64_MAX) {
         r->obs_pending += left;
         r->obs_seen = 0; /* a collector's file counts from 0 */
@@ -314,20 +315,42 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     return -EAGAIN;
 }
 
+/* The newest record of a valid @name: through the slot found for it last
+ * time, else by a lookup, whose slot is kept for next time. */
+static int find_name(speculo_reader *r, const char *name, size_t len, bool again,
+                     struct rec_view *v)
+{
+    if (again && r->get_slot) {
+        int rc = speculo__index_at(&r->map, r->get_slot, name, len, v);
+        if (rc != 0)
+            return rc < 0 ? rc : 0;
+    }
+    uint64_t hash = speculo__name_hash(r_header(r)->hash_seed, name, len);
+    struct name_slot *slot = NULL;
+    int rc = speculo__index_lookup(&r->map, name, len, hash, v, &slot);
+    if (rc == 0) {
+        memcpy(r->get_name, name, len + 1);
+        r->get_len = len;
+        r->get_slot = slot;
+    }
+    return rc;
+}
+
 int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk)
 {
-    if (!r || !chunk)
+    if (!r || !chunk || !name)
         return -EINVAL;
-    ssize_t n = speculo__chunk_name_len(name);
+    /* the name of the last get() was checked then */
+    bool again = r->get_slot && strcmp(name, r->get_name) == 0;
+    ssize_t n = again ? (ssize_t)r->get_len : speculo__chunk_name_len(name);
     if (n < 0)
         return (int)n;
-    int rc = speculo__reader_refresh(r);
+    int rc = speculo__reader_refresh(r); /* a switch forgets the slot */
     if (rc < 0)
         return rc;
     size_t len = (size_t)n;
-    uint64_t hash = speculo__name_hash(r_header(r)->hash_seed, name, len);
     struct rec_view v, newer;
-    rc = speculo__index_lookup(&r->map, name, len, hash, &v);
+    rc = find_name(r, name, len, again, &v);
     if (rc < 0)
         return rc;
     int64_t now = 0;
@@ -336,8 +359,7 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
          * new version before it marks the old one, so the slot most likely
          * holds the new version now, the answer. Else: was ours the
          * latest when we read the slot? */
-        if (speculo__index_lookup(&r->map, name, len, hash, &newer) == 0 &&
-            speculo__rec_live(&newer, &now))
+        if (find_name(r, name, len, true, &newer) == 0 && speculo__rec_live(&newer, &now))
             v = newer;
         else if (!speculo__rec_was_latest(&r->map, &v, name, len))
             return -ENOENT;

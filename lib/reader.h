@@ -24,6 +24,12 @@ struct speculo_reader {
     bool wait_fallback;      /* no write access: wait by sleeping */
     bool wait_unarmed;       /* registered, but no barrier (wait.c): sleep in slices */
     char name_buf[SPECULO_CHUNK_NAME_MAX + 1]; /* the returned chunk's name */
+    /* The name get() looked up last and its slot in the mapped file (a
+     * slot keeps its name for the file's lifetime): looked up again, the
+     * name needs no check, hash or probe. NULL when the mapping changes. */
+    struct name_slot *get_slot;
+    size_t get_len;
+    char get_name[SPECULO_CHUNK_NAME_MAX + 1];
 };
 
 static inline struct seg_header *r_header(const speculo_reader *r)

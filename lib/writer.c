@@ -617,21 +617,49 @@ static int64_t expiry(int64_t now, int64_t ttl)
 struct commit_meta {
     const char *name; /* NULL: unnamed */
     uint32_t name_len;
+    bool same_name; /* the name of the last named commit (w->name) */
     uint64_t id;
     int64_t committed_ns, expires_ns;
     const struct rec_view *replaced; /* a live chunk to obsolete, or NULL */
 };
 
-/* The name of a commit, checked and measured in one pass. */
-static int commit_name(struct commit_meta *m, const char *name)
+/* The name of a commit, checked and measured in one pass; the name of the
+ * last named commit was, then. */
+static int commit_name(const speculo_writer *w, struct commit_meta *m, const char *name)
 {
     if (!name)
         return 0;
+    m->name = name;
+    if (w->name_slot && strcmp(name, w->name) == 0) {
+        m->name_len = w->name_len;
+        m->same_name = true;
+        return 0;
+    }
     ssize_t n = speculo__chunk_name_len(name);
     if (n < 0)
         return (int)n;
-    m->name = name;
     m->name_len = (uint32_t)n;
+    return 0;
+}
+
+/* The slot of the commit's name and the name's newest record (prev->h
+ * NULL if none): through the slot of the last named commit when it is the
+ * same name, else by a probe, whose slot is kept for next time. */
+static int commit_slot(speculo_writer *w, const struct commit_meta *m, struct name_slot **slot,
+                       uint64_t *hash, struct rec_view *prev)
+{
+    if (m->same_name && speculo__index_at(&w->map, w->name_slot, m->name, m->name_len, prev) == 1) {
+        *slot = w->name_slot;
+        *hash = w->name_hash;
+        return 0;
+    }
+    *hash = speculo__name_hash(w_header(w)->hash_seed, m->name, m->name_len);
+    if (speculo__index_slot_for(&w->map, m->name, m->name_len, *hash, slot, prev) < 0)
+        return -EBADMSG;
+    w->name_slot = NULL; /* until the commit stores the slot */
+    memcpy(w->name, m->name, m->name_len + 1);
+    w->name_len = m->name_len;
+    w->name_hash = *hash;
     return 0;
 }
 
@@ -644,7 +672,7 @@ static int check_commit(speculo_writer *w, const struct speculo_commit_options *
         return 0;
     if (o->ttl_ns < 0)
         return -EINVAL;
-    int rc = commit_name(m, o->name);
+    int rc = commit_name(w, m, o->name);
     if (rc < 0)
         return rc;
     if (o->replaces) {
@@ -675,8 +703,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     prev.h = NULL;
     if (name) {
         int64_t now = m->committed_ns;
-        hash = speculo__name_hash(h->hash_seed, name, name_len);
-        if (speculo__index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
+        if (commit_slot(w, m, &slot, &hash, &prev) < 0)
             return -EBADMSG;
         if (prev.h && !speculo__rec_live(&prev, &now))
             prev.h = NULL;
@@ -714,6 +741,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
         }
         /* publishes: this record as the newest version of its name */
         atomic_store_explicit(&slot->off, off, memory_order_release);
+        w->name_slot = slot;
         if (prev.h)
             mark_obsolete(w, &prev, cid);
     }
@@ -763,7 +791,7 @@ int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replic
         .committed_ns = c->committed_ns,
         .expires_ns = c->expires_ns,
     };
-    int rc = commit_name(&m, c->name);
+    int rc = commit_name(w, &m, c->name);
     if (rc < 0)
         return rc;
     /* the origin obsoleted it: here too, if it is still live here (the

@@ -32,6 +32,13 @@ struct speculo_writer {
     unsigned gc_dead_percent;
     uint64_t gc_min_dead;
     uint64_t base_capacity;
+    /* The name of the last named commit, its hash and its slot in the
+     * mapped file (a slot keeps its name for the file's lifetime): the same
+     * name again needs no check, hash or probe. NULL when the file changes. */
+    struct name_slot *name_slot;
+    uint64_t name_hash;
+    uint32_t name_len;
+    char name[SPECULO_CHUNK_NAME_MAX + 1];
 };
 
 static inline struct seg_header *w_header(const speculo_writer *w)

@@ -457,23 +457,33 @@ START_TEST(name_slot_points_at_garbage)
     fx_make(&f);
     struct seg_header *h = t_seg_hdr(&f.m);
     struct name_slot *s = slot_of_first(&f);
+    const uint64_t good = atomic_load(&s->off);
     const uint64_t bad[] = {f.off[0] + 8, f.off[0] + REC_HEADER_SIZE, 0 + 64, h->index_off,
                             h->table_off, f.off[2] + atomic_load(&fx_rec(&f, 2)->commit)};
+    /* a reader that found the name through this slot before, and asks again */
+    speculo_reader *again = th_reader("s");
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get(again, "first", &c), 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         atomic_store(&s->off, bad[i]);
         speculo_reader *r = th_reader("s");
-        speculo_chunk c;
         int rc = speculo_reader_get(r, "first", &c);
         ck_assert_msg(rc == -EBADMSG || rc == -ENOENT, "slot off %llu: get = %d",
                       (unsigned long long)bad[i], rc);
         speculo_reader_close(r);
+        rc = speculo_reader_get(again, "first", &c);
+        ck_assert_msg(rc == -EBADMSG || rc == -ENOENT, "slot off %llu: get again = %d",
+                      (unsigned long long)bad[i], rc);
     }
+    atomic_store(&s->off, good);
+    ck_assert_int_eq(speculo_reader_get(again, "first", &c), 0);
+    ck_assert_uint_eq(c.id, f.id[0]);
+    speculo_reader_close(again);
     /* At a well-formed record of another name, or of none: not that one. */
     const int others[] = {1, 2};
     for (int i = 0; i < 2; i++) {
         atomic_store(&s->off, f.off[others[i]]);
         speculo_reader *r = th_reader("s");
-        speculo_chunk c;
         int rc = speculo_reader_get(r, "first", &c);
         ck_assert_msg(rc == -EBADMSG || rc == -ENOENT, "slot at record %d: get = %d (id %llu)",
                       others[i], rc, (unsigned long long)(rc == 0 ? c.id : 0));

@@ -180,6 +180,44 @@ START_TEST(get_after_many_updates)
 }
 END_TEST
 
+/* The same name asked for again and again (get() remembers where it found
+ * it) follows updates, other names, collections and a segment re-created. */
+START_TEST(get_same_name_again_follows_updates_and_switches)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    char data[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(data, sizeof(data), "v%d", i);
+        uint64_t id = th_puts(w, data, "hot");
+        if (i % 7 == 0)
+            th_puts(w, data, "other");
+        if (i % 50 == 49)
+            ck_assert_int_eq(speculo_writer_gc(w), 0);
+        ck_assert_int_eq(speculo_reader_get(r, "hot", &c), 0);
+        ck_assert_uint_eq(c.id, id);
+        th_chunk_is(&c, data, strlen(data));
+        ck_assert_str_eq(c.name, "hot");
+        if (i % 10 == 0) {
+            ck_assert_int_eq(speculo_reader_get(r, "other", &c), 0);
+            ck_assert_int_eq(speculo_reader_get(r, "absent", &c), -ENOENT);
+        }
+    }
+    /* removed and created again: another file, where "hot" has no slot */
+    speculo_writer_close(w);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), 0);
+    w = th_writer("s", 0);
+    th_puts(w, "x", "first");
+    ck_assert_int_eq(speculo_reader_get(r, "hot", &c), -ENOENT);
+    uint64_t id = th_puts(w, "new", "hot");
+    ck_assert_int_eq(speculo_reader_get(r, "hot", &c), 0);
+    ck_assert_uint_eq(c.id, id);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 START_TEST(seek_positions)
 {
     speculo_writer *w = th_writer("s", 0);
@@ -558,6 +596,7 @@ Suite *reader_suite(void)
     tcase_add_test(tc, get_id_finds_each_chunk);
     tcase_add_test(tc, get_finds_each_of_many_names);
     tcase_add_test(tc, get_after_many_updates);
+    tcase_add_test(tc, get_same_name_again_follows_updates_and_switches);
     tcase_add_test(tc, get_cost_does_not_grow_with_chunks);
     suite_add_tcase(s, tc);
 

@@ -364,6 +364,38 @@ START_TEST(named_replacement_latest_wins)
 }
 END_TEST
 
+/* Updates of one name, among others, across collections and a reopening:
+ * each one obsoletes the one before, and get() finds the last. */
+START_TEST(same_name_updates_across_collections)
+{
+    speculo_writer *w = th_writer("s", 64 << 10);
+    speculo_reader *r = th_reader("s");
+    uint64_t prev = 0;
+    char data[32];
+    for (int i = 0; i < 400; i++) {
+        snprintf(data, sizeof(data), "v%d", i);
+        uint64_t id = th_puts(w, data, "hot");
+        if (i % 3 == 0)
+            th_puts(w, data, i % 2 ? "odd" : "even");
+        if (i % 60 == 59)
+            ck_assert_int_eq(speculo_writer_gc(w), 0);
+        if (i == 200) {
+            speculo_writer_close(w);
+            w = th_writer("s", 0);
+        }
+        speculo_chunk c;
+        ck_assert_int_eq(speculo_reader_get(r, "hot", &c), 0);
+        ck_assert_uint_eq(c.id, id);
+        th_chunk_is(&c, data, strlen(data));
+        if (prev && i % 60 != 59) /* a collection drops what was obsoleted */
+            ck_assert_int_eq(speculo_reader_get_id(r, prev, &c), -ENOENT);
+        prev = id;
+    }
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 START_TEST(ttl_sets_expiry_time)
 {
     speculo_writer *w = th_writer("s", 0);
@@ -759,6 +791,7 @@ Suite *writer_suite(void)
     tcase_add_test(tc, obsolete_hides_chunk);
     tcase_add_test(tc, obsolete_unknown_id_enoent);
     tcase_add_test(tc, named_replacement_latest_wins);
+    tcase_add_test(tc, same_name_updates_across_collections);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("role", 10);
