@@ -69,10 +69,9 @@ struct seg_header {
      * when the segment was removed; 0 while this file is current */
     _Atomic uint64_t superseded;
     uint64_t reserved2[6];
-    /* line 3: writer's running totals. nrecords goes with every commit
-     * (get_id() bounds the id table by it); dead_bytes and obsolete_count
-     * with every obsoletion; all of them when the writer opens, collects,
-     * obsoletes or closes. Newer values of the others are in the records. */
+    /* line 3: writer's running totals, published by each commit that
+     * changes them (nrecords last, released: get_id() bounds the id table
+     * by it); no polling reader reads this line */
     alignas(64) _Atomic uint64_t nrecords; /* committed records in this file */
     _Atomic uint64_t committed_end;        /* end offset of the last committed record */
     _Atomic uint64_t last_id;              /* id of the last committed record */

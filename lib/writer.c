@@ -63,9 +63,8 @@ int speculo__writer_prefault(speculo_writer *w, uint64_t end)
 }
 
 /* Publish a file's running totals, all of them: when a writer opens,
- * collects, obsoletes or closes. A commit publishes only what readers need
- * at once (see commit_record()): the rest is for information (describe,
- * takeover), and readers take what is newer from the records. */
+ * collects, obsoletes or closes. A commit publishes what it changed (see
+ * commit_record()). */
 void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
     atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
@@ -737,7 +736,8 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     if (slot) {
         if (!prev.h && atomic_load_explicit(&slot->off, memory_order_relaxed) == 0) {
             slot->hash = hash;
-            w->names_used++;
+            /* informational */
+            atomic_store_explicit(&h->names_used, ++w->names_used, memory_order_relaxed);
         }
         /* publishes: this record as the newest version of its name */
         atomic_store_explicit(&slot->off, off, memory_order_release);
@@ -755,8 +755,13 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     bool obsoleted = w->obsolete_count != obsolete_before;
     if (obsoleted)
         publish_obsoletions(w);
+    /* informational, on a line no polling reader reads: where the records
+     * end, the newest id and its time (describe, check, takeover) */
+    atomic_store_explicit(&h->committed_end, w->tail, memory_order_relaxed);
+    atomic_store_explicit(&h->last_id, cid, memory_order_relaxed);
+    atomic_store_explicit(&h->last_commit_ns, m->committed_ns, memory_order_relaxed);
     /* publishes: this record's id table entry (get_id() searches the table
-     * up to nrecords); the other totals wait for close (see above) */
+     * up to nrecords) */
     atomic_store_explicit(&h->nrecords, w->nrecords, memory_order_release);
     speculo__wake_waiters_after_commit(h, w->barrier_registered);
     uint64_t used = w->tail - h->records_off;
