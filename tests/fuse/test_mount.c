@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -359,13 +360,35 @@ static int open_dev_fuse(const char *work)
     return 0;
 }
 
+/* An empty /dev/shm, as at boot, but for the tests' base directory (which
+ * holds the test's directories), bound back in from the old one. */
+static void empty_dev_shm(void)
+{
+    const char *base = getenv("T_SPECULO_BASE");
+    char from[64];
+    int fd = -1;
+
+    if (base != NULL && strncmp(base, "/dev/shm/", 9) == 0) {
+        fd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+    }
+    ck_assert_int_eq(mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), 0);
+    if (fd < 0)
+        return;
+    ck_assert_int_eq(mkdir(base, 0711), 0);
+    FMT(from, "/proc/self/fd/%d", fd);
+    ck_assert_int_eq(mount(from, base, NULL, MS_BIND | MS_REC, NULL), 0);
+    close(fd);
+}
+
 /*
  * Make this test's process see a system with speculo installed, in a
  * mount namespace of its own (nothing done here is seen outside it, and
  * it ends with the test): speculofs in /usr/local/bin (the first directory
  * of the $PATH that mount(8) sets), /sbin/mount.fuse.speculofs, @fstab as
  * /etc/fstab, a /run/mount of its own (mount(8)'s records of user mounts),
- * and a /dev/fuse that OTHER_UID can open (*other_can_mount, else 0).
+ * an empty /dev/shm (but for the test's directories), and a /dev/fuse that
+ * OTHER_UID can open (*other_can_mount, else 0).
  * Returns 0, or -1 when the namespace cannot be made (not tested).
  */
 static int private_system(const char *fstab, int *other_can_mount)
@@ -392,6 +415,7 @@ static int private_system(const char *fstab, int *other_can_mount)
     if (mkdir("/run/mount", 0755) != 0)
         ck_assert_int_eq(errno, EEXIST);
     ck_assert_int_eq(mount("tmpfs", "/run/mount", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), 0);
+    empty_dev_shm();
     *other_can_mount = open_dev_fuse(work) == 0;
     return 0;
 }
@@ -509,6 +533,55 @@ START_TEST(test_fstab_line_noauto_user)
 }
 END_TEST
 
+/* At boot: `/dev/shm/speculo-UID MNT fuse.speculofs setuid=USER 0 0`, the
+ * directory missing (/dev/shm is empty), mount -a with a clean
+ * environment. speculofs runs as USER and makes the directory, as USER's
+ * first writer would have; a writer started later is seen. */
+START_TEST(test_fstab_line_setuid_at_boot)
+{
+    char fstab[2 * PATH_MAX + 64], dir[64], line[2 * PATH_MAX], p[PATH_MAX], want[64];
+    struct passwd *pw = getpwuid(OTHER_UID);
+    int other_can_mount;
+    struct stat st;
+    pid_t pid;
+
+    ck_assert_ptr_nonnull(pw);
+    FMT(dir, "/dev/shm/speculo-%d", OTHER_UID);
+    FMT(fstab, "%s %s fuse.speculofs setuid=%s,nofail 0 0\n", dir, tf_m.mnt, pw->pw_name);
+    if (private_system(fstab, &other_can_mount) != 0)
+        return;
+    if (!other_can_mount) {
+        printf("fstab_line_setuid_at_boot: a user's mount not tested\n");
+        return;
+    }
+    ck_assert_int_eq(chown(tf_m.mnt, OTHER_UID, OTHER_UID), 0);
+    ck_assert_int_eq(lstat(dir, &st), -1);
+    sh_ok("env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin mount -a");
+    ck_assert_int_eq(lstat(dir, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700);
+    ck_assert_int_eq(st.st_uid, OTHER_UID);
+    ck_assert_int_eq(tf_mount_info(tf_m.mnt, line, sizeof line), 1);
+    FMT(want, "user_id=%d,", OTHER_UID);
+    ck_assert_msg(strstr(line, want) != NULL, "%s", line);
+
+    pid = t_fork();
+    if (pid == 0) {
+        speculo_writer *w;
+        T_CHILD_EQ(t_become(OTHER_UID, OTHER_UID), 0);
+        T_CHILD_EQ(unsetenv("SPECULO_DIR"), 0);
+        T_CHILD_EQ(speculo_writer_open("seg", NULL, &w), 0);
+        T_CHILD_EQ(speculo_writer_put(w, "y", 1, &(struct speculo_commit_options){.name = "x"},
+                                      NULL),
+                   0);
+        speculo_writer_close(w);
+        _exit(0);
+    }
+    ck_assert_int_eq(t_wait(pid, 10000), 0);
+    ck_assert_int_eq(read_as_other(tf_path(p, "seg", "x"), "y"), 0);
+    umount_ends_server(tf_m.mnt);
+}
+END_TEST
+
 /* Servers that mount(8) started end with their mounts; a failed test
  * leaves them in its namespace, where nothing else unmounts them. */
 static void end_servers(const char *mnt)
@@ -560,5 +633,6 @@ Suite *tf_suite_mount(void)
     suite_add_tcase(s, mount_tcase("mount_type_fuse_speculofs", test_mount_type_fuse_speculofs));
     suite_add_tcase(s, mount_tcase("fstab_line_allow_other", test_fstab_line_allow_other));
     suite_add_tcase(s, mount_tcase("fstab_line_noauto_user", test_fstab_line_noauto_user));
+    suite_add_tcase(s, mount_tcase("fstab_line_setuid_at_boot", test_fstab_line_setuid_at_boot));
     return s;
 }
