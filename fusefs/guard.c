@@ -92,7 +92,8 @@ struct g_args {
     struct speculo_segment_info *info;
     struct sfs_meta *meta;
     struct speculo_watch *ev;
-    int timeout_ms;
+    struct speculo_wait_item *items;
+    speculo_wakeup *wk;
     unsigned flags;
     char *buf;
     size_t size;
@@ -102,7 +103,7 @@ struct g_args {
 static int do_reader_open(void *v)
 {
     struct g_args *a = v;
-    return speculo_reader_open(a->name, a->out);
+    return speculo_reader_open_at(segtab_dir(), a->name, 0, a->out);
 }
 
 int g_reader_open(const char *segment, speculo_reader **out)
@@ -217,17 +218,32 @@ int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size)
     return guard_call(do_next_meta, &a);
 }
 
-/* The watch reads the header and the record at the reader's position. */
+/* What a watch reports now (no waiting): it reads the header and the
+ * record at the reader's position. -ETIMEDOUT: nothing. */
 static int do_watch(void *v)
 {
     struct g_args *a = v;
-    return speculo_reader_watch(a->r, a->timeout_ms, a->ev);
+    return speculo_reader_watch(a->r, 0, a->ev);
 }
 
-int g_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev)
+int g_watch(speculo_reader *r, struct speculo_watch *ev)
 {
-    struct g_args a = {.r = r, .timeout_ms = timeout_ms, .ev = ev};
+    struct g_args a = {.r = r, .ev = ev};
     return guard_call(do_watch, &a);
+}
+
+/* A wait for ever (until news, or @wk). A fault does not say whose
+ * mapping it was. */
+static int do_wait(void *v)
+{
+    struct g_args *a = v;
+    return speculo_wait(a->items, a->size, a->wk, -1);
+}
+
+int g_wait(struct speculo_wait_item *items, size_t n, speculo_wakeup *wk)
+{
+    struct g_args a = {.items = items, .size = n, .wk = wk};
+    return guard_call(do_wait, &a);
 }
 
 static int do_info(void *v)
@@ -245,7 +261,7 @@ int g_info(speculo_reader *r, struct speculo_segment_info *info)
 static int do_describe(void *v)
 {
     struct g_args *a = v;
-    return speculo_segment_describe(a->name, a->buf, a->size);
+    return speculo_segment_describe_at(segtab_dir(), a->name, a->buf, a->size);
 }
 
 int g_describe(const char *segment, char *buf, size_t size)

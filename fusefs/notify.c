@@ -7,11 +7,12 @@
  * - The name of an unnamed chunk (its padded id) in a segment directory.
  *   It dies when the chunk expires (the entry timeout never runs past the
  *   expiry: nothing to do here) or is obsoleted, by `replaces` or by
- *   speculo_writer_obsolete(). A *watcher* thread per segment incarnation
- *   whose chunk names the kernel may cache blocks in
- *   speculo_reader_watch(), which the writer wakes at every commit and
- *   obsoletion, and invalidates the names of chunks the kernel holds
- *   (nodes.c) that are no longer live.
+ *   speculo_writer_obsolete(). A *notifier* thread follows up to
+ *   SPECULO_WAIT_MAX segment incarnations, a reader each, in one
+ *   speculo_wait(), which the writers wake at every commit and obsoletion;
+ *   it invalidates the names the kernel holds (nodes.c) of chunks that are
+ *   no longer live. Notifiers start as segments are followed (the first
+ *   LOOKUP or READDIRPLUS that may let the kernel cache a chunk name).
  *
  * - The name of a segment directory in the root. It dies when the segment
  *   is removed or created again (another incarnation), not when the
@@ -21,19 +22,21 @@
  *   with their chunk names.
  *
  * A name may be cached only while it can be taken back: a chunk's while
- * its segment's watcher runs (notify_follow()), a segment's while inotify
- * works (notify_root_ok()); else the replies give a timeout of 0.
+ * its segment is followed (seg->follow), a segment's while inotify works
+ * (notify_root_ok()); else the replies give a timeout of 0.
  *
- * The race between a reply that lets the kernel cache a name and the
- * invalidation of that name is closed by the incarnation's `hand` lock
- * (sfs.h): once woken by an obsoletion, a watcher copies the names the
- * kernel holds while holding it exclusively, so every name given before
- * the copy is in it, and every name given after was checked live after
- * the obsoletion. The checks of the copied names, and the invalidations,
- * come after the lock is released: lookups wait only for the copy, and
- * fuse_lowlevel_notify_inval_entry() waits for the kernel's lock on the
- * directory, which a lookup holds while it waits for our reply, which may
- * wait for `hand`.
+ * A reply that lets the kernel cache a chunk name holds the segment's
+ * entries_lock shared from the check that the chunk is live to the reply,
+ * which counts the name in nodes.c. A notifier woken by an obsoletion
+ * takes the list of names the kernel holds with the lock held exclusively:
+ * every name given before is in the list, every name given after was
+ * checked live after the obsoletion. The checks and the invalidations come
+ * after it is released: fuse_lowlevel_notify_inval_entry() waits for the
+ * kernel's lock on the directory, which a lookup holds while it waits for
+ * our reply, which may wait for entries_lock.
+ *
+ * No signal is sent to any thread: a notifier also waits on a wakeup (new
+ * segments to follow, the end), the inotify thread on an eventfd.
  *
  * This is the only file that calls fuse_lowlevel_notify_*() or makes
  * threads, so that an in-process test can link a stub of it instead.
@@ -55,36 +58,43 @@
 
 #include "sfs.h"
 
-/* At most this many watchers at a time; segments beyond get no cached
- * chunk names (timeouts of 0, as without a watcher). */
-#define MAX_WATCHERS 1024
+/* At most this many notifiers, each following SPECULO_WAIT_MAX segments;
+ * the chunk names of segments beyond are not cached (timeouts of 0). */
+#define MAX_NOTIFIERS 8
 
-#define WATCHER_STACK ((size_t)256 << 10)
-
-/* The signal that interrupts a watcher's wait when the server stops. */
-#define WAKE_SIGNAL SIGUSR1
+/* How long the end waits for a thread stuck in a notification. */
+#define STOP_WAIT_S 2
 
 #define INOTIFY_MASK                                                                               \
     (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF |            \
      IN_MOVE_SELF | IN_ONLYDIR)
 
-struct watcher {
-    struct watcher *next;
+/* A segment incarnation a notifier follows. */
+struct followed {
     struct sfs_seg *seg;
-    speculo_reader *r;    /* the watcher's own: positioned after the last commit seen */
-    speculo_reader *scan; /* for walks over the records (keep_dead()); or NULL */
-    uint64_t *pend;       /* chunks replaced by commits read, not yet seen dead */
+    speculo_reader *r;    /* after the last commit read; counts obsoletions since its open */
+    speculo_reader *scan; /* for walks over the records (live_by_walk()), or NULL */
+    uint64_t *pend;       /* chunks replaced by the commits read, not yet seen dead */
     size_t npend, cappend;
-    int64_t balance; /* obsoletions reported less those commits explained */
+    /* Obsoletions reported less those the commits read explain. A commit
+     * can be read before the count that includes it (the writer publishes
+     * the count just after), so this dips below 0 for a round; above 0,
+     * something obsoleted a chunk no commit names (speculo_writer_obsolete(),
+     * a commit that obsoleted two): every name held is checked. */
+    int64_t unexplained;
+};
+
+struct notifier {
     pthread_t thread;
-    atomic_int done; /* the thread returned: it may be joined at once */
+    speculo_wakeup *wake;                 /* segments to take in; the end */
+    struct followed *f[SPECULO_WAIT_MAX]; /* under W.lock; NULL: a free place */
 };
 
 static struct {
     struct fuse_session *se;
-    pthread_mutex_t lock; /* the list of watchers, and their starting */
-    struct watcher *watchers;
-    size_t nwatchers;
+    pthread_mutex_t lock; /* the notifiers and the segments each follows */
+    struct notifier nt[MAX_NOTIFIERS];
+    size_t nnt;
     atomic_int stop;    /* notify_stop() began */
     atomic_int root_ok; /* inotify watches the segment directory */
     int ifd, efd;       /* inotify; an eventfd that ends its thread */
@@ -96,19 +106,6 @@ static int stopping(void)
 {
     /* observes: notify_stop() began; no new notification is sent then */
     return atomic_load_explicit(&W.stop, memory_order_acquire);
-}
-
-static int follow_state(const struct sfs_seg *seg)
-{
-    /* observes: the state set under `hand` (see retire()) */
-    return atomic_load_explicit(&seg->follow, memory_order_acquire);
-}
-
-static void set_follow(struct sfs_seg *seg, int state)
-{
-    /* publishes: whether replies may give the segment's chunk names a
-     * positive timeout */
-    atomic_store_explicit(&seg->follow, state, memory_order_release);
 }
 
 int notify_root_ok(void)
@@ -128,7 +125,7 @@ static void inval_name(fuse_ino_t parent, const char *name)
         return;
     rc = fuse_lowlevel_notify_inval_entry(W.se, parent, name, strlen(name));
     /* -ENOENT: the kernel holds no such name (any more) */
-    if (rc != 0 && rc != -ENOENT && sfs_debug)
+    if (rc != 0 && rc != -ENOENT)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: invalidate %#" PRIx64 "/%s: %s\n", (uint64_t)parent,
                  name, strerror(-rc));
 }
@@ -149,28 +146,40 @@ static void inval_attrs(fuse_ino_t ino)
         (void)fuse_lowlevel_notify_inval_inode(W.se, ino, -1, 0);
 }
 
+static void wake_all(void)
+{
+    pthread_mutex_lock(&W.lock);
+    for (size_t i = 0; i < W.nnt; i++)
+        speculo_wakeup_signal(W.nt[i].wake);
+    pthread_mutex_unlock(&W.lock);
+}
+
 /*
  * No name of @seg's chunks may be cached from now on: the incarnation died,
- * or its watcher can no longer tell what dies. Every unnamed chunk name the
- * kernel holds is invalidated, live or not.
+ * or its notifier can no longer tell what dies. Every unnamed chunk name the
+ * kernel holds is invalidated, live or not. 1 if it was followed (its
+ * notifier is to drop it).
  */
-static void retire(struct sfs_seg *seg, const char *why)
+static int retire(struct sfs_seg *seg, const char *why)
 {
     uint64_t *ids;
     size_t n;
+    int was;
 
-    if (sfs_debug && why != NULL)
+    if (why != NULL)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: no longer followed: %s\n", seg->name, why);
-    pthread_rwlock_wrlock(&seg->hand);
-    set_follow(seg, SFS_FOLLOW_OFF);
+    pthread_rwlock_wrlock(&seg->entries_lock);
+    was = seg->follow == SFS_FOLLOW_ON;
+    seg->follow = SFS_FOLLOW_OFF;
     n = nodes_unnamed(seg->slot, &ids);
-    pthread_rwlock_unlock(&seg->hand);
+    pthread_rwlock_unlock(&seg->entries_lock);
     if (n == SIZE_MAX)
         fuse_log(FUSE_LOG_ERR, "speculofs: %s: out of memory: cached names not taken back\n",
                  seg->name);
     else
         inval_chunks(seg, ids, n);
     free(ids);
+    return was;
 }
 
 /* Keep the ids of @ids[0..n) that the kernel holds as unnamed chunks. */
@@ -240,15 +249,14 @@ static void live_by_walk(const uint64_t *ids, size_t n, uint64_t lo, uint64_t sp
 }
 
 /*
- * Put the ids of @ids[0..n) that are not live chunks of @seg first, and
- * return how many they are; the live ones follow. Many names held over a
- * small range of ids (after an `ls -l` of the segment) are checked by one
+ * Reorder @ids[0..n) so that the ids of chunks of @f's segment that are
+ * not live come first, and return how many they are. Many names held over
+ * a small range of ids (after an `ls -l` of the segment) are checked by one
  * walk of that range (100,000 in about 15 ms), a few by a lookup each (1.5
  * us, but 100,000 of them take 170 ms). If a reader turns out to be on
- * another incarnation, all of them go.
+ * another incarnation, or cannot tell, all of them count as dead.
  */
-static size_t keep_dead(uint64_t *ids, size_t n, const struct sfs_seg *seg, struct watcher *w,
-                        int *broken)
+static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broken)
 {
     unsigned char *alive;
     uint64_t lo = UINT64_MAX, hi = 0;
@@ -258,200 +266,264 @@ static size_t keep_dead(uint64_t *ids, size_t n, const struct sfs_seg *seg, stru
         return 0;
     alive = calloc(n, 1);
     if (alive == NULL)
-        return n; /* cannot tell: all of them go */
+        return n;
     for (size_t i = 0; i < n; i++) {
         lo = ids[i] < lo ? ids[i] : lo;
         hi = ids[i] > hi ? ids[i] : hi;
     }
     if (n >= 64 && hi - lo < 8 * (uint64_t)n &&
-        (w->scan != NULL || g_reader_open(seg->name, &w->scan) == 0)) {
-        live_by_walk(ids, n, lo, hi - lo + 1, alive, w->scan, broken);
-        *broken |= !reader_on(seg, w->scan);
+        (f->scan != NULL || g_reader_open(f->seg->name, &f->scan) == 0)) {
+        live_by_walk(ids, n, lo, hi - lo + 1, alive, f->scan, broken);
+        *broken |= !reader_on(f->seg, f->scan);
     } else {
-        live_by_lookup(ids, n, alive, w->r, broken);
-        *broken |= !reader_on(seg, w->r);
+        live_by_lookup(ids, n, alive, f->r, broken);
+        *broken |= !reader_on(f->seg, f->r);
     }
-    for (size_t i = 0; i < n; i++)
+    /* ids[0..k) are dead, ids[k..i) live: a dead ids[i] swaps with ids[k] */
+    for (size_t i = 0; i < n; i++) {
         if (*broken || !alive[i]) {
             uint64_t t = ids[k];
             ids[k++] = ids[i];
             ids[i] = t;
-            alive[i] = alive[k - 1];
         }
+    }
     free(alive);
     return k;
 }
 
 /*
  * Which names does the kernel hold: of @ids[0..n) (kept in place), or with
- * @all, every unnamed chunk of @seg (into a new *ids). Read under `hand`,
- * exclusively: every name a reply gave before is in the table, and every
- * reply after checked its chunk after the obsoletion that woke us (see the
- * top of this file). The checks and notifications come after, with no
- * lock held: lookups wait only for this copy.
+ * @all, every unnamed chunk of @seg (into a new *ids). Taken with
+ * entries_lock held exclusively (see the top of this file).
  */
 static size_t held(struct sfs_seg *seg, uint64_t **ids, size_t n, int all)
 {
-    pthread_rwlock_wrlock(&seg->hand);
+    pthread_rwlock_wrlock(&seg->entries_lock);
     if (all)
         n = nodes_unnamed(seg->slot, ids);
     else
         n = keep_held(*ids, n, seg->slot);
-    pthread_rwlock_unlock(&seg->hand);
+    pthread_rwlock_unlock(&seg->entries_lock);
     return n;
 }
 
 /* Every unnamed chunk name the kernel holds: invalidate those dead. 1
  * when a reader can no longer be trusted. */
-static int inval_all_dead(struct sfs_seg *seg, struct watcher *w)
+static int inval_all_dead(struct followed *f)
 {
     uint64_t *ids = NULL;
     int broken = 0;
-    size_t n = held(seg, &ids, 0, 1);
+    size_t n = held(f->seg, &ids, 0, 1);
 
     if (n == SIZE_MAX)
         return 1; /* out of memory: retire() tries again */
-    n = keep_dead(ids, n, seg, w, &broken);
-    inval_chunks(seg, ids, n);
+    n = split_dead(ids, n, f, &broken);
+    inval_chunks(f->seg, ids, n);
     free(ids);
     return broken;
 }
 
 /*
- * The chunks replaced by the commits read (w->pend): invalidate those the
- * kernel holds that are dead. One found live is kept for the next round:
- * a commit is visible before the writer marks what it replaced (it marks
- * it just after), and the count that then wakes us again guarantees the
- * mark is visible.
+ * The chunks replaced by the commits read (f->pend): invalidate those the
+ * kernel holds that are dead. One found live stays pending: a commit is
+ * visible before the writer marks what it replaced (just after), and the
+ * count that then wakes us again guarantees the mark is visible.
  */
-static int inval_replaced(struct sfs_seg *seg, struct watcher *w)
+static int inval_replaced(struct followed *f)
 {
     int broken = 0;
-    size_t n = w->npend > 0 ? held(seg, &w->pend, w->npend, 0) : 0;
-    size_t k = keep_dead(w->pend, n, seg, w, &broken);
+    size_t n = f->npend > 0 ? held(f->seg, &f->pend, f->npend, 0) : 0;
+    size_t k = split_dead(f->pend, n, f, &broken);
 
-    inval_chunks(seg, w->pend, k);
-    if (n > k)
-        memmove(w->pend, w->pend + k, (n - k) * sizeof *w->pend);
-    w->npend = broken ? 0 : n - k;
+    inval_chunks(f->seg, f->pend, k);
+    memmove(f->pend, f->pend + k, (n - k) * sizeof *f->pend);
+    f->npend = broken ? 0 : n - k;
     return broken;
 }
 
 /* ------------------------------------------------------------------ */
-/* watchers: one per segment incarnation whose chunk names are cached  */
-
-/* Append @id to a growing array; on failure it is cut short, and the
- * caller falls back to a full check. */
-static int push_id(uint64_t **v, size_t *n, size_t *cap, uint64_t id)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 32;
-        uint64_t *nv = realloc(*v, nc * sizeof *nv);
-        if (nv == NULL)
-            return -ENOMEM;
-        *v = nv;
-        *cap = nc;
-    }
-    (*v)[(*n)++] = id;
-    return 0;
-}
+/* notifiers                                                           */
 
 /* Read the chunks committed since the last call: the ids they replaced
- * join w->pend (each commit that replaced one obsoleted it); *explained
- * counts them. 0 or the reader's error (-ENOENT: the segment is gone). */
-static int drain(struct watcher *w, size_t *explained, int *overflow)
+ * join f->pend (each commit that replaced one obsoleted it); returns how
+ * many, or the reader's error (-ENOENT: the segment is gone). A full
+ * memory sets *@overflow: then every name held is checked. */
+static int64_t drain(struct followed *f, int *overflow)
 {
     char name[SPECULO_CHUNK_NAME_MAX + 1];
     struct sfs_meta m;
+    int64_t explained = 0;
     int rc;
 
-    while ((rc = g_next_meta(w->r, &m, name, sizeof name)) == 0) {
+    while ((rc = g_next_meta(f->r, &m, name, sizeof name)) == 0) {
         if (m.replaces == 0)
             continue;
-        (*explained)++;
-        if (push_id(&w->pend, &w->npend, &w->cappend, m.replaces) != 0)
+        explained++;
+        if (sfs_grow(&f->pend, &f->cappend, f->npend + 1, sizeof *f->pend) == 0)
+            f->pend[f->npend++] = m.replaces;
+        else
             *overflow = 1;
     }
-    return rc == -EAGAIN ? 0 : rc;
+    return rc == -EAGAIN ? explained : rc;
 }
 
 /*
- * One round of a watcher, after speculo_reader_watch() reported @ev.
- * Obsoletions that a commit explains (its replaces field) are checked one
- * by one; any other (an explicit obsoletion, a second one by the same
- * commit) or a move (several GC switches at once) makes a check of every
- * name held. A single GC switch is neither: the library counts across it.
- * w->balance carries the obsoletions reported but not explained yet: a
- * commit may be read before the count that includes it is (its count is
- * published just after), and is then explained before it is reported.
- * Returns why the watcher must stop, or NULL.
+ * What @f's reader has to report, taken in: obsoletions that a commit
+ * explains (its replaces field) are checked one by one; any other, or a
+ * move (several GC switches at once), makes a check of every name held. A
+ * single GC switch is neither: the library counts across it. Returns why
+ * the segment can no longer be followed, or NULL.
  */
-static const char *watch_round(struct sfs_seg *seg, struct watcher *w,
-                               const struct speculo_watch *ev)
+static const char *take_news(struct followed *f)
 {
-    size_t explained = 0;
-    int overflow = 0, broken = 0;
-    int rc = drain(w, &explained, &overflow);
+    struct speculo_watch ev;
+    int overflow = 0;
+    int64_t explained;
+    int rc = g_watch(f->r, &ev);
 
-    if (rc == 0 && !reader_on(seg, w->r))
-        rc = -ENOENT; /* the reader followed the name to another incarnation */
+    if (rc == -ETIMEDOUT)
+        return NULL;
     if (rc != 0)
-        return rc == -ENOENT ? "removed or replaced" : speculo_strerror(rc);
-    w->balance += (int64_t)(ev->obsoleted > INT32_MAX ? INT32_MAX : ev->obsoleted);
-    w->balance -= (int64_t)explained;
-    if (ev->moved || overflow || w->balance > 0) {
-        w->balance = 0;
-        broken = inval_all_dead(seg, w);
+        return speculo_strerror(rc);
+    explained = drain(f, &overflow);
+    if (explained >= 0 && !reader_on(f->seg, f->r))
+        explained = -ENOENT; /* the reader followed the name to another incarnation */
+    if (explained < 0)
+        return explained == -ENOENT ? "removed or replaced" : speculo_strerror((int)explained);
+    f->unexplained += (int64_t)(ev.obsoleted > INT32_MAX ? INT32_MAX : ev.obsoleted) - explained;
+    if (ev.moved || overflow || f->unexplained > 0) {
+        f->unexplained = 0;
+        if (inval_all_dead(f))
+            return "the reader faulted or moved";
     }
-    if (!broken)
-        broken = inval_replaced(seg, w);
-    return broken ? "the reader faulted or moved" : NULL;
+    return inval_replaced(f) ? "the reader faulted or moved" : NULL;
 }
 
-static void *watch_main(void *arg)
+static void followed_free(struct followed *f)
 {
-    struct watcher *w = arg;
-    const char *why = NULL;
+    if (f == NULL)
+        return;
+    g_reader_close(f->r);
+    g_reader_close(f->scan);
+    free(f->pend);
+    free(f);
+}
 
-    while (why == NULL && !stopping() && follow_state(w->seg) != SFS_FOLLOW_OFF) {
-        struct speculo_watch ev;
-        int rc = g_watch(w->r, -1, &ev);
-        if (rc == -EINTR || stopping())
+/* The segments @nt follows now, into @f and @items: those that stopped
+ * being followed (retire()) are let go. */
+static size_t members(struct notifier *nt, struct followed **f, struct speculo_wait_item *items)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&W.lock);
+    for (size_t i = 0; i < SPECULO_WAIT_MAX; i++) {
+        int off;
+        if (nt->f[i] == NULL)
             continue;
-        if (rc != 0)
-            why = speculo_strerror(rc);
-        else
-            why = watch_round(w->seg, w, &ev);
+        pthread_rwlock_rdlock(&nt->f[i]->seg->entries_lock);
+        off = nt->f[i]->seg->follow == SFS_FOLLOW_OFF;
+        pthread_rwlock_unlock(&nt->f[i]->seg->entries_lock);
+        if (off) {
+            followed_free(nt->f[i]);
+            nt->f[i] = NULL;
+            continue;
+        }
+        f[n] = nt->f[i];
+        items[n] = (struct speculo_wait_item){.reader = f[n]->r, .events = SPECULO_WAIT_WATCH};
+        n++;
     }
-    if (why != NULL && !stopping())
-        retire(w->seg, why);
-    g_reader_close(w->r);
-    g_reader_close(w->scan);
-    w->r = w->scan = NULL;
-    free(w->pend);
-    w->pend = NULL;
-    /* publishes: the thread is ending and touches nothing more */
-    atomic_store_explicit(&w->done, 1, memory_order_release);
+    pthread_mutex_unlock(&W.lock);
+    return n;
+}
+
+/* The news of the segments whose items are ready; -ECANCELED when one
+ * can no longer be followed (the members are to be taken again), else 0. */
+static int serve(struct followed **f, const struct speculo_wait_item *items, size_t n)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && !stopping(); i++) {
+        const char *why = items[i].ready ? take_news(f[i]) : NULL;
+        if (why != NULL && !stopping()) {
+            retire(f[i]->seg, why);
+            rc = -ECANCELED;
+        }
+    }
+    return rc;
+}
+
+static void *notifier_main(void *arg)
+{
+    struct notifier *nt = arg;
+    struct followed *f[SPECULO_WAIT_MAX];
+    struct speculo_wait_item items[SPECULO_WAIT_MAX];
+    size_t n = 0;
+    int rc = -ECANCELED;
+
+    while (!stopping()) {
+        if (rc == -ECANCELED) {
+            speculo_wakeup_clear(nt->wake); /* before looking: a later change wakes us */
+            n = members(nt, f, items);
+        }
+        rc = g_wait(items, n, nt->wake);
+        if (rc == SFS_FAULT) /* a mapping was cut: whose, each reader's next call tells */
+            for (size_t i = 0; i < n; i++)
+                items[i].ready = 1;
+        if (rc > 0 || rc == SFS_FAULT)
+            rc = serve(f, items, n);
+    }
+    pthread_mutex_lock(&W.lock);
+    for (size_t i = 0; i < SPECULO_WAIT_MAX; i++)
+        if (nt->f[i] != NULL)
+            followed_free(nt->f[i]);
+    pthread_mutex_unlock(&W.lock);
     return NULL;
 }
 
-/* Locked. Join the watchers that ended, freeing their places. */
-static void sweep_done(void)
+/*
+ * Our threads take no signal meant for the process (SIGTERM and the like
+ * must reach libfuse's loop, which ends on them), only the synchronous
+ * ones (SIGBUS: see guard.c).
+ */
+static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 {
-    struct watcher **pp = &W.watchers;
+    static const int keep[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};
+    sigset_t all, old;
+    int rc;
 
-    while (*pp != NULL) {
-        struct watcher *w = *pp;
-        /* observes: the thread touches nothing more */
-        if (atomic_load_explicit(&w->done, memory_order_acquire)) {
-            pthread_join(w->thread, NULL);
-            *pp = w->next;
-            W.nwatchers--;
-            free(w);
-        } else {
-            pp = &w->next;
-        }
+    sigfillset(&all);
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+        sigdelset(&all, keep[i]);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Locked. A free place in a notifier, starting one if all are full. */
+static struct followed **free_place(struct notifier **out)
+{
+    struct notifier *nt;
+
+    for (size_t i = 0; i < W.nnt; i++)
+        for (size_t k = 0; k < SPECULO_WAIT_MAX; k++)
+            if (W.nt[i].f[k] == NULL) {
+                *out = &W.nt[i];
+                return &W.nt[i].f[k];
+            }
+    if (W.nnt == MAX_NOTIFIERS)
+        return NULL;
+    nt = &W.nt[W.nnt];
+    memset(nt, 0, sizeof *nt);
+    if (speculo_wakeup_create(&nt->wake) != 0)
+        return NULL;
+    if (spawn(&nt->thread, notifier_main, nt) != 0) {
+        speculo_wakeup_destroy(nt->wake);
+        return NULL;
     }
+    W.nnt++;
+    *out = nt;
+    return &nt->f[0];
 }
 
 /* Can the library's wait sleep on the segment's futex? Only with write
@@ -466,18 +538,16 @@ static int can_sleep_on(const struct sfs_seg *seg)
     return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0;
 }
 
-/* Locked. A reader for the watcher, positioned after everything committed
- * so far. Obsoletions are counted from its open on: before the caller's
- * check that a chunk is live, as the caller needs. */
+/* A reader for a notifier, positioned after everything committed so far.
+ * Obsoletions are counted from its open on. */
 static int watch_reader(struct sfs_seg *seg, speculo_reader **out)
 {
-    struct speculo_segment_ident id;
     speculo_reader *r;
     int rc = can_sleep_on(seg) ? g_reader_open(seg->name, &r) : -EACCES;
 
     if (rc != 0)
         return rc;
-    if (speculo_reader_ident(r, &id) != 0 || !seg_same(seg, &id))
+    if (!reader_on(seg, r))
         rc = -ENOENT;
     if (rc == 0)
         rc = g_seek(r, UINT64_MAX);
@@ -489,128 +559,72 @@ static int watch_reader(struct sfs_seg *seg, speculo_reader **out)
     return 0;
 }
 
-/*
- * Our threads take no signal meant for the process (SIGTERM and the like
- * must reach libfuse's loop, which ends on them) but WAKE_SIGNAL and the
- * synchronous ones (SIGBUS: see guard.c). @stack: 0 for the default. A
- * watcher's calls are shallow (the library's wait, a notification): a
- * small stack, so that many followed segments cost little.
- */
-static int spawn(pthread_t *t, void *(*fn)(void *), void *arg, size_t stack)
+/* Locked. Follow @seg, not followed yet. */
+static void follow_start(struct sfs_seg *seg)
 {
-    static const int keep[] = {WAKE_SIGNAL, SIGBUS,  SIGSEGV, SIGFPE,
-                               SIGILL,      SIGTRAP, SIGABRT, SIGSYS};
-    sigset_t all, old;
-    pthread_attr_t a;
-    int rc = pthread_attr_init(&a);
+    struct notifier *nt;
+    struct followed **place = free_place(&nt);
+    struct followed *f;
+    int rc = -ENOMEM;
 
-    if (rc != 0)
-        return rc;
-    if (stack != 0)
-        rc = pthread_attr_setstacksize(&a, stack);
-    sigfillset(&all);
-    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
-        sigdelset(&all, keep[i]);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    if (rc == 0)
-        rc = pthread_create(t, &a, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&a);
-    return rc;
-}
-
-/* Locked. Interrupt the waits of watchers whose segment is no longer
- * followed. A signal that comes just before a thread enters its wait is
- * lost: this is repeated after every batch of inotify events and at stop. */
-static void kick_retired(void)
-{
-    for (struct watcher *w = W.watchers; w != NULL; w = w->next)
-        /* observes: the thread touches nothing more */
-        if (!atomic_load_explicit(&w->done, memory_order_acquire) &&
-            follow_state(w->seg) == SFS_FOLLOW_OFF)
-            pthread_kill(w->thread, WAKE_SIGNAL);
-}
-
-/* Locked. The state is published once the thread runs (it runs while
- * the state is not SFS_FOLLOW_OFF). */
-static int start_watcher(struct sfs_seg *seg)
-{
-    struct watcher *w;
-    int rc;
-
-    sweep_done();
-    if (W.nwatchers >= MAX_WATCHERS)
-        return -EAGAIN;
-    w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return -ENOMEM;
-    rc = watch_reader(seg, &w->r);
-    if (rc != 0) {
-        free(w);
+    if (place == NULL)
+        return; /* tried again at the next lookup */
+    f = calloc(1, sizeof *f);
+    if (f != NULL) {
+        f->seg = seg;
+        rc = watch_reader(seg, &f->r);
+    }
+    pthread_rwlock_wrlock(&seg->entries_lock);
+    if (seg->follow == SFS_FOLLOW_NONE)
         /* the name holds another file, or none; or one we cannot wait on */
-        set_follow(seg, SFS_FOLLOW_OFF);
-        return rc;
-    }
-    w->seg = seg;
-    atomic_init(&w->done, 0);
-    rc = spawn(&w->thread, watch_main, w, WATCHER_STACK);
+        seg->follow = rc == 0 ? SFS_FOLLOW_ON : rc == -ENOMEM ? SFS_FOLLOW_NONE : SFS_FOLLOW_OFF;
+    else
+        rc = -EALREADY;
+    pthread_rwlock_unlock(&seg->entries_lock);
     if (rc != 0) {
-        g_reader_close(w->r);
-        free(w);
-        return -rc;
+        followed_free(f);
+        return;
     }
-    w->next = W.watchers;
-    W.watchers = w;
-    W.nwatchers++;
-    /* publishes: chunk names may be cached; not over a retire() that came
-     * meanwhile (the thread then ends at its next wake-up) */
-    int none = SFS_FOLLOW_NONE;
-    atomic_compare_exchange_strong_explicit(&seg->follow, &none, SFS_FOLLOW_ACTIVE,
-                                            memory_order_acq_rel, memory_order_acquire);
-    return 0;
+    *place = f;
+    speculo_wakeup_signal(nt->wake); /* after: its look at the members sees f */
 }
 
-/*
- * Before a reply gives a chunk name of @seg a positive timeout: make sure
- * a watcher follows the segment, counting obsoletions from now on. The
- * caller checks that the chunk is live after this returns, and looks at
- * seg->follow again under `hand` (a watcher may stop meanwhile).
- */
-int notify_follow(struct sfs_seg *seg)
+/* Called by a LOOKUP or READDIRPLUS that saw @seg not followed yet, before
+ * it checks a chunk is live: once seg->follow is on, every obsoletion from
+ * then on is taken back. */
+void notify_follow(struct sfs_seg *seg)
 {
-    int rc = 0;
+    int none;
 
     if (W.se == NULL || stopping() || seg->bad)
-        return -1;
-    if (follow_state(seg) == SFS_FOLLOW_ACTIVE)
-        return 0;
+        return;
     pthread_mutex_lock(&W.lock);
-    if (follow_state(seg) == SFS_FOLLOW_NONE)
-        rc = start_watcher(seg);
+    pthread_rwlock_rdlock(&seg->entries_lock);
+    none = seg->follow == SFS_FOLLOW_NONE; /* another lookup may have started it */
+    pthread_rwlock_unlock(&seg->entries_lock);
+    if (none)
+        follow_start(seg);
     pthread_mutex_unlock(&W.lock);
-    return rc == 0 && follow_state(seg) == SFS_FOLLOW_ACTIVE ? 0 : -1;
 }
 
 /* ------------------------------------------------------------------ */
 /* the segment directory: inotify                                      */
 
-/* An incarnation died: the root's name for it, and its chunk names. */
+/* The incarnations that died: the root's name for each, and its chunk
+ * names. */
 static void reap(void)
 {
     struct sfs_seg **dead;
-    size_t n;
+    size_t n = segtab_take_dead(&dead);
+    int followed = 0;
 
-    segtab_root_hand(1);
-    n = segtab_take_dead(&dead);
-    segtab_root_unhand();
     for (size_t i = 0; i < n; i++) {
         inval_name(FUSE_ROOT_ID, dead[i]->name);
-        retire(dead[i], NULL);
+        followed |= retire(dead[i], NULL);
     }
     free(dead);
-    pthread_mutex_lock(&W.lock);
-    kick_retired();
-    pthread_mutex_unlock(&W.lock);
+    if (followed)
+        wake_all();
 }
 
 /* The segment file's owner or mode changed: so did its directory's, and
@@ -623,9 +637,9 @@ static void owner_changed(struct sfs_seg *seg)
 
     if (seg_check(seg, &st) != 0)
         return;
-    pthread_rwlock_wrlock(&seg->hand);
+    pthread_rwlock_wrlock(&seg->entries_lock);
     n = nodes_set_owner(seg->slot, &st, &inos);
-    pthread_rwlock_unlock(&seg->hand);
+    pthread_rwlock_unlock(&seg->entries_lock);
     for (size_t i = 0; i < n; i++)
         inval_attrs(inos[i]);
     inval_attrs(sfs_ino(seg->slot, 0));
@@ -726,22 +740,6 @@ static void *inotify_main(void *arg)
     return NULL;
 }
 
-static void on_wake(int sig)
-{
-    (void)sig; /* only to interrupt a watcher's futex wait (EINTR) */
-}
-
-/* No SA_RESTART: a watcher's wait must return -EINTR. */
-static int install_wake(void)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_wake;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(WAKE_SIGNAL, &sa, NULL) == 0 ? 0 : -errno;
-}
-
 static int start_inotify(void)
 {
     W.ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
@@ -755,7 +753,7 @@ static int start_inotify(void)
     segtab_verify_enable(1);
     /* publishes: the watch is in place before any name is cached */
     atomic_store_explicit(&W.root_ok, 1, memory_order_release);
-    if (spawn(&W.ithread, inotify_main, NULL, 0) != 0) {
+    if (spawn(&W.ithread, inotify_main, NULL) != 0) {
         lose_watch();
         return -EAGAIN;
     }
@@ -767,61 +765,46 @@ static int start_inotify(void)
  * survive a fork). Failing to watch only means timeouts of 0. */
 int notify_start(struct fuse_session *se)
 {
-    int rc = install_wake();
+    int rc;
 
-    if (rc != 0)
-        return rc;
     W.se = se;
     rc = start_inotify();
-    if (rc != 0 && sfs_debug)
+    if (rc != 0)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: no inotify on %s (%s): segment names are not cached\n",
                  segtab_dir(), strerror(-rc));
     return 0;
 }
 
-/* Interrupt @w's wait until its thread ends, for at most about 2 s: a
- * thread still inside fuse_lowlevel_notify_inval_entry() when the mount is
- * gone may take until the device is closed. 0 when joined. */
-static int end_watcher(struct watcher *w)
-{
-    for (int i = 0; i < 200; i++) {
-        struct timespec ts;
-        /* observes: the thread touches nothing more */
-        if (atomic_load_explicit(&w->done, memory_order_acquire))
-            return pthread_join(w->thread, NULL);
-        pthread_kill(w->thread, WAKE_SIGNAL);
-        ts.tv_sec = 0;
-        ts.tv_nsec = 10L * 1000000;
-        nanosleep(&ts, NULL);
-    }
-    return -1;
-}
-
-/* After the loop ended and the mount is gone. A thread that does not end
- * is left behind with what it uses (the process is about to exit): the
- * number of those is returned, and the caller must not free the tables. */
+/*
+ * After the loop ended, before the unmount. A thread that does not end
+ * within STOP_WAIT_S is left behind with what it uses (one stuck in a
+ * notification: the kernel waits for a lookup no worker answers now; the
+ * unmount ends it, and it sends nothing more): the number of those is
+ * returned, and the caller must not free the tables.
+ */
 int notify_stop(void)
 {
     uint64_t one = 1;
+    struct timespec until;
     int left = 0;
 
     if (W.se == NULL)
         return 0;
     /* publishes: no notification is sent from now on */
     atomic_store_explicit(&W.stop, 1, memory_order_release);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STOP_WAIT_S;
     if (W.ithread_on && write(W.efd, &one, sizeof one) == sizeof one)
-        pthread_join(W.ithread, NULL);
-    pthread_mutex_lock(&W.lock);
-    while (W.watchers != NULL) {
-        struct watcher *w = W.watchers;
-        W.watchers = w->next;
-        if (end_watcher(w) == 0)
-            free(w);
+        left += pthread_timedjoin_np(W.ithread, NULL, &until) != 0;
+    for (size_t i = 0; i < W.nnt; i++)
+        speculo_wakeup_signal(W.nt[i].wake);
+    for (size_t i = 0; i < W.nnt; i++) {
+        if (pthread_timedjoin_np(W.nt[i].thread, NULL, &until) == 0)
+            speculo_wakeup_destroy(W.nt[i].wake);
         else
             left++;
     }
-    W.nwatchers = 0;
-    pthread_mutex_unlock(&W.lock);
+    W.nnt = 0;
     if (W.ifd >= 0)
         close(W.ifd);
     if (W.efd >= 0)

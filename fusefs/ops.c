@@ -28,8 +28,6 @@
 
 #include "sfs.h"
 
-int sfs_debug;
-
 enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
 {
     uint64_t low = sfs_ino_low(ino);
@@ -295,17 +293,25 @@ static int64_t wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Called with seg->hand held: does a watcher follow @seg's obsoletions
- * (so a chunk name may be cached)? */
-static int seg_followed(struct sfs_seg *seg)
+/*
+ * Take @seg's entries_lock shared, for a reply that may let the kernel
+ * cache chunk names (@names; else the lock alone). A segment not followed
+ * yet is followed first, so that obsoletions from before the caller's
+ * check that a chunk is live are taken back (notify.c).
+ */
+static void entries_hold(struct sfs_seg *seg, int names)
 {
-    /* observes: the state a watcher sets under `hand` when it stops */
-    return atomic_load_explicit(&seg->follow, memory_order_acquire) == SFS_FOLLOW_ACTIVE;
+    pthread_rwlock_rdlock(&seg->entries_lock);
+    if (names && seg->follow == SFS_FOLLOW_NONE) {
+        pthread_rwlock_unlock(&seg->entries_lock);
+        notify_follow(seg);
+        pthread_rwlock_rdlock(&seg->entries_lock);
+    }
 }
 
 /*
  * How long the kernel may cache the name of chunk @m: 0 for a named chunk
- * (an update rebinds the name at once) or when no watcher can take the
+ * (an update rebinds the name at once) or when no notifier can take the
  * name back; else SFS_ENTRY_TIMEOUT, but never past the chunk's expiry
  * (less a margin for the kernel's clock tick and for the time it takes to
  * apply the reply), so that expiry needs no notification at all.
@@ -369,28 +375,20 @@ static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_m
 }
 
 /* The root's entry for a segment may be cached while inotify watches the
- * directory (notify.c takes it back), not for an unreadable file (it may
- * become readable with no event: a new incarnation is then found by the
- * next lookup). Held from segtab_lookup() to the reply: see
- * segtab_root_hand(). */
+ * directory (notify.c takes back the name of every incarnation that
+ * dies), not for an unreadable file (it may become readable with no
+ * event: a new incarnation is then found by the next lookup). */
 static void lookup_segment(fuse_req_t req, const char *name)
 {
     struct sfs_seg *seg;
     struct stat st;
-    double timeout = 0;
-    int rc;
+    int rc = segtab_lookup(name, &seg, &st);
 
-    segtab_root_hand(0);
-    rc = segtab_lookup(name, &seg, &st);
-    if (rc == 0 && notify_root_ok() && !seg->bad) {
-        seg_handed(seg);
-        timeout = SFS_ENTRY_TIMEOUT;
-    }
     if (rc != 0)
         fuse_reply_err(req, fs_err(rc));
     else
-        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st, timeout);
-    segtab_root_unhand();
+        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st,
+                        notify_root_ok() && !seg->bad ? SFS_ENTRY_TIMEOUT : 0);
 }
 
 static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
@@ -411,11 +409,10 @@ static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *
 }
 
 /*
- * A chunk is looked up between notify_follow() (a watcher counts
- * obsoletions from before the check that the chunk is live) and the reply,
- * with `hand` held from before the check to after the reply: an
- * obsoletion is either seen by the check, or finds the name in the inode
- * table when the watcher looks (notify.c).
+ * A chunk is looked up with entries_lock held shared from before the check
+ * that it is live to after the reply: an obsoletion is either seen by the
+ * check, or finds the name in the inode table when its notifier looks
+ * (notify.c).
  */
 static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
@@ -423,32 +420,27 @@ static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *nam
     struct sfs_meta m;
     struct stat st;
     uint64_t id;
-    int rc;
+    int rc = seg != NULL ? seg_current(seg, &st) : -ENOENT;
 
-    if (seg == NULL) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    if (parse_idname(name, &id))
-        (void)notify_follow(seg);
-    pthread_rwlock_rdlock(&seg->hand);
-    rc = seg_current(seg, &st);
     if (rc == 0 && strcmp(name, ".info") == 0) {
         lookup_info(req, seg, &st);
-        pthread_rwlock_unlock(&seg->hand);
         return;
     }
     if (rc == 0 && name[0] == '.')
         rc = -ENOENT;
-    if (rc == 0)
-        rc = find_chunk(seg, name, &m);
+    if (rc != 0) {
+        fuse_reply_err(req, fs_err(rc));
+        return;
+    }
+    entries_hold(seg, parse_idname(name, &id));
+    rc = find_chunk(seg, name, &m);
     if (rc != 0) {
         fuse_reply_err(req, fs_err(rc));
     } else {
         meta_owner(&m, &st);
-        reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m, seg_followed(seg));
+        reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m, seg->follow == SFS_FOLLOW_ON);
     }
-    pthread_rwlock_unlock(&seg->hand);
+    pthread_rwlock_unlock(&seg->entries_lock);
 }
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -815,7 +807,7 @@ static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     size_t n;
     int err = read_range(h, off, size, &src, &n);
 
-    if (err == EIO && sfs_debug)
+    if (err == EIO)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping truncated\n",
                  (uint64_t)ino);
     if (err != 0)
@@ -960,26 +952,11 @@ struct listing {
     char *buf;
     size_t size, used;
     int plus;
-    int followed;     /* chunk names may be cached (seg_followed()) */
+    int followed;     /* chunk names may be cached (seg->follow) */
     struct stat file; /* the segment file: chunks' owner and mode */
     fuse_ino_t *refs;
     size_t nrefs, caprefs;
 };
-
-/* Plus: remember that @ino was counted for this reply. */
-static int add_ref(struct listing *L, fuse_ino_t ino)
-{
-    if (L->nrefs == L->caprefs) {
-        size_t nc = L->caprefs ? L->caprefs * 2 : 64;
-        fuse_ino_t *nr = realloc(L->refs, nc * sizeof *nr);
-        if (nr == NULL)
-            return -ENOMEM;
-        L->refs = nr;
-        L->caprefs = nc;
-    }
-    L->refs[L->nrefs++] = ino;
-    return 0;
-}
 
 /* With plus, a chunk's entry (@m not NULL) is counted before it is kept. */
 static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type, off_t next,
@@ -999,12 +976,12 @@ static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode
     len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
     if (len > room)
         return 0;
+    if (m != NULL && sfs_grow(&L->refs, &L->caprefs, L->nrefs + 1, sizeof *L->refs) != 0)
+        return 0;
     if (m != NULL && node_ref(ino, m) != 0)
         return 0;
-    if (m != NULL && add_ref(L, ino) != 0) {
-        node_forget(ino, 1);
-        return 0;
-    }
+    if (m != NULL)
+        L->refs[L->nrefs++] = ino;
     L->used += len;
     return len;
 }
@@ -1074,7 +1051,7 @@ static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
                         &m))
             break;
     }
-    if (rc != 0 && rc != -EAGAIN && sfs_debug)
+    if (rc != 0 && rc != -EAGAIN)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: listing ends: %s\n", d->seg->name,
                  speculo_strerror(rc));
     d->last_rc = rc == -EAGAIN ? 0 : rc;
@@ -1110,8 +1087,8 @@ static void reply_listing(struct listing *L)
 
 /*
  * READDIRPLUS of a segment lets the kernel cache the chunks' names: done
- * as a LOOKUP is (lookup_in_segment()), between notify_follow() and the
- * reply, with `hand` held from the listing to the reply.
+ * as a LOOKUP is (lookup_in_segment()), with entries_lock held from the
+ * listing to the reply.
  */
 static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
 {
@@ -1128,9 +1105,8 @@ static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int
         return;
     }
     if (seg != NULL && plus) {
-        (void)notify_follow(seg);
-        pthread_rwlock_rdlock(&seg->hand);
-        L.followed = seg_followed(seg);
+        entries_hold(seg, 1);
+        L.followed = seg->follow == SFS_FOLLOW_ON;
     }
     pthread_mutex_lock(&d->lock);
     if (seg == NULL)
@@ -1140,7 +1116,7 @@ static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int
     pthread_mutex_unlock(&d->lock);
     reply_listing(&L);
     if (seg != NULL && plus)
-        pthread_rwlock_unlock(&seg->hand);
+        pthread_rwlock_unlock(&seg->entries_lock);
     free(L.refs);
     free(L.buf);
 }
@@ -1267,7 +1243,8 @@ static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 }
 
 /* ------------------------------------------------------------------ */
-/* the rest: statfs, init, and everything a read-only filesystem refuses */
+/* the rest: statfs and init. Nothing that writes: the mount is read-only,
+ * and the kernel itself answers those with EROFS. */
 
 static void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
@@ -1291,116 +1268,20 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
-static void erofs(fuse_req_t req)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                        struct fuse_file_info *fi)
-{
-    (void)ino, (void)attr, (void)to_set, (void)fi;
-    erofs(req);
-}
-
-static void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-    (void)parent, (void)name, (void)mode, (void)rdev;
-    erofs(req);
-}
-
-static void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-    (void)parent, (void)name, (void)mode;
-    erofs(req);
-}
-
-static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    (void)parent, (void)name;
-    erofs(req);
-}
-
-static void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-    (void)link, (void)parent, (void)name;
-    erofs(req);
-}
-
-static void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                       const char *newname, unsigned int flags)
-{
-    (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
-    erofs(req);
-}
-
-static void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-    (void)ino, (void)newparent, (void)newname;
-    erofs(req);
-}
-
-static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-                      struct fuse_file_info *fi)
-{
-    (void)ino, (void)buf, (void)size, (void)off, (void)fi;
-    erofs(req);
-}
-
-static void sfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                       struct fuse_file_info *fi)
-{
-    (void)parent, (void)name, (void)mode, (void)fi;
-    erofs(req);
-}
-
-static void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                         size_t size, int flags)
-{
-    (void)ino, (void)name, (void)value, (void)size, (void)flags;
-    erofs(req);
-}
-
-static void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-    (void)ino, (void)name;
-    erofs(req);
-}
-
-static void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-                          struct fuse_file_info *fi)
-{
-    (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
-    erofs(req);
-}
-
 const struct fuse_lowlevel_ops sfs_ops = {
     .init = sfs_init,
     .lookup = sfs_lookup,
     .forget = sfs_forget,
     .forget_multi = sfs_forget_multi,
     .getattr = sfs_getattr,
-    .setattr = sfs_setattr,
-    .mknod = sfs_mknod,
-    .mkdir = sfs_mkdir,
-    .unlink = sfs_unlink,
-    .rmdir = sfs_unlink,
-    .symlink = sfs_symlink,
-    .rename = sfs_rename,
-    .link = sfs_link,
     .open = sfs_open,
     .read = sfs_read,
-    .write = sfs_write,
     .release = sfs_release,
     .opendir = sfs_opendir,
     .readdir = sfs_readdir,
     .readdirplus = sfs_readdirplus,
     .releasedir = sfs_releasedir,
     .statfs = sfs_statfs,
-    .setxattr = sfs_setxattr,
     .getxattr = sfs_getxattr,
     .listxattr = sfs_listxattr,
-    .removexattr = sfs_removexattr,
-    .create = sfs_create,
-    .fallocate = sfs_fallocate,
 };

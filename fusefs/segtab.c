@@ -21,12 +21,14 @@
  *
  * Each incarnation keeps a small pool of idle readers, so that lookups do
  * not map the segment every time.
+ *
+ * One lock, S.lock (segtab_lock()), guards the table and every
+ * incarnation's state, file, pool and held files (holds.c).
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,21 +36,16 @@
 
 #include "sfs.h"
 
-#define POOL_MAX (sizeof(((struct sfs_seg *)0)->pool) / sizeof(speculo_reader *))
-
 static struct {
     pthread_mutex_t lock;
-    pthread_rwlock_t root_hand; /* see segtab_root_hand() */
     char dir[PATH_MAX];
     struct sfs_seg **all; /* every incarnation, all[slot - 1] */
     size_t nall, capall;
-    struct sfs_seg **cur; /* the incarnations not dead, one per name */
+    struct sfs_seg **cur; /* the current incarnations, one per name */
     size_t ncur, capcur;
     uint64_t epoch; /* +1 at every change reported by inotify */
     int verify_on;  /* inotify watches the directory: "verified" may be kept */
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER,
-       /* writers first, as `hand` (init_hand()) */
-       .root_hand = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 int segtab_init(const char *dir)
 {
@@ -65,6 +62,16 @@ const char *segtab_dir(void)
     return S.dir;
 }
 
+void segtab_lock(void)
+{
+    pthread_mutex_lock(&S.lock);
+}
+
+void segtab_unlock(void)
+{
+    pthread_mutex_unlock(&S.lock);
+}
+
 int segtab_stat_dir(struct stat *st)
 {
     return lstat(S.dir, st) == 0 ? 0 : -errno;
@@ -74,10 +81,13 @@ void segtab_fini(void)
 {
     for (size_t i = 0; i < S.nall; i++) {
         struct sfs_seg *seg = S.all[i];
+        struct sfs_hold *v[SFS_HOLD_MAX];
+        unsigned n = holds_take(seg, v);
+        for (unsigned k = 0; k < n; k++)
+            hold_put(v[k]);
         for (unsigned k = 0; k < seg->npool; k++)
             g_reader_close(seg->pool[k]);
-        holds_release(seg);
-        pthread_rwlock_destroy(&seg->hand);
+        pthread_rwlock_destroy(&seg->entries_lock);
         free(seg->name);
         free(seg);
     }
@@ -130,15 +140,18 @@ static struct sfs_seg *find_cur(const char *name)
 static void mark_dead(struct sfs_seg *seg)
 {
     size_t i = find_cur_index(seg->name);
+    struct sfs_hold *v[SFS_HOLD_MAX];
+    unsigned n = holds_take(seg, v);
 
     if (i != SIZE_MAX && S.cur[i] == seg)
         S.cur[i] = S.cur[--S.ncur];
-    seg->dead = 1;
+    seg->state = SEG_DEAD;
     seg->verified = 0;
     for (unsigned k = 0; k < seg->npool; k++)
         g_reader_close(seg->pool[k]);
     seg->npool = 0;
-    holds_release(seg);
+    for (unsigned k = 0; k < n; k++)
+        hold_put(v[k]);
 }
 
 /* Locked. @st is what the file under the name looks like now, learnt
@@ -146,31 +159,12 @@ static void mark_dead(struct sfs_seg *seg)
  * in between (the event may be about a change after the stat). */
 static void set_file(struct sfs_seg *seg, const struct stat *st, uint64_t epoch0)
 {
-    seg->dev = st->st_dev;
-    seg->ino = st->st_ino;
     seg->st = *st;
-    seg->verified = S.verify_on && S.epoch == epoch0 && !seg->bad && !seg->dead;
+    seg->verified = S.verify_on && S.epoch == epoch0 && !seg->bad && seg->state == SEG_CURRENT;
 }
 
-static int grow(void *pp, size_t *cap, size_t need)
-{
-    void **p = pp;
-    size_t n = *cap ? *cap * 2 : 16;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    np = realloc(*p, n * sizeof(void *));
-    if (np == NULL)
-        return -ENOMEM;
-    *p = np;
-    *cap = n;
-    return 0;
-}
-
-/* Locked. Make @seg the current incarnation of its name. One that comes
- * back (a file briefly missing) starts afresh: what the kernel cached of it
- * was taken back when it died. */
+/* Locked. Make @seg the current incarnation of its name (again, after a
+ * file briefly missing). */
 static int make_current(struct sfs_seg *seg)
 {
     struct sfs_seg *other = find_cur(seg->name);
@@ -179,15 +173,10 @@ static int make_current(struct sfs_seg *seg)
         return 0;
     if (other != NULL)
         mark_dead(other);
-    if (grow(&S.cur, &S.capcur, S.ncur + 1) != 0)
+    if (sfs_grow(&S.cur, &S.capcur, S.ncur + 1, sizeof *S.cur) != 0)
         return -ENOMEM;
     S.cur[S.ncur++] = seg;
-    seg->dead = 0;
-    holds_enable(seg);
-    if (seg->reaped) {
-        seg->reaped = 0;
-        seg->handed = 0;
-    }
+    seg->state = SEG_CURRENT;
     return 0;
 }
 
@@ -210,16 +199,16 @@ static struct sfs_seg *find_any(const char *name, const struct identity *id)
             continue;
         if (!id->bad && s->uid == id->uid && s->created_ns == id->created_ns)
             return s;
-        if (id->bad && s->dev == id->dev && s->ino == id->ino)
+        if (id->bad && s->st.st_dev == id->dev && s->st.st_ino == id->ino)
             return s;
     }
     return NULL;
 }
 
-/* Writers first: a watcher deciding what to invalidate must not wait for
- * a gap in a stream of lookups (glibc's default lets readers starve it).
- * Nobody takes `hand` twice, as that kind requires. */
-static int init_hand(pthread_rwlock_t *l)
+/* Writers first: a notifier taking the names the kernel holds must not
+ * wait for a gap in a stream of lookups (glibc's default lets readers
+ * starve it). Nobody takes it twice, as that kind requires. */
+static int init_entries_lock(pthread_rwlock_t *l)
 {
     pthread_rwlockattr_t a;
     int rc = pthread_rwlockattr_init(&a);
@@ -238,7 +227,7 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
 {
     struct sfs_seg *seg;
 
-    if (S.nall >= SFS_SLOT_MAX || grow(&S.all, &S.capall, S.nall + 1) != 0)
+    if (S.nall >= SFS_SLOT_MAX || sfs_grow(&S.all, &S.capall, S.nall + 1, sizeof *S.all) != 0)
         return NULL;
     seg = calloc(1, sizeof *seg);
     if (seg == NULL)
@@ -248,17 +237,15 @@ static struct sfs_seg *new_seg(const char *name, const struct identity *id)
         free(seg);
         return NULL;
     }
-    if (init_hand(&seg->hand) != 0) {
+    if (init_entries_lock(&seg->entries_lock) != 0) {
         free(seg->name);
         free(seg);
         return NULL;
     }
-    atomic_init(&seg->follow, SFS_FOLLOW_NONE);
     seg->bad = id->bad;
     seg->uid = id->uid;
     seg->created_ns = id->created_ns;
-    seg->dead = 1; /* until make_current() */
-    seg->holds_off = 1;
+    seg->state = SEG_REAPED; /* until make_current(): nothing to take back */
     S.all[S.nall++] = seg;
     seg->slot = S.nall;
     return seg;
@@ -291,8 +278,7 @@ static int learn(const char *name, const struct stat *st, struct identity *id, s
     }
     if (rc != 0) {
         id->bad = 1;
-        if (sfs_debug)
-            fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", name, speculo_strerror(rc));
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", name, speculo_strerror(rc));
         return 0;
     }
     id->uid = ident.uid;
@@ -304,7 +290,7 @@ static int learn(const char *name, const struct stat *st, struct identity *id, s
  * returned for the caller to close. */
 static speculo_reader *pool_put(struct sfs_seg *seg, speculo_reader *r)
 {
-    if (r != NULL && !seg->dead && seg->npool < POOL_MAX) {
+    if (r != NULL && seg->state == SEG_CURRENT && seg->npool < SFS_POOL_MAX) {
         seg->pool[seg->npool++] = r;
         return NULL;
     }
@@ -339,7 +325,8 @@ static int resolve(const char *name, const struct stat *st, uint64_t epoch0, str
 /* Locked. Still the file we know, and readable: nothing to learn. */
 static int known_file(const struct sfs_seg *seg, const struct stat *st)
 {
-    return !seg->dead && !seg->bad && seg->dev == st->st_dev && seg->ino == st->st_ino;
+    return seg->state == SEG_CURRENT && !seg->bad && seg->st.st_dev == st->st_dev &&
+           seg->st.st_ino == st->st_ino;
 }
 
 /* The current incarnation of segment @name, and its file's stat. An
@@ -400,7 +387,7 @@ int seg_check(struct sfs_seg *seg, struct stat *st)
     rc = stat_file(seg->name, st);
     if (rc == -ENOENT) {
         pthread_mutex_lock(&S.lock);
-        if (!seg->dead)
+        if (seg->state == SEG_CURRENT)
             mark_dead(seg);
         pthread_mutex_unlock(&S.lock);
     }
@@ -501,7 +488,7 @@ int segtab_list(char ***names, size_t *count)
     while ((de = readdir(d)) != NULL) {
         if (!is_segment_entry(de))
             continue;
-        if (grow(&v, &cap, n + 1) != 0 || (v[n] = strdup(de->d_name)) == NULL) {
+        if (sfs_grow(&v, &cap, n + 1, sizeof *v) != 0 || (v[n] = strdup(de->d_name)) == NULL) {
             rc = -ENOMEM;
             break;
         }
@@ -527,36 +514,7 @@ void segtab_free_list(char **names, size_t count)
 }
 
 /* ------------------------------------------------------------------ */
-/* What the kernel may cache of the root, and what inotify reports     */
-
-/*
- * A LOOKUP in the root holds this shared from segtab_lookup() to its
- * reply; notify.c holds it exclusively while it collects the incarnations
- * that died (segtab_take_dead()). So an incarnation handed to the kernel
- * is either seen dead by the collection, or handed after it, when the
- * change is already visible to segtab_lookup().
- */
-void segtab_root_hand(int exclusive)
-{
-    if (exclusive)
-        pthread_rwlock_wrlock(&S.root_hand);
-    else
-        pthread_rwlock_rdlock(&S.root_hand);
-}
-
-void segtab_root_unhand(void)
-{
-    pthread_rwlock_unlock(&S.root_hand);
-}
-
-/* The kernel may now cache the root's entry for @seg (a positive entry
- * timeout): its death must be told. */
-void seg_handed(struct sfs_seg *seg)
-{
-    pthread_mutex_lock(&S.lock);
-    seg->handed = 1;
-    pthread_mutex_unlock(&S.lock);
-}
+/* What inotify reports                                                */
 
 /* Locked. */
 static void unverify_all(void)
@@ -604,7 +562,7 @@ static int owner_changed(const struct sfs_seg *seg, const struct stat *st)
 static speculo_reader *settle(struct sfs_seg *cur, const struct identity *id, const struct stat *st,
                               uint64_t epoch0, speculo_reader *r, struct sfs_seg **attr_changed)
 {
-    if (cur->dead || find_cur(cur->name) != cur)
+    if (cur->state != SEG_CURRENT || find_cur(cur->name) != cur)
         return r;
     if (id->bad || id->uid != cur->uid || id->created_ns != cur->created_ns) {
         mark_dead(cur);
@@ -639,8 +597,8 @@ int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
     pthread_mutex_lock(&S.lock);
     cur = find_cur(name);
     if (cur != NULL) {
-        dev = cur->dev;
-        ino = cur->ino;
+        dev = cur->st.st_dev;
+        ino = cur->st.st_ino;
     }
     epoch0 = S.epoch;
     pthread_mutex_unlock(&S.lock);
@@ -652,7 +610,7 @@ int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
     else if (rc == 0)
         id = (struct identity){.uid = cur->uid, .created_ns = cur->created_ns};
     pthread_mutex_lock(&S.lock);
-    if (rc == -ENOENT && !cur->dead)
+    if (rc == -ENOENT && cur->state == SEG_CURRENT)
         mark_dead(cur);
     else if (rc == 0)
         r = settle(cur, &id, &st, epoch0, r, attr_changed);
@@ -661,9 +619,8 @@ int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* The dead incarnations whose names the kernel may still cache (its
- * root entry, or chunk names a watcher followed), each returned once.
- * Called with the root held exclusively (segtab_root_hand(1)). */
+/* The incarnations that died since the last call: what the kernel may
+ * cache of them is to be taken back (notify.c), once. */
 size_t segtab_take_dead(struct sfs_seg ***out)
 {
     struct sfs_seg **v = NULL;
@@ -672,14 +629,9 @@ size_t segtab_take_dead(struct sfs_seg ***out)
     pthread_mutex_lock(&S.lock);
     for (size_t i = 0; i < S.nall; i++) {
         struct sfs_seg *seg = S.all[i];
-        /* observes: a watcher started by notify.c (its own lock) */
-        int followed = atomic_load_explicit(&seg->follow, memory_order_acquire) != SFS_FOLLOW_NONE;
-        if (!seg->dead || seg->reaped || !(seg->handed || followed))
+        if (seg->state != SEG_DEAD || sfs_grow(&v, &cap, n + 1, sizeof *v) != 0)
             continue;
-        if (grow(&v, &cap, n + 1) != 0)
-            break;
-        seg->reaped = 1;
-        seg->handed = 0;
+        seg->state = SEG_REAPED;
         v[n++] = seg;
     }
     pthread_mutex_unlock(&S.lock);
@@ -696,7 +648,7 @@ int segtab_current(char ***names, size_t *count)
 
     pthread_mutex_lock(&S.lock);
     for (size_t i = 0; i < S.ncur; i++) {
-        if (grow(&v, &cap, n + 1) != 0 || (v[n] = strdup(S.cur[i]->name)) == NULL) {
+        if (sfs_grow(&v, &cap, n + 1, sizeof *v) != 0 || (v[n] = strdup(S.cur[i]->name)) == NULL) {
             rc = -ENOMEM;
             break;
         }
