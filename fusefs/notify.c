@@ -210,7 +210,7 @@ static void live_by_lookup(const uint64_t *ids, size_t n, unsigned char *alive, 
 {
     for (size_t i = 0; i < n && !stopping(); i++) {
         speculo_chunk c;
-        int rc = g_fetch_id(r, ids[i], &c, NULL);
+        int rc = g_fetch(r, NULL, ids[i], &c, NULL);
         if (rc == SFS_FAULT)
             *broken = 1;
         alive[i] = rc == 0;
@@ -659,15 +659,11 @@ static void recheck(const char *name)
  * overflowed): look at every segment known. */
 static void recheck_all(void)
 {
-    char **names;
-    size_t n;
+    struct sfs_seg *seg;
 
     segtab_changed(NULL);
-    if (segtab_current(&names, &n) != 0)
-        return;
-    for (size_t i = 0; i < n; i++)
-        recheck(names[i]);
-    segtab_free_list(names, n);
+    for (uint64_t slot = 1; (seg = segtab_get(slot)) != NULL; slot++)
+        recheck(seg->name); /* the current incarnation of that name */
 }
 
 /* The directory itself is gone or moved: no more events will come. */

@@ -193,17 +193,6 @@ static int parse_idname(const char *name, uint64_t *id)
     return v != 0;
 }
 
-static void meta_from_chunk(struct sfs_meta *m, const speculo_chunk *c, uint64_t replaces)
-{
-    memset(m, 0, sizeof *m);
-    m->id = c->id;
-    m->named = c->name != NULL;
-    m->size = c->size;
-    m->replaces = replaces;
-    m->committed_ns = c->committed_ns;
-    m->expires_ns = c->expires_ns;
-}
-
 static void meta_owner(struct sfs_meta *m, const struct stat *file)
 {
     m->uid = file->st_uid;
@@ -235,11 +224,16 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
 
     if (rc != 0)
         return rc;
-    rc = name != NULL ? g_fetch_name(r, name, &c, &rep) : g_fetch_id(r, id, &c, &rep);
+    rc = g_fetch(r, name, id, &c, &rep);
     if (rc == 0 && !from_seg(seg, r))
         rc = -ENOENT;
     if (rc == 0)
-        meta_from_chunk(m, &c, rep);
+        *m = (struct sfs_meta){.id = c.id,
+                               .named = c.name != NULL,
+                               .size = c.size,
+                               .replaces = rep,
+                               .committed_ns = c.committed_ns,
+                               .expires_ns = c.expires_ns};
     if (rc == 0 && name != NULL)
         (void)hold_keep(seg, &r, NULL); /* without it, only the OPEN may fail */
     seg_reader_give(seg, r, rc);
@@ -333,28 +327,13 @@ static double chunk_entry_timeout(const struct sfs_meta *m, int followed)
 /* ------------------------------------------------------------------ */
 /* lookup, forget, getattr */
 
-static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *src,
-                            double entry_timeout)
-{
-    struct fuse_entry_param e;
-
-    memset(&e, 0, sizeof e);
-    e.ino = ino;
-    e.generation = 1;
-    e.attr_timeout = SFS_DIR_ATTR_TIMEOUT;
-    e.entry_timeout = entry_timeout;
-    dir_attr(&e.attr, ino, src);
-    fuse_reply_entry(req, &e);
-}
-
 static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
                         int followed)
 {
-    memset(e, 0, sizeof *e);
-    e->ino = ino;
-    e->generation = 1;
-    e->attr_timeout = SFS_CHUNK_ATTR_TIMEOUT;
-    e->entry_timeout = chunk_entry_timeout(m, followed);
+    *e = (struct fuse_entry_param){.ino = ino,
+                                   .generation = 1,
+                                   .attr_timeout = SFS_CHUNK_ATTR_TIMEOUT,
+                                   .entry_timeout = chunk_entry_timeout(m, followed)};
     chunk_attr(&e->attr, ino, m);
 }
 
@@ -380,20 +359,24 @@ static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_m
  * event: a new incarnation is then found by the next lookup). */
 static void lookup_segment(fuse_req_t req, const char *name)
 {
+    struct fuse_entry_param e = {.generation = 1, .attr_timeout = SFS_DIR_ATTR_TIMEOUT};
     struct sfs_seg *seg;
     struct stat st;
     int rc = segtab_lookup(name, &seg, &st);
 
-    if (rc != 0)
+    if (rc != 0) {
         fuse_reply_err(req, fs_err(rc));
-    else
-        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st,
-                        notify_root_ok() && !seg->bad ? SFS_ENTRY_TIMEOUT : 0);
+        return;
+    }
+    e.ino = sfs_ino(seg->slot, 0);
+    e.entry_timeout = notify_root_ok() && !seg->bad ? SFS_ENTRY_TIMEOUT : 0;
+    dir_attr(&e.attr, e.ino, &st);
+    fuse_reply_entry(req, &e);
 }
 
 static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
 {
-    struct fuse_entry_param e;
+    struct fuse_entry_param e = {.ino = sfs_ino(seg->slot, SFS_INFO_LOW), .generation = 1};
     size_t len;
     int rc = info_len(seg, &len);
 
@@ -401,9 +384,6 @@ static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *
         fuse_reply_err(req, fs_err(rc));
         return;
     }
-    memset(&e, 0, sizeof e);
-    e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
-    e.generation = 1;
     info_attr(&e.attr, e.ino, st, len);
     fuse_reply_entry(req, &e);
 }
@@ -557,30 +537,19 @@ static void live_add(struct hlink *l, void (*destroy)(struct hlink *))
     pthread_mutex_unlock(&live_lock);
 }
 
-/* Unlinked once; a second call (or on a handle never added) is a no-op. */
 static void live_del(struct hlink *l)
 {
     pthread_mutex_lock(&live_lock);
-    if (l->next != NULL) {
-        l->prev->next = l->next;
-        l->next->prev = l->prev;
-        l->next = l->prev = NULL;
-    }
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
     pthread_mutex_unlock(&live_lock);
 }
 
+/* No worker runs: each handle's destroy takes it off the list. */
 void sfs_ops_cleanup(void)
 {
-    for (;;) {
-        struct hlink *l;
-        pthread_mutex_lock(&live_lock);
-        l = live.next != &live ? live.next : NULL;
-        pthread_mutex_unlock(&live_lock);
-        if (l == NULL)
-            return;
-        live_del(l);
-        l->destroy(l);
-    }
+    while (live.next != &live)
+        live.next->destroy(live.next);
 }
 
 /* ------------------------------------------------------------------ */
@@ -603,8 +572,6 @@ struct fh {
 
 static void fh_free(struct fh *h)
 {
-    if (h == NULL)
-        return;
     live_del(&h->link);
     hold_put(h->hold);
     free(h->text);
@@ -642,34 +609,14 @@ static int open_info(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
     return rc;
 }
 
-/* Is @c the chunk the kernel looked up as @ino? (from_seg() already tells
- * a segment created again; this is a second look, at what the kernel was
- * told.) */
-static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
-{
-    struct sfs_meta m;
-
-    if (node_get(ino, &m) != 0)
-        return 1;
-    return m.committed_ns == c->committed_ns && m.size == c->size;
-}
-
-/* Did the kernel look @ino up as a named chunk? */
-static int looked_up_named(fuse_ino_t ino)
-{
-    struct sfs_meta m;
-
-    return node_get(ino, &m) == 0 && m.named;
-}
-
 /*
- * Chunk @id of @seg as OPEN may serve it, in the segment's current file
- * (or, for a named chunk dropped from it, in a file held since its
- * LOOKUP): *@hold is that file, with a reference, and @c the chunk in it.
- * The pooled reader finds the current file; the hold keeps it mapped, so
- * that @c stays valid until the release.
+ * Chunk @id of @seg as OPEN may serve it (what the kernel looked up, @m;
+ * NULL if unknown), in the segment's current file or, for a named chunk
+ * dropped from it, in a file held since its LOOKUP: *@hold is that file,
+ * with a reference, and @c the chunk in it, valid until the release.
  */
-static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold, speculo_chunk *c)
+static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta *m,
+                     struct sfs_hold **hold, speculo_chunk *c)
 {
     uint64_t id = sfs_ino_low(ino);
     speculo_reader *r;
@@ -678,7 +625,7 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold
     if (rc != 0)
         return rc;
     rc = g_fetch_version(r, id, SPECULO_GET_SUPERSEDED, c);
-    if (rc == -ENOENT && looked_up_named(ino)) {
+    if (rc == -ENOENT && m != NULL && m->named) {
         rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
     } else {
         if (rc == 0 && !from_seg(seg, r))
@@ -693,43 +640,33 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold
 }
 
 /*
- * The chunk is served from a held file (holds.c), which no one moves to
- * another file: its bytes stay mapped until release, through expiry,
- * obsoletion and GC switches.
+ * The chunk is served from a held file (holds.c): its bytes stay mapped
+ * until the release, through expiry, obsoletion and GC switches.
  *
- * A named chunk's name is never cached (entry timeout 0), so the LOOKUP
- * that gave @ino ran inside this same open(2), and the version was the
- * name's latest then: the open takes effect at that LOOKUP, as on a local
- * filesystem where a rename over the name lands between the path walk and
- * the open. A version replaced since by a newer one of its name therefore
- * opens: from the current file while its record is there (the library
- * checks the replacement's name, the expiry, and that the mark is not an
- * explicit obsoletion), else from the file the LOOKUP read it from, which
- * is held for that purpose. Without this, a name updated and collected
- * faster than LOOKUP + OPEN could fail both tries the kernel makes.
- *
- * Anything else not live gives ESTALE, which makes the kernel walk the path
- * again once, asking us for every name: an unnamed chunk (its name may have
- * been cached long before), an expired or explicitly obsoleted one, or a
- * version no longer held. A chunk that vanished is then ENOENT, never its
- * stale contents, and a named chunk opens as its newest version.
- *
- * The one OPEN of a named chunk that follows no LOOKUP, the reopen of
- * /proc/PID/fd/N, may thus open a version already replaced, as the reopen
- * of a file renamed over does on a local filesystem.
+ * A named chunk's name is never cached, so the LOOKUP that gave @ino ran
+ * in this same open(2), when the version was the name's latest: the open
+ * takes effect at that LOOKUP, and a version replaced since by a newer
+ * one of its name still opens (DESIGN-speculofs.md, "Open files keep
+ * their bytes"). Anything else not live gives ESTALE: the kernel walks the
+ * path again once, asking us for every name, so a chunk that vanished is
+ * ENOENT, never its stale contents. The chunk must also be the one the
+ * kernel was told of (time and size; from_seg() already tells a segment
+ * created again).
  */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;
+    struct sfs_meta m;
     struct stat st;
     speculo_chunk c;
+    int known = node_get(ino, &m) == 0;
     int rc = seg_of(ino, &seg, &st);
 
     if (rc == 0 && seg->bad)
         rc = -EIO;
     if (rc == 0)
-        rc = pin_chunk(seg, ino, &h->hold, &c);
-    if (rc == 0 && !same_chunk(ino, &c))
+        rc = pin_chunk(seg, ino, known ? &m : NULL, &h->hold, &c);
+    if (rc == 0 && known && (m.committed_ns != c.committed_ns || m.size != c.size))
         rc = -ESTALE;
     if (rc == -ENOENT)
         return -ESTALE;
@@ -827,40 +764,23 @@ static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 /* ------------------------------------------------------------------ */
 /* directories */
 
-struct dent {
-    char *name;
-    fuse_ino_t ino;
-    mode_t type;
-};
-
 struct dh {
     struct hlink link;   /* first: see live_add() */
     struct sfs_seg *seg; /* NULL for the root */
-    int served;          /* the root's snapshot was read from */
     pthread_mutex_t lock;
     speculo_reader *r; /* a segment's: positioned by each readdir */
     int last_rc;
-    struct dent *ents; /* the root's: a snapshot taken at opendir */
-    size_t nents;
+    char **names; /* the root's segment names, taken at opendir and rewind */
+    size_t nnames;
+    int served; /* names were listed: offset 0 again is a rewind */
 };
-
-static void drop_snapshot(struct dh *d)
-{
-    for (size_t i = 0; i < d->nents; i++)
-        free(d->ents[i].name);
-    free(d->ents);
-    d->ents = NULL;
-    d->nents = 0;
-}
 
 static void dh_free(struct dh *d)
 {
-    if (d == NULL)
-        return;
     live_del(&d->link);
     if (d->seg != NULL)
         seg_reader_give(d->seg, d->r, d->last_rc);
-    drop_snapshot(d);
+    segtab_free_list(d->names, d->nnames);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
@@ -868,47 +788,6 @@ static void dh_free(struct dh *d)
 static void dh_destroy(struct hlink *l)
 {
     dh_free((struct dh *)(void *)l);
-}
-
-static int dent_add(struct dh *d, const char *name, fuse_ino_t ino, mode_t type)
-{
-    struct dent *e = &d->ents[d->nents];
-
-    e->name = strdup(name);
-    if (e->name == NULL)
-        return -ENOMEM;
-    e->ino = ino;
-    e->type = type;
-    d->nents++;
-    return 0;
-}
-
-/* The root is small (one entry per segment): list it whole at opendir, so
- * that readdir offsets are plain indexes into a fixed list. */
-static int snapshot_root(struct dh *d)
-{
-    char **names;
-    size_t n;
-    int rc = segtab_list(&names, &n);
-
-    if (rc != 0)
-        return rc;
-    d->ents = calloc(n + 2, sizeof *d->ents);
-    if (d->ents == NULL) {
-        segtab_free_list(names, n);
-        return -ENOMEM;
-    }
-    rc = dent_add(d, ".", FUSE_ROOT_ID, S_IFDIR);
-    if (rc == 0)
-        rc = dent_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct sfs_seg *seg;
-        struct stat st;
-        if (segtab_lookup(names[i], &seg, &st) == 0)
-            rc = dent_add(d, names[i], sfs_ino(seg->slot, 0), S_IFDIR);
-    }
-    segtab_free_list(names, n);
-    return rc;
 }
 
 static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -929,7 +808,7 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     }
     pthread_mutex_init(&d->lock, NULL);
     live_add(&d->link, dh_destroy);
-    rc = kind == SFS_ROOT ? snapshot_root(d) : seg_of(ino, &d->seg, &st);
+    rc = kind == SFS_ROOT ? segtab_list(&d->names, &d->nnames) : seg_of(ino, &d->seg, &st);
     if (rc != 0) {
         dh_free(d);
         fuse_reply_err(req, fs_err(rc));
@@ -1006,18 +885,28 @@ static size_t add_dirent(struct listing *L, const char *name, fuse_ino_t ino, mo
     return len;
 }
 
-/* Offset 0 again after a listing (rewinddir()): list the directory anew. */
+/* The root is small: its names are taken whole (at opendir, and again at
+ * a rewind), so that offsets are plain indexes: ".", "..", then names[k -
+ * 2], each shown with the inode number stat() gives (one that vanished
+ * meanwhile is skipped). */
 static void readdir_root(struct listing *L, struct dh *d, off_t off)
 {
     if (off == 0 && d->served) {
-        drop_snapshot(d);
-        if (snapshot_root(d) != 0)
+        segtab_free_list(d->names, d->nnames);
+        d->names = NULL;
+        d->nnames = 0;
+        if (segtab_list(&d->names, &d->nnames) != 0)
             return;
     }
     d->served = 1;
-    for (size_t i = (size_t)off; i < d->nents; i++) {
-        const struct dent *e = &d->ents[i];
-        if (!add_dirent(L, e->name, e->ino, e->type, (off_t)i + 1, NULL))
+    for (off_t k = off; k < 2 + (off_t)d->nnames; k++) {
+        const char *name = k == 0 ? "." : k == 1 ? ".." : d->names[k - 2];
+        struct sfs_seg *seg = NULL;
+        struct stat st;
+        if (k >= 2 && segtab_lookup(name, &seg, &st) != 0)
+            continue;
+        if (!add_dirent(L, name, seg != NULL ? sfs_ino(seg->slot, 0) : FUSE_ROOT_ID, S_IFDIR, k + 1,
+                        NULL))
             break;
     }
 }

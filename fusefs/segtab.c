@@ -322,24 +322,19 @@ static int resolve(const char *name, const struct stat *st, uint64_t epoch0, str
     return rc;
 }
 
-/* Locked. Still the file we know, and readable: nothing to learn. */
-static int known_file(const struct sfs_seg *seg, const struct stat *st)
-{
-    return seg->state == SEG_CURRENT && !seg->bad && seg->st.st_dev == st->st_dev &&
-           seg->st.st_ino == st->st_ino;
-}
-
-/* The current incarnation of segment @name, and its file's stat. An
- * unreadable file is looked at again every time: it may have become
- * readable (a chmod, say). */
-int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
+/*
+ * The current incarnation of segment @name, and its file's stat: the one
+ * verified; else the file is looked at, and learnt if it is not the one
+ * last seen (its incarnation found again, or new). An unreadable file is
+ * looked at every time: it may become readable (a chmod, say). -ENOENT
+ * when no file is there: the incarnation that was there died.
+ */
+static int current(const char *name, struct sfs_seg **out, struct stat *st)
 {
     struct sfs_seg *seg;
     uint64_t epoch0;
-    int rc = speculo_segment_name_check(name);
+    int rc, known = 0;
 
-    if (rc != 0)
-        return rc == -ENAMETOOLONG ? rc : -ENOENT;
     pthread_mutex_lock(&S.lock);
     seg = find_cur(name);
     if (seg != NULL && seg->verified) {
@@ -351,20 +346,27 @@ int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
     epoch0 = S.epoch;
     pthread_mutex_unlock(&S.lock);
     rc = stat_file(name, st);
-    if (rc != 0)
-        return rc;
     pthread_mutex_lock(&S.lock);
     seg = find_cur(name);
-    if (seg != NULL && known_file(seg, st))
+    if (rc == -ENOENT && seg != NULL)
+        mark_dead(seg);
+    if (rc == 0 && seg != NULL && !seg->bad && seg->st.st_dev == st->st_dev &&
+        seg->st.st_ino == st->st_ino) {
         set_file(seg, st, epoch0);
-    else
-        seg = NULL;
-    pthread_mutex_unlock(&S.lock);
-    if (seg != NULL) {
         *out = seg;
-        return 0;
+        known = 1;
     }
-    return resolve(name, st, epoch0, out);
+    pthread_mutex_unlock(&S.lock);
+    return rc == 0 && !known ? resolve(name, st, epoch0, out) : rc;
+}
+
+int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
+{
+    int rc = speculo_segment_name_check(name);
+
+    if (rc != 0)
+        return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    return current(name, out, st);
 }
 
 /* 0 when @seg is still the incarnation under its name (and fills @st),
@@ -372,38 +374,9 @@ int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
 int seg_check(struct sfs_seg *seg, struct stat *st)
 {
     struct sfs_seg *now;
-    uint64_t epoch0;
-    int ok;
-    int rc;
+    int rc = current(seg->name, &now, st);
 
-    pthread_mutex_lock(&S.lock);
-    ok = seg->verified;
-    if (ok)
-        *st = seg->st;
-    epoch0 = S.epoch;
-    pthread_mutex_unlock(&S.lock);
-    if (ok)
-        return 0;
-    rc = stat_file(seg->name, st);
-    if (rc == -ENOENT) {
-        pthread_mutex_lock(&S.lock);
-        if (seg->state == SEG_CURRENT)
-            mark_dead(seg);
-        pthread_mutex_unlock(&S.lock);
-    }
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&S.lock);
-    ok = known_file(seg, st);
-    if (ok)
-        set_file(seg, st, epoch0);
-    pthread_mutex_unlock(&S.lock);
-    if (ok)
-        return 0;
-    rc = resolve(seg->name, st, epoch0, &now);
-    if (rc != 0)
-        return rc;
-    return now == seg ? 0 : -ENOENT;
+    return rc == 0 && now != seg ? -ENOENT : rc;
 }
 
 /* Does @id (of the file a reader of @seg maps) name this incarnation? A
@@ -637,29 +610,4 @@ size_t segtab_take_dead(struct sfs_seg ***out)
     pthread_mutex_unlock(&S.lock);
     *out = v;
     return n;
-}
-
-/* The names of the current incarnations (for a check of them all). */
-int segtab_current(char ***names, size_t *count)
-{
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-
-    pthread_mutex_lock(&S.lock);
-    for (size_t i = 0; i < S.ncur; i++) {
-        if (sfs_grow(&v, &cap, n + 1, sizeof *v) != 0 || (v[n] = strdup(S.cur[i]->name)) == NULL) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
-    }
-    pthread_mutex_unlock(&S.lock);
-    if (rc != 0) {
-        segtab_free_list(v, n);
-        return rc;
-    }
-    *names = v;
-    *count = n;
-    return 0;
 }

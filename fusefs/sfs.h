@@ -124,8 +124,7 @@ int guard_call(int (*fn)(void *), void *arg);
  * in the segment directory of segtab_dir(). */
 int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
-int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces);
-int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces);
+int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
@@ -168,8 +167,8 @@ struct sfs_seg {
     /* Fixed when the incarnation is found. */
     uint64_t slot;
     char *name;
-    int bad;            /* not readable as a segment: only .info is shown */
-    uint64_t uid;       /* a readable one's identity */
+    int bad;      /* not readable as a segment: only .info is shown */
+    uint64_t uid; /* a readable one's identity */
     int64_t created_ns;
     /* Under the segment table's lock (segtab_lock()). */
     enum sfs_seg_state state;
@@ -210,7 +209,6 @@ void segtab_changed(const char *name);
 int segtab_recheck(const char *name, struct sfs_seg **attr_changed);
 void segtab_verify_enable(int on);
 size_t segtab_take_dead(struct sfs_seg ***out);
-int segtab_current(char ***names, size_t *count);
 
 /* ---- holds.c: segment files kept mapped for opens to come ------------- */
 
