@@ -63,7 +63,7 @@ static void unblock_sigbus(void)
     t_unblocked = 1;
 }
 
-int guard_call(int (*fn)(void *), void *arg)
+static int guard_call(int (*fn)(void *), void *arg)
 {
     sigjmp_buf jb;
     sigjmp_buf *prev = t_jump;
@@ -123,12 +123,7 @@ static int next_meta(struct g_call *a)
 
     if (rc != 0)
         return rc;
-    *a->meta = (struct sfs_meta){.id = c.id,
-                                 .named = c.name != NULL,
-                                 .size = c.size,
-                                 .replaces = speculo_chunk_replaces(&c),
-                                 .committed_ns = c.committed_ns,
-                                 .expires_ns = c.expires_ns};
+    *a->meta = sfs_meta_of(&c, speculo_chunk_replaces(&c));
     if (c.name == NULL) {
         sfs_idname(a->buf, c.id);
         return 0;

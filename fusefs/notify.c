@@ -1,45 +1,29 @@
 /*
- * Telling the kernel that a name it cached is gone.
+ * Telling the kernel that a name it cached is gone (the picture is in
+ * DESIGN-speculofs.md, "Caching and invalidation").
  *
- * The kernel caches names (entries) for the timeout each reply gives it.
- * speculofs lets it cache two kinds, and takes them back here:
- *
- * - The name of an unnamed chunk (its padded id) in a segment directory.
- *   It dies when the chunk expires (the entry timeout never runs past the
- *   expiry: nothing to do here) or is obsoleted, by `replaces` or by
- *   speculo_writer_obsolete(). A *notifier* thread follows up to
- *   SPECULO_WAIT_MAX segment incarnations, a reader each, in one
- *   speculo_wait(), which the writers wake at every commit and obsoletion;
- *   it invalidates the names the kernel holds (nodes.c) of chunks that are
- *   no longer live. Notifiers start as segments are followed (the first
- *   LOOKUP or READDIRPLUS that may let the kernel cache a chunk name).
- *
- * - The name of a segment directory in the root. It dies when the segment
- *   is removed or created again (another incarnation), not when the
- *   garbage collector renames a new file over it. One *inotify* thread
- *   watches the segment directory, has segtab.c look at every name an
- *   event is about, and invalidates the names of incarnations that died,
- *   with their chunk names.
- *
- * A name may be cached only while it can be taken back: a chunk's while
- * its segment is followed (seg->follow), a segment's while inotify works
- * (notify_root_ok()); else the replies give a timeout of 0.
+ * - An unnamed chunk's name dies when the chunk expires (its timeout ends
+ *   then: nothing to do here) or is obsoleted. A *notifier* thread follows
+ *   up to SPECULO_WAIT_MAX segment incarnations, a reader each, in one
+ *   speculo_wait() that every commit and obsoletion wakes, and invalidates
+ *   the names the kernel holds (nodes.c) of chunks no longer live.
+ * - A segment directory's name dies when the segment is removed or created
+ *   anew (not at a GC switch): the *inotify* thread has segtab.c look at
+ *   each name an event is about, and invalidates the names of the
+ *   incarnations that died, with their chunk names.
  *
  * A reply that lets the kernel cache a chunk name holds the segment's
- * entries_lock shared from the check that the chunk is live to the reply,
- * which counts the name in nodes.c. A notifier woken by an obsoletion
- * takes the list of names the kernel holds with the lock held exclusively:
- * every name given before is in the list, every name given after was
- * checked live after the obsoletion. The checks and the invalidations come
- * after it is released: fuse_lowlevel_notify_inval_entry() waits for the
- * kernel's lock on the directory, which a lookup holds while it waits for
- * our reply, which may wait for entries_lock.
+ * entries_lock shared from the check that the chunk is live to the reply
+ * (which counts the name in nodes.c); a notifier takes the list of names
+ * held with it exclusively, so every name is either in the list or was
+ * checked after the obsoletion. It checks and invalidates with no lock
+ * held: an invalidation waits for the kernel's lock on the directory,
+ * which a lookup holds while it waits for our reply.
  *
- * No signal is sent to any thread: a notifier also waits on a wakeup (new
- * segments to follow, the end), the inotify thread on an eventfd.
- *
- * This is the only file that calls fuse_lowlevel_notify_*() or makes
- * threads, so that an in-process test can link a stub of it instead.
+ * No thread is sent a signal: a notifier also waits on a wakeup (segments
+ * to take in, the end), the inotify thread on an eventfd. This is the only
+ * file that calls fuse_lowlevel_notify_*() or makes threads: an in-process
+ * test links a stub of it instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -77,10 +61,8 @@ struct followed {
     uint64_t *pend;       /* chunks replaced by the commits read, not yet seen dead */
     size_t npend, cappend;
     /* Obsoletions reported less those the commits read explain. A commit
-     * can be read before the count that includes it (the writer publishes
-     * the count just after), so this dips below 0 for a round; above 0,
-     * something obsoleted a chunk no commit names (speculo_writer_obsolete(),
-     * a commit that obsoleted two): every name held is checked. */
+     * may be read before the count that includes it, so this dips below 0
+     * for a round; above 0, a chunk no commit names was obsoleted. */
     int64_t unexplained;
 };
 
@@ -182,7 +164,7 @@ static int retire(struct sfs_seg *seg, const char *why)
     return was;
 }
 
-/* Keep the ids of @ids[0..n) that the kernel holds as unnamed chunks. */
+/* Keep those of @ids[0..n) the kernel holds as unnamed chunks. */
 static size_t keep_held(uint64_t *ids, size_t n, uint64_t slot)
 {
     size_t k = 0;
@@ -249,12 +231,11 @@ static void live_by_walk(const uint64_t *ids, size_t n, uint64_t lo, uint64_t sp
 }
 
 /*
- * Reorder @ids[0..n) so that the ids of chunks of @f's segment that are
- * not live come first, and return how many they are. Many names held over
- * a small range of ids (after an `ls -l` of the segment) are checked by one
- * walk of that range (100,000 in about 15 ms), a few by a lookup each (1.5
- * us, but 100,000 of them take 170 ms). If a reader turns out to be on
- * another incarnation, or cannot tell, all of them count as dead.
+ * Reorder @ids[0..n) so that the chunks of @f's segment that are not live
+ * come first, and return how many they are. Many ids over a small range
+ * (after an `ls -l`) are checked by one walk of it (100,000 in 15 ms), a
+ * few by a lookup each (1.5 us). If a reader cannot tell, or is on another
+ * incarnation, all count as dead.
  */
 static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broken)
 {
@@ -291,11 +272,9 @@ static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broke
     return k;
 }
 
-/*
- * Which names does the kernel hold: of @ids[0..n) (kept in place), or with
- * @all, every unnamed chunk of @seg (into a new *ids). Taken with
- * entries_lock held exclusively (see the top of this file).
- */
+/* The names the kernel holds: those of @ids[0..n) (kept in place), or with
+ * @all every unnamed chunk's of @seg (a new *ids). Taken with entries_lock
+ * held exclusively (see the top of this file). */
 static size_t held(struct sfs_seg *seg, uint64_t **ids, size_t n, int all)
 {
     pthread_rwlock_wrlock(&seg->entries_lock);
@@ -345,9 +324,8 @@ static int inval_replaced(struct followed *f)
 /* notifiers                                                           */
 
 /* Read the chunks committed since the last call: the ids they replaced
- * join f->pend (each commit that replaced one obsoleted it); returns how
- * many, or the reader's error (-ENOENT: the segment is gone). A full
- * memory sets *@overflow: then every name held is checked. */
+ * join f->pend; returns how many, or the reader's error (-ENOENT: the
+ * segment is gone). *@overflow: not all could be kept. */
 static int64_t drain(struct followed *f, int *overflow)
 {
     char name[SPECULO_CHUNK_NAME_MAX + 1];
@@ -368,11 +346,10 @@ static int64_t drain(struct followed *f, int *overflow)
 }
 
 /*
- * What @f's reader has to report, taken in: obsoletions that a commit
- * explains (its replaces field) are checked one by one; any other, or a
- * move (several GC switches at once), makes a check of every name held. A
- * single GC switch is neither: the library counts across it. Returns why
- * the segment can no longer be followed, or NULL.
+ * Take in what @f's reader reports: the obsoletions commits explain (their
+ * replaces field) are checked one by one; any other, or a move (several GC
+ * switches at once), makes a check of every name held. Returns why the
+ * segment can no longer be followed, or NULL.
  */
 static const char *take_news(struct followed *f)
 {
@@ -480,11 +457,8 @@ static void *notifier_main(void *arg)
     return NULL;
 }
 
-/*
- * Our threads take no signal meant for the process (SIGTERM and the like
- * must reach libfuse's loop, which ends on them), only the synchronous
- * ones (SIGBUS: see guard.c).
- */
+/* Our threads take no signal meant for the process (SIGTERM must reach
+ * libfuse's loop), only the synchronous ones (SIGBUS: see guard.c). */
 static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 {
     static const int keep[] = {SIGBUS, SIGSEGV, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS};

@@ -6,17 +6,16 @@
  *   /SEG/NAME    a live named chunk (its latest version)
  *   /SEG/000..42 a live unnamed chunk, by its id in 20 digits
  *
- * Caching, in short (docs/DESIGN-speculofs.md has the long version): the
- * kernel may cache the name of an unnamed chunk (until its expiry at the
- * latest) and of a segment directory, because notify.c takes them back
- * when they die; the name of a named chunk is never cached (an update
- * rebinds it the moment the commit returns), nor is a name that does not
- * exist. A chunk inode's attributes and pages are cached for long, since a
- * chunk inode number always means the same immutable bytes.
+ * The kernel may cache the name of an unnamed chunk (until its expiry at
+ * the latest) and of a segment directory, because notify.c takes them back
+ * when they die; never the name of a named chunk (an update rebinds it the
+ * moment the commit returns), nor a name that does not exist. A chunk
+ * inode's attributes and pages are cached for long: its number always
+ * means the same immutable bytes. Nothing here writes: the mount is
+ * read-only, and the kernel itself refuses every change with EROFS.
  */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,9 +37,7 @@ enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
         return SFS_BAD;
     if (low == 0)
         return SFS_SEGDIR;
-    if (low == SFS_INFO_LOW)
-        return SFS_INFO;
-    return SFS_CHUNK;
+    return low == SFS_INFO_LOW ? SFS_INFO : SFS_CHUNK;
 }
 
 /* What the kernel is told when the library says no. Anything that means
@@ -63,31 +60,27 @@ static int fs_err(int rc)
 
 static struct timespec ns_to_ts(int64_t ns)
 {
-    struct timespec ts;
     int64_t s = ns / 1000000000, r = ns % 1000000000;
 
     if (r < 0) {
         r += 1000000000;
         s--;
     }
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)r;
-    return ts;
+    return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)r};
 }
 
 /* A directory made from @src (the segment directory or a segment file). */
 static void dir_attr(struct stat *a, fuse_ino_t ino, const struct stat *src)
 {
-    memset(a, 0, sizeof *a);
-    a->st_ino = ino;
-    a->st_mode = S_IFDIR | sfs_allowed(src->st_mode, 0555);
-    a->st_nlink = 2;
-    a->st_uid = src->st_uid;
-    a->st_gid = src->st_gid;
-    a->st_atim = src->st_atim;
-    a->st_mtim = src->st_mtim;
-    a->st_ctim = src->st_ctim;
-    a->st_blksize = 4096;
+    *a = (struct stat){.st_ino = ino,
+                       .st_mode = S_IFDIR | sfs_allowed(src->st_mode, 0555),
+                       .st_nlink = 2,
+                       .st_uid = src->st_uid,
+                       .st_gid = src->st_gid,
+                       .st_atim = src->st_atim,
+                       .st_mtim = src->st_mtim,
+                       .st_ctim = src->st_ctim,
+                       .st_blksize = 4096};
 }
 
 static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, size_t size)
@@ -101,79 +94,65 @@ static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, s
 
 static void chunk_attr(struct stat *a, fuse_ino_t ino, const struct sfs_meta *m)
 {
-    memset(a, 0, sizeof *a);
-    a->st_ino = ino;
-    a->st_mode = S_IFREG | m->mode;
-    a->st_nlink = 1;
-    a->st_uid = m->uid;
-    a->st_gid = m->gid;
-    a->st_size = (off_t)m->size;
-    a->st_blocks = (blkcnt_t)((m->size + 511) / 512);
-    a->st_blksize = 4096;
-    a->st_mtim = ns_to_ts(m->committed_ns);
-    a->st_ctim = a->st_mtim;
-    a->st_atim = a->st_mtim;
+    struct timespec t = ns_to_ts(m->committed_ns);
+
+    *a = (struct stat){.st_ino = ino,
+                       .st_mode = S_IFREG | m->mode,
+                       .st_nlink = 1,
+                       .st_uid = m->uid,
+                       .st_gid = m->gid,
+                       .st_size = (off_t)m->size,
+                       .st_blocks = (blkcnt_t)((m->size + 511) / 512),
+                       .st_blksize = 4096,
+                       .st_atim = t,
+                       .st_mtim = t,
+                       .st_ctim = t};
 }
 
 /*
- * @seg still current under its name (fills @st); else ESTALE. The kernel
- * may still cache the root's name for an incarnation that died (until
- * notify.c takes it back): ESTALE makes it walk the path again asking us
- * for every name, so that a removed segment is ENOENT at once, and one
- * created again is found at once, not after the notification.
+ * The segment @ino belongs to, still current under its name (fills @st);
+ * else ESTALE. The kernel may still cache the root's name for an
+ * incarnation that died (until notify.c takes it back): ESTALE makes it
+ * walk the path again asking us for every name, so that a removed segment
+ * is ENOENT at once, and one created again is found at once.
  */
-static int seg_current(struct sfs_seg *seg, struct stat *st)
+static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
 {
-    int rc = seg_check(seg, st);
+    int rc;
 
+    *seg = segtab_get(sfs_ino_slot(ino));
+    if (*seg == NULL)
+        return -ENOENT;
+    rc = seg_check(*seg, st);
     return rc == -ENOENT ? -ESTALE : rc;
 }
 
-/* The segment @ino belongs to, still current under its name (fills @st). */
-static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
-{
-    struct sfs_seg *s = segtab_get(sfs_ino_slot(ino));
-
-    if (s == NULL)
-        return -ENOENT;
-    *seg = s;
-    return seg_current(s, st);
-}
-
-/* The length of the segment's description, for the size of .info. */
-static int info_len(const struct sfs_seg *seg, size_t *len)
-{
-    char c;
-    int rc = g_describe(seg->name, &c, 1);
-
-    if (rc < 0)
-        return rc;
-    *len = (size_t)rc;
-    return 0;
-}
-
-/* The description, in a buffer of its own (the .info snapshot). */
+/* The length of the segment's description (the size of .info), or its
+ * text in a buffer of its own (@text not NULL: the snapshot of an open). */
 static int info_text(const struct sfs_seg *seg, char **text, size_t *len)
 {
-    size_t size = 4096;
+    size_t size = text != NULL ? 4096 : 0;
+    char *buf = NULL;
+    int rc = -EIO;
 
     for (int tries = 0; tries < 4; tries++) {
-        char *buf = malloc(size);
-        int rc;
-        if (buf == NULL)
+        if (size > 0 && (buf = malloc(size)) == NULL)
             return -ENOMEM;
         rc = g_describe(seg->name, buf, size);
-        if (rc >= 0 && (size_t)rc < size) {
-            *text = buf;
-            *len = (size_t)rc;
-            return 0;
-        }
-        free(buf);
-        if (rc < 0)
-            return rc;
-        size = (size_t)rc + 1; /* grew meanwhile: try again */
+        if (rc < 0 || (size_t)rc < size || text == NULL)
+            break;
+        free(buf); /* longer than the buffer (it may grow meanwhile): again */
+        buf = NULL;
+        size = (size_t)rc + 1;
     }
-    return -EIO;
+    if (rc < 0 || (text != NULL && buf == NULL)) {
+        free(buf);
+        return rc < 0 ? rc : -EIO;
+    }
+    if (text != NULL)
+        *text = buf;
+    *len = (size_t)rc;
+    return 0;
 }
 
 /* Exactly 20 digits, a non-zero value that fits 64 bits. */
@@ -228,20 +207,13 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
     if (rc == 0 && !from_seg(seg, r))
         rc = -ENOENT;
     if (rc == 0)
-        *m = (struct sfs_meta){.id = c.id,
-                               .named = c.name != NULL,
-                               .size = c.size,
-                               .replaces = rep,
-                               .committed_ns = c.committed_ns,
-                               .expires_ns = c.expires_ns};
+        *m = sfs_meta_of(&c, rep);
     if (rc == 0 && name != NULL)
         (void)hold_keep(seg, &r, NULL); /* without it, only the OPEN may fail */
     seg_reader_give(seg, r, rc);
-    if (rc != 0)
-        return rc;
-    if (m->id == 0 || m->id > SFS_CHUNK_ID_MAX)
+    if (rc == 0 && (m->id == 0 || m->id > SFS_CHUNK_ID_MAX))
         return -EOVERFLOW;
-    return 0;
+    return rc;
 }
 
 /* The live chunk shown as @name in @seg: by padded id if unnamed, else by
@@ -279,14 +251,6 @@ static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
     return rc;
 }
 
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Take @seg's entries_lock shared, for a reply that may let the kernel
  * cache chunk names (@names; else the lock alone). A segment not followed
@@ -304,54 +268,37 @@ static void entries_hold(struct sfs_seg *seg, int names)
 }
 
 /*
- * How long the kernel may cache the name of chunk @m: 0 for a named chunk
- * (an update rebinds the name at once) or when no notifier can take the
- * name back; else SFS_ENTRY_TIMEOUT, but never past the chunk's expiry
- * (less a margin for the kernel's clock tick and for the time it takes to
- * apply the reply), so that expiry needs no notification at all.
+ * The entry of chunk @m. Its name may be cached 0 s if named (an update
+ * rebinds the name at once) or when no notifier can take it back; else
+ * SFS_ENTRY_TIMEOUT, but never past the chunk's expiry (less a margin for
+ * the kernel's clock tick and for the time it takes to apply the reply),
+ * so that expiry needs no notification at all.
  */
-static double chunk_entry_timeout(const struct sfs_meta *m, int followed)
+static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
+                        int followed)
 {
-    int64_t left;
+    struct timespec now;
+    double left = SFS_ENTRY_TIMEOUT;
 
-    if (m->named || !followed)
-        return 0;
-    if (m->expires_ns == 0)
-        return SFS_ENTRY_TIMEOUT;
-    left = m->expires_ns - wall_ns() - SFS_EXPIRY_MARGIN_NS;
-    if (left <= 0)
-        return 0;
-    return (double)left / 1e9 < SFS_ENTRY_TIMEOUT ? (double)left / 1e9 : SFS_ENTRY_TIMEOUT;
+    if (m->named || !followed) {
+        left = 0;
+    } else if (m->expires_ns != 0) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        left = (double)(m->expires_ns - (now.tv_sec * INT64_C(1000000000) + now.tv_nsec) -
+                        SFS_EXPIRY_MARGIN_NS) /
+               1e9;
+        if (left > SFS_ENTRY_TIMEOUT)
+            left = SFS_ENTRY_TIMEOUT;
+        if (left < 0)
+            left = 0;
+    }
+    *e = (struct fuse_entry_param){
+        .ino = ino, .generation = 1, .entry_timeout = left, .attr_timeout = SFS_CHUNK_ATTR_TIMEOUT};
+    chunk_attr(&e->attr, ino, m);
 }
 
 /* ------------------------------------------------------------------ */
 /* lookup, forget, getattr */
-
-static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
-                        int followed)
-{
-    *e = (struct fuse_entry_param){.ino = ino,
-                                   .generation = 1,
-                                   .attr_timeout = SFS_CHUNK_ATTR_TIMEOUT,
-                                   .entry_timeout = chunk_entry_timeout(m, followed)};
-    chunk_attr(&e->attr, ino, m);
-}
-
-/* Counted in the inode table before the reply; uncounted if the reply did
- * not reach the kernel (the request was interrupted). */
-static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_meta *m,
-                              int followed)
-{
-    struct fuse_entry_param e;
-
-    chunk_entry(&e, ino, m, followed);
-    if (node_ref(ino, m) != 0) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    if (fuse_reply_entry(req, &e) != 0)
-        node_forget(ino, 1);
-}
 
 /* The root's entry for a segment may be cached while inotify watches the
  * directory (notify.c takes back the name of every incarnation that
@@ -374,36 +321,27 @@ static void lookup_segment(fuse_req_t req, const char *name)
     fuse_reply_entry(req, &e);
 }
 
-static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
-{
-    struct fuse_entry_param e = {.ino = sfs_ino(seg->slot, SFS_INFO_LOW), .generation = 1};
-    size_t len;
-    int rc = info_len(seg, &len);
-
-    if (rc != 0) {
-        fuse_reply_err(req, fs_err(rc));
-        return;
-    }
-    info_attr(&e.attr, e.ino, st, len);
-    fuse_reply_entry(req, &e);
-}
-
 /*
  * A chunk is looked up with entries_lock held shared from before the check
  * that it is live to after the reply: an obsoletion is either seen by the
- * check, or finds the name in the inode table when its notifier looks
- * (notify.c).
+ * check, or finds the name in the inode table when its notifier looks.
+ * The name is counted there before the reply, uncounted if the reply did
+ * not reach the kernel (the request was interrupted).
  */
 static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct sfs_seg *seg = segtab_get(sfs_ino_slot(parent));
+    struct fuse_entry_param e = {.generation = 1};
+    struct sfs_seg *seg;
     struct sfs_meta m;
     struct stat st;
     uint64_t id;
-    int rc = seg != NULL ? seg_current(seg, &st) : -ENOENT;
+    size_t len;
+    int rc = seg_of(parent, &seg, &st);
 
-    if (rc == 0 && strcmp(name, ".info") == 0) {
-        lookup_info(req, seg, &st);
+    if (rc == 0 && strcmp(name, ".info") == 0 && (rc = info_text(seg, NULL, &len)) == 0) {
+        e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
+        info_attr(&e.attr, e.ino, &st, len);
+        fuse_reply_entry(req, &e);
         return;
     }
     if (rc == 0 && name[0] == '.')
@@ -414,27 +352,28 @@ static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *nam
     }
     entries_hold(seg, parse_idname(name, &id));
     rc = find_chunk(seg, name, &m);
-    if (rc != 0) {
-        fuse_reply_err(req, fs_err(rc));
-    } else {
+    if (rc == 0) {
         meta_owner(&m, &st);
-        reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m, seg->follow == SFS_FOLLOW_ON);
+        chunk_entry(&e, sfs_ino(seg->slot, m.id), &m, seg->follow == SFS_FOLLOW_ON);
+        rc = node_ref(e.ino, &m);
     }
+    if (rc != 0)
+        fuse_reply_err(req, fs_err(rc));
+    else if (fuse_reply_entry(req, &e) != 0)
+        node_forget(e.ino, 1);
     pthread_rwlock_unlock(&seg->entries_lock);
 }
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    switch (sfs_ino_kind(parent)) {
-    case SFS_ROOT:
+    enum sfs_kind kind = sfs_ino_kind(parent);
+
+    if (kind == SFS_ROOT)
         lookup_segment(req, name);
-        return;
-    case SFS_SEGDIR:
+    else if (kind == SFS_SEGDIR)
         lookup_in_segment(req, parent, name);
-        return;
-    default:
+    else
         fuse_reply_err(req, ENOTDIR);
-    }
 }
 
 /* Only chunk inodes are counted: the root, segment directories and .info
@@ -462,37 +401,33 @@ static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
     size_t len;
     int rc;
 
-    *timeout = 0;
+    *timeout = SFS_DIR_ATTR_TIMEOUT;
     switch (sfs_ino_kind(ino)) {
     case SFS_ROOT:
         /* The segment directory removed under the mount: an empty,
          * unreadable root rather than an error the kernel cannot place. */
-        if (segtab_stat_dir(&st) != 0) {
-            memset(&st, 0, sizeof st);
-            st.st_uid = getuid();
-            st.st_gid = getgid();
-        }
+        if (segtab_stat_dir(&st) != 0)
+            st = (struct stat){.st_uid = getuid(), .st_gid = getgid()};
         dir_attr(a, ino, &st);
-        *timeout = SFS_DIR_ATTR_TIMEOUT;
         return 0;
     case SFS_SEGDIR:
         rc = seg_of(ino, &seg, &st);
         if (rc == 0)
             dir_attr(a, ino, &st);
-        *timeout = SFS_DIR_ATTR_TIMEOUT;
         return rc;
     case SFS_INFO:
+        *timeout = 0;
         rc = seg_of(ino, &seg, &st);
         if (rc == 0)
-            rc = info_len(seg, &len);
+            rc = info_text(seg, NULL, &len);
         if (rc == 0)
             info_attr(a, ino, &st, len);
         return rc;
     case SFS_CHUNK:
+        *timeout = SFS_CHUNK_ATTR_TIMEOUT;
         rc = chunk_meta(ino, &m);
         if (rc == 0)
             chunk_attr(a, ino, &m);
-        *timeout = SFS_CHUNK_ATTR_TIMEOUT;
         return rc;
     default:
         return -ENOENT;
@@ -583,13 +518,6 @@ static void fh_destroy(struct hlink *l)
     fh_free((struct fh *)(void *)l);
 }
 
-static struct fh *fh_get(struct fh *h)
-{
-    /* relaxed: the caller already holds a reference (the open file) */
-    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-    return h;
-}
-
 static void fh_put(struct fh *h)
 {
     /* acq_rel: the last one out sees every other holder's use of h */
@@ -597,20 +525,8 @@ static void fh_put(struct fh *h)
         fh_free(h);
 }
 
-static int open_info(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
-{
-    struct sfs_seg *seg;
-    struct stat st;
-    int rc = seg_of(ino, &seg, &st);
-
-    if (rc == 0)
-        rc = info_text(seg, &h->text, &h->size);
-    fi->direct_io = 1; /* the size changes between snapshots */
-    return rc;
-}
-
 /*
- * Chunk @id of @seg as OPEN may serve it (what the kernel looked up, @m;
+ * Chunk @ino of @seg as OPEN may serve it (what the kernel looked up, @m;
  * NULL if unknown), in the segment's current file or, for a named chunk
  * dropped from it, in a file held since its LOOKUP: *@hold is that file,
  * with a reference, and @c the chunk in it, valid until the release.
@@ -668,10 +584,8 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
         rc = pin_chunk(seg, ino, known ? &m : NULL, &h->hold, &c);
     if (rc == 0 && known && (m.committed_ns != c.committed_ns || m.size != c.size))
         rc = -ESTALE;
-    if (rc == -ENOENT)
-        return -ESTALE;
     if (rc != 0)
-        return rc;
+        return rc == -ENOENT ? -ESTALE : rc;
     h->data = c.data;
     h->size = c.size;
     fi->keep_cache = 1;
@@ -682,25 +596,31 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     enum sfs_kind kind = sfs_ino_kind(ino);
+    struct sfs_seg *seg;
+    struct stat st;
     struct fh *h;
     int rc;
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
+        fuse_reply_err(req, EROFS); /* only if the mount was made writable again */
         return;
     }
     if (kind != SFS_INFO && kind != SFS_CHUNK) {
         fuse_reply_err(req, kind == SFS_BAD ? ENOENT : EISDIR);
         return;
     }
-    h = calloc(1, sizeof *h);
-    if (h == NULL) {
+    if ((h = calloc(1, sizeof *h)) == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
     atomic_init(&h->refs, 1);
     live_add(&h->link, fh_destroy);
-    rc = kind == SFS_INFO ? open_info(ino, h, fi) : open_chunk(ino, h, fi);
+    if (kind == SFS_CHUNK) {
+        rc = open_chunk(ino, h, fi);
+    } else if ((rc = seg_of(ino, &seg, &st)) == 0) {
+        rc = info_text(seg, &h->text, &h->size);
+        fi->direct_io = 1; /* the size changes between snapshots */
+    }
     if (rc != 0) {
         fh_free(h);
         fuse_reply_err(req, fs_err(rc));
@@ -711,42 +631,33 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fh_free(h);
 }
 
-/* The part of the file a READ answers with, or an errno. */
-static int read_range(struct fh *h, off_t off, size_t size, const char **src, size_t *n)
-{
-    const char *base = h->text != NULL ? h->text : (const char *)h->data;
-
-    if (off < 0)
-        return EINVAL;
-    *src = base;
-    *n = 0;
-    if ((uint64_t)off >= h->size)
-        return 0;
-    *src = base + off;
-    *n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
-    if (h->text != NULL)
-        return 0;
-    if (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(*src, *n) != 0) {
-        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
-        return EIO;
-    }
-    return 0;
-}
-
-/* Straight from the mapping: the pages are probed under the guard, then
- * handed to the kernel, which copies them into the reader's buffer (or
- * page cache). No copy of the chunk is made here. */
+/*
+ * Straight from the mapping: the range is probed under the guard, then
+ * handed to the kernel, which copies it into the reader's buffer (or page
+ * cache). No copy of the chunk is made here. A file cut under the mapping
+ * gives EIO, from then on.
+ */
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    struct fh *h = fh_get((struct fh *)(uintptr_t)fi->fh);
-    const char *src;
-    size_t n;
-    int err = read_range(h, off, size, &src, &n);
+    struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+    const char *src = h->text != NULL ? h->text : (const char *)h->data;
+    size_t n = 0;
+    int err = off < 0 ? EINVAL : 0;
 
-    if (err == EIO)
-        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping truncated\n",
-                 (uint64_t)ino);
+    /* relaxed: the caller already holds a reference (the open file) */
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    if (err == 0 && (uint64_t)off < h->size) {
+        src += off;
+        n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
+    }
+    /* relaxed: only this flag depends on it */
+    if (n > 0 && h->text == NULL &&
+        (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(src, n) != 0)) {
+        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping cut\n", (uint64_t)ino);
+        err = EIO;
+    }
     if (err != 0)
         fuse_reply_err(req, err);
     else
@@ -801,8 +712,7 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    d = calloc(1, sizeof *d);
-    if (d == NULL) {
+    if ((d = calloc(1, sizeof *d)) == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
@@ -837,50 +747,30 @@ struct listing {
     size_t nrefs, caprefs;
 };
 
-/* With plus, a chunk's entry (@m not NULL) is counted before it is kept. */
-static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type, off_t next,
-                       const struct sfs_meta *m)
-{
-    struct fuse_entry_param e;
-    size_t room = L->size - L->used;
-    size_t len;
-
-    memset(&e, 0, sizeof e);
-    if (m != NULL) {
-        chunk_entry(&e, ino, m, L->followed);
-    } else {
-        e.attr.st_ino = ino;
-        e.attr.st_mode = type;
-    }
-    len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
-    if (len > room)
-        return 0;
-    if (m != NULL && sfs_grow(&L->refs, &L->caprefs, L->nrefs + 1, sizeof *L->refs) != 0)
-        return 0;
-    if (m != NULL && node_ref(ino, m) != 0)
-        return 0;
-    if (m != NULL)
-        L->refs[L->nrefs++] = ino;
-    L->used += len;
-    return len;
-}
-
 /* Adds one entry; 0 when it did not fit (the buffer is full). @m: the
  * chunk's attributes, NULL for anything else. */
 static size_t add_dirent(struct listing *L, const char *name, fuse_ino_t ino, mode_t type,
                          off_t next, const struct sfs_meta *m)
 {
-    struct stat st;
+    struct fuse_entry_param e = {.attr = {.st_ino = ino, .st_mode = type}};
+    size_t room = L->size - L->used;
     size_t len;
 
-    if (L->plus)
-        return add_plus(L, name, ino, type, next, m);
-    memset(&st, 0, sizeof st);
-    st.st_ino = ino;
-    st.st_mode = type;
-    len = fuse_add_direntry(L->req, L->buf + L->used, L->size - L->used, name, &st, next);
-    if (len > L->size - L->used)
+    if (!L->plus) {
+        len = fuse_add_direntry(L->req, L->buf + L->used, room, name, &e.attr, next);
+    } else {
+        if (m != NULL)
+            chunk_entry(&e, ino, m, L->followed);
+        len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
+    }
+    if (len > room)
         return 0;
+    if (L->plus && m != NULL) { /* counted before it is kept */
+        if (sfs_grow(&L->refs, &L->caprefs, L->nrefs + 1, sizeof *L->refs) != 0 ||
+            node_ref(ino, m) != 0)
+            return 0;
+        L->refs[L->nrefs++] = ino;
+    }
     L->used += len;
     return len;
 }
@@ -919,19 +809,25 @@ static void readdir_root(struct listing *L, struct dh *d, off_t off)
 
 /* Chunks are listed as next() returns them (live ones), from the
  * incarnation the handle was opened on: a listing stops where its reader
- * follows the name elsewhere. */
-static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
+ * follows the name elsewhere, or the segment was removed or replaced. */
+static void readdir_segment(struct listing *L, struct dh *d, off_t off)
 {
+    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
+    const fuse_ino_t inos[COOKIE_BASE] = {sfs_ino(d->seg->slot, 0), FUSE_ROOT_ID,
+                                          sfs_ino(d->seg->slot, SFS_INFO_LOW)};
     char name[SPECULO_CHUNK_NAME_MAX + 1];
     struct sfs_meta m;
     int rc;
 
-    if (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0)
+    for (off_t k = off; k < COOKIE_BASE; k++)
+        if (!add_dirent(L, fixed[k], inos[k], k < 2 ? S_IFDIR : S_IFREG, k + 1, NULL))
+            return;
+    if (d->seg->bad || seg_check(d->seg, &L->file) != 0 ||
+        (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0))
         return;
-    rc = g_seek(d->r, after);
+    rc = g_seek(d->r, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
     while (rc == 0 && (rc = g_next_meta(d->r, &m, name, sizeof name)) == 0) {
-        if (!from_seg(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX ||
-            (uint64_t)INT64_MAX - COOKIE_BASE < m.id)
+        if (!from_seg(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX)
             break;
         if (name[0] == '\0')
             continue;
@@ -950,47 +846,18 @@ static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
     }
 }
 
-static void readdir_segment(struct listing *L, struct dh *d, off_t off)
-{
-    fuse_ino_t dir = sfs_ino(d->seg->slot, 0);
-    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
-    const fuse_ino_t inos[COOKIE_BASE] = {dir, FUSE_ROOT_ID, sfs_ino(d->seg->slot, SFS_INFO_LOW)};
-    const mode_t types[COOKIE_BASE] = {S_IFDIR, S_IFDIR, S_IFREG};
-
-    for (off_t k = off; k < COOKIE_BASE; k++)
-        if (!add_dirent(L, fixed[k], inos[k], types[k], k + 1, NULL))
-            return;
-    /* A segment removed or replaced meanwhile: the listing just ends. */
-    if (d->seg->bad || seg_check(d->seg, &L->file) != 0)
-        return;
-    list_chunks(L, d, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
-}
-
-/* The reply, and what the kernel did not get uncounted. */
-static void reply_listing(struct listing *L)
-{
-    if (fuse_reply_buf(L->req, L->buf, L->used) != 0)
-        for (size_t i = 0; i < L->nrefs; i++)
-            node_forget(L->refs[i], 1);
-}
-
 /*
  * READDIRPLUS of a segment lets the kernel cache the chunks' names: done
  * as a LOOKUP is (lookup_in_segment()), with entries_lock held from the
- * listing to the reply.
+ * listing to the reply, which uncounts what the kernel did not get.
  */
 static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
 {
     struct listing L = {.req = req, .size = size, .plus = plus};
     struct sfs_seg *seg = d->seg;
 
-    if (off < 0) {
-        fuse_reply_err(req, EINVAL);
-        return;
-    }
-    L.buf = malloc(size);
-    if (L.buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
+    if (off < 0 || (L.buf = malloc(size)) == NULL) {
+        fuse_reply_err(req, off < 0 ? EINVAL : ENOMEM);
         return;
     }
     if (seg != NULL && plus) {
@@ -1003,7 +870,9 @@ static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int
     else
         readdir_segment(&L, d, off);
     pthread_mutex_unlock(&d->lock);
-    reply_listing(&L);
+    if (fuse_reply_buf(req, L.buf, L.used) != 0)
+        for (size_t i = 0; i < L.nrefs; i++)
+            node_forget(L.refs[i], 1);
     if (seg != NULL && plus)
         pthread_rwlock_unlock(&seg->entries_lock);
     free(L.refs);
@@ -1044,14 +913,11 @@ static const char *const xattr_names[] = {
 /* The value of attribute @k, or -1 when the chunk has none. */
 static int xattr_value(const struct sfs_meta *m, size_t k, char *buf, size_t size)
 {
-    switch (k) {
-    case 0:
+    if (k == 0)
         return snprintf(buf, size, "%" PRIu64, m->id);
-    case 1:
+    if (k == 1)
         return m->expires_ns == 0 ? -1 : snprintf(buf, size, "%" PRId64, m->expires_ns);
-    default:
-        return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
-    }
+    return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
 }
 
 static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_t size)
@@ -1072,18 +938,13 @@ static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_
  * takes EOPNOTSUPP as "no labels, no ACLs on this filesystem" and stops
  * asking: two requests per listing instead of two per file.
  */
-static int xattr_ours(const char *name)
-{
-    return strncmp(name, "user.", 5) == 0;
-}
-
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sfs_meta m;
     char val[32];
     int rc;
 
-    if (!xattr_ours(name)) {
+    if (strncmp(name, "user.", 5) != 0) {
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
@@ -1091,19 +952,16 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
         fuse_reply_err(req, ENODATA);
         return;
     }
-    rc = chunk_meta(ino, &m);
-    if (rc != 0) {
+    if ((rc = chunk_meta(ino, &m)) != 0) {
         fuse_reply_err(req, fs_err(rc));
         return;
     }
     for (size_t k = 0; k < NXATTR; k++) {
-        if (strcmp(name, xattr_names[k]) != 0)
-            continue;
-        rc = xattr_value(&m, k, val, sizeof val);
-        if (rc < 0)
-            break;
-        reply_xattr_data(req, val, (size_t)rc, size);
-        return;
+        int n = strcmp(name, xattr_names[k]) == 0 ? xattr_value(&m, k, val, sizeof val) : -1;
+        if (n >= 0) {
+            reply_xattr_data(req, val, (size_t)n, size);
+            return;
+        }
     }
     fuse_reply_err(req, ENODATA);
 }
@@ -1111,41 +969,35 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     struct sfs_meta m;
-    char list[128] = "", val[32];
+    char list[128], val[32];
     size_t len = 0;
 
-    if (sfs_ino_kind(ino) != SFS_CHUNK) {
-        reply_xattr_data(req, list, 0, size);
-        return;
-    }
-    if (chunk_meta(ino, &m) != 0) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    for (size_t k = 0; k < NXATTR; k++) {
-        if (xattr_value(&m, k, val, sizeof val) < 0)
-            continue;
-        memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
-        len += strlen(xattr_names[k]) + 1;
+    if (sfs_ino_kind(ino) == SFS_CHUNK) {
+        if (chunk_meta(ino, &m) != 0) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        for (size_t k = 0; k < NXATTR; k++) {
+            if (xattr_value(&m, k, val, sizeof val) < 0)
+                continue;
+            memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
+            len += strlen(xattr_names[k]) + 1;
+        }
     }
     reply_xattr_data(req, list, len, size);
 }
 
 /* ------------------------------------------------------------------ */
-/* the rest: statfs and init. Nothing that writes: the mount is read-only,
- * and the kernel itself answers those with EROFS. */
 
 static void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    struct statvfs sv;
+    struct statvfs sv = {.f_bsize = 4096,
+                         .f_frsize = 4096,
+                         .f_files = nodes_count(),
+                         .f_namemax = SPECULO_CHUNK_NAME_MAX,
+                         .f_flag = ST_RDONLY};
 
     (void)ino;
-    memset(&sv, 0, sizeof sv);
-    sv.f_bsize = 4096;
-    sv.f_frsize = 4096;
-    sv.f_files = nodes_count();
-    sv.f_namemax = SPECULO_CHUNK_NAME_MAX;
-    sv.f_flag = ST_RDONLY;
     fuse_reply_statfs(req, &sv);
 }
 

@@ -119,7 +119,6 @@ static inline int sfs_grow(void *arr, size_t *cap, size_t need, size_t esize)
 /* ---- guard.c: survive SIGBUS from a mapping truncated under us -------- */
 
 int guard_install(void);
-int guard_call(int (*fn)(void *), void *arg);
 /* Library calls made under the guard (SFS_FAULT when the mapping faulted),
  * in the segment directory of segtab_dir(). */
 int g_reader_open(const char *segment, speculo_reader **out);
@@ -234,6 +233,17 @@ struct sfs_meta {
     gid_t gid;
     mode_t mode;
 };
+
+/* What chunk @c's attributes are made of (the owner and mode: to add). */
+static inline struct sfs_meta sfs_meta_of(const speculo_chunk *c, uint64_t replaces)
+{
+    return (struct sfs_meta){.id = c->id,
+                             .named = c->name != NULL,
+                             .size = c->size,
+                             .replaces = replaces,
+                             .committed_ns = c->committed_ns,
+                             .expires_ns = c->expires_ns};
+}
 
 int nodes_init(void);
 void nodes_fini(void);
