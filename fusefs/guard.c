@@ -4,7 +4,7 @@
  * Touching a page of a shared mapping that lies past the end of its file
  * raises SIGBUS. Another process may truncate a segment file at any time,
  * and the server must not die of it: every access to a mapping (ours, or
- * the library's inside its calls) runs under guard_call(), which arms a
+ * the library's inside its calls) runs under the guard (guarded()), which arms a
  * per-thread jump buffer. The SIGBUS handler jumps back to it, and the
  * caller gets SFS_FAULT, which the operations turn into EIO.
  *
@@ -63,30 +63,12 @@ static void unblock_sigbus(void)
     t_unblocked = 1;
 }
 
-static int guard_call(int (*fn)(void *), void *arg)
-{
-    sigjmp_buf jb;
-    sigjmp_buf *prev = t_jump;
-    int rc;
-
-    if (!t_unblocked)
-        unblock_sigbus();
-    if (sigsetjmp(jb, 0) != 0) {
-        t_jump = prev;
-        return SFS_FAULT;
-    }
-    t_jump = &jb;
-    rc = fn(arg);
-    t_jump = prev;
-    return rc;
-}
-
 /* One guarded library call: which, and its arguments. */
 struct g_call {
     enum {
         G_OPEN,
         G_CLOSE,
-        G_FETCH,
+        G_GET,
         G_VERSION,
         G_SEEK,
         G_NEXT,
@@ -97,15 +79,13 @@ struct g_call {
         G_PROBE
     } op;
     speculo_reader *r;
-    speculo_reader **out;
     const char *name;
     uint64_t id;
+    unsigned flags;
     speculo_chunk *chunk;
     uint64_t *replaces;
-    struct sfs_meta *meta;
-    void *any; /* info, watch report, wait items */
+    void *any; /* the reader opened, info, watch report, wait items, meta */
     speculo_wakeup *wk;
-    unsigned flags;
     char *buf;
     size_t size;
     const void *p;
@@ -115,7 +95,7 @@ struct g_call {
  * name, else its padded id), copied out of the mapping while still under
  * the guard. An over-long name (a hostile file) comes out empty: the
  * caller skips it. */
-static int next_meta(struct g_call *a)
+static int next_meta(struct g_call *a, struct sfs_meta *m)
 {
     speculo_chunk c;
     int rc = speculo_reader_next(a->r, &c);
@@ -123,7 +103,7 @@ static int next_meta(struct g_call *a)
 
     if (rc != 0)
         return rc;
-    *a->meta = sfs_meta_of(&c, speculo_chunk_replaces(&c));
+    *m = sfs_meta_of(&c, speculo_chunk_replaces(&c));
     if (c.name == NULL) {
         sfs_idname(a->buf, c.id);
         return 0;
@@ -150,18 +130,17 @@ static int probe(const volatile unsigned char *q, size_t size)
     return (int)(sum & 0);
 }
 
-static int call(void *v)
+static int call(struct g_call *a)
 {
-    struct g_call *a = v;
     int rc;
 
     switch (a->op) {
     case G_OPEN:
-        return speculo_reader_open_at(segtab_dir(), a->name, 0, a->out);
+        return speculo_reader_open_at(segtab_dir(), a->name, 0, a->any);
     case G_CLOSE:
         speculo_reader_close(a->r);
         return 0;
-    case G_FETCH: /* the replaced id is read while the chunk is surely valid */
+    case G_GET: /* the replaced id is read while the chunk is surely valid */
         rc = a->name != NULL ? speculo_reader_get(a->r, a->name, a->chunk)
                              : speculo_reader_get_id(a->r, a->id, a->chunk);
         if (rc == 0 && a->replaces != NULL)
@@ -172,7 +151,7 @@ static int call(void *v)
     case G_SEEK:
         return speculo_reader_seek(a->r, a->id);
     case G_NEXT:
-        return next_meta(a);
+        return next_meta(a, a->any);
     case G_WATCH:
         return speculo_reader_watch(a->r, 0, a->any);
     case G_WAIT:
@@ -186,9 +165,28 @@ static int call(void *v)
     }
 }
 
+/* Run @a under the guard: SFS_FAULT if it touched a mapping cut under it. */
+static int guarded(struct g_call *a)
+{
+    sigjmp_buf jb;
+    sigjmp_buf *prev = t_jump;
+    int rc;
+
+    if (!t_unblocked)
+        unblock_sigbus();
+    if (sigsetjmp(jb, 0) != 0) {
+        t_jump = prev;
+        return SFS_FAULT;
+    }
+    t_jump = &jb;
+    rc = call(a);
+    t_jump = prev;
+    return rc;
+}
+
 int g_reader_open(const char *segment, speculo_reader **out)
 {
-    return guard_call(call, &(struct g_call){.op = G_OPEN, .name = segment, .out = out});
+    return guarded(&(struct g_call){.op = G_OPEN, .name = segment, .any = out});
 }
 
 /* A reader that faulted may be half-way through a call; closing it may
@@ -196,61 +194,57 @@ int g_reader_open(const char *segment, speculo_reader **out)
 void g_reader_close(speculo_reader *r)
 {
     if (r != NULL)
-        (void)guard_call(call, &(struct g_call){.op = G_CLOSE, .r = r});
+        (void)guarded(&(struct g_call){.op = G_CLOSE, .r = r});
 }
 
 /* The live chunk named @name, or (@name NULL) of id @id. */
 int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces)
 {
-    return guard_call(
-        call, &(struct g_call){
-                  .op = G_FETCH, .r = r, .name = name, .id = id, .chunk = c, .replaces = replaces});
+    return guarded(&(struct g_call){
+        .op = G_GET, .r = r, .name = name, .id = id, .chunk = c, .replaces = replaces});
 }
 
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c)
 {
-    return guard_call(
-        call, &(struct g_call){.op = G_VERSION, .r = r, .id = id, .flags = flags, .chunk = c});
+    return guarded(&(struct g_call){.op = G_VERSION, .r = r, .id = id, .flags = flags, .chunk = c});
 }
 
 int g_seek(speculo_reader *r, uint64_t after_id)
 {
-    return guard_call(call, &(struct g_call){.op = G_SEEK, .r = r, .id = after_id});
+    return guarded(&(struct g_call){.op = G_SEEK, .r = r, .id = after_id});
 }
 
 /* @name: at least SFS_IDNAME_LEN + 1 bytes. */
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size)
 {
-    return guard_call(call,
-                      &(struct g_call){.op = G_NEXT, .r = r, .meta = m, .buf = name, .size = size});
+    return guarded(&(struct g_call){.op = G_NEXT, .r = r, .any = m, .buf = name, .size = size});
 }
 
 /* What a watch reports now, without waiting; -ETIMEDOUT: nothing. */
 int g_watch(speculo_reader *r, struct speculo_watch *ev)
 {
-    return guard_call(call, &(struct g_call){.op = G_WATCH, .r = r, .any = ev});
+    return guarded(&(struct g_call){.op = G_WATCH, .r = r, .any = ev});
 }
 
 /* Until news, or @wk. A fault does not say whose mapping it was. */
 int g_wait(struct speculo_wait_item *items, size_t n, speculo_wakeup *wk)
 {
-    return guard_call(call, &(struct g_call){.op = G_WAIT, .any = items, .size = n, .wk = wk});
+    return guarded(&(struct g_call){.op = G_WAIT, .any = items, .size = n, .wk = wk});
 }
 
 int g_info(speculo_reader *r, struct speculo_segment_info *info)
 {
-    return guard_call(call, &(struct g_call){.op = G_INFO, .r = r, .any = info});
+    return guarded(&(struct g_call){.op = G_INFO, .r = r, .any = info});
 }
 
 int g_describe(const char *segment, char *buf, size_t size)
 {
-    return guard_call(
-        call, &(struct g_call){.op = G_DESCRIBE, .name = segment, .buf = buf, .size = size});
+    return guarded(&(struct g_call){.op = G_DESCRIBE, .name = segment, .buf = buf, .size = size});
 }
 
 int g_probe(const void *p, size_t len)
 {
     if (len == 0)
         return 0;
-    return guard_call(call, &(struct g_call){.op = G_PROBE, .p = p, .size = len});
+    return guarded(&(struct g_call){.op = G_PROBE, .p = p, .size = len});
 }

@@ -225,16 +225,12 @@ int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo
 }
 
 /* Locked. The incarnation is no longer current, or the filesystem ends:
- * its list goes to @v (SFS_HOLD_MAX entries) to be put, the open files
- * keeping theirs. Returns how many. */
-unsigned holds_take(struct sfs_seg *seg, struct sfs_hold **v)
+ * its files are held no longer, but by the open files. */
+void holds_drop(struct sfs_seg *seg)
 {
-    unsigned n = seg->nholds;
-
-    for (unsigned i = 0; i < n; i++)
-        v[i] = seg->holds[i];
+    for (unsigned i = 0; i < seg->nholds; i++)
+        hold_put(seg->holds[i]);
     seg->nholds = 0;
-    return n;
 }
 
 /* How many files @seg holds (for tests). */

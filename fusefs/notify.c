@@ -477,80 +477,54 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 /* Locked. A free place in a notifier, starting one if all are full. */
 static struct followed **free_place(struct notifier **out)
 {
-    struct notifier *nt;
-
-    for (size_t i = 0; i < W.nnt; i++)
-        for (size_t k = 0; k < SPECULO_WAIT_MAX; k++)
-            if (W.nt[i].f[k] == NULL) {
-                *out = &W.nt[i];
-                return &W.nt[i].f[k];
+    for (size_t i = 0; i < MAX_NOTIFIERS && i <= W.nnt; i++) {
+        struct notifier *nt = &W.nt[i];
+        if (i == W.nnt) { /* all full */
+            if (speculo_wakeup_create(&nt->wake) != 0)
+                return NULL;
+            if (spawn(&nt->thread, notifier_main, nt) != 0) {
+                speculo_wakeup_destroy(nt->wake);
+                return NULL;
             }
-    if (W.nnt == MAX_NOTIFIERS)
-        return NULL;
-    nt = &W.nt[W.nnt];
-    memset(nt, 0, sizeof *nt);
-    if (speculo_wakeup_create(&nt->wake) != 0)
-        return NULL;
-    if (spawn(&nt->thread, notifier_main, nt) != 0) {
-        speculo_wakeup_destroy(nt->wake);
-        return NULL;
+            W.nnt++;
+        }
+        for (size_t k = 0; k < SPECULO_WAIT_MAX; k++)
+            if (nt->f[k] == NULL) {
+                *out = nt;
+                return &nt->f[k];
+            }
     }
-    W.nnt++;
-    *out = nt;
-    return &nt->f[0];
+    return NULL;
 }
 
-/* Can the library's wait sleep on the segment's futex? Only with write
- * access to the file (it counts itself as a waiter); without, it would
- * check every millisecond, and the segment is better left unfollowed. */
-static int can_sleep_on(const struct sfs_seg *seg)
-{
-    char path[PATH_MAX];
-
-    if (snprintf(path, sizeof path, "%s/%s", segtab_dir(), seg->name) >= (int)sizeof path)
-        return 0;
-    return faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0;
-}
-
-/* A reader for a notifier, positioned after everything committed so far.
- * Obsoletions are counted from its open on. */
-static int watch_reader(struct sfs_seg *seg, speculo_reader **out)
-{
-    speculo_reader *r;
-    int rc = can_sleep_on(seg) ? g_reader_open(seg->name, &r) : -EACCES;
-
-    if (rc != 0)
-        return rc;
-    if (!reader_on(seg, r))
-        rc = -ENOENT;
-    if (rc == 0)
-        rc = g_seek(r, UINT64_MAX);
-    if (rc != 0) {
-        g_reader_close(r);
-        return rc;
-    }
-    *out = r;
-    return 0;
-}
-
-/* Locked. Follow @seg, not followed yet. */
+/*
+ * Locked. Follow @seg, not followed yet, with a reader positioned after
+ * everything committed so far: obsoletions are counted from its open on.
+ * The library's wait sleeps on the segment's futex only with write access
+ * to the file (it counts itself as a waiter); without, it would check
+ * every millisecond: such a segment is not followed, nor one whose name
+ * holds another incarnation now.
+ */
 static void follow_start(struct sfs_seg *seg)
 {
+    char path[PATH_MAX];
     struct notifier *nt;
     struct followed **place = free_place(&nt);
-    struct followed *f;
-    int rc = -ENOMEM;
+    struct followed *f = place != NULL ? calloc(1, sizeof *f) : NULL;
+    int rc = -EACCES;
 
-    if (place == NULL)
+    if (f == NULL)
         return; /* tried again at the next lookup */
-    f = calloc(1, sizeof *f);
-    if (f != NULL) {
-        f->seg = seg;
-        rc = watch_reader(seg, &f->r);
-    }
+    f->seg = seg;
+    if (snprintf(path, sizeof path, "%s/%s", segtab_dir(), seg->name) < (int)sizeof path &&
+        faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
+        rc = g_reader_open(seg->name, &f->r);
+    if (rc == 0 && !reader_on(seg, f->r))
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = g_seek(f->r, UINT64_MAX);
     pthread_rwlock_wrlock(&seg->entries_lock);
     if (seg->follow == SFS_FOLLOW_NONE)
-        /* the name holds another file, or none; or one we cannot wait on */
         seg->follow = rc == 0 ? SFS_FOLLOW_ON : rc == -ENOMEM ? SFS_FOLLOW_NONE : SFS_FOLLOW_OFF;
     else
         rc = -EALREADY;

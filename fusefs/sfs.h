@@ -48,7 +48,7 @@ static inline void sfs_idname(char *buf, uint64_t id)
     buf[SFS_IDNAME_LEN] = '\0';
 }
 
-/* What guard_call() returns when the guarded code touched a mapping whose
+/* What a guarded call (guard.c) returns when the guarded code touched a mapping whose
  * file was truncated under it (SIGBUS). */
 #define SFS_FAULT (-EFAULT)
 
@@ -215,7 +215,7 @@ int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
 int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c);
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
 void hold_put(struct sfs_hold *h);
-unsigned holds_take(struct sfs_seg *seg, struct sfs_hold **v);
+void holds_drop(struct sfs_seg *seg);
 unsigned holds_count(struct sfs_seg *seg);
 
 /* ---- nodes.c: the chunk inodes the kernel knows (lookup counts) ------- */
