@@ -1,16 +1,12 @@
 /*
- * Surviving a segment file truncated under our mappings.
- *
- * Touching a page of a shared mapping that lies past the end of its file
- * raises SIGBUS. Another process may truncate a segment file at any time,
- * and the server must not die of it: every access to a mapping (ours, or
- * the library's inside its calls) runs under the guard (guarded()), which arms a
- * per-thread jump buffer. The SIGBUS handler jumps back to it, and the
- * caller gets SFS_FAULT, which the operations turn into EIO.
- *
- * A fault inside a library call abandons that call half-way: the reader it
- * was using is closed, never reused (see seg_reader_give()). A SIGBUS that
- * is not under a guard is a real bug and kills the process as usual.
+ * Surviving a segment file cut under our mappings: touching a page past
+ * the end of its file raises SIGBUS, and any process may truncate a
+ * segment file. Every access to a mapping (ours, or the library's inside
+ * its calls) runs under guarded(), which arms a per-thread jump buffer;
+ * the SIGBUS handler jumps back to it and the caller gets SFS_FAULT (EIO
+ * to the kernel). A reader whose call was abandoned half-way is closed,
+ * never reused (seg_reader_give()). A SIGBUS with no guard armed is a real
+ * bug: it kills the process as usual.
  */
 #include <setjmp.h>
 #include <signal.h>

@@ -1,23 +1,15 @@
 /*
  * Segment files held mapped for the opens to come.
  *
- * An open(2) of a named chunk is a LOOKUP, then an OPEN of the inode it
- * returned. In between, the writer may replace the version and the
- * collector may switch the segment to a file without it: the version the
- * LOOKUP gave is then in no file a new reader could map. So the file a
- * LOOKUP read a named chunk from is kept mapped (held) for a while, and an
- * OPEN that does not find its chunk in the segment's current file looks in
- * the held ones, newest first, as it would have in the current file at the
- * time of the LOOKUP (speculo_reader_get_version() with SPECULO_GET_SUPERSEDED).
- *
- * A hold is a pinned reader (speculo_reader_pin()), so it stays on its
- * file; an open file takes a reference, which keeps the bytes it reads
- * mapped until its RELEASE. Every OPEN pins its file this way (the current
- * one, found by a pooled reader), so that opens share mappings instead of
- * mapping the segment once each.
- *
- * The lists (sfs_seg.holds, oldest first) are under the segment table's
- * lock; only a current incarnation holds files.
+ * Between the LOOKUP and the OPEN of a named chunk, the writer may replace
+ * the version and the collector switch to a file without it. So the file a
+ * LOOKUP read a named chunk from is held for a while, and an OPEN that does
+ * not find its chunk in the current file looks in the held ones, newest
+ * first (SPECULO_GET_SUPERSEDED). A hold is a pinned reader: it stays on
+ * its file. Every OPEN takes a reference to the file it serves from (held
+ * too), which keeps its bytes mapped until the RELEASE; opens of one file
+ * share that mapping. The lists (sfs_seg.holds, oldest first) are under
+ * the segment table's lock; only a current incarnation holds files.
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -130,8 +122,8 @@ static struct sfs_hold *list_find(const struct sfs_seg *seg, const speculo_reade
     return NULL;
 }
 
-/* Locked. @h becomes the newest held file (the oldest goes to *@out when
- * the list is full: returns 1, else 0). */
+/* Locked. @h becomes the newest held file; the oldest goes to *@out when
+ * the list is full (returns 1, else 0). */
 static unsigned list_push(struct sfs_seg *seg, struct sfs_hold *h, int64_t now,
                           struct sfs_hold **out)
 {

@@ -1,18 +1,10 @@
 /*
- * The chunk inodes the kernel holds, with their lookup counts.
- *
- * A chunk's attributes must outlive the chunk: a file opened before the
- * chunk expired still answers fstat(), and the kernel may ask for the
- * attributes of any inode it has not forgotten. So every LOOKUP that
- * returns a chunk records what its attributes are made of here, and the
- * record lives until the kernel's FORGET brings its count back to zero.
- * Inode numbers themselves are computed (sfs.h), so this table holds no
- * numbering state and forgetting loses nothing.
- *
- * A chained hash table keyed by inode number, one mutex: every operation
- * is a few pointer moves. Beside it, the ids of the unnamed chunks held,
- * per slot, in an array: what a notifier copies (nodes_unnamed()) while the
- * segment's lookups wait for it, so a copy, not a walk of the table.
+ * The chunk inodes the kernel holds, with their lookup counts and what
+ * their attributes are made of: the kernel may ask for the attributes of
+ * any inode it has not forgotten, also after the chunk died. A chained
+ * hash table keyed by inode number, under one mutex; beside it, per slot,
+ * an array of the unnamed chunk ids held: what a notifier copies while the
+ * segment's lookups wait (nodes_unnamed()), so a copy, not a walk.
  */
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,29 +1,22 @@
 /*
- * Telling the kernel that a name it cached is gone (the picture is in
- * DESIGN-speculofs.md, "Caching and invalidation").
- *
- * - An unnamed chunk's name dies when the chunk expires (its timeout ends
- *   then: nothing to do here) or is obsoleted. A *notifier* thread follows
- *   up to SPECULO_WAIT_MAX segment incarnations, a reader each, in one
- *   speculo_wait() that every commit and obsoletion wakes, and invalidates
- *   the names the kernel holds (nodes.c) of chunks no longer live.
- * - A segment directory's name dies when the segment is removed or created
- *   anew (not at a GC switch): the *inotify* thread has segtab.c look at
- *   each name an event is about, and invalidates the names of the
- *   incarnations that died, with their chunk names.
+ * Telling the kernel that a name it cached is gone (DESIGN-speculofs.md,
+ * "Caching and invalidation"). A *notifier* thread follows up to
+ * SPECULO_WAIT_MAX segment incarnations, a reader each, in one
+ * speculo_wait() that commits and obsoletions wake, and invalidates the
+ * cached names (nodes.c) of chunks obsoleted. The *inotify* thread has
+ * segtab.c look at each segment an event names, and invalidates the names
+ * of the incarnations that died, with their chunks'.
  *
  * A reply that lets the kernel cache a chunk name holds the segment's
- * entries_lock shared from the check that the chunk is live to the reply
- * (which counts the name in nodes.c); a notifier takes the list of names
- * held with it exclusively, so every name is either in the list or was
- * checked after the obsoletion. It checks and invalidates with no lock
- * held: an invalidation waits for the kernel's lock on the directory,
- * which a lookup holds while it waits for our reply.
+ * entries_lock shared from the check that the chunk is live to the reply;
+ * a notifier takes the list of names held with it exclusively: every name
+ * is in the list or was checked after the obsoletion. It invalidates with
+ * no lock held: an invalidation waits for the kernel's lock on the
+ * directory, which a lookup holds while it waits for our reply.
  *
- * No thread is sent a signal: a notifier also waits on a wakeup (segments
- * to take in, the end), the inotify thread on an eventfd. This is the only
- * file that calls fuse_lowlevel_notify_*() or makes threads: an in-process
- * test links a stub of it instead.
+ * No thread is sent a signal: a notifier waits on a wakeup too, the
+ * inotify thread on an eventfd. This is the only file that notifies or
+ * makes threads: in-process tests link a stub of it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,8 +35,8 @@
 
 #include "sfs.h"
 
-/* At most this many notifiers, each following SPECULO_WAIT_MAX segments;
- * the chunk names of segments beyond are not cached (timeouts of 0). */
+/* Notifiers at most, each following SPECULO_WAIT_MAX segments; chunk
+ * names of segments beyond are not cached. */
 #define MAX_NOTIFIERS 8
 
 /* How long the end waits for a thread stuck in a notification. */
@@ -136,12 +129,9 @@ static void wake_all(void)
     pthread_mutex_unlock(&W.lock);
 }
 
-/*
- * No name of @seg's chunks may be cached from now on: the incarnation died,
- * or its notifier can no longer tell what dies. Every unnamed chunk name the
- * kernel holds is invalidated, live or not. 1 if it was followed (its
- * notifier is to drop it).
- */
+/* No chunk name of @seg may be cached from now on (it died, or its
+ * notifier cannot tell what dies): every one held is invalidated. 1 if it
+ * was followed (its notifier is to let it go). */
 static int retire(struct sfs_seg *seg, const char *why)
 {
     uint64_t *ids;
@@ -175,15 +165,6 @@ static size_t keep_held(uint64_t *ids, size_t n, uint64_t slot)
             ids[k++] = ids[i];
     }
     return k;
-}
-
-/* Did @r's last answers come from @seg? A reader that followed the name
- * to another incarnation knows nothing of @seg's chunks. */
-static int reader_on(const struct sfs_seg *seg, const speculo_reader *r)
-{
-    struct speculo_segment_ident id;
-
-    return speculo_reader_ident(r, &id) == 0 && seg_same(seg, &id);
 }
 
 /* Mark which of @ids are live, one lookup each (O(log n) apiece). */
@@ -255,10 +236,10 @@ static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broke
     if (n >= 64 && hi - lo < 8 * (uint64_t)n &&
         (f->scan != NULL || g_reader_open(f->seg->name, &f->scan) == 0)) {
         live_by_walk(ids, n, lo, hi - lo + 1, alive, f->scan, broken);
-        *broken |= !reader_on(f->seg, f->scan);
+        *broken |= !seg_reads(f->seg, f->scan);
     } else {
         live_by_lookup(ids, n, alive, f->r, broken);
-        *broken |= !reader_on(f->seg, f->r);
+        *broken |= !seg_reads(f->seg, f->r);
     }
     /* ids[0..k) are dead, ids[k..i) live: a dead ids[i] swaps with ids[k] */
     for (size_t i = 0; i < n; i++) {
@@ -363,7 +344,7 @@ static const char *take_news(struct followed *f)
     if (rc != 0)
         return speculo_strerror(rc);
     explained = drain(f, &overflow);
-    if (explained >= 0 && !reader_on(f->seg, f->r))
+    if (explained >= 0 && !seg_reads(f->seg, f->r))
         explained = -ENOENT; /* the reader followed the name to another incarnation */
     if (explained < 0)
         return explained == -ENOENT ? "removed or replaced" : speculo_strerror((int)explained);
@@ -519,7 +500,7 @@ static void follow_start(struct sfs_seg *seg)
     if (snprintf(path, sizeof path, "%s/%s", segtab_dir(), seg->name) < (int)sizeof path &&
         faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
         rc = g_reader_open(seg->name, &f->r);
-    if (rc == 0 && !reader_on(seg, f->r))
+    if (rc == 0 && !seg_reads(seg, f->r))
         rc = -ENOENT;
     if (rc == 0)
         rc = g_seek(f->r, UINT64_MAX);

@@ -1,18 +1,8 @@
 /*
- * The FUSE low-level operations of speculofs.
- *
- *   /            the segment directory: one directory per segment
- *   /SEG/        one file per live chunk, plus .info
- *   /SEG/NAME    a live named chunk (its latest version)
- *   /SEG/000..42 a live unnamed chunk, by its id in 20 digits
- *
- * The kernel may cache the name of an unnamed chunk (until its expiry at
- * the latest) and of a segment directory, because notify.c takes them back
- * when they die; never the name of a named chunk (an update rebinds it the
- * moment the commit returns), nor a name that does not exist. A chunk
- * inode's attributes and pages are cached for long: its number always
- * means the same immutable bytes. Nothing here writes: the mount is
- * read-only, and the kernel itself refuses every change with EROFS.
+ * The FUSE low-level operations of speculofs: / the segment directory,
+ * /SEG/ one file per live chunk (named, or by its id in 20 digits) and
+ * .info. What the kernel may cache: see sfs.h. Nothing here writes: the
+ * mount is read-only, and the kernel refuses every change with EROFS.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -109,13 +99,9 @@ static void chunk_attr(struct stat *a, fuse_ino_t ino, const struct sfs_meta *m)
                        .st_ctim = t};
 }
 
-/*
- * The segment @ino belongs to, still current under its name (fills @st);
- * else ESTALE. The kernel may still cache the root's name for an
- * incarnation that died (until notify.c takes it back): ESTALE makes it
- * walk the path again asking us for every name, so that a removed segment
- * is ENOENT at once, and one created again is found at once.
- */
+/* The segment @ino belongs to, still current under its name (fills @st);
+ * else ESTALE: the kernel may still cache the root's name of an
+ * incarnation that died, and walks the path again asking for every name. */
 static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
 {
     int rc;
@@ -179,18 +165,6 @@ static void meta_owner(struct sfs_meta *m, const struct stat *file)
     m->mode = sfs_allowed(file->st_mode, 0444);
 }
 
-/* Did the chunk @r just returned come from @seg? A reader follows the
- * segment's name, possibly to a segment created there since. */
-static int from_seg(struct sfs_seg *seg, const speculo_reader *r)
-{
-    struct speculo_segment_ident id;
-
-    if (speculo_reader_ident(r, &id) == 0 && seg_same(seg, &id))
-        return 1;
-    seg_unverify(seg);
-    return 0;
-}
-
 /* The live chunk @id (when @name is NULL) or named @name, with what its
  * attributes need. A named chunk's file is held (holds.c) for the OPEN
  * that may follow. */
@@ -204,7 +178,7 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
     if (rc != 0)
         return rc;
     rc = g_fetch(r, name, id, &c, &rep);
-    if (rc == 0 && !from_seg(seg, r))
+    if (rc == 0 && !seg_reads(seg, r))
         rc = -ENOENT;
     if (rc == 0)
         *m = sfs_meta_of(&c, rep);
@@ -251,12 +225,8 @@ static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
     return rc;
 }
 
-/*
- * Take @seg's entries_lock shared, for a reply that may let the kernel
- * cache chunk names (@names; else the lock alone). A segment not followed
- * yet is followed first, so that obsoletions from before the caller's
- * check that a chunk is live are taken back (notify.c).
- */
+/* Take @seg's entries_lock shared; if the reply may let the kernel cache
+ * chunk names (@names), have the segment followed first (notify.c). */
 static void entries_hold(struct sfs_seg *seg, int names)
 {
     pthread_rwlock_rdlock(&seg->entries_lock);
@@ -267,13 +237,9 @@ static void entries_hold(struct sfs_seg *seg, int names)
     }
 }
 
-/*
- * The entry of chunk @m. Its name may be cached 0 s if named (an update
- * rebinds the name at once) or when no notifier can take it back; else
- * SFS_ENTRY_TIMEOUT, but never past the chunk's expiry (less a margin for
- * the kernel's clock tick and for the time it takes to apply the reply),
- * so that expiry needs no notification at all.
- */
+/* The entry of chunk @m: its name cached 0 s if named, or if no notifier
+ * can take it back; else SFS_ENTRY_TIMEOUT, never past the expiry less
+ * SFS_EXPIRY_MARGIN_NS, so that expiry needs no notification. */
 static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
                         int followed)
 {
@@ -300,10 +266,8 @@ static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct
 /* ------------------------------------------------------------------ */
 /* lookup, forget, getattr */
 
-/* The root's entry for a segment may be cached while inotify watches the
- * directory (notify.c takes back the name of every incarnation that
- * dies), not for an unreadable file (it may become readable with no
- * event: a new incarnation is then found by the next lookup). */
+/* A segment's name may be cached while inotify watches the directory, not
+ * an unreadable one's (it may become readable with no event). */
 static void lookup_segment(fuse_req_t req, const char *name)
 {
     struct fuse_entry_param e = {.generation = 1, .attr_timeout = SFS_DIR_ATTR_TIMEOUT};
@@ -321,13 +285,10 @@ static void lookup_segment(fuse_req_t req, const char *name)
     fuse_reply_entry(req, &e);
 }
 
-/*
- * A chunk is looked up with entries_lock held shared from before the check
- * that it is live to after the reply: an obsoletion is either seen by the
- * check, or finds the name in the inode table when its notifier looks.
- * The name is counted there before the reply, uncounted if the reply did
- * not reach the kernel (the request was interrupted).
- */
+/* A chunk is looked up with entries_lock held shared from before the check
+ * that it is live to after the reply (notify.c); it is counted in the
+ * inode table before the reply, uncounted if the reply did not reach the
+ * kernel (the request was interrupted). */
 static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
     struct fuse_entry_param e = {.generation = 1};
@@ -382,14 +343,6 @@ static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
     if (sfs_ino_kind(ino) == SFS_CHUNK)
         node_forget(ino, nlookup);
-    fuse_reply_none(req);
-}
-
-static void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
-{
-    for (size_t i = 0; i < count; i++)
-        if (sfs_ino_kind(forgets[i].ino) == SFS_CHUNK)
-            node_forget(forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
 }
 
@@ -450,9 +403,8 @@ static void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 /* ------------------------------------------------------------------ */
 /* handles the kernel has not released */
 
-/* When a signal ends the loop, the kernel may not have sent RELEASE for
- * every open file and directory yet: the handles still open are kept on a
- * list, and sfs_ops_cleanup() frees them once no worker runs. */
+/* The handles open, for sfs_ops_cleanup(): when a signal ends the loop,
+ * the kernel may not have released them all. */
 struct hlink {
     struct hlink *prev, *next;
     void (*destroy)(struct hlink *);
@@ -490,11 +442,9 @@ void sfs_ops_cleanup(void)
 /* ------------------------------------------------------------------ */
 /* files: .info and chunks */
 
-/* An open file. A RELEASE may be handled while the thread that answered
- * the last READ is still returning from the reply (the kernel has the
- * bytes, completed the read, and the process closed the file): the
- * handle, and the buffer the reply was made from, live until both are
- * done with it. */
+/* An open file. A RELEASE may come while the thread that answered the
+ * last READ is still returning from the reply: the handle, and the buffer
+ * the reply was made from, live until both are done with it. */
 struct fh {
     struct hlink link;         /* first: see live_add() */
     atomic_uint refs;          /* the open file, and each READ in progress */
@@ -544,7 +494,7 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta 
     if (rc == -ENOENT && m != NULL && m->named) {
         rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
     } else {
-        if (rc == 0 && !from_seg(seg, r))
+        if (rc == 0 && !seg_reads(seg, r))
             rc = -ESTALE;
         if (rc == 0)
             rc = hold_keep(seg, &r, hold);
@@ -556,18 +506,12 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta 
 }
 
 /*
- * The chunk is served from a held file (holds.c): its bytes stay mapped
- * until the release, through expiry, obsoletion and GC switches.
- *
- * A named chunk's name is never cached, so the LOOKUP that gave @ino ran
- * in this same open(2), when the version was the name's latest: the open
- * takes effect at that LOOKUP, and a version replaced since by a newer
- * one of its name still opens (DESIGN-speculofs.md, "Open files keep
- * their bytes"). Anything else not live gives ESTALE: the kernel walks the
- * path again once, asking us for every name, so a chunk that vanished is
- * ENOENT, never its stale contents. The chunk must also be the one the
- * kernel was told of (time and size; from_seg() already tells a segment
- * created again).
+ * Served from a held file (holds.c): its bytes stay mapped until the
+ * release. A version replaced since the LOOKUP of its name (in this same
+ * open(2): named chunks' names are never cached) still opens; anything
+ * else not live, or not the chunk the kernel was told of, gives ESTALE,
+ * and the kernel walks the path again (DESIGN-speculofs.md, "Open files
+ * keep their bytes").
  */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
@@ -631,12 +575,8 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fh_free(h);
 }
 
-/*
- * Straight from the mapping: the range is probed under the guard, then
- * handed to the kernel, which copies it into the reader's buffer (or page
- * cache). No copy of the chunk is made here. A file cut under the mapping
- * gives EIO, from then on.
- */
+/* Straight from the mapping, probed under the guard (a file cut under it:
+ * EIO, from then on): the kernel copies the bytes, not us. */
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
@@ -729,13 +669,9 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         dh_free(d);
 }
 
-/*
- * A reply to READDIR or READDIRPLUS being filled. With `plus`, a chunk's
- * entry carries its attributes and counts as a lookup in the kernel, as
- * in the inode table (refs: to uncount them if the reply fails); ".",
- * ".." and .info carry none (ino 0: the kernel does not link them), nor do
- * the root's segments (their names are looked up as usual).
- */
+/* A reply to READDIR or READDIRPLUS being filled. With `plus`, a chunk's
+ * entry counts as a lookup, as in the inode table (refs: uncounted if the
+ * reply fails); other entries carry no attributes (ino 0: not linked). */
 struct listing {
     fuse_req_t req;
     char *buf;
@@ -775,10 +711,8 @@ static size_t add_dirent(struct listing *L, const char *name, fuse_ino_t ino, mo
     return len;
 }
 
-/* The root is small: its names are taken whole (at opendir, and again at
- * a rewind), so that offsets are plain indexes: ".", "..", then names[k -
- * 2], each shown with the inode number stat() gives (one that vanished
- * meanwhile is skipped). */
+/* The root's names are taken whole (at opendir and rewind): offsets are
+ * indexes into ".", "..", names[]; one that vanished since is skipped. */
 static void readdir_root(struct listing *L, struct dh *d, off_t off)
 {
     if (off == 0 && d->served) {
@@ -802,14 +736,12 @@ static void readdir_root(struct listing *L, struct dh *d, off_t off)
 }
 
 /* Cookies of a segment directory: 1, 2, 3 after ".", ".." and ".info",
- * then chunk id + 3 after a chunk. Resuming at a cookie seeks past that id:
- * chunks that vanish meanwhile cannot shift the listing, so none is listed
- * twice or skipped while it lives. */
+ * then chunk id + 3: resuming seeks past that id, so chunks that vanish
+ * cannot shift the listing. */
 #define COOKIE_BASE 3
 
-/* Chunks are listed as next() returns them (live ones), from the
- * incarnation the handle was opened on: a listing stops where its reader
- * follows the name elsewhere, or the segment was removed or replaced. */
+/* Live chunks as next() returns them; the listing stops where the reader
+ * follows the name to another incarnation. */
 static void readdir_segment(struct listing *L, struct dh *d, off_t off)
 {
     const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
@@ -827,7 +759,7 @@ static void readdir_segment(struct listing *L, struct dh *d, off_t off)
         return;
     rc = g_seek(d->r, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
     while (rc == 0 && (rc = g_next_meta(d->r, &m, name, sizeof name)) == 0) {
-        if (!from_seg(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX)
+        if (!seg_reads(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX)
             break;
         if (name[0] == '\0')
             continue;
@@ -846,11 +778,8 @@ static void readdir_segment(struct listing *L, struct dh *d, off_t off)
     }
 }
 
-/*
- * READDIRPLUS of a segment lets the kernel cache the chunks' names: done
- * as a LOOKUP is (lookup_in_segment()), with entries_lock held from the
- * listing to the reply, which uncounts what the kernel did not get.
- */
+/* READDIRPLUS of a segment gives names as LOOKUP does (entries_lock held
+ * from the listing to the reply). */
 static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
 {
     struct listing L = {.req = req, .size = size, .plus = plus};
@@ -930,14 +859,9 @@ static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_
         fuse_reply_buf(req, data, len);
 }
 
-/*
- * Only the user namespace is ours. A name in any other (security.selinux,
- * system.posix_acl_access, trusted.*) is refused with EOPNOTSUPP, as a
- * kernel filesystem with no handler for that namespace refuses it (the
- * kernel caches nothing of xattrs: each query is a request). `ls -l`
- * takes EOPNOTSUPP as "no labels, no ACLs on this filesystem" and stops
- * asking: two requests per listing instead of two per file.
- */
+/* Only the user namespace is ours: any other is EOPNOTSUPP, as from a
+ * kernel filesystem without its handler, which `ls -l` takes as "no
+ * labels, no ACLs here" and stops asking (two requests, not two a file). */
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sfs_meta m;
@@ -1013,7 +937,6 @@ const struct fuse_lowlevel_ops sfs_ops = {
     .init = sfs_init,
     .lookup = sfs_lookup,
     .forget = sfs_forget,
-    .forget_multi = sfs_forget_multi,
     .getattr = sfs_getattr,
     .open = sfs_open,
     .read = sfs_read,

@@ -1,21 +1,17 @@
 /*
- * The segments of the segment directory, as the filesystem numbers them.
- *
- * Each *incarnation* of a segment gets a slot, the high bits of all its
- * inode numbers. An incarnation is a name plus the segment's uid and
- * creation time (kept by the garbage collector): a GC switch keeps the
- * slot; a segment removed and created again gets a new one, so that its
- * chunk 1 inherits neither the old chunk 1's inode nor its page cache. A
- * file that cannot be read as a segment is an incarnation of its own, told
- * by its (device, inode).
+ * The segments, as the filesystem numbers them. Each *incarnation* (a name
+ * plus the segment's uid and creation time, which the collector keeps; a
+ * file that cannot be read as a segment: its device and inode) gets a
+ * slot, the high bits of its inode numbers: a GC switch keeps the slot, a
+ * segment created again gets a new one.
  *
  * Learning which incarnation a file holds costs a reader open and an O(n)
- * speculo_reader_info(): it is done only when the file under a name is not
- * the one last seen, which an fstatat() tells. While inotify watches the
- * directory (notify.c), that answer is kept ("verified") until an event
- * names the segment: an operation then costs no system call. Every chunk a
- * pooled reader returns is checked to come from the incarnation asked for
- * (seg_same()), which covers the instant between a change and its event.
+ * speculo_reader_info(): it is done only when an fstatat() shows another
+ * file under the name. While inotify watches the directory (notify.c), the
+ * answer is kept ("verified") until an event names the segment: an
+ * operation then makes no system call. Every chunk a pooled reader returns
+ * is checked to come from the incarnation asked for (seg_reads()), which
+ * covers the instant between a change and its event.
  *
  * One lock, S.lock (segtab_lock()), guards the table and every
  * incarnation's state, file, reader pool and held files (holds.c).
@@ -331,19 +327,20 @@ int seg_check(struct sfs_seg *seg, struct stat *st)
     return rc == 0 && now != seg ? -ENOENT : rc;
 }
 
-/* Does @id (of the file a reader of @seg maps) name this incarnation? A
- * pooled reader follows the name to a segment created there since. */
-int seg_same(const struct sfs_seg *seg, const struct speculo_segment_ident *id)
+/* Did the chunks @r returned last come from @seg? A reader follows the
+ * segment's name, possibly to a segment created there since: then the
+ * name is looked at again next time. */
+int seg_reads(struct sfs_seg *seg, const speculo_reader *r)
 {
-    return !seg->bad && id->uid == seg->uid && id->created_ns == seg->created_ns;
-}
+    struct speculo_segment_ident id;
 
-/* A reader found another file under the name: look again next time. */
-void seg_unverify(struct sfs_seg *seg)
-{
+    if (speculo_reader_ident(r, &id) == 0 && !seg->bad && id.uid == seg->uid &&
+        id.created_ns == seg->created_ns)
+        return 1;
     pthread_mutex_lock(&S.lock);
     seg->verified = 0;
     pthread_mutex_unlock(&S.lock);
+    return 0;
 }
 
 /* A reader on @seg, from the pool or new; give it back with

@@ -17,17 +17,9 @@
 
 #include "speculo.h"
 
-/*
- * Inode numbers are computed, not allocated, so that the same (segment,
- * chunk id) always gets the same number, across a GC switch and across a
- * FORGET, and a number is never given to anything else:
- *
- *   ino = slot << SFS_ID_BITS | low
- *
- * slot: 0 for the root (ino 1 = FUSE_ROOT_ID), else the segment incarnation
- * (segtab.c); low: 0 the segment directory, 1..SFS_CHUNK_ID_MAX a chunk
- * id, SFS_INFO_LOW the segment's .info file.
- */
+/* Inode numbers are computed: ino = slot << SFS_ID_BITS | low. slot: 0 for
+ * the root (FUSE_ROOT_ID), else a segment incarnation (segtab.c); low: 0
+ * its directory, a chunk id, or SFS_INFO_LOW its .info file. */
 #define SFS_ID_BITS 44
 #define SFS_ID_MASK ((UINT64_C(1) << SFS_ID_BITS) - 1)
 #define SFS_INFO_LOW SFS_ID_MASK
@@ -48,8 +40,8 @@ static inline void sfs_idname(char *buf, uint64_t id)
     buf[SFS_IDNAME_LEN] = '\0';
 }
 
-/* What a guarded call (guard.c) returns when the guarded code touched a mapping whose
- * file was truncated under it (SIGBUS). */
+/* What a guarded call (guard.c) returns when it touched a mapping whose
+ * file was cut under it (SIGBUS). */
 #define SFS_FAULT (-EFAULT)
 
 /*
@@ -97,7 +89,7 @@ static inline mode_t sfs_allowed(mode_t file_mode, mode_t want)
 }
 
 /* Room for @need elements of @esize bytes in the growable array *@arr of
- * capacity *@cap (doubling). 0, or -ENOMEM with the array unchanged. */
+ * capacity *@cap. 0, or -ENOMEM with the array unchanged. */
 static inline int sfs_grow(void *arr, size_t *cap, size_t need, size_t esize)
 {
     void **p = arr;
@@ -155,13 +147,8 @@ enum sfs_seg_state { SEG_CURRENT, SEG_DEAD, SEG_REAPED };
  * a notifier follows its obsoletions (notify.c). Off is for good. */
 enum sfs_follow { SFS_FOLLOW_NONE, SFS_FOLLOW_ON, SFS_FOLLOW_OFF };
 
-/*
- * One incarnation of a segment: a name plus the segment's random uid and
- * creation time, which the garbage collector keeps (a segment removed and
- * created again under its name is another incarnation: another slot, so
- * other inode numbers). Never freed while mounted: handles and inode
- * numbers refer to it by slot.
- */
+/* One incarnation of a segment (segtab.c). Never freed while mounted:
+ * handles and inode numbers refer to it by slot. */
 struct sfs_seg {
     /* Fixed when the incarnation is found. */
     uint64_t slot;
@@ -177,12 +164,10 @@ struct sfs_seg {
     unsigned npool;
     struct sfs_hold *holds[SFS_HOLD_MAX]; /* holds.c: files held for opens, oldest first */
     unsigned nholds;
-    /*
-     * The kernel's entries of its chunks: held shared from the check that
-     * a chunk is live to the reply that gives the kernel its name (the
-     * lookup counted in nodes.c), exclusively by notify.c to take the list
-     * of names the kernel holds, and to change `follow`, which it guards.
-     */
+    /* The kernel's entries of its chunks: held shared from the check that
+     * a chunk is live to the reply that gives the kernel its name, and
+     * exclusively by notify.c to take the list of names the kernel holds,
+     * or to change `follow`, which it guards. */
     pthread_rwlock_t entries_lock;
     enum sfs_follow follow;
 };
@@ -196,8 +181,7 @@ int segtab_stat_dir(struct stat *st);
 struct sfs_seg *segtab_get(uint64_t slot);
 int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st);
 int seg_check(struct sfs_seg *seg, struct stat *st);
-int seg_same(const struct sfs_seg *seg, const struct speculo_segment_ident *id);
-void seg_unverify(struct sfs_seg *seg);
+int seg_reads(struct sfs_seg *seg, const speculo_reader *r);
 int seg_reader_take(struct sfs_seg *seg, speculo_reader **out);
 void seg_reader_give(struct sfs_seg *seg, speculo_reader *r, int rc);
 int segtab_list(char ***names, size_t *count);
@@ -260,14 +244,9 @@ size_t nodes_set_owner(uint64_t slot, const struct stat *file, fuse_ino_t **inos
 
 /* ---- notify.c: telling the kernel what it cached is gone --------------- */
 
-/*
- * The only file that calls libfuse's notify functions (and makes threads):
- * an in-process test links a stub of it. notify_follow(): before the check
- * that a chunk of @seg is live, have a notifier follow the segment's
- * obsoletions if none does yet (seg->follow tells, under entries_lock,
- * whether one does). notify_root_ok(): 1 while inotify watches the
- * segment directory (a segment directory's name may be cached).
- */
+/* notify_follow(): have a notifier follow @seg's obsoletions (then
+ * seg->follow is on). notify_root_ok(): 1 while inotify watches the
+ * segment directory (a segment directory's name may be cached). */
 int notify_start(struct fuse_session *se);
 int notify_stop(void);
 void notify_follow(struct sfs_seg *seg);
