@@ -1,13 +1,11 @@
-/*
- * Surviving a segment file cut under our mappings: touching a page past
- * the end of its file raises SIGBUS, and any process may truncate a
- * segment file. Every access to a mapping (ours, or the library's inside
- * its calls) runs under guarded(), which arms a per-thread jump buffer;
- * the SIGBUS handler jumps back to it and the caller gets SFS_FAULT (EIO
- * to the kernel). A reader whose call was abandoned half-way is closed,
- * never reused (seg_reader_give()). A SIGBUS with no guard armed is a real
- * bug: it kills the process as usual.
- */
+/* Surviving a segment file cut under our mappings: touching a page past the
+ * end of its file raises SIGBUS, and any process may truncate a segment
+ * file. Every access to a mapping (ours, or the library's inside its calls)
+ * runs under guarded(), which arms a per-thread jump buffer; the SIGBUS
+ * handler jumps back to it and the caller gets SFS_FAULT (EIO to the
+ * kernel). A reader whose call was abandoned half-way is closed, never
+ * reused (seg_reader_give()). A SIGBUS with no guard armed is a real bug:
+ * it kills the process as usual. */
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
@@ -122,7 +120,8 @@ static int probe(const volatile unsigned char *q, size_t size)
 
     for (; q < end; q += 4096)
         sum += *q;
-    sum += end[-1];
+    if (size > 0)
+        sum += end[-1];
     return (int)(sum & 0);
 }
 
@@ -240,7 +239,5 @@ int g_describe(const char *segment, char *buf, size_t size)
 
 int g_probe(const void *p, size_t len)
 {
-    if (len == 0)
-        return 0;
     return guarded(&(struct g_call){.op = G_PROBE, .p = p, .size = len});
 }

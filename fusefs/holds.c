@@ -82,13 +82,11 @@ static void list_remove(struct sfs_seg *seg, unsigned i, struct sfs_hold **out)
     seg->nholds--;
 }
 
-/*
- * Locked. Keep what the bounds allow, from the newest back: the newest
+/* Locked. Keep what the bounds allow, from the newest back: the newest
  * file; an older one for SFS_HOLD_NS after it was superseded; and beyond
  * the two newest kept, older ones only while their sizes add up to
  * SFS_HOLD_BYTES. A file whose mapping faulted goes. The references let go
- * are added to @out; returns how many.
- */
+ * are added to @out; returns how many. */
 static unsigned list_expire(struct sfs_seg *seg, int64_t now, struct sfs_hold **out)
 {
     unsigned n = 0, kept = 0;
@@ -122,21 +120,6 @@ static struct sfs_hold *list_find(const struct sfs_seg *seg, const speculo_reade
     return NULL;
 }
 
-/* Locked. @h becomes the newest held file; the oldest goes to *@out when
- * the list is full (returns 1, else 0). */
-static unsigned list_push(struct sfs_seg *seg, struct sfs_hold *h, int64_t now,
-                          struct sfs_hold **out)
-{
-    unsigned n = 0;
-
-    if (seg->nholds == SFS_HOLD_MAX)
-        list_remove(seg, 0, &out[n++]);
-    if (seg->nholds > 0)
-        seg->holds[seg->nholds - 1]->superseded_ns = now;
-    seg->holds[seg->nholds++] = h;
-    return n;
-}
-
 /*
  * Make sure the file *@r (a reader of @seg) maps is held, and return that
  * hold with a reference for the caller (@out NULL: none wanted). A file not
@@ -159,9 +142,13 @@ int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out)
         h = hold_new(*r);
         if (h == NULL) {
             rc = -ENOMEM;
-        } else {
+        } else {       /* the newest held file; the oldest goes if the list is full */
             *r = NULL; /* the hold's now */
-            ngone = list_push(seg, h, now, gone);
+            if (seg->nholds == SFS_HOLD_MAX)
+                list_remove(seg, 0, &gone[ngone++]);
+            if (seg->nholds > 0)
+                seg->holds[seg->nholds - 1]->superseded_ns = now;
+            seg->holds[seg->nholds++] = h;
         }
     }
     if (h != NULL) {
@@ -190,12 +177,10 @@ int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c)
     return rc;
 }
 
-/*
- * Chunk @id in the files of @seg held, newest first: the first file that
+/* Chunk @id in the files of @seg held, newest first: the first file that
  * has the record decides, since any later change to it would be there (a
  * file older than that one may show it live where it was obsoleted since).
- * On success *@out is that hold, with a reference for the caller.
- */
+ * On success *@out is that hold, with a reference for the caller. */
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c)
 {
     struct sfs_hold *v[SFS_HOLD_MAX];

@@ -1,11 +1,9 @@
-/*
- * The chunk inodes the kernel holds, with their lookup counts and what
+/* The chunk inodes the kernel holds, with their lookup counts and what
  * their attributes are made of: the kernel may ask for the attributes of
- * any inode it has not forgotten, also after the chunk died. A chained
- * hash table keyed by inode number, under one mutex; beside it, per slot,
- * an array of the unnamed chunk ids held: what a notifier copies while the
- * segment's lookups wait (nodes_unnamed()), so a copy, not a walk.
- */
+ * any inode it has not forgotten, also after the chunk died. A chained hash
+ * table keyed by inode number, under one mutex; beside it, per slot, an
+ * array of the unnamed chunk ids held: what a notifier copies while the
+ * segment's lookups wait (nodes_unnamed()), so a copy, not a walk. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,23 +55,18 @@ int nodes_init(void)
 
 void nodes_fini(void)
 {
-    for (size_t i = 0; i < N.nbuckets; i++) {
-        struct node *n = N.buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
+    for (size_t i = 0; i < N.nbuckets; i++)
+        for (struct node *n = N.buckets[i], *next; n != NULL; n = next) {
+            next = n->next;
             free(n);
-            n = next;
         }
-    }
-    free(N.buckets);
-    N.buckets = NULL;
-    N.nbuckets = 0;
-    N.count = 0;
     for (size_t i = 0; i < N.nbyslot; i++)
         free(N.byslot[i].ids);
+    free(N.buckets);
     free(N.byslot);
+    N.buckets = NULL;
     N.byslot = NULL;
-    N.nbyslot = 0;
+    N.nbuckets = N.count = N.nbyslot = 0;
 }
 
 static struct node **find_slot(fuse_ino_t ino)
@@ -97,16 +90,13 @@ static void maybe_grow(void)
     b = calloc(nb, sizeof(struct node *));
     if (b == NULL)
         return;
-    for (size_t i = 0; i < N.nbuckets; i++) {
-        struct node *n = N.buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
+    for (size_t i = 0; i < N.nbuckets; i++)
+        for (struct node *n = N.buckets[i], *next; n != NULL; n = next) {
             size_t k = bucket_of(n->ino, nb);
+            next = n->next;
             n->next = b[k];
             b[k] = n;
-            n = next;
         }
-    }
     free(N.buckets);
     N.buckets = b;
     N.nbuckets = nb;

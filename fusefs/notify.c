@@ -121,14 +121,6 @@ static void inval_attrs(fuse_ino_t ino)
         (void)fuse_lowlevel_notify_inval_inode(W.se, ino, -1, 0);
 }
 
-static void wake_all(void)
-{
-    pthread_mutex_lock(&W.lock);
-    for (size_t i = 0; i < W.nnt; i++)
-        speculo_wakeup_signal(W.nt[i].wake);
-    pthread_mutex_unlock(&W.lock);
-}
-
 /* No chunk name of @seg may be cached from now on (it died, or its
  * notifier cannot tell what dies): every one held is invalidated. 1 if it
  * was followed (its notifier is to let it go). */
@@ -154,37 +146,9 @@ static int retire(struct sfs_seg *seg, const char *why)
     return was;
 }
 
-/* Keep those of @ids[0..n) the kernel holds as unnamed chunks. */
-static size_t keep_held(uint64_t *ids, size_t n, uint64_t slot)
-{
-    size_t k = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        struct sfs_meta m;
-        if (node_get(sfs_ino(slot, ids[i]), &m) == 0 && !m.named)
-            ids[k++] = ids[i];
-    }
-    return k;
-}
-
-/* Mark which of @ids are live, one lookup each (O(log n) apiece). */
-static void live_by_lookup(const uint64_t *ids, size_t n, unsigned char *alive, speculo_reader *r,
-                           int *broken)
-{
-    for (size_t i = 0; i < n && !stopping(); i++) {
-        speculo_chunk c;
-        int rc = g_fetch(r, NULL, ids[i], &c, NULL);
-        if (rc == SFS_FAULT)
-            *broken = 1;
-        alive[i] = rc == 0;
-    }
-}
-
-/*
- * Mark which of @ids are live by one walk of the records from the least to
+/* Mark which of @ids are live by one walk of the records from the least to
  * the greatest: the live ones are those next() returns. @ids (unsorted)
- * span [lo, lo + span): a bitmap of the span says which are asked about.
- */
+ * span [lo, lo + span): a bitmap of the span says which are asked about. */
 static void live_by_walk(const uint64_t *ids, size_t n, uint64_t lo, uint64_t span,
                          unsigned char *alive, speculo_reader *scan, int *broken)
 {
@@ -211,13 +175,11 @@ static void live_by_walk(const uint64_t *ids, size_t n, uint64_t lo, uint64_t sp
     free(asked);
 }
 
-/*
- * Reorder @ids[0..n) so that the chunks of @f's segment that are not live
+/* Reorder @ids[0..n) so that the chunks of @f's segment that are not live
  * come first, and return how many they are. Many ids over a small range
  * (after an `ls -l`) are checked by one walk of it (100,000 in 15 ms), a
  * few by a lookup each (1.5 us). If a reader cannot tell, or is on another
- * incarnation, all count as dead.
- */
+ * incarnation, all count as dead. */
 static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broken)
 {
     unsigned char *alive;
@@ -238,7 +200,12 @@ static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broke
         live_by_walk(ids, n, lo, hi - lo + 1, alive, f->scan, broken);
         *broken |= !seg_reads(f->seg, f->scan);
     } else {
-        live_by_lookup(ids, n, alive, f->r, broken);
+        for (size_t i = 0; i < n && !stopping(); i++) {
+            speculo_chunk c;
+            int rc = g_fetch(f->r, NULL, ids[i], &c, NULL);
+            *broken |= rc == SFS_FAULT;
+            alive[i] = rc == 0;
+        }
         *broken |= !seg_reads(f->seg, f->r);
     }
     /* ids[0..k) are dead, ids[k..i) live: a dead ids[i] swaps with ids[k] */
@@ -258,13 +225,19 @@ static size_t split_dead(uint64_t *ids, size_t n, struct followed *f, int *broke
  * held exclusively (see the top of this file). */
 static size_t held(struct sfs_seg *seg, uint64_t **ids, size_t n, int all)
 {
+    size_t k = 0;
+
     pthread_rwlock_wrlock(&seg->entries_lock);
     if (all)
-        n = nodes_unnamed(seg->slot, ids);
+        k = nodes_unnamed(seg->slot, ids);
     else
-        n = keep_held(*ids, n, seg->slot);
+        for (size_t i = 0; i < n; i++) {
+            struct sfs_meta m;
+            if (node_get(sfs_ino(seg->slot, (*ids)[i]), &m) == 0 && !m.named)
+                (*ids)[k++] = (*ids)[i];
+        }
     pthread_rwlock_unlock(&seg->entries_lock);
-    return n;
+    return k;
 }
 
 /* Every unnamed chunk name the kernel holds: invalidate those dead. 1
@@ -283,12 +256,10 @@ static int inval_all_dead(struct followed *f)
     return broken;
 }
 
-/*
- * The chunks replaced by the commits read (f->pend): invalidate those the
+/* The chunks replaced by the commits read (f->pend): invalidate those the
  * kernel holds that are dead. One found live stays pending: a commit is
  * visible before the writer marks what it replaced (just after), and the
- * count that then wakes us again guarantees the mark is visible.
- */
+ * count that then wakes us again guarantees the mark is visible. */
 static int inval_replaced(struct followed *f)
 {
     int broken = 0;
@@ -326,12 +297,10 @@ static int64_t drain(struct followed *f, int *overflow)
     return rc == -EAGAIN ? explained : rc;
 }
 
-/*
- * Take in what @f's reader reports: the obsoletions commits explain (their
+/* Take in what @f's reader reports: the obsoletions commits explain (their
  * replaces field) are checked one by one; any other, or a move (several GC
  * switches at once), makes a check of every name held. Returns why the
- * segment can no longer be followed, or NULL.
- */
+ * segment can no longer be followed, or NULL. */
 static const char *take_news(struct followed *f)
 {
     struct speculo_watch ev;
@@ -478,14 +447,12 @@ static struct followed **free_place(struct notifier **out)
     return NULL;
 }
 
-/*
- * Locked. Follow @seg, not followed yet, with a reader positioned after
+/* Locked. Follow @seg, not followed yet, with a reader positioned after
  * everything committed so far: obsoletions are counted from its open on.
  * The library's wait sleeps on the segment's futex only with write access
- * to the file (it counts itself as a waiter); without, it would check
- * every millisecond: such a segment is not followed, nor one whose name
- * holds another incarnation now.
- */
+ * to the file (it counts itself as a waiter); without, it would check every
+ * millisecond: such a segment is not followed, nor one whose name holds
+ * another incarnation now. */
 static void follow_start(struct sfs_seg *seg)
 {
     char path[PATH_MAX];
@@ -552,8 +519,12 @@ static void reap(void)
         followed |= retire(dead[i], NULL);
     }
     free(dead);
-    if (followed)
-        wake_all();
+    if (!followed)
+        return;
+    pthread_mutex_lock(&W.lock); /* their notifiers let them go */
+    for (size_t i = 0; i < W.nnt; i++)
+        speculo_wakeup_signal(W.nt[i].wake);
+    pthread_mutex_unlock(&W.lock);
 }
 
 /* The segment file's owner or mode changed: so did its directory's, and
@@ -665,48 +636,32 @@ static void *inotify_main(void *arg)
     return NULL;
 }
 
-static int start_inotify(void)
-{
-    W.ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (W.ifd < 0)
-        return -errno;
-    if (inotify_add_watch(W.ifd, segtab_dir(), INOTIFY_MASK) < 0)
-        return -errno;
-    W.efd = eventfd(0, EFD_CLOEXEC);
-    if (W.efd < 0)
-        return -errno;
-    segtab_verify_enable(1);
-    /* publishes: the watch is in place before any name is cached */
-    atomic_store_explicit(&W.root_ok, 1, memory_order_release);
-    if (spawn(&W.ithread, inotify_main, NULL) != 0) {
-        lose_watch();
-        return -EAGAIN;
-    }
-    W.ithread_on = 1;
-    return 0;
-}
-
 /* Start after the session is mounted (and daemonized: threads do not
  * survive a fork). Failing to watch only means timeouts of 0. */
 int notify_start(struct fuse_session *se)
 {
-    int rc;
-
     W.se = se;
-    rc = start_inotify();
-    if (rc != 0)
+    W.ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    W.efd = eventfd(0, EFD_CLOEXEC);
+    if (W.ifd < 0 || W.efd < 0 || inotify_add_watch(W.ifd, segtab_dir(), INOTIFY_MASK) < 0) {
         fuse_log(FUSE_LOG_DEBUG, "speculofs: no inotify on %s (%s): segment names are not cached\n",
-                 segtab_dir(), strerror(-rc));
+                 segtab_dir(), strerror(errno));
+        return 0;
+    }
+    segtab_verify_enable(1);
+    /* publishes: the watch is in place before any name is cached */
+    atomic_store_explicit(&W.root_ok, 1, memory_order_release);
+    W.ithread_on = spawn(&W.ithread, inotify_main, NULL) == 0;
+    if (!W.ithread_on)
+        lose_watch();
     return 0;
 }
 
-/*
- * After the loop ended, before the unmount. A thread that does not end
+/* After the loop ended, before the unmount. A thread that does not end
  * within STOP_WAIT_S is left behind with what it uses (one stuck in a
  * notification: the kernel waits for a lookup no worker answers now; the
  * unmount ends it, and it sends nothing more): the number of those is
- * returned, and the caller must not free the tables.
- */
+ * returned, and the caller must not free the tables. */
 int notify_stop(void)
 {
     uint64_t one = 1;

@@ -1,9 +1,7 @@
-/*
- * The FUSE low-level operations of speculofs: / the segment directory,
+/* The FUSE low-level operations of speculofs: / the segment directory,
  * /SEG/ one file per live chunk (named, or by its id in 20 digits) and
  * .info. What the kernel may cache: see sfs.h. Nothing here writes: the
- * mount is read-only, and the kernel refuses every change with EROFS.
- */
+ * mount is read-only, and the kernel refuses every change with EROFS. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -359,7 +357,7 @@ static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
     case SFS_ROOT:
         /* The segment directory removed under the mount: an empty,
          * unreadable root rather than an error the kernel cannot place. */
-        if (segtab_stat_dir(&st) != 0)
+        if (lstat(segtab_dir(), &st) != 0)
             st = (struct stat){.st_uid = getuid(), .st_gid = getgid()};
         dir_attr(a, ino, &st);
         return 0;
@@ -475,12 +473,10 @@ static void fh_put(struct fh *h)
         fh_free(h);
 }
 
-/*
- * Chunk @ino of @seg as OPEN may serve it (what the kernel looked up, @m;
+/* Chunk @ino of @seg as OPEN may serve it (what the kernel looked up, @m;
  * NULL if unknown), in the segment's current file or, for a named chunk
  * dropped from it, in a file held since its LOOKUP: *@hold is that file,
- * with a reference, and @c the chunk in it, valid until the release.
- */
+ * with a reference, and @c the chunk in it, valid until the release. */
 static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta *m,
                      struct sfs_hold **hold, speculo_chunk *c)
 {
@@ -505,14 +501,12 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta 
     return rc;
 }
 
-/*
- * Served from a held file (holds.c): its bytes stay mapped until the
+/* Served from a held file (holds.c): its bytes stay mapped until the
  * release. A version replaced since the LOOKUP of its name (in this same
- * open(2): named chunks' names are never cached) still opens; anything
- * else not live, or not the chunk the kernel was told of, gives ESTALE,
- * and the kernel walks the path again (DESIGN-speculofs.md, "Open files
- * keep their bytes").
- */
+ * open(2): named chunks' names are never cached) still opens; anything else
+ * not live, or not the chunk the kernel was told of, gives ESTALE, and the
+ * kernel walks the path again (DESIGN-speculofs.md, "Open files keep their
+ * bytes"). */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;

@@ -61,11 +61,6 @@ void segtab_unlock(void)
     pthread_mutex_unlock(&S.lock);
 }
 
-int segtab_stat_dir(struct stat *st)
-{
-    return lstat(S.dir, st) == 0 ? 0 : -errno;
-}
-
 /* Locked. Close the pooled readers, which would follow the name to
  * whatever is created there next, and let the held files go. */
 static void drop_files(struct sfs_seg *seg)
@@ -270,13 +265,11 @@ static int resolve(const char *name, const struct stat *st, uint64_t epoch0, str
     return *out != NULL ? 0 : -ENOMEM;
 }
 
-/*
- * The current incarnation of segment @name, and its file's stat: the one
+/* The current incarnation of segment @name, and its file's stat: the one
  * verified; else the file is looked at, and learnt if it is not the one
  * last seen (its incarnation found again, or new). An unreadable file is
- * looked at every time: it may become readable (a chmod, say). -ENOENT
- * when no file is there: the incarnation that was there died.
- */
+ * looked at every time: it may become readable (a chmod, say). -ENOENT when
+ * no file is there: the incarnation that was there died. */
 static int current(const char *name, struct sfs_seg **out, struct stat *st)
 {
     struct sfs_seg *seg;
@@ -441,14 +434,12 @@ void segtab_verify_enable(int on)
     segtab_changed(NULL);
 }
 
-/*
- * After an inotify event about @name: is its current incarnation still
+/* After an inotify event about @name: is its current incarnation still
  * under it? A removed or replaced one is marked dead (segtab_take_dead()
- * then finds it); one still there (a GC switch, a chmod) is verified
- * again, and returned in *attr_changed when its owner or mode changed. A
- * file under a name with no current incarnation is left for the first
- * lookup: no slot is spent on a segment nobody looks at.
- */
+ * then finds it); one still there (a GC switch, a chmod) is verified again,
+ * and returned in *attr_changed when its owner or mode changed. A file
+ * under a name with no current incarnation is left for the first lookup: no
+ * slot is spent on a segment nobody looks at. */
 int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
 {
     struct sfs_seg *cur;

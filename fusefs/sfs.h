@@ -1,7 +1,5 @@
-/*
- * speculofs internals: what the files of fusefs/ share. The picture is in
- * docs/DESIGN-speculofs.md.
- */
+/* speculofs internals: what the files of fusefs/ share. The picture is in
+ * docs/DESIGN-speculofs.md. */
 #ifndef SFS_H
 #define SFS_H
 
@@ -44,14 +42,12 @@ static inline void sfs_idname(char *buf, uint64_t id)
  * file was cut under it (SIGBUS). */
 #define SFS_FAULT (-EFAULT)
 
-/*
- * Kernel cache timeouts, in seconds. A name is cached only where the server
+/* Kernel cache timeouts, in seconds. A name is cached only where the server
  * can take it back (DESIGN-speculofs.md, "Caching and invalidation"): an
  * unnamed chunk's while a notifier follows its segment, never past its
  * expiry less SFS_EXPIRY_MARGIN_NS; a segment's while inotify watches the
  * segment directory; a named chunk's never (an update rebinds the name the
- * moment the commit returns), nor a name that does not exist.
- */
+ * moment the commit returns), nor a name that does not exist. */
 #define SFS_ENTRY_TIMEOUT 60.0
 #define SFS_EXPIRY_MARGIN_NS (INT64_C(100) * 1000000)
 #define SFS_CHUNK_ATTR_TIMEOUT 3600.0
@@ -177,7 +173,6 @@ void segtab_fini(void);
 const char *segtab_dir(void);
 void segtab_lock(void);
 void segtab_unlock(void);
-int segtab_stat_dir(struct stat *st);
 struct sfs_seg *segtab_get(uint64_t slot);
 int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st);
 int seg_check(struct sfs_seg *seg, struct stat *st);
