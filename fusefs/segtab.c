@@ -314,9 +314,17 @@ int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
  * -ENOENT when it was removed or replaced. */
 int seg_check(struct sfs_seg *seg, struct stat *st)
 {
-    struct sfs_seg *now;
-    int rc = current(seg->name, &now, st);
+    struct sfs_seg *now = NULL;
+    int rc = 0;
 
+    pthread_mutex_lock(&S.lock);
+    if (seg->verified) { /* verified: current, no need to look for it */
+        *st = seg->st;
+        now = seg;
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (now == NULL)
+        rc = current(seg->name, &now, st);
     return rc == 0 && now != seg ? -ENOENT : rc;
 }
 
