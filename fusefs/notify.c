@@ -267,7 +267,8 @@ static int inval_replaced(struct followed *f)
     size_t k = split_dead(f->pend, n, f, &broken);
 
     inval_chunks(f->seg, f->pend, k);
-    memmove(f->pend, f->pend + k, (n - k) * sizeof *f->pend);
+    if (n > k)
+        memmove(f->pend, f->pend + k, (n - k) * sizeof *f->pend);
     f->npend = broken ? 0 : n - k;
     return broken;
 }

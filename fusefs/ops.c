@@ -344,6 +344,15 @@ static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
     fuse_reply_none(req);
 }
 
+/* A batch, without the request libfuse would make for each forget. */
+static void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        if (sfs_ino_kind(forgets[i].ino) == SFS_CHUNK)
+            node_forget(forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
 static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
 {
     struct sfs_seg *seg;
@@ -931,6 +940,7 @@ const struct fuse_lowlevel_ops sfs_ops = {
     .init = sfs_init,
     .lookup = sfs_lookup,
     .forget = sfs_forget,
+    .forget_multi = sfs_forget_multi,
     .getattr = sfs_getattr,
     .open = sfs_open,
     .read = sfs_read,

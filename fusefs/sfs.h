@@ -89,7 +89,7 @@ static inline mode_t sfs_allowed(mode_t file_mode, mode_t want)
 static inline int sfs_grow(void *arr, size_t *cap, size_t need, size_t esize)
 {
     void **p = arr;
-    size_t n = *cap ? *cap : 16;
+    size_t n = *cap ? *cap : 64;
     void *np;
 
     if (need <= *cap)

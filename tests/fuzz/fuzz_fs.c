@@ -270,14 +270,17 @@ static void check_counts(void)
     FZ_CHECK(nodes_count() == kernel_chunk_inodes());
 }
 
-/* A FORGET. A BATCH_FORGET reaches the filesystem the same way: libfuse
- * calls .forget for each inode of it (there is no .forget_multi). */
-static void send_forget(fuse_ino_t ino, uint64_t n)
+static void send_forget(fuse_ino_t ino, uint64_t n, int batch)
 {
     struct fuse_req req;
 
     stub_req_begin(&req, STUB_FORGET, ino, 0, 0);
-    sfs_ops.forget(&req, ino, n);
+    if (batch) {
+        struct fuse_forget_data f = {.ino = ino, .nlookup = n};
+        sfs_ops.forget_multi(&req, 1, &f);
+    } else {
+        sfs_ops.forget(&req, ino, n);
+    }
     stub_req_end(&req);
 }
 
@@ -293,7 +296,7 @@ static void kino_ref(fuse_ino_t ino)
         K.inos[K.ninos].ino = ino;
         K.inos[K.ninos++].nlookup = 1;
     } else {
-        send_forget(ino, 1);
+        send_forget(ino, 1, 0);
     }
 }
 
@@ -1080,7 +1083,7 @@ static void op_forget(struct prog *g)
         return;
     k = &K.inos[b % (unsigned)K.ninos];
     n = 1 + pb(g) % k->nlookup;
-    send_forget(k->ino, n);
+    send_forget(k->ino, n, b & 0x80);
     k->nlookup -= n;
     if (k->nlookup == 0)
         kino_drop(k);
@@ -1200,7 +1203,7 @@ static void unmount(void)
         do_releasedir(&K.dirs[K.ndirs - 1]);
     while (K.ninos > 0) {
         struct kino *k = &K.inos[K.ninos - 1];
-        send_forget(k->ino, k->nlookup);
+        send_forget(k->ino, k->nlookup, K.ninos % 2);
         kino_drop(k);
     }
     FZ_CHECK(nodes_count() == 0);

@@ -36,7 +36,7 @@ enum fz_op {
     FZ_RELEASEDIR, /* open directory */
     FZ_GETXATTR,   /* inode, attribute name, size */
     FZ_LISTXATTR,  /* inode, size */
-    FZ_FORGET,     /* inode, count (single or batch: the same to the filesystem) */
+    FZ_FORGET,     /* inode, count, single or batch */
     FZ_STATFS,
     FZ_REFUSED,    /* (two operands, unused): no write operation is served */
     FZ_FILE,       /* what happens to the segment directory: enum fz_file_op, arg */
