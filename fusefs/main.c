@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,14 @@ static int add_default_opts(struct fuse_args *args, const char *name)
     return rc;
 }
 
+/* Without -d, the debug messages of fuse_log() are not shown (libfuse's
+ * own log function shows every level). */
+static void log_no_debug(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+    if (level < FUSE_LOG_DEBUG)
+        vfprintf(stderr, fmt, ap);
+}
+
 /* libfuse reports the signal that stopped the loop; that is a clean end. */
 static int loop_ok(int rc)
 {
@@ -297,10 +306,8 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
     rc = loop_ok(run_loop(se, cmd)) ? 0 : 1;
 out_unmount:
     /* The notifiers end first: fuse_session_unmount() closes the device
-     * they write to. One blocked in an invalidation (the kernel waits for a
-     * lookup no worker will answer now) is left behind after 2 s: the
-     * unmount then ends that lookup, and its write returns; it sends
-     * nothing more (notify.c checks it is stopping before each write). */
+     * they write to. One left behind (notify_stop()) may still use the
+     * tables. */
     left = notify_stop();
     fuse_session_unmount(se);
     if (left != 0) {
@@ -350,10 +357,10 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         return 2;
     if (!own_threads)
         cmd->max_threads = DEFAULT_MAX_THREADS;
-    sfs_debug = cmd->debug;
-    /* Before any thread: the library reads it at each call. */
-    if (setenv("SPECULO_DIR", dir, 1) != 0 || segtab_init(dir) != 0 || nodes_init() != 0 ||
-        guard_install() != 0 || add_default_opts(args, mount_name(o, dir)) != 0) {
+    if (!cmd->debug)
+        fuse_set_log_func(log_no_debug);
+    if (segtab_init(dir) != 0 || nodes_init() != 0 || guard_install() != 0 ||
+        add_default_opts(args, mount_name(o, dir)) != 0) {
         fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));
         return 1;
     }
