@@ -52,17 +52,14 @@ static void usage(FILE *f)
             "\n"
             "Shows the speculo segments of SEGMENT_DIR as a live, read-only filesystem:\n"
             "one directory per segment, one file per live chunk, and SEG/.info.\n"
-            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID; that\n"
-            "default directory is created (mode 0700) when missing, as a writer would.\n"
-            "mount(8) passes it first, from an fstab line's first field:\n"
-            "    /dev/shm/speculo-1000  /mnt/speculo  fuse.speculofs  allow_other  0 0\n"
+            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID (made,\n"
+            "0700, when missing); mount(8) passes an fstab line's first field there.\n"
             "\n"
             "speculofs options:\n"
             "    -o dir=SEGMENT_DIR     the segment directory to show; a SEGMENT_DIR\n"
             "                           argument then only names the mount\n"
             "    -o max_threads=N       at most N worker threads (default %d)\n"
-            "The mount is read-only and private to the mounting user unless\n"
-            "-o allow_other is given (see below, and speculofs(1)).\n"
+            "The mount is read-only, private to its user unless -o allow_other.\n"
             "\n",
             DEFAULT_MAX_THREADS);
 }
@@ -89,73 +86,57 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
     return o->nonopt[o->nnonopt++] != NULL ? 0 : -1;
 }
 
-/* The same path, trailing slashes aside. */
-static int same_path(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-
-    while (na > 1 && a[na - 1] == '/')
-        na--;
-    while (nb > 1 && b[nb - 1] == '/')
-        nb--;
-    return na == nb && memcmp(a, b, na) == 0;
-}
-
-/* Refuse @dir as the library refuses it (speculo_dir_check()), with its
- * reason; then make it absolute, since fuse_daemonize() changes to /.
- * @is_default: it is the library's default directory, which must be the
- * caller's own (anyone may create /dev/shm/speculo-UID first). */
-static int check_dir(const char *dir, int is_default, char *real)
-{
-    char why[256];
-    int rc = speculo_dir_check(is_default ? NULL : dir, 0, why, sizeof why);
-
-    if (rc == -EPERM) {
-        fprintf(stderr, "speculofs: segment directory %s refused: %s\n", dir, why);
-        return -1;
-    }
-    if (rc < 0) {
-        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(-rc),
-                rc == -ENOENT ? " (a speculo writer creates it)" : "");
-        return -1;
-    }
-    if (realpath(dir, real) == NULL) {
-        fprintf(stderr, "speculofs: segment directory %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
 /* The directory to show: -o dir=, else the first of two non-options (as
- * mount.fuse3 passes an fstab line's source), else the library's. The
- * library's directory, named or not, is made when missing, as a writer of
- * this user would make it: a mount at boot or at login needs no writer
- * first. Its absolute path goes to @real. */
+ * mount.fuse3 passes an fstab line's source), else the library's, which
+ * (named or not, trailing slashes aside) is made when missing, as this
+ * user's writer would: a mount at boot or login needs no writer first.
+ * Refused as the library refuses it (speculo_dir_check(): the default one
+ * must be ours, anyone may create /dev/shm/speculo-UID first), with its
+ * reason; then made absolute into @real (fuse_daemonize() changes to /). */
 static int pick_dir(const struct sfs_options *o, char *real)
 {
-    char lib[PATH_MAX];
+    char lib[PATH_MAX], why[256];
     const char *dir = o->dir != NULL ? o->dir : o->nnonopt == 2 ? o->nonopt[0] : NULL;
     const char *env = getenv("SPECULO_DIR");
-    int is_lib;
+    int is_lib, rc;
 
     if (speculo_segment_dir(lib, sizeof lib) < 0) {
         fprintf(stderr, "speculofs: the segment directory's path is too long\n");
         return -1;
     }
-    if (dir == NULL)
-        dir = lib;
-    is_lib = same_path(dir, lib);
+    dir = dir != NULL ? dir : lib;
+    is_lib = !strncmp(dir, lib, strlen(lib)) && !dir[strlen(lib) + strspn(dir + strlen(lib), "/")];
     if (is_lib && mkdir(dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "speculofs: cannot create segment directory %s: %s\n", dir,
                 strerror(errno));
         return -1;
     }
-    /* Anyone may create /dev/shm/speculo-UID before its user does. */
-    return check_dir(dir, is_lib && (env == NULL || *env == '\0'), real);
+    rc =
+        speculo_dir_check(is_lib && (env == NULL || *env == '\0') ? NULL : dir, 0, why, sizeof why);
+    if (rc == -EPERM)
+        fprintf(stderr, "speculofs: segment directory %s refused: %s\n", dir, why);
+    else if (rc < 0)
+        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(-rc),
+                rc == -ENOENT ? " (a speculo writer creates it)" : "");
+    else if (realpath(dir, real) == NULL)
+        fprintf(stderr, "speculofs: segment directory %s: %s\n", dir, strerror((rc = -errno)));
+    return rc < 0 ? -1 : 0;
 }
 
-/* An empty directory, or a /dev/fd/N passed by a mount helper. */
-static int check_mountpoint(const char *mnt)
+static int has_opt(const struct fuse_args *args, const char *prefix)
+{
+    for (int i = 0; i < args->argc; i++)
+        if (strstr(args->argv[i], prefix) != NULL)
+            return 1;
+    return 0;
+}
+
+/* An empty directory, or a /dev/fd/N passed by a mount helper: a mount made
+ * before we started (mount.fuse3's drop_privileges) with the options we are
+ * given, add_default_opts() adding nothing to it. Without
+ * default_permissions nobody checks the files' modes: other users of an
+ * allow_other mount would read what they deny. */
+static int check_mountpoint(const char *mnt, const struct fuse_args *args)
 {
     unsigned fd;
     char end;
@@ -163,8 +144,15 @@ static int check_mountpoint(const char *mnt)
     struct dirent *de;
     int entries = 0;
 
-    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1)
-        return 0;
+    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1) {
+        if (has_opt(args, "default_permissions"))
+            return 0;
+        fprintf(stderr,
+                "speculofs: %s is a mount made without default_permissions, which speculofs "
+                "needs: add default_permissions,ro to its options\n",
+                mnt);
+        return -1;
+    }
     d = opendir(mnt);
     if (d == NULL && errno == ENOTCONN) {
         /* A FUSE mount whose server died (killed, crashed) stays until
@@ -181,40 +169,11 @@ static int check_mountpoint(const char *mnt)
         return -1;
     }
     while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            entries++;
+        entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
     closedir(d);
-    if (entries > 0) {
+    if (entries > 0)
         fprintf(stderr, "speculofs: mountpoint %s is not an empty directory\n", mnt);
-        return -1;
-    }
-    return 0;
-}
-
-static int has_opt(const struct fuse_args *args, const char *prefix)
-{
-    for (int i = 0; i < args->argc; i++)
-        if (strstr(args->argv[i], prefix) != NULL)
-            return 1;
-    return 0;
-}
-
-/* A /dev/fd/N mountpoint is a mount made before we started (mount.fuse3's
- * drop_privileges) with the options we are given: add_default_opts() adds
- * nothing to it. Without default_permissions nobody checks the files'
- * modes: other users of an allow_other mount would read what they deny. */
-static int premounted_ok(const struct fuse_args *args, const char *mnt)
-{
-    unsigned fd;
-    char end;
-
-    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) != 1 || has_opt(args, "default_permissions"))
-        return 0;
-    fprintf(stderr,
-            "speculofs: %s is a mount made without default_permissions, which speculofs "
-            "needs: add default_permissions,ro to its options\n",
-            mnt);
-    return -1;
+    return entries > 0 ? -1 : 0;
 }
 
 /* The mount's source in the mount table: the directory shown, or the
@@ -261,12 +220,6 @@ static void log_no_debug(enum fuse_log_level level, const char *fmt, va_list ap)
         vfprintf(stderr, fmt, ap);
 }
 
-/* libfuse reports the signal that stopped the loop; that is a clean end. */
-static int loop_ok(int rc)
-{
-    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP;
-}
-
 static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
 {
     struct fuse_loop_config *cfg;
@@ -303,7 +256,9 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
     fuse_daemonize(cmd->foreground);
     if (notify_start(se) != 0)
         goto out_unmount;
-    rc = loop_ok(run_loop(se, cmd)) ? 0 : 1;
+    rc = run_loop(se, cmd);
+    /* libfuse reports the signal that stopped the loop: a clean end */
+    rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 out_unmount:
     /* The notifiers end first: fuse_session_unmount() closes the device
      * they write to. One left behind (notify_stop()) may still use the
@@ -351,7 +306,7 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         usage(stderr);
         return 2;
     }
-    if (check_mountpoint(mnt) != 0 || premounted_ok(args, mnt) != 0 || pick_dir(o, dir) != 0)
+    if (check_mountpoint(mnt, args) != 0 || pick_dir(o, dir) != 0)
         return 1;
     if (fuse_opt_add_arg(args, mnt) != 0 || fuse_parse_cmdline(args, cmd) != 0)
         return 2;
