@@ -280,6 +280,9 @@ $(PY_MODULE): $(PY_SRCS) python/src/ext.h python/src/export.map $(LIB_PIC) lib/s
 	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -isystem $(PY_INCLUDE) -Ilib -shared \
 	    -Wl,--version-script=python/src/export.map -o $@ $(PY_SRCS) $(LIB_PIC) $(LDFLAGS)
 
+# pytest through a runner that says SKIPPED when the module or pytest is
+# missing, and preloads the sanitizer runtime in a SANITIZE build.
+TESTS += tests/python/run-pytest
 check bench: $(PY_BUILD)
 
 install: install-python

@@ -50,6 +50,7 @@ typedef struct {
     pthread_cond_t cv;
     int in_wait; /* see the top of the file */
     int wanted;
+    int waiter; /* a thread is in a wait() or follow() (with the GIL or not) */
 } ReaderObject;
 
 /* ---- the hand-over ------------------------------------------------------ */
@@ -141,19 +142,15 @@ static int sleep_ms(int64_t deadline, bool main_thread)
  * negative: none) passes, the reader is closed by another thread, or a
  * signal handler raises. The GIL is released while sleeping.
  */
-static enum wait_result reader_wait_until(ReaderObject *self, int64_t deadline)
+static enum wait_result wait_loop(ReaderObject *self, int64_t deadline)
 {
-    if (self->in_wait) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "another thread is already waiting on this speculo.Reader "
-                        "(use one Reader per waiting thread)");
-        return WAIT_ERROR;
-    }
     bool main_thread = gettid() == getpid(); /* the thread Python runs handlers in */
     for (;;) {
-        if (!self->r)
+        wait_enter(self); /* may let another thread close the reader */
+        if (!self->r) {
+            wait_leave(self);
             return WAIT_CLOSED;
-        wait_enter(self);
+        }
         struct speculo_wait_item item = {.reader = self->r};
         int ms = sleep_ms(deadline, main_thread);
         int rc;
@@ -173,6 +170,27 @@ static enum wait_result reader_wait_until(ReaderObject *self, int64_t deadline)
         if (rc == -ETIMEDOUT && deadline >= 0 && ext_mono_ns() >= deadline)
             return WAIT_TIMEOUT;
     }
+}
+
+/* One wait at a time: RuntimeError if another thread waits. 0/-1. */
+static int check_one_waiter(ReaderObject *self)
+{
+    if (!self->waiter)
+        return 0;
+    PyErr_SetString(PyExc_RuntimeError,
+                    "another thread is already waiting on this speculo.Reader "
+                    "(use one Reader per waiting thread)");
+    return -1;
+}
+
+static enum wait_result reader_wait_until(ReaderObject *self, int64_t deadline)
+{
+    if (check_one_waiter(self) < 0)
+        return WAIT_ERROR;
+    self->waiter = 1;
+    enum wait_result w = wait_loop(self, deadline);
+    self->waiter = 0;
+    return w;
 }
 
 /* A deadline from a timeout argument: -1 for none. 0/-1. */
@@ -325,7 +343,7 @@ static PyObject *reader_wait(ReaderObject *self, PyObject *args, PyObject *kw)
     PyObject *timeout = Py_None;
     int64_t deadline;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout) ||
-        deadline_of(timeout, &deadline) < 0 || !reader_use(self))
+        deadline_of(timeout, &deadline) < 0 || check_one_waiter(self) < 0 || !reader_use(self))
         return NULL;
     enum wait_result w = reader_wait_until(self, deadline);
     if (w == WAIT_ERROR)
