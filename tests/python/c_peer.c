@@ -2,16 +2,16 @@
  * The C side of the Python tests' multi-process cases, built by the suite
  * against the tree's library (conftest.py):
  *
- *   c_peer read SEG N       follow SEG (blocking waits) until N chunks were
- *                           read; print a line per chunk: "ID NAME SIZE SUM"
- *                           (NAME "-" when unnamed, SUM the FNV-1a hash of
- *                           the bytes, hex)
+ *   c_peer read SEG ID      follow SEG (blocking waits) until the chunk ID
+ *                           (or a later one) was read; print a line per
+ *                           chunk: "ID NAME SIZE SUM" (NAME "-" when unnamed,
+ *                           SUM the FNV-1a hash of the bytes, hex)
  *   c_peer write SEG N SIZE commit N chunks of SIZE bytes, chunk k (from 0)
  *                           holding bytes (k * 31 + i) & 0xff, every 4th one
  *                           named "every4" with a 60 s TTL; print their ids
  *
- * Exits 1 with a message when something fails, or after 60 s without the
- * N chunks.
+ * Exits 1 with a message when something fails, or after 60 s without
+ * reading all it should.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -44,14 +44,14 @@ static int64_t now_s(void)
     return ts.tv_sec;
 }
 
-static int read_chunks(const char *segment, long n)
+static int read_chunks(const char *segment, uint64_t last)
 {
     speculo_reader *r;
     int rc = speculo_reader_open(segment, &r);
     if (rc < 0)
         return die(segment, rc);
     int64_t deadline = now_s() + 60;
-    for (long got = 0; got < n;) {
+    for (uint64_t got = 0; got < last;) {
         speculo_chunk c;
         rc = speculo_reader_next(r, &c);
         if (rc == -EAGAIN) {
@@ -66,7 +66,7 @@ static int read_chunks(const char *segment, long n)
             return die("next", rc);
         printf("%llu %s %zu %016llx\n", (unsigned long long)c.id, c.name ? c.name : "-", c.size,
                (unsigned long long)fnv1a(c.data, c.size));
-        got++;
+        got = c.id;
     }
     speculo_reader_close(r);
     return fflush(stdout) == 0 ? 0 : 1;
@@ -101,9 +101,9 @@ static int write_chunks(const char *segment, long n, size_t size)
 int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "read"))
-        return read_chunks(argv[2], atol(argv[3]));
+        return read_chunks(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 5 && !strcmp(argv[1], "write"))
         return write_chunks(argv[2], atol(argv[3]), (size_t)atol(argv[4]));
-    fprintf(stderr, "usage: c_peer read SEG N | c_peer write SEG N SIZE\n");
+    fprintf(stderr, "usage: c_peer read SEG ID | c_peer write SEG N SIZE\n");
     return 2;
 }

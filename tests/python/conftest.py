@@ -58,9 +58,10 @@ def mappings_of(inode):
         return [line for line in f if len(line.split()) >= 5 and line.split()[4] == str(inode)]
 
 
-def python_env():
-    """The environment for a child Python: this one, with the module found."""
-    env = dict(os.environ)
+def python_env(base=None):
+    """The environment for a child Python (base, else this one's), with
+    the module found."""
+    env = dict(os.environ if base is None else base)
     pkg = str(pathlib.Path(speculo.__file__).resolve().parents[1])
     env["PYTHONPATH"] = pkg + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
@@ -68,7 +69,8 @@ def python_env():
 
 def run_python(code, *args, timeout=DEADLINE, **kw):
     """Run code in a child Python; its CompletedProcess (text output)."""
-    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=python_env(),
+    env = python_env(kw.pop("env", None))
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 
