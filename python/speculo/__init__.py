@@ -13,7 +13,7 @@ have a name (a changeable block: the newest version wins), an expiry
 
     with speculo.Reader("sensor") as r:
         print(bytes(r.get("temperature").data))     # b'21.5'
-        for chunk in r.follow(timeout=10):          # new chunks as they come
+        for chunk in r.follow(timeout=10):          # all, then new ones as they come
             print(chunk.id, chunk.name, bytes(chunk.data))
 
 Chunks are not copied: Chunk.data is a read-only memoryview of the shared

@@ -178,7 +178,7 @@ int64_t ext_mono_ns(void)
 
 /* ---- functions ------------------------------------------------------------ */
 
-PyDoc_STRVAR(segment_dir_doc, "segment_dir() -> str\n\n"
+PyDoc_STRVAR(segment_dir_doc, "segment_dir($module, /)\n--\n\n"
                               "The segment directory: $SPECULO_DIR when set, else\n"
                               "/dev/shm/speculo-$UID (whether it exists or not).");
 
@@ -226,7 +226,7 @@ static int read_segment_names(DIR *d, PyObject *list)
 }
 
 PyDoc_STRVAR(segments_doc,
-             "segments() -> list[str]\n\n"
+             "segments($module, /)\n--\n\n"
              "The names of the segments in the segment directory, sorted; [] when\n"
              "the directory does not exist. PermissionError when it is unsafe (a\n"
              "symbolic link, writable by others, not yours).");
@@ -261,7 +261,7 @@ static PyObject *segments(PyObject *mod, PyObject *unused)
 }
 
 PyDoc_STRVAR(remove_doc,
-             "remove(segment, *, force=False) -> None\n\n"
+             "remove($module, /, segment, *, force=False)\n--\n\n"
              "Remove a segment (and the temporary files its dead writers left).\n"
              "Readers that have it mapped keep the chunks they hold; their next()\n"
              "raises FileNotFoundError. While the segment's writer is alive this\n"

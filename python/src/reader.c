@@ -293,7 +293,7 @@ static void reader_dealloc(ReaderObject *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-PyDoc_STRVAR(next_doc, "next() -> Chunk | None\n\n"
+PyDoc_STRVAR(next_doc, "next($self, /)\n--\n\n"
                        "The next live chunk in commit order after the last one returned\n"
                        "(expired and obsolete ones are skipped), or None when nothing new\n"
                        "was committed yet. Across a garbage-collection switch it carries on\n"
@@ -325,7 +325,7 @@ static PyObject *reader_iter(ReaderObject *self)
 }
 
 PyDoc_STRVAR(wait_doc,
-             "wait(timeout=None) -> bool\n\n"
+             "wait($self, /, timeout=None)\n--\n\n"
              "Block until something was committed that next() has not returned\n"
              "yet, or the segment was collected or removed: True; False when\n"
              "timeout seconds (int or float; None = for ever) passed first, or\n"
@@ -351,7 +351,7 @@ static PyObject *reader_wait(ReaderObject *self, PyObject *args, PyObject *kw)
     return PyBool_FromLong(w == WAIT_NEWS);
 }
 
-PyDoc_STRVAR(get_doc, "get(name) -> Chunk | None\n\n"
+PyDoc_STRVAR(get_doc, "get($self, name, /)\n--\n\n"
                       "The latest live version of the chunk named name, or None. A hash\n"
                       "lookup: its cost does not grow with the number of chunks. It does\n"
                       "not move the position of next().");
@@ -372,7 +372,7 @@ static PyObject *reader_get(ReaderObject *self, PyObject *arg)
     return lookup_result(self, speculo_reader_get(r, name, &c), &c);
 }
 
-PyDoc_STRVAR(get_id_doc, "get_id(id) -> Chunk | None\n\n"
+PyDoc_STRVAR(get_id_doc, "get_id($self, id, /)\n--\n\n"
                          "The live chunk with this id, or None (a binary search). It does\n"
                          "not move the position of next().");
 
@@ -388,7 +388,7 @@ static PyObject *reader_get_id(ReaderObject *self, PyObject *arg)
     return lookup_result(self, speculo_reader_get_id(r, id, &c), &c);
 }
 
-PyDoc_STRVAR(seek_doc, "seek(after_id) -> None\n\n"
+PyDoc_STRVAR(seek_doc, "seek($self, after_id, /)\n--\n\n"
                        "Position the reader so that next() returns the first live chunk\n"
                        "whose id is greater than after_id: 0 rewinds to the oldest chunk,\n"
                        "speculo.END skips everything committed so far (to follow only new\n"
@@ -495,7 +495,7 @@ fail:
 }
 
 PyDoc_STRVAR(info_doc,
-             "info() -> dict\n\n"
+             "info($self, /)\n--\n\n"
              "The segment as this reader sees it now, with the keys and values of\n"
              "`speculo info --json`: segment, status, format_version, generation,\n"
              "capacity, data_capacity, bytes_used, dead_bytes, live_chunks,\n"
@@ -519,7 +519,7 @@ static PyObject *reader_info(ReaderObject *self, PyObject *unused)
 
 /* ---- closing ---------------------------------------------------------------- */
 
-PyDoc_STRVAR(close_doc, "close() -> None\n\n"
+PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
                         "Close the reader. The chunks it returned stay valid (they hold\n"
                         "the mapping). A wait() or follow() of another thread on it ends\n"
                         "(returning False, or stopping). Closing twice is harmless.");
@@ -574,7 +574,7 @@ typedef struct {
 } FollowObject;
 
 PyDoc_STRVAR(follow_doc,
-             "follow(timeout=None) -> Iterator[Chunk]\n\n"
+             "follow($self, /, timeout=None)\n--\n\n"
              "The live chunks from the reader's position on, those already\n"
              "committed first, then each new one as it is committed: between\n"
              "chunks it sleeps as wait() does (no polling; GIL released;\n"
@@ -657,7 +657,7 @@ static PyGetSetDef reader_getset[] = {
 
 PyDoc_STRVAR(
     reader_doc,
-    "Reader(segment)\n\n"
+    "Reader(segment)\n--\n\n"
     "A reader of a segment: the chunks in commit order (next(), iteration,\n"
     "follow()), named chunks by name (get()), chunks by id (get_id()).\n"
     "Needs read access only. Opens the segment in the segment directory\n"

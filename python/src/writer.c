@@ -342,7 +342,7 @@ static void writer_dealloc(WriterObject *self)
 }
 
 PyDoc_STRVAR(put_doc,
-             "put(data, *, name=None, ttl=None, replaces=None) -> int\n\n"
+             "put($self, /, data, *, name=None, ttl=None, replaces=None)\n--\n\n"
              "Copy data (bytes, bytearray, memoryview, a numpy array: any\n"
              "contiguous bytes-like object) into a new chunk and commit it; return\n"
              "its id. Readers see it at once, complete.\n\n"
@@ -379,7 +379,7 @@ static PyObject *writer_put(WriterObject *self, PyObject *args, PyObject *kw)
 }
 
 PyDoc_STRVAR(alloc_doc,
-             "alloc(size) -> memoryview\n\n"
+             "alloc($self, size, /)\n--\n\n"
              "Reserve size bytes for the next chunk, in the segment itself, and\n"
              "return a writable memoryview of them (zero copy: write the data\n"
              "there, e.g. numpy.frombuffer(view, dtype)[:] = ...). Nothing is\n"
@@ -421,7 +421,7 @@ static PyObject *writer_alloc(WriterObject *self, PyObject *arg)
 }
 
 PyDoc_STRVAR(commit_doc,
-             "commit(*, name=None, ttl=None, replaces=None) -> int\n\n"
+             "commit($self, /, *, name=None, ttl=None, replaces=None)\n--\n\n"
              "Publish the bytes reserved by alloc() as a new chunk; return its id.\n"
              "The options are those of put(). The view alloc() returned is\n"
              "released first (BufferError while other views of it live).\n"
@@ -447,7 +447,7 @@ static PyObject *writer_commit(WriterObject *self, PyObject *args, PyObject *kw)
     return PyLong_FromUnsignedLongLong(id);
 }
 
-PyDoc_STRVAR(obsolete_doc, "obsolete(id) -> None\n\n"
+PyDoc_STRVAR(obsolete_doc, "obsolete($self, id, /)\n--\n\n"
                            "Mark the live chunk id obsolete: readers skip it from now on.\n"
                            "FileNotFoundError when no live chunk has this id.");
 
@@ -464,7 +464,7 @@ static PyObject *writer_obsolete(WriterObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(gc_doc, "gc() -> None\n\n"
+PyDoc_STRVAR(gc_doc, "gc($self, /)\n--\n\n"
                      "Collect now: copy the live chunks into a new segment file and switch\n"
                      "it in. Readers are not disturbed. An uncommitted alloc() is carried\n"
                      "over (commit() still publishes it) but its view is released, as its\n"
@@ -481,7 +481,7 @@ static PyObject *writer_gc(WriterObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-PyDoc_STRVAR(close_doc, "close() -> None\n\n"
+PyDoc_STRVAR(close_doc, "close($self, /)\n--\n\n"
                         "Give up the writer role. Committed chunks stay; an uncommitted\n"
                         "alloc() is discarded (BufferError while views of it live).\n"
                         "Closing twice is harmless.");
@@ -559,8 +559,8 @@ static PyGetSetDef writer_getset[] = {
 
 PyDoc_STRVAR(
     writer_doc,
-    "Writer(segment, *, capacity=0, mode=0o600, gc_dead_percent=0,\n"
-    "       gc_min_dead_bytes=0)\n\n"
+    "Writer(segment, *, capacity=0, mode=0o600, gc_dead_percent=0, gc_min_dead_bytes=0)\n"
+    "--\n\n"
     "The writer of a segment, created when missing (and the segment\n"
     "directory, mode 0700). A segment has one live writer at a time:\n"
     "OSError(errno.EBUSY) while another live process holds the role; the\n"

@@ -100,12 +100,17 @@ def test_every_public_object_has_a_docstring():
 
 def test_help_shows_the_api():
     text = pydoc.render_doc(speculo, renderer=pydoc.plaintext)
-    for what in ("class Reader", "class Writer", "class Chunk", "follow(timeout=None)",
-                 "alloc(size)", "wait(timeout=None)", "segments()", "remove(segment",
+    for what in ("class Reader", "class Writer", "class Chunk", "follow(self, /, timeout=None)",
+                 "alloc(self, size, /)", "wait(self, /, timeout=None)", "segments()",
+                 "remove(segment, *, force=False)", "Writer(segment, *, capacity=0",
                  "asyncio.to_thread(reader.wait, 1.0)", "KeyboardInterrupt"):
         assert what in text, what
     for cls in (speculo.Reader, speculo.Writer, speculo.Chunk):
         assert cls.__module__ == "speculo"
+    # signatures for help() and editors
+    assert str(inspect.signature(speculo.Writer.put)) == (
+        "(self, /, data, *, name=None, ttl=None, replaces=None)")
+    assert str(inspect.signature(speculo.Reader)) == "(segment)"
 
 
 def stub_api():
