@@ -193,14 +193,15 @@ static enum wait_result reader_wait_until(ReaderObject *self, int64_t deadline)
     return w;
 }
 
-/* A deadline from a timeout argument: -1 for none. 0/-1. */
-static int deadline_of(PyObject *timeout, int64_t *deadline)
+/* The optional `timeout` argument of wait() and follow() (`fmt` names
+ * the call for PyArg), in ns: -1 for none. 0/-1. */
+static int timeout_arg(PyObject *args, PyObject *kw, const char *fmt, int64_t *ns)
 {
-    int64_t ns;
-    if (ext_seconds_ns(timeout, "timeout", &ns) < 0)
+    static char *kwlist[] = {"timeout", NULL};
+    PyObject *timeout = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &timeout))
         return -1;
-    *deadline = ns < 0 ? -1 : ext_mono_ns() + ns;
-    return 0;
+    return ext_seconds_ns(timeout, "timeout", ns);
 }
 
 /* ---- reading ------------------------------------------------------------------ */
@@ -339,13 +340,11 @@ PyDoc_STRVAR(wait_doc,
 
 static PyObject *reader_wait(ReaderObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
-    int64_t deadline;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:wait", kwlist, &timeout) ||
-        deadline_of(timeout, &deadline) < 0 || check_one_waiter(self) < 0 || !reader_use(self))
+    int64_t ns;
+    if (timeout_arg(args, kw, "|O:wait", &ns) < 0 || check_one_waiter(self) < 0 ||
+        !reader_use(self))
         return NULL;
-    enum wait_result w = reader_wait_until(self, deadline);
+    enum wait_result w = reader_wait_until(self, ns < 0 ? -1 : ext_mono_ns() + ns);
     if (w == WAIT_ERROR)
         return NULL;
     return PyBool_FromLong(w == WAIT_NEWS);
@@ -587,11 +586,8 @@ PyDoc_STRVAR(follow_doc,
 
 static PyObject *reader_follow(ReaderObject *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"timeout", NULL};
-    PyObject *timeout = Py_None;
     int64_t ns;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:follow", kwlist, &timeout) ||
-        ext_seconds_ns(timeout, "timeout", &ns) < 0 || !reader_use(self))
+    if (timeout_arg(args, kw, "|O:follow", &ns) < 0 || !reader_use(self))
         return NULL;
     FollowObject *it = PyObject_New(FollowObject, &ext_follow_type);
     if (!it)
