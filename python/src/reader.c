@@ -50,7 +50,7 @@ typedef struct {
     pthread_cond_t cv;
     int in_wait; /* see the top of the file */
     int wanted;
-    int waiter; /* a thread is in a wait() or follow() (with the GIL or not) */
+    unsigned long waiter; /* the thread in a wait() or follow() (with the GIL or not), or 0 */
 } ReaderObject;
 
 /* ---- the hand-over ------------------------------------------------------ */
@@ -172,10 +172,11 @@ static enum wait_result wait_loop(ReaderObject *self, int64_t deadline)
     }
 }
 
-/* One wait at a time: RuntimeError if another thread waits. 0/-1. */
+/* One waiting thread at a time: RuntimeError if another thread waits
+ * (a signal handler that the waiting thread runs may wait too). 0/-1. */
 static int check_one_waiter(ReaderObject *self)
 {
-    if (!self->waiter)
+    if (!self->waiter || self->waiter == PyThread_get_thread_ident())
         return 0;
     PyErr_SetString(PyExc_RuntimeError,
                     "another thread is already waiting on this speculo.Reader "
@@ -187,9 +188,10 @@ static enum wait_result reader_wait_until(ReaderObject *self, int64_t deadline)
 {
     if (check_one_waiter(self) < 0)
         return WAIT_ERROR;
-    self->waiter = 1;
+    unsigned long outer = self->waiter;
+    self->waiter = PyThread_get_thread_ident();
     enum wait_result w = wait_loop(self, deadline);
-    self->waiter = 0;
+    self->waiter = outer;
     return w;
 }
 

@@ -144,6 +144,29 @@ def test_two_threads_cannot_wait_on_one_reader(seg):
         assert t.outcome() is True
 
 
+def test_a_signal_handler_may_use_the_reader_its_thread_waits_on(seg):
+    """The handler runs in the waiting (main) thread, between two sleeps."""
+    seen = []
+    with speculo.Writer(seg) as w, speculo.Reader(seg) as r:
+        def handler(signum, frame):
+            seen.append((r.wait(0), r.info()["last_id"]))
+            w.put(b"from the handler")
+
+        old = signal.signal(signal.SIGUSR1, handler)
+        try:
+            main = threading.get_native_id()
+            kicker = threading.Thread(target=lambda: (
+                wait_for(lambda: sleeping_in_futex(main), "the main thread to sleep"),
+                os.kill(os.getpid(), signal.SIGUSR1)))
+            kicker.start()
+            assert r.wait(DEADLINE) is True
+            kicker.join(DEADLINE)
+        finally:
+            signal.signal(signal.SIGUSR1, old)
+        assert seen == [(False, 0)]
+        assert bytes(r.next().data) == b"from the handler"
+
+
 def test_removed_segment_ends_follow_with_file_not_found(seg):
     with speculo.Writer(seg) as w:
         w.put(b"x")
