@@ -64,7 +64,12 @@ static void fork_parent(void)
     pthread_mutex_unlock(&fork_mu);
 }
 
-/* In the child: private pages where the writer's mapping was. */
+/* In the child: private pages where the writer's mapping was. A live
+ * reservation's pages are the writer's mapping's (the calls that move or
+ * unmap it take the reservation out of the list first), which the child
+ * did not inherit, or, had the kernel not honoured MADV_DONTFORK, inherited
+ * shared: in both cases nothing else lives there, and private pages in
+ * their place are what the child must have. */
 static void fork_child(void)
 {
     uintptr_t page = (uintptr_t)getpagesize();
@@ -73,7 +78,7 @@ static void fork_child(void)
         uintptr_t end = ((uintptr_t)r->data + (uintptr_t)r->size + page - 1) & ~(page - 1);
         if (end > start)
             mmap((void *)start, end - start, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
     }
     pthread_mutex_unlock(&fork_mu);
 }
