@@ -269,3 +269,52 @@ clean-deb:
 	rm -rf build-deb dist
 
 FORCE:
+
+# ---- Python: make python ----------------------------------------------------
+# The extension module of the `speculo` package (python/speculo/), built in
+# the tree against $(PYTHON)'s headers, with the library's objects linked
+# in: `PYTHONPATH=python python3 -c 'import speculo'` works after it. The
+# default is Debian's python3 (python3-dev), whose dist-packages `make
+# install` fills, even when another python3 comes first on PATH (pyenv's,
+# a virtualenv's: pass PYTHON=... to build for that one). make check runs
+# its pytest suite (tests/python/), make bench its benchmarks.
+PYTHON    ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PY_CONFIG := $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_paths()["include"], \
+               sysconfig.get_config_var("EXT_SUFFIX"), "%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PY_INCLUDE := $(word 1,$(PY_CONFIG))
+PY_MODULE  := python/speculo/speculo$(word 2,$(PY_CONFIG))
+PY_SRCS    := $(wildcard python/src/*.c)
+PY_FILES   := python/speculo/__init__.py python/speculo/speculo.pyi python/speculo/py.typed
+# /usr/local -> /usr/local/lib/python3.X/dist-packages; /usr (a package) ->
+# /usr/lib/python3/dist-packages; where Debian's python3 looks for them.
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(word 3,$(PY_CONFIG))/dist-packages)
+export PYTHON
+
+.PHONY: python install-python uninstall-python clean-python
+ifneq ($(wildcard $(PY_INCLUDE)/Python.h),)
+PY_BUILD := $(PY_MODULE)
+python: $(PY_MODULE)
+else
+python:
+	@echo "make python: $(PYTHON) has no C headers: apt-get install python3-dev" >&2; exit 1
+endif
+$(PY_MODULE): $(PY_SRCS) python/src/ext.h python/src/export.map $(LIB_PIC) lib/speculo.h .build-flags
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -isystem $(PY_INCLUDE) -Ilib -shared \
+	    -Wl,--version-script=python/src/export.map -o $@ $(PY_SRCS) $(LIB_PIC) $(LDFLAGS)
+
+# pytest through a runner that says SKIPPED when the module or pytest is
+# missing, and preloads the sanitizer runtime in a SANITIZE build.
+TESTS += tests/python/run-pytest
+check bench: $(PY_BUILD)
+
+install: install-python
+install-python:
+	$(if $(wildcard $(PY_MODULE)),install -d $(DESTDIR)$(PYTHONDIR)/speculo && \
+	    install -m 0644 $(PY_MODULE) $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/speculo/,@:)
+uninstall: uninstall-python
+uninstall-python:
+	rm -rf $(DESTDIR)$(PYTHONDIR)/speculo
+clean: clean-python
+clean-python:
+	rm -f python/speculo/*.so
+	rm -rf python/speculo/__pycache__ tests/python/__pycache__
