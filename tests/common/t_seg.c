@@ -18,6 +18,11 @@ int t_seg_map(const char *seg, struct t_seg_map *m)
     int rc = t_path(path, sizeof(path), seg);
     if (rc < 0)
         return rc;
+    return t_seg_map_path(path, m);
+}
+
+int t_seg_map_path(const char *path, struct t_seg_map *m)
+{
     int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;

@@ -20,6 +20,8 @@ struct t_seg_map {
 /* Map the file of segment `seg` in t_dir() (O_RDWR, MAP_SHARED; the file
  * descriptor is closed again). 0 or -errno. */
 int t_seg_map(const char *seg, struct t_seg_map *m);
+/* The same for the segment file at @path. */
+int t_seg_map_path(const char *path, struct t_seg_map *m);
 void t_seg_unmap(struct t_seg_map *m);
 
 static inline struct seg_header *t_seg_hdr(const struct t_seg_map *m)
