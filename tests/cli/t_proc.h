@@ -110,5 +110,6 @@ TCase *tc_case_messages(void);
 TCase *tc_case_info_json(void);
 TCase *tc_case_stats(void);
 TCase *tc_case_trust(void);
+TCase *tc_case_debug(void);
 
 #endif
