@@ -230,8 +230,6 @@ static int check_header_fields(struct chk *c)
 {
     const struct seg_header *h = c->h;
     c->rep->generation = h->generation;
-    if (h->generation == 0)
-        return problem(c, FIELD(generation), "header: generation 0 (generations start at 1)");
     if (h->base_capacity > c->size)
         return problem(c, FIELD(base_capacity),
                        "header: base capacity %llu is larger than the file (%llu bytes): a "
@@ -349,7 +347,9 @@ static void count_state(struct chk *c, const struct rec_view *v, enum rec_state 
         rep->replaced_records++;
 }
 
-/* What the reader accepts in a record but no writer writes. */
+/* What the reader accepts in a record but a writer refuses at a takeover,
+ * or never writes: an obsolete mark names a newer chunk. (What is only
+ * history, such as `replaces`, is not checked: a collection copies it.) */
 static int check_record_fields(struct chk *c, const struct rec_view *v, uint64_t prev_id,
                                uint64_t by)
 {
@@ -366,21 +366,6 @@ static int check_record_fields(struct chk *c, const struct rec_view *v, uint64_t
     if (by != 0 && by != OBSOLETE_EXPLICIT && by <= id)
         return problem(c, off, "record id %llu: obsoleted by id %llu, which is not newer",
                        (unsigned long long)id, (unsigned long long)by);
-    if (v->replaces >= id)
-        return problem(c, off, "record id %llu: replaces id %llu, which is not older",
-                       (unsigned long long)id, (unsigned long long)v->replaces);
-    uint32_t stored = v->h->name_hash;
-    uint32_t want = v->name ? (uint32_t)speculo__name_hash(c->h->hash_seed, v->name, v->name_len)
-                            : 0;
-    if (stored != want) {
-        char buf[4 * NAME_SHOWN + 8];
-        if (!v->name)
-            return problem(c, off, "record id %llu: unnamed, but it has a name hash (%08x)",
-                           (unsigned long long)id, stored);
-        return problem(c, off, "record id %llu: name hash %08x does not match its name '%s' (%08x)",
-                       (unsigned long long)id, stored,
-                       shown(buf, sizeof buf, v->name, v->name_len), want);
-    }
     return 0;
 }
 
