@@ -96,6 +96,12 @@ static uint64_t probes(const struct speculo_check_report *rep, uint64_t home, ui
     return ((slot - home) & (rep->index_slots - 1)) + 1;
 }
 
+/* "1 slot", "2 slots" */
+static const char *plural(uint64_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static void print_ok(const struct speculo_check_report *rep)
 {
     printf("ok: %llu records (%llu live, %llu expired, %llu obsolete>ID, %llu obsolete)",
@@ -106,21 +112,20 @@ static void print_ok(const struct speculo_check_report *rep)
         printf(", ids %llu-%llu", (unsigned long long)rep->first_id,
                (unsigned long long)rep->last_id);
     printf(", generation %llu\n", (unsigned long long)rep->generation);
-    printf("bytes: %llu in the file; records %llu (live %llu, dead %llu: the next collection "
-           "frees them); unused after the last record %llu\n",
+    printf("bytes: %llu in the file, %llu in records (%llu live, %llu dead: the next collection "
+           "frees them), %llu unused after the last record\n",
            (unsigned long long)rep->file_size, (unsigned long long)rep->bytes_used,
            (unsigned long long)rep->live_bytes, (unsigned long long)rep->dead_bytes,
            (unsigned long long)rep->free_bytes);
-    printf("id table: %llu of %llu slots\n", (unsigned long long)rep->records,
+    printf("id table: %llu of %llu slots used\n", (unsigned long long)rep->records,
            (unsigned long long)rep->table_slots);
-    printf("name index: %llu of %llu slots (load %.1f%%), %llu of them for names with no live "
-           "version; %llu names not in their home slot, %llu sharing it; longest "
-           "lookup %llu slots\n",
+    printf("name index: %llu of %llu slots used (%.1f%%), %llu by names with no live version; "
+           "%llu names out of their home slot, %llu sharing one; longest lookup: %llu slot%s\n",
            (unsigned long long)rep->index_used, (unsigned long long)rep->index_slots,
            rep->index_slots ? 100.0 * (double)rep->index_used / (double)rep->index_slots : 0.0,
            (unsigned long long)rep->index_dead, (unsigned long long)rep->index_displaced,
            (unsigned long long)rep->index_same_home,
-           (unsigned long long)rep->index_longest_probe);
+           (unsigned long long)rep->index_longest_probe, plural(rep->index_longest_probe));
     if (rep->superseded)
         puts("note: the file is marked as switched or removed, yet still under the segment's "
              "name: its writer died between the two steps (the next writer repairs that)");
