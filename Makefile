@@ -5,9 +5,10 @@
 #   make SANITIZE=address,undefined check   (or SANITIZE=thread)
 #   make doc | install | uninstall | clean | lint | demo | bench
 #   make fuzz | stress | crash-test | coverage     (docs/RELIABILITY.md)
+#   make deb              Debian packages into dist/ (scripts/make-deb)
 #
-# CFLAGS/LDFLAGS are the caller's; what the build needs is added with
-# `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
+# CPPFLAGS/CFLAGS/LDFLAGS are the caller's; what the build needs is added
+# with `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -15,6 +16,7 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
 
 VERSION := 0.2.0
 SONAME  := libspeculo.so.0
@@ -73,14 +75,15 @@ all: lib/libspeculo.a lib/libspeculo.so lib/speculo.pc $(PROGS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
 .build-flags: FORCE
-	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+	@echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || \
+	    echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)' > $@
 
 LIB_HDRS := $(wildcard lib/*.h)
 
 lib/%.o: lib/%.c $(LIB_HDRS) .build-flags
-	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -c -o $@ $<
 lib/%.pic.o: lib/%.c $(LIB_HDRS) .build-flags
-	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -fPIC -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -fPIC -c -o $@ $<
 
 lib/libspeculo.a: $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
@@ -97,9 +100,10 @@ lib/speculo.pc: lib/speculo.pc.in Makefile
 
 # Programs link the static library: they run from the tree and installed alike.
 fusefs/speculofs: $(FUSE_SRCS) $(wildcard fusefs/*.h) lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -o $@ $(FUSE_SRCS) lib/libspeculo.a $(LDFLAGS) $(FUSE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -o $@ $(FUSE_SRCS) lib/libspeculo.a $(LDFLAGS) \
+	    $(FUSE_LIBS)
 cli/speculo: $(CLI_SRCS) $(wildcard cli/*.h) lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
 
 TEST_DEPS := lib/libspeculo.a $(wildcard tests/common/*.h) $(TCOMMON_SRCS) .build-flags
 tests/check_lib: $(TLIB_SRCS) $(TEST_DEPS)
@@ -122,7 +126,8 @@ doc: docs/Doxyfile lib/speculo.h
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	           $(DESTDIR)$(SYSTEMDUSERUNITDIR)
 	$(foreach p,$(PROGS),install -m 0755 $(p) $(DESTDIR)$(BINDIR)/;)
 	install -m 0644 lib/libspeculo.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 lib/$(REALNAME) $(DESTDIR)$(LIBDIR)/
@@ -132,6 +137,8 @@ install: all
 	$(PC_SED) lib/speculo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc  # this install's paths
 	$(foreach m,$(wildcard docs/man/*.1),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man1/;)
 	$(foreach m,$(wildcard docs/man/*.3),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man3/;)
+	sed 's|@BINDIR@|$(BINDIR)|' packaging/systemd/speculofs@.service.in \
+	    > $(DESTDIR)$(SYSTEMDUSERUNITDIR)/speculofs@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/speculo $(DESTDIR)$(BINDIR)/speculofs
@@ -140,6 +147,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/speculo.h $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc
 	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.1)),$(DESTDIR)$(MANDIR)/man1/$(m))
 	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.3)),$(DESTDIR)$(MANDIR)/man3/$(m))
+	rm -f $(DESTDIR)$(SYSTEMDUSERUNITDIR)/speculofs@.service
 
 lint:
 	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS)
@@ -245,5 +253,19 @@ $(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(FUZZ_CO
 .PHONY: fuzz
 fuzz: $(FUZZ_TARGETS) $(FUZZ_OUT)/make_corpus
 	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# ---- Debian packages: make deb ------------------------------------------
+# libspeculo0, libspeculo-dev, speculo and the source package, into dist/,
+# built with debhelper from packaging/debian/ in a copy of the tree
+# (build-deb/), so that the tree's own build is left alone; then lintian.
+# The tests are not run in the package build unless DEB_BUILD_OPTIONS
+# says so (`make deb DEB_BUILD_OPTIONS=` runs them).
+DEB_BUILD_OPTIONS ?= nocheck
+.PHONY: deb clean-deb
+deb:
+	DEB_BUILD_OPTIONS='$(DEB_BUILD_OPTIONS)' scripts/make-deb $(VERSION)
+clean: clean-deb
+clean-deb:
+	rm -rf build-deb dist
 
 FORCE:

@@ -19,6 +19,7 @@ static const struct cli_command commands[] = {
     {"gc", cmd_gc, "collect a segment now"},
     {"rm", cmd_rm, "remove a segment"},
     {"stats", cmd_stats, "numbers for monitoring: a table, Prometheus, or rates (-w)"},
+    {"prune", cmd_prune, "remove what dead writers left (old segments, temporary files)"},
 };
 
 static void print_usage(FILE *out)

@@ -1,8 +1,10 @@
 /*
  * speculofs: the speculo segment directory as a live, read-only filesystem.
  *
- *   speculofs [-o dir=SEGMENT_DIR] [libfuse options] MOUNTPOINT
- *   speculofs SEGMENT_DIR MOUNTPOINT -o OPTIONS   (as mount.fuse3 calls it)
+ *   speculofs [-o dir=SEGMENT_DIR] [options] [SEGMENT_DIR] MOUNTPOINT
+ *
+ * mount(8) runs it through mount.fuse3 as `speculofs SOURCE MOUNTPOINT -o
+ * OPTIONS`, SOURCE being the first field of an fstab line.
  *
  * This file checks the command line and the two directories, so that a
  * mistake gets a plain message before anything is mounted, then runs the
@@ -26,7 +28,7 @@
 
 struct sfs_options {
     char *dir;       /* -o dir= */
-    char *nonopt[2]; /* [SOURCE] MOUNTPOINT */
+    char *nonopt[2]; /* [SEGMENT_DIR] MOUNTPOINT */
     int nnonopt;
     int help, version; /* also seen by fuse_parse_cmdline() */
 };
@@ -45,14 +47,18 @@ static const struct fuse_opt sfs_opt_spec[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: speculofs [-o dir=SEGMENT_DIR] [options] MOUNTPOINT\n"
+            "usage: speculofs [-o dir=SEGMENT_DIR] [options] [SEGMENT_DIR] MOUNTPOINT\n"
             "\n"
             "Shows the speculo segments of SEGMENT_DIR as a live, read-only filesystem:\n"
             "one directory per segment, one file per live chunk, and SEG/.info.\n"
-            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID.\n"
+            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID; that\n"
+            "default directory is created (mode 0700) when missing, as a writer would.\n"
+            "mount(8) passes it first, from an fstab line's first field:\n"
+            "    /dev/shm/speculo-1000  /mnt/speculo  fuse.speculofs  allow_other  0 0\n"
             "\n"
             "speculofs options:\n"
-            "    -o dir=SEGMENT_DIR     the segment directory to show\n"
+            "    -o dir=SEGMENT_DIR     the segment directory to show; a SEGMENT_DIR\n"
+            "                           argument then only names the mount\n"
             "    -o max_threads=N       at most N worker threads (default %d)\n"
             "The mount is read-only and private to the mounting user unless\n"
             "-o allow_other is given (see below, and speculofs(1)).\n"
@@ -60,8 +66,9 @@ static void usage(FILE *f)
             DEFAULT_MAX_THREADS);
 }
 
-/* Non-options are kept aside: mount.fuse3 passes a source before the
- * mountpoint, which fuse_parse_cmdline() would take for the mountpoint. */
+/* Non-options are kept aside: with two, the first is the segment directory
+ * (mount.fuse3 passes the fstab source there), which fuse_parse_cmdline()
+ * would take for the mountpoint. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
     struct sfs_options *o = data;
@@ -81,36 +88,34 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
     return o->nonopt[o->nnonopt++] != NULL ? 0 : -1;
 }
 
-/* The directory to show: -o dir=, else an absolute source given by mount(8),
- * else the library's. Refused as the library refuses it, but with a
- * sentence a user can act on; then made absolute, since fuse_daemonize()
- * changes to /. */
-static int pick_dir(const struct sfs_options *o, char *real)
+/* The same path, trailing slashes aside. */
+static int same_path(const char *a, const char *b)
 {
-    char lib[PATH_MAX];
-    const char *dir = o->dir;
-    const char *env = getenv("SPECULO_DIR");
-    int is_default = 0;
-    char why[PATH_MAX + 128];
+    size_t na = strlen(a), nb = strlen(b);
 
-    if (dir == NULL && o->nnonopt == 2 && o->nonopt[0][0] == '/')
-        dir = o->nonopt[0];
-    if (dir == NULL) {
-        is_default = env == NULL || *env == '\0';
-        if (speculo_segment_dir(lib, sizeof lib) < 0) {
-            fprintf(stderr, "speculofs: the segment directory's path is too long\n");
-            return -1;
-        }
-        dir = lib;
-    }
+    while (na > 1 && a[na - 1] == '/')
+        na--;
+    while (nb > 1 && b[nb - 1] == '/')
+        nb--;
+    return na == nb && memcmp(a, b, na) == 0;
+}
+
+/* Refuse @dir as the library refuses it (speculo_dir_check()), with its
+ * reason; then make it absolute, since fuse_daemonize() changes to /.
+ * @is_default: it is the library's default directory, which must be the
+ * caller's own (anyone may create /dev/shm/speculo-UID first). */
+static int check_dir(const char *dir, int is_default, char *real)
+{
+    char why[256];
     int rc = speculo_dir_check(is_default ? NULL : dir, 0, why, sizeof why);
+
     if (rc == -EPERM) {
         fprintf(stderr, "speculofs: segment directory %s refused: %s\n", dir, why);
         return -1;
     }
     if (rc < 0) {
         fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(-rc),
-                rc == -ENOENT ? " (a speculo writer creates it; or use -o dir=)" : "");
+                rc == -ENOENT ? " (a speculo writer creates it)" : "");
         return -1;
     }
     if (realpath(dir, real) == NULL) {
@@ -118,6 +123,34 @@ static int pick_dir(const struct sfs_options *o, char *real)
         return -1;
     }
     return 0;
+}
+
+/* The directory to show: -o dir=, else the first of two non-options (as
+ * mount.fuse3 passes an fstab line's source), else the library's. The
+ * library's directory, named or not, is made when missing, as a writer of
+ * this user would make it: a mount at boot or at login needs no writer
+ * first. Its absolute path goes to @real. */
+static int pick_dir(const struct sfs_options *o, char *real)
+{
+    char lib[PATH_MAX];
+    const char *dir = o->dir != NULL ? o->dir : o->nnonopt == 2 ? o->nonopt[0] : NULL;
+    const char *env = getenv("SPECULO_DIR");
+    int is_lib;
+
+    if (speculo_segment_dir(lib, sizeof lib) < 0) {
+        fprintf(stderr, "speculofs: the segment directory's path is too long\n");
+        return -1;
+    }
+    if (dir == NULL)
+        dir = lib;
+    is_lib = same_path(dir, lib);
+    if (is_lib && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "speculofs: cannot create segment directory %s: %s\n", dir,
+                strerror(errno));
+        return -1;
+    }
+    /* Anyone may create /dev/shm/speculo-UID before its user does. */
+    return check_dir(dir, is_lib && (env == NULL || *env == '\0'), real);
 }
 
 /* An empty directory, or a /dev/fd/N passed by a mount helper. */
@@ -165,10 +198,36 @@ static int has_opt(const struct fuse_args *args, const char *prefix)
     return 0;
 }
 
-/* Permissions checked by the kernel from our modes, named after the
- * directory shown: put first, so that the user's options win. Read-only:
- * put last, so that it wins over the "rw" that mount(8) passes. */
-static int add_default_opts(struct fuse_args *args, const char *dir)
+/* A /dev/fd/N mountpoint is a mount made before we started (mount.fuse3's
+ * drop_privileges) with the options we are given: add_default_opts() adds
+ * nothing to it. Without default_permissions nobody checks the files'
+ * modes: other users of an allow_other mount would read what they deny. */
+static int premounted_ok(const struct fuse_args *args, const char *mnt)
+{
+    unsigned fd;
+    char end;
+
+    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) != 1 || has_opt(args, "default_permissions"))
+        return 0;
+    fprintf(stderr,
+            "speculofs: %s is a mount made without default_permissions, which speculofs "
+            "needs: add default_permissions,ro to its options\n",
+            mnt);
+    return -1;
+}
+
+/* The mount's source in the mount table: the directory shown, or the
+ * SEGMENT_DIR argument when -o dir= makes it a name (mount -a finds the
+ * line of an fstab already mounted by its source). */
+static const char *mount_name(const struct sfs_options *o, const char *dir)
+{
+    return o->dir != NULL && o->nnonopt == 2 ? o->nonopt[0] : dir;
+}
+
+/* Permissions checked by the kernel from our modes, the mount named @name:
+ * put first, so that the user's options win. Read-only: put last, so that
+ * it wins over the "rw" that mount(8) passes. */
+static int add_default_opts(struct fuse_args *args, const char *name)
 {
     char *opts = NULL;
     char *fsname = NULL;
@@ -177,7 +236,7 @@ static int add_default_opts(struct fuse_args *args, const char *dir)
     if (rc == 0 && !has_opt(args, "subtype="))
         rc = fuse_opt_add_opt(&opts, "subtype=speculofs");
     if (rc == 0 && !has_opt(args, "fsname=")) {
-        if (asprintf(&fsname, "fsname=%s", dir) < 0)
+        if (asprintf(&fsname, "fsname=%s", name) < 0)
             rc = -1;
         else
             rc = fuse_opt_add_opt_escaped(&opts, fsname);
@@ -285,7 +344,7 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         usage(stderr);
         return 2;
     }
-    if (check_mountpoint(mnt) != 0 || pick_dir(o, dir) != 0)
+    if (check_mountpoint(mnt) != 0 || premounted_ok(args, mnt) != 0 || pick_dir(o, dir) != 0)
         return 1;
     if (fuse_opt_add_arg(args, mnt) != 0 || fuse_parse_cmdline(args, cmd) != 0)
         return 2;
@@ -294,7 +353,7 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
     sfs_debug = cmd->debug;
     /* Before any thread: the library reads it at each call. */
     if (setenv("SPECULO_DIR", dir, 1) != 0 || segtab_init(dir) != 0 || nodes_init() != 0 ||
-        guard_install() != 0 || add_default_opts(args, dir) != 0) {
+        guard_install() != 0 || add_default_opts(args, mount_name(o, dir)) != 0) {
         fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));
         return 1;
     }

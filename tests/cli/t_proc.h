@@ -110,6 +110,7 @@ TCase *tc_case_messages(void);
 TCase *tc_case_info_json(void);
 TCase *tc_case_stats(void);
 TCase *tc_case_trust(void);
+TCase *tc_case_prune(void);
 TCase *tc_case_debug(void);
 
 #endif
