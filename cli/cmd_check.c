@@ -124,8 +124,8 @@ static void print_ok(const struct speculo_check_report *rep)
            (unsigned long long)rep->index_used, (unsigned long long)rep->index_slots,
            rep->index_slots ? 100.0 * (double)rep->index_used / (double)rep->index_slots : 0.0,
            (unsigned long long)rep->index_dead, (unsigned long long)rep->index_displaced,
-           (unsigned long long)rep->index_same_home,
-           (unsigned long long)rep->index_longest_probe, plural(rep->index_longest_probe));
+           (unsigned long long)rep->index_same_home, (unsigned long long)rep->index_longest_probe,
+           plural(rep->index_longest_probe));
     if (rep->superseded)
         puts("note: the file is marked as switched or removed, yet still under the segment's "
              "name: its writer died between the two steps (the next writer repairs that)");
@@ -151,7 +151,7 @@ static void json_u64_key(const char *key, uint64_t v)
 
 static void print_json(const struct speculo_check_report *rep, const struct collisions *cs)
 {
-    const char *status = rep->status == 0          ? "ok"
+    const char *status = rep->status == 0         ? "ok"
                          : rep->status == -EPROTO ? "other_version"
                                                   : "corrupt";
     printf("{\n  \"status\": \"%s\",\n  \"offset\": ", status);
@@ -196,8 +196,7 @@ static void print_json(const struct speculo_check_report *rep, const struct coll
         printf("%s\n    {\"name\": ", i ? "," : "");
         json_string(stdout, c->name);
         printf(", \"id\": %llu, \"slot\": %llu, \"home\": %llu, \"home_name\": ",
-               (unsigned long long)c->id, (unsigned long long)c->slot,
-               (unsigned long long)c->home);
+               (unsigned long long)c->id, (unsigned long long)c->slot, (unsigned long long)c->home);
         json_string(stdout, c->home_name);
         printf(", \"home_id\": %llu, \"same_home\": %s}", (unsigned long long)c->home_id,
                c->same_home ? "true" : "false");

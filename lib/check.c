@@ -26,9 +26,9 @@
 
 #include "internal.h"
 
-#define CHECK_ATTEMPTS 8                  /* collections racing the check */
+#define CHECK_ATTEMPTS 8                    /* collections racing the check */
 #define POPULATE_STEP ((uint64_t)256 << 10) /* records made readable at a time */
-#define NAME_SHOWN 200                    /* bytes of a name in a message */
+#define NAME_SHOWN 200                      /* bytes of a name in a message */
 
 /* A record walked, in commit order. */
 struct rec_ent {
@@ -54,7 +54,7 @@ struct chk {
     void *arg;
     int64_t now;
     uint64_t ready_from, ready_to; /* the records' range made readable */
-    bool no_populate;   /* a kernel without MADV_POPULATE_READ */
+    bool no_populate;              /* a kernel without MADV_POPULATE_READ */
     struct rec_ent *recs;
     uint64_t nrecs, cap_recs;
     uint64_t tail; /* where the walk ended */
@@ -178,8 +178,8 @@ static int explain_layout(struct chk *c)
         return 1;
     }
     if (h->header_size != SEG_HEADER_SIZE)
-        return problem(c, FIELD(header_size), "header: header size %u, expected %u",
-                       h->header_size, SEG_HEADER_SIZE);
+        return problem(c, FIELD(header_size), "header: header size %u, expected %u", h->header_size,
+                       SEG_HEADER_SIZE);
     if (h->capacity != size)
         return problem(c, FIELD(capacity),
                        "header: capacity %llu bytes, but the file has %llu (cut or extended)",
@@ -237,11 +237,11 @@ static int check_header_fields(struct chk *c)
                        (unsigned long long)h->base_capacity, (unsigned long long)c->size);
     if (h->min_next_id >= UINT64_MAX / 2)
         return problem(c, FIELD(min_next_id),
-                       "header: next id %llu is 2^63 or more (ids would wrap)",
+                       "header: next id %llu: ids from 2^63 - 1 on are refused (they would wrap)",
                        (unsigned long long)h->min_next_id);
     /* observes: the mark of a switch or a removal */
-    uint64_t sup = atomic_load_explicit(&((struct seg_header *)h)->superseded,
-                                        memory_order_acquire);
+    uint64_t sup =
+        atomic_load_explicit(&((struct seg_header *)h)->superseded, memory_order_acquire);
     if (sup != 0 && sup != SUPERSEDED_REMOVED && sup != h->generation + 1)
         return problem(c, FIELD(superseded),
                        "header: superseded by generation %llu, but this file is generation "
@@ -253,10 +253,9 @@ static int check_header_fields(struct chk *c)
     c->nrecords_before =
         atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
     if (c->nrecords_before > c->lay.table_slots)
-        return problem(c, FIELD(nrecords),
-                       "header: %llu records counted, more than the id table's %llu slots",
-                       (unsigned long long)c->nrecords_before,
-                       (unsigned long long)c->lay.table_slots);
+        return problem(
+            c, FIELD(nrecords), "header: %llu records counted, more than the id table's %llu slots",
+            (unsigned long long)c->nrecords_before, (unsigned long long)c->lay.table_slots);
     return 0;
 }
 
@@ -358,7 +357,8 @@ static int check_record_fields(struct chk *c, const struct rec_view *v, uint64_t
         return problem(c, off, "record id %llu: not greater than the id before it (%llu)",
                        (unsigned long long)id, (unsigned long long)prev_id);
     if (id >= UINT64_MAX / 2)
-        return problem(c, off, "record id %llu: 2^63 or more (a writer taking over refuses it)",
+        return problem(c, off,
+                       "record id %llu: ids from 2^63 - 1 on are refused by a writer taking over",
                        (unsigned long long)id);
     if (c->nrecs >= c->lay.table_slots)
         return problem(c, off, "record id %llu: one more record than the id table's %llu slots",
@@ -440,8 +440,8 @@ static int check_marks(struct chk *c)
     for (uint64_t i = 0; i < c->nrecs; i++) {
         const struct rec_header *r = (const struct rec_header *)(c->base + c->recs[i].off);
         /* observes: a mark stored by the writer */
-        uint64_t by = atomic_load_explicit(&((struct rec_header *)r)->obsoleted_by,
-                                           memory_order_relaxed);
+        uint64_t by =
+            atomic_load_explicit(&((struct rec_header *)r)->obsoleted_by, memory_order_relaxed);
         if (by != 0 && by != OBSOLETE_EXPLICIT && by <= last && !has_id(c, by))
             return problem(c, c->recs[i].off,
                            "record id %llu: obsoleted by id %llu, which is not in the file",
@@ -466,9 +466,9 @@ static int check_table(struct chk *c)
     for (uint64_t i = 0; i < c->nrecs; i++) {
         if (table[i] != c->recs[i].off)
             return problem(c, c->lay.table_off + i * sizeof(uint64_t),
-                           "id table entry %llu is %llu, but record id %llu is at %llu", (unsigned long long)i,
-                           (unsigned long long)table[i], (unsigned long long)c->recs[i].id,
-                           (unsigned long long)c->recs[i].off);
+                           "id table entry %llu is %llu, but record id %llu is at %llu",
+                           (unsigned long long)i, (unsigned long long)table[i],
+                           (unsigned long long)c->recs[i].id, (unsigned long long)c->recs[i].off);
     }
     return 0;
 }
@@ -491,7 +491,7 @@ static int check_totals(struct chk *c)
                        "miss the last ones)",
                        (unsigned long long)n, (unsigned long long)c->nrecs);
     if (last_id >= UINT64_MAX / 2)
-        return problem(c, FIELD(last_id), "header: last id %llu is 2^63 or more",
+        return problem(c, FIELD(last_id), "header: last id %llu: ids from 2^63 - 1 on are refused",
                        (unsigned long long)last_id);
     if (last_id < before_last)
         return problem(c, FIELD(last_id), "header: last id %llu, but record id %llu is in the file",
@@ -558,8 +558,8 @@ static int snapshot_slots(struct chk *c)
         return -ENOMEM;
     for (uint64_t s = 0; s < n; s++)
         /* observes: the writer's release store publishing slot and record */
-        c->slots[s] = atomic_load_explicit(&((struct name_slot *)slot_ptr(c, s))->off,
-                                           memory_order_acquire);
+        c->slots[s] =
+            atomic_load_explicit(&((struct name_slot *)slot_ptr(c, s))->off, memory_order_acquire);
     return 0;
 }
 
@@ -580,10 +580,9 @@ static int check_slot(struct chk *c, uint64_t s, uint64_t off, struct name_ent *
         return problem(c, at, "name index slot %llu points at offset %llu, where no record starts",
                        (unsigned long long)s, (unsigned long long)off);
     /* past the walk: a record committed since, or nothing */
-    if (!walked && (off % REC_ALIGN || off > c->lay.capacity ||
-                    readable_record(c, off) < 0 ||
-                    speculo__rec_check(c->base, &c->lay, off, &v) != 1 ||
-                    v.id <= last_walked_id(c)))
+    if (!walked &&
+        (off % REC_ALIGN || off > c->lay.capacity || readable_record(c, off) < 0 ||
+         speculo__rec_check(c->base, &c->lay, off, &v) != 1 || v.id <= last_walked_id(c)))
         return problem(c, at,
                        "name index slot %llu points at offset %llu, past the committed records",
                        (unsigned long long)s, (unsigned long long)off);
@@ -646,6 +645,7 @@ static int gather_slots(struct chk *c, struct index_view *iv)
         if (off == 0)
             continue;
         struct name_ent *e = &iv->slots[iv->nslots];
+        memset(e, 0, sizeof *e);
         rc = check_slot(c, s, off, e);
         if (rc)
             return rc;
@@ -736,12 +736,12 @@ static int check_names_indexed(struct chk *c, const struct index_view *iv)
 }
 
 /* Count the names out of their home slot, and those sharing it; tell the
- * caller about the first. */
+ * caller about the first, in slot order. */
 static int report_collisions(struct chk *c, const struct index_view *iv)
 {
     uint64_t n = c->lay.index_slots, mask = n - 1;
     /* by slot: the entry of each taken slot, and how many names call it home */
-    uint64_t *entry = malloc(n * sizeof *entry), *homes = calloc(n, sizeof *homes);
+    uint64_t *entry = calloc(n, sizeof *entry), *homes = calloc(n, sizeof *homes);
     if (!entry || !homes) {
         free(entry);
         free(homes);
@@ -768,8 +768,8 @@ static int report_collisions(struct chk *c, const struct index_view *iv)
         name[e->len] = '\0';
         memcpy(hname, h->name, h->len);
         hname[h->len] = '\0';
-        struct speculo_name_collision col = {name, e->id, home,  s,
-                                             hname, h->id, (h->hash & mask) == home};
+        struct speculo_name_collision col = {
+            name, e->id, home, s, hname, h->id, (h->hash & mask) == home};
         c->fn(&col, c->arg);
     }
     free(entry);
@@ -819,8 +819,8 @@ static int check_mapped(struct chk *c)
     if ((rc = populate(c, 0, c->lay.table_off)) < 0)
         return rc;
     if ((rc = check_header_fields(c)) != 0 || (rc = walk_records(c)) != 0 ||
-        (rc = check_marks(c)) != 0 || (rc = check_table(c)) != 0 ||
-        (rc = check_totals(c)) != 0 || (rc = check_index(c)) != 0)
+        (rc = check_marks(c)) != 0 || (rc = check_table(c)) != 0 || (rc = check_totals(c)) != 0 ||
+        (rc = check_index(c)) != 0)
         return rc;
     return 0;
 }

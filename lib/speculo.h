@@ -870,8 +870,8 @@ struct speculo_check_report {
     uint64_t index_same_home;  /**< names whose home slot is another name's
                                     too (their hashes agree in the bits that
                                     choose the slot) */
-    uint64_t index_longest_probe; /**< most slots a lookup of a name in the
-                                       index visits */
+    /** The most slots a lookup of a name in the index visits. */
+    uint64_t index_longest_probe;
     /** 1: the file carries the mark of a collection switch or a removal yet
      *  is still under the segment's name (a writer died between the two
      *  steps; the next writer repairs it). Not a problem. */

@@ -94,7 +94,7 @@ START_TEST(ls_all_json_has_state_and_place)
     ck_assert_msg(tc_json_valid(r.out, r.out_len), "invalid JSON: %s", r.out);
     struct tc_json_span el[8], v;
     ck_assert_int_eq(tc_json_elements(r.out, r.out_len, el, 8), 6);
-    const char *state[6] = {"\"obsolete>2\"", "\"live\"",       "\"expired\"",
+    const char *state[6] = {"\"obsolete>2\"", "\"live\"", "\"expired\"",
                             "\"obsolete>5\"", "\"live\"", "\"obsolete\""};
     const char *by[6] = {"2", "null", "null", "5", "null", "null"};
     uint64_t prev_end = 0;

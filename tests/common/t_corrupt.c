@@ -431,8 +431,7 @@ const struct t_corruption t_corruptions[] = {
     {"id_table_entry_outside_file", id_table_entry_outside_file, "id table entry 0 is", -EBADMSG},
     {"id_table_entries_misleading", id_table_entries_misleading, "id table entry 1 is", -EBADMSG},
     {"header_counters_garbage", header_counters_garbage, "more than the id table's", -EBADMSG},
-    {"header_counters_garbage/last_id", last_id_garbage, "last id 18446744073709551615",
-     -EBADMSG},
+    {"header_counters_garbage/last_id", last_id_garbage, "last id 18446744073709551615", -EBADMSG},
     {"superseded_without_successor_does_not_loop", superseded_without_successor,
      "superseded by generation 7", -EBADMSG},
 };

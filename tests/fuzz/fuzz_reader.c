@@ -340,7 +340,7 @@ static void fz_writer(const struct seen *s, const struct verdict *v)
     /* The collected file was written by the library: it must read cleanly
      * and hold the chunk committed last; the check must find it sound,
      * unless the input's ids let the writer go on near 2^63: a writer
-     * taking over refuses ids from 2^63 on, and the check says so. */
+     * taking over refuses ids from 2^63 - 1 on, and the check says so. */
     struct verdict after_gc = fz_check();
     if (last_id < UINT64_MAX / 4)
         fz_sound(&after_gc);

@@ -16,8 +16,7 @@ static struct speculo_check_report check_ok(const char *seg)
 {
     struct speculo_check_report rep;
     ck_assert_int_eq(speculo_segment_check(seg, &rep, NULL, NULL), 0);
-    ck_assert_msg(rep.status == 0, "offset %llu: %s", (unsigned long long)rep.offset,
-                  rep.problem);
+    ck_assert_msg(rep.status == 0, "offset %llu: %s", (unsigned long long)rep.offset, rep.problem);
     ck_assert_str_eq(rep.problem, "");
     return rep;
 }
@@ -69,10 +68,10 @@ START_TEST(sound_segment_counted_by_state)
     ck_assert_int_eq(speculo_writer_obsolete(w, gone), 0);
     struct speculo_check_report rep = check_ok("s");
     ck_assert_uint_eq(rep.records, 6);
-    ck_assert_uint_eq(rep.live_records, 2);      /* v2, by */
-    ck_assert_uint_eq(rep.expired_records, 1);   /* ttl */
-    ck_assert_uint_eq(rep.replaced_records, 2);  /* live (by `replaces`), v1 (by name) */
-    ck_assert_uint_eq(rep.obsolete_records, 1);  /* gone */
+    ck_assert_uint_eq(rep.live_records, 2);     /* v2, by */
+    ck_assert_uint_eq(rep.expired_records, 1);  /* ttl */
+    ck_assert_uint_eq(rep.replaced_records, 2); /* live (by `replaces`), v1 (by name) */
+    ck_assert_uint_eq(rep.obsolete_records, 1); /* gone */
     ck_assert_uint_eq(rep.first_id, 1);
     ck_assert_uint_eq(rep.last_id, 6);
     ck_assert_uint_eq(rep.generation, 1);
@@ -129,8 +128,7 @@ START_TEST(empty_and_missing_segments)
     ck_assert_int_eq(speculo_segment_check("s", NULL, NULL, NULL), -EINVAL);
     ck_assert_int_eq(speculo_segment_check_at(t_dir(), "s", &rep, NULL, NULL), 0);
     ck_assert_int_eq(rep.status, 0);
-    ck_assert_int_eq(speculo_segment_check_at("/nonexistent-dir", "s", &rep, NULL, NULL),
-                     -ENOENT);
+    ck_assert_int_eq(speculo_segment_check_at("/nonexistent-dir", "s", &rep, NULL, NULL), -ENOENT);
 }
 END_TEST
 
@@ -328,6 +326,51 @@ START_TEST(check_while_writer_commits)
 }
 END_TEST
 
+/* Found by fuzz_reader: a collection copies a record as it is, history
+ * included (`replaces`, the stored name hash), so that history is no
+ * problem: a file the writer collected is sound. */
+START_TEST(collected_history_is_no_problem)
+{
+    struct t_fixture f;
+    ck_assert_int_eq(t_fixture_make(NULL, &f), 0);
+    t_fixture_rec(&f, 2)->replaces = UINT64_C(280375465017344);
+    t_fixture_rec(&f, 0)->name_hash ^= 0xff;
+    t_fixture_done(&f);
+    check_ok("s");
+    speculo_writer *w = th_writer("s", 0);
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    speculo_writer_close(w);
+    struct speculo_check_report rep = check_ok("s");
+    ck_assert_uint_eq(rep.records, 3);
+}
+END_TEST
+
+/* Found by fuzz_reader: a header whose last id is near 2^63 lets a writer
+ * go on past it, to ids that the next writer taking over refuses. The
+ * check says so, where the takeover fails. */
+START_TEST(ids_from_2_63_found_as_the_takeover_refuses_them)
+{
+    struct t_fixture f;
+    ck_assert_int_eq(t_fixture_make(NULL, &f), 0);
+    atomic_store(&t_seg_hdr(&f.m)->last_id, UINT64_MAX / 2 - 2);
+    t_fixture_done(&f);
+    check_ok("s");
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t id = 0;
+    for (int i = 0; i < 3; i++)
+        id = th_puts(w, "late", NULL);
+    speculo_writer_close(w);
+    ck_assert_uint_eq(id, UINT64_MAX / 2 + 1);
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    uint64_t offs[6];
+    ck_assert_int_eq(t_seg_records(&m, offs, 6), 6);
+    t_seg_unmap(&m);
+    check_finds("s", offs[4], "from 2^63 - 1 on are refused by a writer taking over");
+    ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBADMSG);
+}
+END_TEST
+
 Suite *check_suite(void)
 {
     Suite *s = suite_create("check");
@@ -339,6 +382,8 @@ Suite *check_suite(void)
     tcase_add_test(tc, cross_structure_damage_found);
     tcase_add_test(tc, commit_in_progress_is_no_problem);
     tcase_add_test(tc, check_while_writer_commits);
+    tcase_add_test(tc, collected_history_is_no_problem);
+    tcase_add_test(tc, ids_from_2_63_found_as_the_takeover_refuses_them);
     suite_add_tcase(s, tc);
     return s;
 }
