@@ -140,7 +140,7 @@ static void print_collisions(const struct speculo_check_report *rep, const struc
                c->name, (unsigned long long)c->id, (unsigned long long)c->slot,
                (unsigned long long)c->home, c->home_name, (unsigned long long)c->home_id,
                (unsigned long long)probes(rep, c->home, c->slot));
-        puts(c->same_home ? " (the same home slot)" : " (pushed there by a run of names)");
+        puts(c->same_home ? " (same home slot)" : " (itself out of its home slot)");
     }
 }
 

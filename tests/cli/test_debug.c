@@ -286,7 +286,7 @@ START_TEST(check_verbose_lists_colliding_names)
     char want[256];
     snprintf(want, sizeof want,
              "collision: '%s' (id 2) in slot %llu, its home slot %llu holds 'first' (id 1): a "
-             "lookup visits 2 slots (the same home slot)\n",
+             "lookup visits 2 slots (same home slot)\n",
              other, (unsigned long long)((home + 1) & mask), (unsigned long long)home);
     ck_assert_msg(strstr(r.out, want), "%s", r.out);
     tc_result_free(&r);
