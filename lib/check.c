@@ -400,32 +400,19 @@ static int walk_records(struct chk *c)
     return 0;
 }
 
-/* The walked record at @off, or NULL. */
-static const struct rec_ent *rec_at(const struct chk *c, uint64_t off)
+/* Is a record at this offset (@by_id false) or of this id among those
+ * walked? Both increase along the walk. */
+static bool walked(const struct chk *c, uint64_t key, bool by_id)
 {
     uint64_t lo = 0, hi = c->nrecs;
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
-        if (c->recs[mid].off < off)
+        if ((by_id ? c->recs[mid].id : c->recs[mid].off) < key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < c->nrecs && c->recs[lo].off == off ? &c->recs[lo] : NULL;
-}
-
-/* Is a record with this id among those walked? */
-static bool has_id(const struct chk *c, uint64_t id)
-{
-    uint64_t lo = 0, hi = c->nrecs;
-    while (lo < hi) {
-        uint64_t mid = lo + (hi - lo) / 2;
-        if (c->recs[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < c->nrecs && c->recs[lo].id == id;
+    return lo < c->nrecs && (by_id ? c->recs[lo].id : c->recs[lo].off) == key;
 }
 
 static uint64_t last_walked_id(const struct chk *c)
@@ -442,7 +429,7 @@ static int check_marks(struct chk *c)
         /* observes: a mark stored by the writer */
         uint64_t by =
             atomic_load_explicit(&((struct rec_header *)r)->obsoleted_by, memory_order_relaxed);
-        if (by != 0 && by != OBSOLETE_EXPLICIT && by <= last && !has_id(c, by))
+        if (by != 0 && by != OBSOLETE_EXPLICIT && by <= last && !walked(c, by, true))
             return problem(c, c->recs[i].off,
                            "record id %llu: obsoleted by id %llu, which is not in the file",
                            (unsigned long long)c->recs[i].id, (unsigned long long)by);
@@ -575,18 +562,17 @@ static int check_slot(struct chk *c, uint64_t s, uint64_t off, struct name_ent *
 {
     uint64_t at = slot_offset(c, s);
     struct rec_view v;
-    bool walked = rec_at(c, off) != NULL;
-    if (!walked && off < c->tail)
+    bool known = walked(c, off, false);
+    if (!known && off < c->tail)
         return problem(c, at, "name index slot %llu points at offset %llu, where no record starts",
                        (unsigned long long)s, (unsigned long long)off);
     /* past the walk: a record committed since, or nothing */
-    if (!walked &&
-        (off % REC_ALIGN || off > c->lay.capacity || readable_record(c, off) < 0 ||
-         speculo__rec_check(c->base, &c->lay, off, &v) != 1 || v.id <= last_walked_id(c)))
+    if (!known && (off % REC_ALIGN || off > c->lay.capacity || readable_record(c, off) < 0 ||
+                   speculo__rec_check(c->base, &c->lay, off, &v) != 1 || v.id <= last_walked_id(c)))
         return problem(c, at,
                        "name index slot %llu points at offset %llu, past the committed records",
                        (unsigned long long)s, (unsigned long long)off);
-    if (walked)
+    if (known)
         speculo__rec_check(c->base, &c->lay, off, &v); /* checked by the walk */
     if (!v.name)
         return problem(c, at, "name index slot %llu points at record id %llu, which has no name",

@@ -268,15 +268,9 @@ START_TEST(check_verbose_lists_colliding_names)
     snprintf(path, sizeof path, "%s/n", tc_segdir);
     struct t_seg_map m;
     ck_assert_int_eq(t_seg_map_path(path, &m), 0);
-    const struct seg_header *h = t_seg_hdr(&m);
-    uint64_t mask = h->index_slots - 1;
-    uint64_t home = speculo__name_hash(h->hash_seed, "first", 5) & mask;
+    uint64_t mask = t_seg_hdr(&m)->index_slots - 1;
     char other[32];
-    for (int i = 0;; i++) {
-        snprintf(other, sizeof other, "n%d", i);
-        if ((speculo__name_hash(h->hash_seed, other, strlen(other)) & mask) == home)
-            break;
-    }
+    uint64_t home = t_seg_same_home(&m, "first", other, sizeof other);
     t_seg_unmap(&m);
     tc_put("n", other, "2");
     struct tc_result r;

@@ -40,6 +40,10 @@ static inline struct rec_header *t_seg_rec(const struct t_seg_map *m, uint64_t o
  * Returns how many were found. */
 int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max);
 
+/* A name ("n0", "n1", ...) whose home slot in the file's name index is
+ * that of @name, into @out; returns that slot. */
+uint64_t t_seg_same_home(const struct t_seg_map *m, const char *name, char *out, size_t size);
+
 /* Write `len` bytes at offset `off` of the segment file (pwrite). 0/-errno. */
 int t_seg_pwrite(const char *seg, uint64_t off, const void *buf, size_t len);
 /* truncate(2) the segment file. 0 or -errno. */
