@@ -116,6 +116,8 @@ static int populate(struct chk *c, uint64_t from, uint64_t to)
     uint64_t end = align_up(c->size, SEG_PAGE);
     from &= ~(uint64_t)(SEG_PAGE - 1);
     to = align_up(to, SEG_PAGE) < end ? align_up(to, SEG_PAGE) : end;
+    if (to <= from)
+        return 0;
     if (madvise((void *)(c->base + from), to - from, MADV_POPULATE_READ) < 0) {
         if (errno == EINVAL) { /* a kernel without it (before 5.14) */
             c->no_populate = true;
