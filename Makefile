@@ -59,7 +59,7 @@ ifneq ($(CLI_SRCS),)
 PROGS += cli/speculo
 endif
 
-TESTS := tests/check_lib
+TESTS := tests/check_lib tests/check_fuzz_reader
 ifneq ($(TFUSE_SRCS),)
 TESTS += tests/check_fuse
 endif
@@ -240,6 +240,12 @@ tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(FUZ
 	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common -o $@ \
 	    tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) $(FUZZ_COMMON) lib/libspeculo.a \
 	    $(LDFLAGS)
+# The same for fuzz_reader's entry point over tests/fuzz/regress-reader/:
+# segment files through every reader call, the check and a takeover.
+tests/check_fuzz_reader: tests/fuzz/replay.c tests/fuzz/fuzz_reader.c $(FUZZ_COMMON) \
+                         lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -Itests/common -DREPLAY_DIR='"tests/fuzz/regress-reader"' -o $@ \
+	    tests/fuzz/replay.c tests/fuzz/fuzz_reader.c $(FUZZ_COMMON) lib/libspeculo.a $(LDFLAGS)
 # speculofs's operations in-process (the same stubs), with Check.
 tests/check_sfs: tests/sfs/check_sfs.c $(FUZZ_FS_DEPS) $(TEST_DEPS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common \
