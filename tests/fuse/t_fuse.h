@@ -125,5 +125,6 @@ Suite *tf_suite_lifecycle(void);
 Suite *tf_suite_load(void);
 Suite *tf_suite_cache(void);
 Suite *tf_suite_mount(void);
+Suite *tf_suite_all(void);
 
 #endif
