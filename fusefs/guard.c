@@ -217,7 +217,8 @@ int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chun
 /* The record @id whatever its state; with @walk, the first after @id. */
 int g_record(speculo_reader *r, uint64_t id, int walk, struct speculo_record *rec)
 {
-    return guarded(&(struct g_call){.op = G_RECORD, .r = r, .id = id, .flags = walk != 0, .any = rec});
+    return guarded(
+        &(struct g_call){.op = G_RECORD, .r = r, .id = id, .flags = walk != 0, .any = rec});
 }
 
 int g_seek(speculo_reader *r, uint64_t after_id)

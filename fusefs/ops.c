@@ -968,13 +968,15 @@ static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 }
 
 /* ------------------------------------------------------------------ */
-/* extended attributes: decimal text, absent when there is nothing to say */
+/* extended attributes: decimal text (but a record's state), absent when
+ * there is nothing to say */
 
+/* The last, the state, is of records of .all only. */
 static const char *const xattr_names[] = {
     "user.speculo.id",
     "user.speculo.expires",
     "user.speculo.replaces",
-    "user.speculo.state", /* records of .all only */
+    "user.speculo.state",
 };
 #define NXATTR (sizeof xattr_names / sizeof xattr_names[0])
 
