@@ -175,7 +175,7 @@ START_TEST(test_info_file)
 }
 END_TEST
 
-/* Size, times, owner and modes as SPEC.md says. */
+/* Size, times, owner and modes as speculofs(1) says. */
 START_TEST(test_attributes)
 {
     char p[PATH_MAX], id[24];
