@@ -39,6 +39,7 @@ int cmd_cat(int argc, char **argv);
 int cmd_ls(int argc, char **argv);
 int cmd_tail(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_segments(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
@@ -226,12 +227,15 @@ enum stop_reason { STOP_NONE = 0, STOP_SIGNAL, STOP_OUTPUT_GONE };
 
 /* Start watching for SIGINT/SIGTERM/SIGHUP, for the reader of stdout going
  * away and for the removal of `segment`'s file, without polling: a helper
- * thread sleeps in poll(2) and, when one happens, interrupts the calling
- * thread (which must be the one that blocks in speculo_reader_wait) until
- * it takes it in: stop_requested() then stops, removal_noticed(). segment
- * may be NULL when removal_watch_arm() is never called. Returns 0 or
- * -errno. */
+ * thread sleeps in poll(2) and, when one happens, records it and ends
+ * follow_wait() (and wait_for_segment(), for a stop): stop_requested() and
+ * removal_noticed() then tell. segment may be NULL when
+ * removal_watch_arm() is never called. Returns 0 or -errno. */
 int follow_watch_start(const char *segment);
+/* Wait until `r` has news (as speculo_reader_wait(); r NULL: nothing) or
+ * the helper thread recorded something: 0, -ECANCELED (look at
+ * stop_requested() and removal_noticed()), -ETIMEDOUT, or -errno. */
+int follow_wait(speculo_reader *r, int timeout_ms);
 /* STOP_NONE, or why the follow loop must end. */
 enum stop_reason stop_requested(void);
 /* Watch the segment directory for the removal of the segment's file (by

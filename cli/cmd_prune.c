@@ -50,6 +50,7 @@ static bool parse_duration(const char *s, int64_t *ns)
         if (num[len - 1] == units[i].unit) {
             num[--len] = '\0';
             scale = units[i].seconds;
+            break; /* one unit; "h" alone leaves nothing to look at */
         }
     }
     int64_t base;

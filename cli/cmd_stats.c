@@ -565,14 +565,14 @@ static int watch_round(const struct stats_args *a, struct samples *seen, FILE *o
 /* Sleep until the monotonic deadline; false when a stop was requested. */
 static bool sleep_until(int64_t deadline_ns)
 {
-    struct timespec ts = {(time_t)(deadline_ns / 1000000000), (long)(deadline_ns % 1000000000)};
     for (;;) {
         if (stop_requested() != STOP_NONE)
             return false;
-        int rc = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-        if (rc == 0)
-            return stop_requested() == STOP_NONE;
-        if (rc != EINTR)
+        int64_t left = deadline_ns - mono_ns();
+        if (left <= 0)
+            return true;
+        int rc = follow_wait(NULL, (int)((left + 999999) / 1000000));
+        if (rc != -ECANCELED && rc != -ETIMEDOUT && rc != -EINTR)
             return false;
     }
 }

@@ -14,6 +14,7 @@ static const struct cli_command commands[] = {
     {"ls", cmd_ls, "list the live chunks"},
     {"tail", cmd_tail, "print the live chunks in commit order; -f follows"},
     {"info", cmd_info, "describe a segment (the .info of speculofs)"},
+    {"check", cmd_check, "verify a segment file, say where it is wrong"},
     {"segments", cmd_segments, "list the segments in the segment directory"},
     {"gc", cmd_gc, "collect a segment now"},
     {"rm", cmd_rm, "remove a segment"},

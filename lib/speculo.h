@@ -830,6 +830,121 @@ SPECULO_API int speculo_segment_describe(const char *segment, char *buf, size_t 
 SPECULO_API int speculo_segment_describe_at(const char *dir, const char *segment, char *buf,
                                             size_t size);
 
+/** What speculo_segment_check() found. Fields may be added at the end. */
+struct speculo_check_report {
+    /** 0: the file is sound. -EBADMSG: it is not; `offset` and `problem`
+     *  say where and what. -EPROTO: a segment of another format version.
+     *  When not 0, the counts cover what was checked before the problem. */
+    int status;
+    /** Where the first problem is, in bytes from the start of the file:
+     *  the header field, record, id table entry or name index slot that is
+     *  wrong. */
+    uint64_t offset;
+    /** What is wrong there, one line of printable ASCII ("" when sound),
+     *  such as "record id 2: payload size 9223372036854775808 does not fit
+     *  in its 128-byte record". */
+    char problem[512];
+    uint64_t file_size;        /**< size of the file checked, bytes */
+    uint64_t generation;       /**< its generation (1 + collections) */
+    uint64_t records;          /**< committed records, live or dead */
+    uint64_t live_records;     /**< neither expired nor obsolete */
+    uint64_t expired_records;  /**< expired, not obsolete */
+    uint64_t replaced_records; /**< obsoleted by a newer chunk */
+    uint64_t obsolete_records; /**< obsoleted explicitly */
+    uint64_t first_id;         /**< id of the oldest record; 0 if none */
+    uint64_t last_id;          /**< id of the newest record; 0 if none */
+    uint64_t bytes_used;       /**< bytes the records take */
+    uint64_t live_bytes;       /**< ...of which live records */
+    uint64_t dead_bytes;       /**< ...of which expired and obsolete records:
+                                    what the next collection frees */
+    uint64_t free_bytes;       /**< the record area's unused room after the
+                                    last record */
+    uint64_t table_slots;      /**< size of the id table (records it can list) */
+    uint64_t index_slots;      /**< size of the name index */
+    uint64_t index_used;       /**< slots taken: a name keeps its slot for the
+                                    file's life, also once all its versions
+                                    are dead */
+    uint64_t index_dead;       /**< taken slots whose name has no live version */
+    uint64_t index_displaced;  /**< names not in their home slot (another name
+                                    holds it): see speculo_collision_fn */
+    uint64_t index_same_home;  /**< names whose home slot is another name's
+                                    too (their hashes agree in the bits that
+                                    choose the slot) */
+    /** The most slots a lookup of a name in the index visits. */
+    uint64_t index_longest_probe;
+    /** 1: the file carries the mark of a collection switch or a removal yet
+     *  is still under the segment's name (a writer died between the two
+     *  steps; the next writer repairs it). Not a problem. */
+    int superseded;
+};
+
+/** A name of the index that collides with another: it is not in its home
+ *  slot (the slot its hash selects, the index probing linearly from
+ *  there), so a lookup of it visits the slots in between. Valid during the
+ *  callback only. */
+struct speculo_name_collision {
+    const char *name;      /**< the name */
+    uint64_t id;           /**< the record its slot points at */
+    uint64_t home;         /**< its home slot */
+    uint64_t slot;         /**< the slot it is in; a lookup visits
+                                (slot - home) mod index_slots + 1 slots */
+    const char *home_name; /**< the name in its home slot */
+    uint64_t home_id;      /**< the record that slot points at */
+    int same_home;         /**< 1: home_name has the same home slot; 0: it is
+                                there because a run of names from earlier
+                                slots pushed it there */
+};
+
+/** Called by speculo_segment_check() for each name of the index that is
+ *  not in its home slot, in slot order. */
+typedef void (*speculo_collision_fn)(const struct speculo_name_collision *c, void *arg);
+
+/**
+ * Verify a whole segment file and say where it is wrong: the header and
+ * its layout, every committed record (the checks readers make, ids in
+ * increasing order, obsolete marks and `replaces` pointing at older ids,
+ * names matching their stored hash), the id table (an entry per record,
+ * where the record is), the name index (each slot points at a record of
+ * its name, reachable from its home slot; one slot per name, at its
+ * newest version), and the header's totals. Besides, it counts what
+ * speculo_segment_describe() does not say: the bytes a collection would
+ * free, the unused room, the index's load and its colliding names.
+ *
+ * A file that a writer is committing to is checked as it is: what a
+ * writer has not finished (the last record not yet in the index or
+ * counted in the header, one killed in the middle of a commit) is no
+ * problem. If the segment is switched by a collection meanwhile, the new
+ * file is checked. The file is only read; the check never reads outside
+ * it, and ends on any input (O(n log n) in the records and names), using
+ * memory in proportion to them.
+ *
+ * @param dir     the segment directory, or NULL for speculo_segment_dir()'s
+ * @param segment the segment's name
+ * @param report  receives what was found
+ * @param fn      NULL, or called for each colliding name (found before a
+ *                problem, if there is one)
+ * @param arg     passed to fn
+ * @return 0 when the file was checked (sound or not: see report->status);
+ *         -ENOENT no such segment; -EINVAL / -ENAMETOOLONG bad name;
+ *         -EPERM unsafe directory or file; -EACCES; -ENOSPC the file's
+ *         pages cannot be read (a full filesystem); -ENOMEM.
+ */
+SPECULO_API int speculo_segment_check_at(const char *dir, const char *segment,
+                                         struct speculo_check_report *report,
+                                         speculo_collision_fn fn, void *arg);
+
+/**
+ * speculo_segment_check_at() in the segment directory of
+ * speculo_segment_dir().
+ * @param segment the segment's name
+ * @param report  receives what was found
+ * @param fn      NULL, or called for each colliding name
+ * @param arg     passed to fn
+ * @return as speculo_segment_check_at().
+ */
+SPECULO_API int speculo_segment_check(const char *segment, struct speculo_check_report *report,
+                                      speculo_collision_fn fn, void *arg);
+
 /**
  * A message for an error code returned by this library (negative or
  * positive errno). Never NULL; thread-safe.

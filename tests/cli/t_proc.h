@@ -111,5 +111,6 @@ TCase *tc_case_info_json(void);
 TCase *tc_case_stats(void);
 TCase *tc_case_trust(void);
 TCase *tc_case_prune(void);
+TCase *tc_case_debug(void);
 
 #endif

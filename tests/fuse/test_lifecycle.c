@@ -1,13 +1,11 @@
 /*
  * The server's life: clear refusals before mounting, a clean end on
- * unmount and on SIGTERM/SIGINT, mounting through mount(8).
+ * unmount and on SIGTERM/SIGINT. Mounting through mount(8): test_mount.c.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +105,8 @@ START_TEST(test_bad_arguments)
     expect_refusal(args, 1, "No such file or directory");
     snprintf(args, sizeof args, "-f -o dir=%s", dir);
     expect_refusal(args, 2, "usage: speculofs");
+    snprintf(args, sizeof args, "-f %s %s extra", dir, mnt);
+    expect_refusal(args, 2, "unexpected argument 'extra'");
     snprintf(args, sizeof args, "-f -o dir=%s,no_such_option %s", dir, mnt);
     expect_refusal(args, 1, "no_such_option");
     expect_refusal("-V", 0, "speculofs " SPECULO_VERSION);
@@ -145,106 +145,6 @@ START_TEST(test_stale_mount_names_the_fix)
 }
 END_TEST
 
-/* The pid of a process whose command line names @mnt, 0 if none. */
-static pid_t server_of(const char *mnt)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *de;
-    pid_t found = 0;
-
-    ck_assert_ptr_nonnull(d);
-    while (!found && (de = readdir(d)) != NULL) {
-        char path[64], cmd[4096];
-        ssize_t n;
-        pid_t pid = (pid_t)atoi(de->d_name);
-        if (pid <= 0 || pid == getpid())
-            continue;
-        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
-        n = tf_read_file(path, cmd, sizeof cmd - 1);
-        if (n <= 0)
-            continue;
-        for (ssize_t i = 0; i < n; i++)
-            if (cmd[i] == '\0')
-                cmd[i] = ' ';
-        cmd[n] = '\0';
-        if (strstr(cmd, "speculofs") != NULL && strstr(cmd, mnt) != NULL)
-            found = pid;
-    }
-    closedir(d);
-    return found;
-}
-
-/* Alive, and not a zombie waiting for a parent that does not reap. */
-static int alive(pid_t pid)
-{
-    char path[64], stat[512], *close_paren;
-    ssize_t n;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    n = tf_read_file(path, stat, sizeof stat - 1);
-    if (n <= 0)
-        return 0;
-    stat[n] = '\0';
-    close_paren = strrchr(stat, ')');
-    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] != 'Z';
-}
-
-/* Mount with @cmd (a mount helper), which makes speculofs daemonize: it
- * shows the directory, read-only, and ends at umount. */
-static void mount_helper(const char *cmd)
-{
-    char out[4096], p[PATH_MAX], line[2 * PATH_MAX];
-    pid_t pid;
-
-    ck_assert_msg(tf_sh(cmd, out, sizeof out) == 0, "%s:\n%s", cmd, out);
-    ck_assert(tf_is_mounted(tf_m.mnt));
-    ck_assert_int_eq(tf_stat_err(tf_path(p, "fstab", "x")), 0);
-    snprintf(line, sizeof line, "grep ' %s ' /proc/self/mountinfo", tf_m.mnt);
-    ck_assert_int_eq(tf_sh(line, out, sizeof out), 0);
-    ck_assert_msg(strstr(out, " ro,") != NULL, "not read-only: %s", out);
-    pid = server_of(tf_m.mnt);
-    ck_assert_int_gt(pid, 0);
-    snprintf(line, sizeof line, "umount '%s'", tf_m.mnt);
-    ck_assert_msg(tf_sh(line, out, sizeof out) == 0, "%s:\n%s", line, out);
-    for (int i = 0; i < 2500 && alive(pid); i++)
-        t_sleep_ms(2);
-    if (alive(pid)) {
-        kill(pid, SIGKILL);
-        ck_abort_msg("speculofs (pid %d) still running after umount", (int)pid);
-    }
-}
-
-/* What mount(8) runs for the fstab line
- *     SEGMENT_DIR  MOUNTPOINT  fuse.speculofs  defaults  0 0
- * (mount.fuse3 SEGMENT_DIR MOUNTPOINT -t speculofs -o rw; mount(8) itself
- * resets $PATH, so it is run directly with speculofs in $PATH here), the
- * same with -o dir=, and mount(8) with the "fuse" type's PROGRAM#SOURCE. */
-START_TEST(test_mount_helper)
-{
-    char cmd[4 * PATH_MAX], bin[PATH_MAX], bindir[PATH_MAX];
-    speculo_writer *w;
-
-    if (geteuid() != 0 || access("/sbin/mount.fuse3", X_OK) != 0) {
-        printf("mount_helper: not root, or no /sbin/mount.fuse3: not tested\n");
-        return;
-    }
-    w = tf_writer("fstab", 0, 0);
-    tf_put_str(w, "x", "y");
-    ck_assert_ptr_nonnull(realpath(tf_bin(), bin));
-    snprintf(bindir, sizeof bindir, "%s", bin);
-    *strrchr(bindir, '/') = '\0';
-    snprintf(cmd, sizeof cmd, "PATH='%s':\"$PATH\" /sbin/mount.fuse3 '%s' '%s' -t speculofs -o rw",
-             bindir, tf_m.dir, tf_m.mnt);
-    mount_helper(cmd);
-    snprintf(cmd, sizeof cmd, "PATH='%s':\"$PATH\" /sbin/mount.fuse3 speculofs '%s' -t speculofs "
-             "-o rw,dir='%s'", bindir, tf_m.mnt, tf_m.dir);
-    mount_helper(cmd);
-    snprintf(cmd, sizeof cmd, "mount -t fuse '%s#%s' '%s'", bin, tf_m.dir, tf_m.mnt);
-    mount_helper(cmd);
-    speculo_writer_close(w);
-}
-END_TEST
-
 Suite *tf_suite_lifecycle(void)
 {
     Suite *s = suite_create("lifecycle");
@@ -255,6 +155,5 @@ Suite *tf_suite_lifecycle(void)
     suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments, tf_setup_dirs, 30));
     suite_add_tcase(s, tf_tcase("stale_mount_names_the_fix", test_stale_mount_names_the_fix,
                                 tf_setup_dirs, 30));
-    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper, tf_setup_dirs, 30));
     return s;
 }

@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     srunner_add_suite(sr, role_suite());
     srunner_add_suite(sr, replica_suite());
     srunner_add_suite(sr, records_suite());
+    srunner_add_suite(sr, check_suite());
     srunner_add_suite(sr, hostile_suite());
     srunner_add_suite(sr, adversary_suite());
     srunner_add_suite(sr, edges_suite());
