@@ -43,6 +43,7 @@ int cmd_segments(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_bridge(int argc, char **argv);
 
 /* ---- messages (common.c) ---- */
 

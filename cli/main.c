@@ -18,6 +18,7 @@ static const struct cli_command commands[] = {
     {"gc", cmd_gc, "collect a segment now"},
     {"rm", cmd_rm, "remove a segment"},
     {"stats", cmd_stats, "numbers for monitoring: a table, Prometheus, or rates (-w)"},
+    {"bridge", cmd_bridge, "mirror a segment to other hosts through NATS JetStream"},
 };
 
 static void print_usage(FILE *out)

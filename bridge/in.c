@@ -1,0 +1,607 @@
+/*
+ * speculo bridge in SEG: be the writer of local segment SEG and commit
+ * into it every chunk of the stream, with the id, name, commit time and
+ * expiry it had at the origin (speculo_writer_commit_replica).
+ *
+ * The stream is read twice at start: its headers only, to find where to
+ * resume (the first message of the epoch SEG mirrors with a chunk after
+ * SEG's last id; notices of explicit obsoletions met on the way are
+ * applied), then, from there, whole messages through an ordered consumer
+ * (JetStream delivers them in order, without gap or duplicate, and
+ * re-creates the consumer after a failure). Every message is checked
+ * before anything of it is committed: what is malformed, foreign or of
+ * another epoch is logged and skipped.
+ *
+ * SEG's uid is the origin's (speculo_writer_options.uid): the epoch it
+ * mirrors. When the origin's segment is created again (a new uid), SEG is
+ * removed and created again; when it is removed, so is SEG.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bridge.h"
+#include "cli.h"
+
+/* A chunk arriving in parts, reserved in SEG and filled as they come. */
+struct assembly {
+    bool active;
+    struct br_msg meta; /* of part 0 */
+    unsigned char *data;
+    uint64_t got;       /* bytes filled */
+    uint32_t next;      /* the part expected next */
+};
+
+struct in {
+    const struct br_args *a;
+    struct br_engine e;
+    char path[PATH_MAX];
+    pthread_mutex_t lock; /* the consumer's callback, and the main thread */
+    pthread_cond_t done;
+    bool closing, complete;
+    speculo_writer *w;    /* NULL while no segment is mirrored */
+    uint64_t uid;         /* SEG's uid: the epoch mirrored; 0 when none */
+    struct assembly as;
+    struct br_msg m;      /* the callback's parse */
+    natsSubscription *sub;
+    uint64_t committed;   /* chunks committed since the subscription */
+    bool caught_up;
+};
+
+/* ---- the local segment -------------------------------------------------------------- */
+
+static uint64_t segment_uid(const char *segment)
+{
+    speculo_reader *r;
+    struct speculo_segment_ident id = {0};
+    if (speculo_reader_open(segment, &r) < 0)
+        return 0;
+    speculo_reader_ident(r, &id);
+    speculo_reader_close(r);
+    return id.uid;
+}
+
+static void abandon(struct in *in)
+{
+    in->as.active = false; /* the reservation is replaced by the next alloc */
+}
+
+static void close_segment(struct in *in)
+{
+    abandon(in);
+    speculo_writer_close(in->w);
+    in->w = NULL;
+    in->uid = 0;
+}
+
+static int remove_segment(struct in *in)
+{
+    int rc = speculo_segment_remove(in->a->segment, 0);
+    if (rc == -EBUSY) {
+        int64_t pid = segment_writer_pid(in->a->segment);
+        br_fatal("cannot remove the segment: process %" PRId64 " is its writer", pid);
+        return -1;
+    }
+    if (rc < 0 && rc != -ENOENT) {
+        br_fatal("cannot remove the segment: %s", speculo_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Make SEG the mirror of epoch uid: a new segment with that uid, keeping
+ * the file mode of the one it replaces. */
+static int recreate(struct in *in, uint64_t uid)
+{
+    struct stat st;
+    mode_t mode = stat(in->path, &st) == 0 ? st.st_mode & 0644 : 0600;
+    close_segment(in);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (remove_segment(in) < 0)
+            return -1;
+        struct speculo_writer_options o = {.uid = uid, .mode = mode};
+        int rc = speculo_writer_open(in->a->segment, &o, &in->w);
+        if (rc < 0) {
+            in->w = NULL;
+            br_fatal("cannot create the segment: %s", speculo_strerror(rc));
+            return -1;
+        }
+        if (segment_uid(in->a->segment) == uid) {
+            in->uid = uid;
+            return 0;
+        }
+        speculo_writer_close(in->w); /* someone made another meanwhile */
+        in->w = NULL;
+    }
+    br_fatal("the segment keeps being created by someone else");
+    return -1;
+}
+
+/* Open SEG as its writer if it exists; its uid is the epoch it mirrors. */
+static int open_existing(struct in *in)
+{
+    int rc = speculo_writer_open(in->a->segment, NULL, &in->w);
+    if (rc == 0) {
+        in->uid = segment_uid(in->a->segment);
+        return 0;
+    }
+    in->w = NULL;
+    if (rc == -EBUSY) {
+        br_log("the segment has another live writer (process %" PRId64 "): is another "
+               "`speculo bridge in` running?",
+               segment_writer_pid(in->a->segment));
+        return -1;
+    }
+    br_log("cannot open the segment: %s", speculo_strerror(rc));
+    return -1;
+}
+
+/* ---- committing --------------------------------------------------------------------------- */
+
+/* A failure of the local segment: the mirror cannot go on exactly. */
+static void local_failure(const char *what, int rc)
+{
+    br_fatal("cannot %s: %s", what, speculo_strerror(rc));
+}
+
+static uint64_t last_id(const struct in *in)
+{
+    return speculo_writer_last_id(in->w);
+}
+
+static void ignored(uint64_t seq, natsMsg *msg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void ignored(uint64_t seq, natsMsg *msg, const char *fmt, ...)
+{
+    char why[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    br_log_ignored(seq, natsMsg_GetSubject(msg), why);
+}
+
+static int commit(struct in *in, const struct br_msg *meta, const void *data, size_t size,
+                  uint64_t seq, natsMsg *msg)
+{
+    void *p;
+    int rc = speculo_writer_alloc(in->w, size, &p);
+    if (rc == -EFBIG) {
+        ignored(seq, msg, "chunk %" PRIu64 " of %zu bytes cannot be stored", meta->id, size);
+        return 0;
+    }
+    if (rc < 0) {
+        local_failure("reserve room in the segment", rc);
+        return rc;
+    }
+    if (size)
+        memcpy(p, data, size);
+    struct speculo_replica c = {.id = meta->id,
+                                .committed_ns = meta->committed_ns,
+                                .expires_ns = meta->expires_ns,
+                                .name = meta->name[0] ? meta->name : NULL,
+                                .replaces = meta->replaces};
+    rc = speculo_writer_commit_replica(in->w, &c);
+    if (rc == -EINVAL || rc == -ENAMETOOLONG) {
+        ignored(seq, msg, "chunk %" PRIu64 " refused by the segment", meta->id);
+        return 0;
+    }
+    if (rc < 0) {
+        local_failure("commit", rc);
+        return rc;
+    }
+    in->committed++;
+    return 0;
+}
+
+static void on_chunk(struct in *in, natsMsg *msg, uint64_t seq)
+{
+    abandon(in);
+    if (in->m.id <= last_id(in))
+        return; /* had it */
+    commit(in, &in->m, natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), seq, msg);
+}
+
+static void on_part(struct in *in, natsMsg *msg, uint64_t seq)
+{
+    const struct br_msg *m = &in->m;
+    struct assembly *as = &in->as;
+    size_t len = (size_t)natsMsg_GetDataLength(msg);
+    if (m->part == 0) {
+        abandon(in);
+        if (m->id <= last_id(in) || m->offset != 0)
+            return;
+        void *p;
+        int rc = speculo_writer_alloc(in->w, (size_t)m->size, &p);
+        if (rc == -EFBIG || (rc == -ENOMEM && m->size > SIZE_MAX / 2)) {
+            ignored(seq, msg, "chunk %" PRIu64 " of %" PRIu64 " bytes cannot be stored", m->id,
+                    m->size);
+            return;
+        }
+        if (rc < 0) {
+            local_failure("reserve room in the segment", rc);
+            return;
+        }
+        as->active = true;
+        as->data = p;
+        as->got = 0;
+        as->next = 0;
+        br_ids_free(&as->meta.ids);
+        as->meta = *m;
+        br_ids_init(&as->meta.ids);
+    }
+    /* anything else than the next part: the chunk died at the origin and
+     * its parts were deleted as we read them; it is abandoned */
+    if (!as->active || m->id != as->meta.id || m->part != as->next ||
+        m->nparts != as->meta.nparts || m->size != as->meta.size || m->offset != as->got) {
+        abandon(in);
+        return;
+    }
+    if (len)
+        memcpy(as->data + as->got, natsMsg_GetData(msg), len);
+    as->got += len;
+    as->next++;
+    if (as->next < as->meta.nparts)
+        return;
+    abandon(in);
+    if (as->got != as->meta.size) {
+        ignored(seq, msg, "chunk %" PRIu64 ": its parts hold %" PRIu64 " bytes, not %" PRIu64,
+                m->id, as->got, as->meta.size);
+        return;
+    }
+    struct speculo_replica c = {.id = as->meta.id,
+                                .committed_ns = as->meta.committed_ns,
+                                .expires_ns = as->meta.expires_ns,
+                                .name = as->meta.name[0] ? as->meta.name : NULL,
+                                .replaces = as->meta.replaces};
+    int rc = speculo_writer_commit_replica(in->w, &c);
+    if (rc == -EINVAL || rc == -ENAMETOOLONG)
+        ignored(seq, msg, "chunk %" PRIu64 " refused by the segment", as->meta.id);
+    else if (rc < 0)
+        local_failure("commit", rc);
+    else
+        in->committed++;
+}
+
+/* The entries must be the ids the headers list, in order, nothing more. */
+static bool frame_ok(const struct br_msg *m, const unsigned char *buf, size_t len, char *why,
+                     size_t size)
+{
+    size_t off = 0, r = 0;
+    uint64_t want = m->ids.n ? m->ids.r[0].lo : 0, n = 0;
+    struct br_entry e;
+    int rc;
+    while ((rc = br_frame_next(buf, len, &off, &e)) == 1) {
+        if (r == m->ids.n || e.id != want) {
+            snprintf(why, size, "frame entry %" PRIu64 " is not an id its headers list", n);
+            return false;
+        }
+        n++;
+        if (want == m->ids.r[r].hi) {
+            r++;
+            want = r < m->ids.n ? m->ids.r[r].lo : 0;
+        } else {
+            want++;
+        }
+    }
+    if (rc < 0 || n != m->ids.count) {
+        snprintf(why, size, "frame payload does not hold the %" PRIu64 " chunks it lists",
+                 m->ids.count);
+        return false;
+    }
+    return true;
+}
+
+static void on_frame(struct in *in, natsMsg *msg, uint64_t seq)
+{
+    abandon(in);
+    const unsigned char *buf = (const unsigned char *)natsMsg_GetData(msg);
+    size_t len = (size_t)natsMsg_GetDataLength(msg), off = 0;
+    char why[128];
+    if (!frame_ok(&in->m, buf, len, why, sizeof why)) {
+        ignored(seq, msg, "%s", why);
+        return;
+    }
+    struct br_entry e;
+    struct br_msg meta;
+    br_msg_init(&meta);
+    while (br_frame_next(buf, len, &off, &e) == 1 && !atomic_load(&br_stop)) {
+        if (e.id <= last_id(in))
+            continue;
+        meta.id = e.id;
+        meta.committed_ns = e.committed_ns;
+        meta.expires_ns = e.expires_ns;
+        meta.replaces = e.replaces;
+        if (commit(in, &meta, e.data, (size_t)e.size, seq, msg) < 0)
+            break;
+    }
+}
+
+static void on_obsolete(struct in *in)
+{
+    uint64_t last = last_id(in);
+    for (size_t r = 0; r < in->m.ids.n; r++)
+        for (uint64_t id = in->m.ids.r[r].lo; id <= in->m.ids.r[r].hi && id <= last; id++)
+            speculo_writer_obsolete(in->w, id); /* -ENOENT: dead here already */
+}
+
+static void on_marker(struct in *in, natsMsg *msg, uint64_t seq)
+{
+    (void)msg;
+    (void)seq;
+    uint64_t uid = in->m.uid;
+    if (in->m.kind == BR_EPOCH && uid != in->uid) {
+        bool existed = segment_uid(in->a->segment) != 0;
+        if (recreate(in, uid) == 0)
+            br_log("mirroring epoch %016" PRIx64 ": segment %s", uid,
+                   existed ? "removed and created again (the origin's was)" : "created");
+    } else if (in->m.kind == BR_REMOVED && uid == in->uid) {
+        close_segment(in);
+        if (remove_segment(in) == 0)
+            br_log("the origin's segment was removed: removed here too");
+    }
+}
+
+static void on_message(struct in *in, natsMsg *msg, uint64_t seq)
+{
+    char why[128];
+    int rc = br_parse(msg, &in->m, why, sizeof why);
+    if (rc == -ENOMEM) {
+        br_fatal("out of memory");
+        return;
+    }
+    if (rc < 0) {
+        ignored(seq, msg, "%s", why);
+        return;
+    }
+    if (in->m.kind == BR_EPOCH || in->m.kind == BR_REMOVED) {
+        on_marker(in, msg, seq);
+        return;
+    }
+    if (!in->w || in->m.uid != in->uid) {
+        ignored(seq, msg, "%s of origin segment %016" PRIx64 ", not the one mirrored (%016" PRIx64
+                ")",
+                br_kind_name(in->m.kind), in->m.uid, in->uid);
+        return;
+    }
+    switch (in->m.kind) {
+    case BR_CHUNK:
+        on_chunk(in, msg, seq);
+        break;
+    case BR_PART:
+        on_part(in, msg, seq);
+        break;
+    case BR_FRAME:
+        on_frame(in, msg, seq);
+        break;
+    case BR_OBSOLETE:
+        on_obsolete(in);
+        break;
+    default:
+        break;
+    }
+}
+
+/* The consumer's callback (one thread of the NATS library, in order). */
+static void on_delivery(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *arg)
+{
+    (void)nc;
+    (void)sub;
+    struct in *in = arg;
+    jsMsgMetaData *md = NULL;
+    natsMsg_GetMetaData(&md, msg);
+    uint64_t seq = md ? md->Sequence.Stream : 0;
+    pthread_mutex_lock(&in->lock);
+    if (!in->closing && !atomic_load(&br_stop)) {
+        on_message(in, msg, seq);
+        if (md && md->NumPending == 0 && !in->caught_up) {
+            in->caught_up = true;
+            br_log("caught up: %" PRIu64 " chunk%s committed; following the stream",
+                   in->committed, in->committed == 1 ? "" : "s");
+        }
+    }
+    pthread_mutex_unlock(&in->lock);
+    jsMsgMetaData_Destroy(md);
+    natsMsg_Destroy(msg);
+}
+
+static void on_complete(void *arg)
+{
+    struct in *in = arg;
+    pthread_mutex_lock(&in->lock);
+    in->complete = true;
+    pthread_cond_broadcast(&in->done);
+    pthread_mutex_unlock(&in->lock);
+}
+
+/* ---- where to start ----------------------------------------------------------------------- */
+
+struct in_scan {
+    struct in *in;
+    uint64_t last_id;
+    enum br_kind marker_kind;
+    uint64_t marker_uid, marker_seq;
+    uint64_t first_new;
+    uint64_t foreign;
+};
+
+static bool on_scanned(uint64_t seq, const char *subject, int rc, const struct br_msg *m,
+                       const char *why, void *arg)
+{
+    (void)subject;
+    (void)why;
+    struct in_scan *s = arg;
+    struct in *in = s->in;
+    if (rc < 0) {
+        s->foreign++;
+        return true;
+    }
+    if (m->kind == BR_EPOCH || m->kind == BR_REMOVED) {
+        s->marker_kind = m->kind;
+        s->marker_uid = m->uid;
+        s->marker_seq = seq;
+        s->first_new = 0;
+        return true;
+    }
+    if (!in->w || m->uid != in->uid)
+        return true;
+    if (m->kind == BR_OBSOLETE) {
+        /* idempotent: applied now, whether resumed after or not */
+        for (size_t r = 0; r < m->ids.n; r++)
+            for (uint64_t id = m->ids.r[r].lo; id <= m->ids.r[r].hi && id <= s->last_id; id++)
+                speculo_writer_obsolete(in->w, id);
+    } else if (!s->first_new && br_msg_last_id(m) > s->last_id) {
+        s->first_new = seq;
+    }
+    return true;
+}
+
+/* 0 and *start; 1 when stopping; -1 on error. */
+static int find_start(struct in *in, uint64_t *start)
+{
+    struct in_scan s = {.in = in, .last_id = in->w ? last_id(in) : 0};
+    uint64_t last = 0;
+    int rc = br_scan(&in->e, on_scanned, &s, &last);
+    if (rc != 0)
+        return rc;
+    if (s.foreign)
+        br_log("stream %s holds %" PRIu64 " message%s that are not speculo's: ignored",
+               printable(in->e.stream), s.foreign, s.foreign == 1 ? "" : "s");
+    if (!s.marker_seq) {
+        *start = last + 1;
+        br_log("the stream has no epoch yet: waiting for `speculo bridge out`");
+    } else if (s.marker_kind == BR_EPOCH && s.marker_uid == in->uid && in->w) {
+        *start = s.first_new ? s.first_new : last + 1;
+        br_log("mirroring epoch %016" PRIx64 ": resuming after chunk %" PRIu64, in->uid,
+               s.last_id);
+    } else {
+        *start = s.marker_seq;
+    }
+    return 0;
+}
+
+/* ---- main --------------------------------------------------------------------------------------- */
+
+static int subscribe(struct in *in, uint64_t start)
+{
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = in->e.stream;
+    so.Ordered = true;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = start ? start : 1;
+    so.Config.Heartbeat = 2000000000LL; /* a lost consumer is re-created within seconds */
+    jsErrCode je = 0;
+    in->complete = false;
+    in->caught_up = false;
+    in->committed = 0;
+    natsStatus s = js_Subscribe(&in->sub, in->e.js, in->e.filter, on_delivery, in, NULL, &so, &je);
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(in->sub, -1, -1);
+    if (s == NATS_OK)
+        s = natsSubscription_SetOnCompleteCB(in->sub, on_complete, in);
+    if (s != NATS_OK) {
+        br_log("cannot consume stream %s: %s", printable(in->e.stream),
+               printable(nats_GetLastError(NULL)));
+        if (in->sub)
+            natsSubscription_Destroy(in->sub);
+        in->sub = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void unsubscribe(struct in *in)
+{
+    if (!in->sub)
+        return;
+    pthread_mutex_lock(&in->lock);
+    in->closing = true;
+    pthread_mutex_unlock(&in->lock);
+    if (natsSubscription_Unsubscribe(in->sub) == NATS_OK) {
+        /* wait for the callback thread to be done with us */
+        pthread_mutex_lock(&in->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 5;
+        while (!in->complete)
+            if (pthread_cond_timedwait(&in->done, &in->lock, &until) != 0)
+                break;
+        pthread_mutex_unlock(&in->lock);
+    }
+    natsSubscription_Destroy(in->sub);
+    in->sub = NULL;
+    in->closing = false;
+}
+
+/* Mirror until stopped or the stream goes away (1: start over). */
+static int mirror(struct in *in)
+{
+    uint64_t start;
+    int rc = find_start(in, &start);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (subscribe(in, start) < 0)
+        return -1;
+    while (br_sleep_ms(2000)) {
+        int64_t created = br_stream_created(&in->e);
+        if (created == 0 || (created > 0 && created != in->e.stream_created)) {
+            br_log("stream %s was %s; starting over", printable(in->e.stream),
+                   created ? "deleted and created again" : "deleted");
+            unsubscribe(in);
+            return 1;
+        }
+    }
+    unsubscribe(in);
+    return 0;
+}
+
+int br_in(const struct br_args *a)
+{
+    struct in in = {.a = a};
+    br_msg_init(&in.m);
+    br_msg_init(&in.as.meta);
+    pthread_mutex_init(&in.lock, NULL);
+    pthread_cond_init(&in.done, NULL);
+    char dir[PATH_MAX];
+    if (speculo_segment_dir(dir, sizeof dir) < 0 ||
+        snprintf(in.path, sizeof in.path, "%s/%s", dir, a->segment) >= (int)sizeof in.path) {
+        br_log("the segment directory's path is too long");
+        return BR_EXIT_ERR;
+    }
+    int status = BR_EXIT_ERR;
+    if (br_engine_connect(&in.e, a->servers, a->stream) < 0)
+        goto out;
+    if (segment_uid(a->segment) && open_existing(&in) < 0)
+        goto out;
+    for (;;) {
+        int rc = br_stream_wait(&in.e);
+        if (rc > 0)
+            break;
+        if (rc < 0)
+            goto out;
+        rc = mirror(&in);
+        if (rc < 0)
+            goto out;
+        if (rc == 0)
+            break;
+    }
+    status = BR_EXIT_OK;
+out:
+    unsubscribe(&in);
+    close_segment(&in);
+    br_engine_close(&in.e);
+    br_msg_free(&in.m);
+    br_msg_free(&in.as.meta);
+    pthread_cond_destroy(&in.done);
+    pthread_mutex_destroy(&in.lock);
+    if (status == BR_EXIT_OK && !br_failed())
+        br_log("stopped");
+    return br_failed() ? BR_EXIT_ERR : status;
+}
