@@ -170,8 +170,8 @@ uninstall:
 	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.3)),$(DESTDIR)$(MANDIR)/man3/$(m))
 
 lint:
-	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D__linux__ lib fusefs cli
+	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS) $(BRIDGE_SRCS) bridge/*.h
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D__linux__ lib fusefs cli bridge
 	clang-tidy --quiet -checks='-*,clang-analyzer-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling' \
 	    lib/*.c -- -std=c11 -D_GNU_SOURCE -Ilib
 

@@ -29,11 +29,11 @@ enum { BR_EXIT_OK = 0, BR_EXIT_ERR = 1, BR_EXIT_USAGE = 2 };
 
 /* What the command line gave. */
 struct br_args {
-    bool out;                  /* out, else in */
+    bool out; /* out, else in */
     const char *segment;
-    const char *servers;       /* URL[,URL...] */
+    const char *servers; /* URL[,URL...] */
     char stream[BR_STREAM_MAX + 1];
-    int replicas;              /* 0: not given (1 when creating) */
+    int replicas; /* 0: not given (1 when creating) */
 };
 
 /* ---- stopping (main.c) ---- */
@@ -69,10 +69,10 @@ struct br_engine {
     natsConnection *nc;
     jsCtx *js;
     char stream[BR_STREAM_MAX + 1];
-    char filter[BR_SUBJECT_MAX];   /* speculo.STREAM.> */
-    int64_t stream_created;        /* when the stream we found was made */
-    int64_t max_msg;               /* most bytes a message may take, headers included */
-    atomic_int connected;          /* what the last state-change log said */
+    char filter[BR_SUBJECT_MAX]; /* speculo.STREAM.> */
+    int64_t stream_created;      /* when the stream we found was made */
+    int64_t max_msg;             /* most bytes a message may take, headers included */
+    atomic_int connected;        /* what the last state-change log said */
 };
 
 /* Check URL[,URL...] and connect. Prints the error and returns -1 when it

@@ -167,8 +167,9 @@ static void diagnose(const struct url *u, char *why, size_t size)
     if (err)
         snprintf(why, size, "%s", strerror(err));
     else
-        snprintf(why, size, "the server accepted a TCP connection but no NATS session "
-                            "(not a NATS server, TLS or credentials required?)");
+        snprintf(why, size,
+                 "the server accepted a TCP connection but no NATS session "
+                 "(not a NATS server, TLS or credentials required?)");
 }
 
 /* ---- connection ------------------------------------------------------------------ */
@@ -283,8 +284,7 @@ int br_engine_connect(struct br_engine *e, const char *servers, const char *stre
             br_log("%s: JetStream is not enabled on this server (or for this account)",
                    printable(url));
         else
-            br_log("%s: JetStream does not answer: %s", printable(url),
-                   printable(last_error(s)));
+            br_log("%s: JetStream does not answer: %s", printable(url), printable(last_error(s)));
         return -1;
     }
     br_log("connected to %s", printable(url));
@@ -314,12 +314,12 @@ static int check_stream(struct br_engine *e, const jsStreamInfo *si)
     bool subject = false;
     for (int i = 0; i < c->SubjectsLen; i++)
         subject = subject || !strcmp(c->Subjects[i], e->filter);
-    const char *bad = !subject                        ? "its subjects are not "
-                      : c->MaxMsgsPerSubject != 1     ? "it keeps more than one message a subject"
+    const char *bad = !subject                          ? "its subjects are not "
+                      : c->MaxMsgsPerSubject != 1       ? "it keeps more than one message a subject"
                       : c->Retention != js_LimitsPolicy ? "its retention is not 'limits'"
-                      : c->DenyDelete                 ? "it denies deletes"
-                      : c->Sealed                     ? "it is sealed"
-                                                      : NULL;
+                      : c->DenyDelete                   ? "it denies deletes"
+                      : c->Sealed                       ? "it is sealed"
+                                                        : NULL;
     if (bad) {
         br_log("stream %s exists but was not made by speculo bridge: %s%s", printable(e->stream),
                bad, subject ? "" : e->filter);
@@ -377,8 +377,8 @@ int br_stream_ensure(struct br_engine *e, const char *segment, int replicas)
         else if (je == JSStreamNameExistErr)
             return br_stream_ensure(e, segment, replicas); /* made meanwhile */
     } else if (s == NATS_OK) {
-        br_log("found stream %s (%d replica%s)", printable(e->stream),
-               (int)si->Config->Replicas, si->Config->Replicas > 1 ? "s" : "");
+        br_log("found stream %s (%d replica%s)", printable(e->stream), (int)si->Config->Replicas,
+               si->Config->Replicas > 1 ? "s" : "");
         if (replicas > 0 && si->Config->Replicas != replicas)
             br_log("--replicas %d ignored: the stream exists with %d", replicas,
                    (int)si->Config->Replicas);

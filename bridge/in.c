@@ -25,17 +25,33 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "bridge.h"
 #include "cli.h"
 
-/* A chunk arriving in parts, reserved in SEG and filled as they come. */
+/* Reconciliations (see reconcile()) are this far apart at least, and take
+ * at most a tenth of the time. */
+#define RECONCILE_MIN_MS 3000
+#define RECONCILE_POLL_MS 1000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A chunk arriving in parts, gathered in memory as they come and
+ * committed whole after the last one: memory grows with the bytes that
+ * actually arrived, never with what a header claims. */
 struct assembly {
     bool active;
     struct br_msg meta; /* of part 0 */
     unsigned char *data;
-    uint64_t got;       /* bytes filled */
-    uint32_t next;      /* the part expected next */
+    size_t cap;
+    uint64_t got;  /* bytes gathered */
+    uint32_t next; /* the part expected next */
 };
 
 struct in {
@@ -45,13 +61,15 @@ struct in {
     pthread_mutex_t lock; /* the consumer's callback, and the main thread */
     pthread_cond_t done;
     bool closing, complete;
-    speculo_writer *w;    /* NULL while no segment is mirrored */
-    uint64_t uid;         /* SEG's uid: the epoch mirrored; 0 when none */
+    speculo_writer *w; /* NULL while no segment is mirrored */
+    uint64_t uid;      /* SEG's uid: the epoch mirrored; 0 when none */
     struct assembly as;
-    struct br_msg m;      /* the callback's parse */
+    struct br_msg m; /* the callback's parse */
     natsSubscription *sub;
-    uint64_t committed;   /* chunks committed since the subscription */
+    uint64_t committed; /* chunks committed since the subscription */
     bool caught_up;
+    uint64_t last_seq; /* of the last message delivered */
+    bool skipped;      /* deliveries skipped deleted messages: reconcile */
 };
 
 /* ---- the local segment -------------------------------------------------------------- */
@@ -69,7 +87,12 @@ static uint64_t segment_uid(const char *segment)
 
 static void abandon(struct in *in)
 {
-    in->as.active = false; /* the reservation is replaced by the next alloc */
+    in->as.active = false;
+    if (in->as.cap > ((size_t)4 << 20)) { /* keep a small buffer for the next */
+        free(in->as.data);
+        in->as.data = NULL;
+        in->as.cap = 0;
+    }
 }
 
 static void close_segment(struct in *in)
@@ -217,19 +240,7 @@ static void on_part(struct in *in, natsMsg *msg, uint64_t seq)
         abandon(in);
         if (m->id <= last_id(in) || m->offset != 0)
             return;
-        void *p;
-        int rc = speculo_writer_alloc(in->w, (size_t)m->size, &p);
-        if (rc == -EFBIG || (rc == -ENOMEM && m->size > SIZE_MAX / 2)) {
-            ignored(seq, msg, "chunk %" PRIu64 " of %" PRIu64 " bytes cannot be stored", m->id,
-                    m->size);
-            return;
-        }
-        if (rc < 0) {
-            local_failure("reserve room in the segment", rc);
-            return;
-        }
         as->active = true;
-        as->data = p;
         as->got = 0;
         as->next = 0;
         br_ids_free(&as->meta.ids);
@@ -243,30 +254,31 @@ static void on_part(struct in *in, natsMsg *msg, uint64_t seq)
         abandon(in);
         return;
     }
+    if (as->got + len > as->cap) {
+        size_t cap = as->cap ? as->cap : 1u << 20;
+        while (cap < as->got + len)
+            cap *= 2;
+        unsigned char *p = realloc(as->data, cap);
+        if (!p) {
+            local_failure("gather a chunk's parts", -ENOMEM);
+            return;
+        }
+        as->data = p;
+        as->cap = cap;
+    }
     if (len)
         memcpy(as->data + as->got, natsMsg_GetData(msg), len);
     as->got += len;
     as->next++;
     if (as->next < as->meta.nparts)
         return;
-    abandon(in);
-    if (as->got != as->meta.size) {
+    as->active = false;
+    if (as->got != as->meta.size)
         ignored(seq, msg, "chunk %" PRIu64 ": its parts hold %" PRIu64 " bytes, not %" PRIu64,
                 m->id, as->got, as->meta.size);
-        return;
-    }
-    struct speculo_replica c = {.id = as->meta.id,
-                                .committed_ns = as->meta.committed_ns,
-                                .expires_ns = as->meta.expires_ns,
-                                .name = as->meta.name[0] ? as->meta.name : NULL,
-                                .replaces = as->meta.replaces};
-    int rc = speculo_writer_commit_replica(in->w, &c);
-    if (rc == -EINVAL || rc == -ENAMETOOLONG)
-        ignored(seq, msg, "chunk %" PRIu64 " refused by the segment", as->meta.id);
-    else if (rc < 0)
-        local_failure("commit", rc);
     else
-        in->committed++;
+        commit(in, &as->meta, as->data, (size_t)as->got, seq, msg);
+    abandon(in);
 }
 
 /* The entries must be the ids the headers list, in order, nothing more. */
@@ -365,8 +377,8 @@ static void on_message(struct in *in, natsMsg *msg, uint64_t seq)
         return;
     }
     if (!in->w || in->m.uid != in->uid) {
-        ignored(seq, msg, "%s of origin segment %016" PRIx64 ", not the one mirrored (%016" PRIx64
-                ")",
+        ignored(seq, msg,
+                "%s of origin segment %016" PRIx64 ", not the one mirrored (%016" PRIx64 ")",
                 br_kind_name(in->m.kind), in->m.uid, in->uid);
         return;
     }
@@ -399,11 +411,14 @@ static void on_delivery(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     uint64_t seq = md ? md->Sequence.Stream : 0;
     pthread_mutex_lock(&in->lock);
     if (!in->closing && !atomic_load(&br_stop)) {
+        if (in->last_seq && seq != in->last_seq + 1)
+            in->skipped = true;
+        in->last_seq = seq;
         on_message(in, msg, seq);
         if (md && md->NumPending == 0 && !in->caught_up) {
             in->caught_up = true;
-            br_log("caught up: %" PRIu64 " chunk%s committed; following the stream",
-                   in->committed, in->committed == 1 ? "" : "s");
+            br_log("caught up: %" PRIu64 " chunk%s committed; following the stream", in->committed,
+                   in->committed == 1 ? "" : "s");
         }
     }
     pthread_mutex_unlock(&in->lock);
@@ -420,15 +435,161 @@ static void on_complete(void *arg)
     pthread_mutex_unlock(&in->lock);
 }
 
-/* ---- where to start ----------------------------------------------------------------------- */
+/* ---- what the stream holds ------------------------------------------------------------ */
+
+/*
+ * A lagging mirror can miss a death: the message telling it (the chunk
+ * that replaced it, a notice) may be deleted before the mirror reads it,
+ * once the chunk's own message is gone too. The stream then no longer
+ * holds the chunk, and nothing the forwarder deletes is live at the
+ * origin: a live chunk of ours that no message of the epoch holds any
+ * more is dead there. Reconciling compares the two and obsoletes such
+ * chunks (a named one only when no newer version of its name is still on
+ * its way). It runs after a start and whenever deliveries skipped deleted
+ * messages, a few seconds apart at most.
+ */
+struct name_id {
+    char *name;
+    uint64_t id;
+};
+
+struct held {
+    uint64_t uid;
+    uint64_t *ids; /* chunk ids held by a message of the epoch */
+    size_t n, cap;
+    struct name_id *names; /* named chunks held */
+    size_t nn, capn;
+};
+
+static void held_free(struct held *h)
+{
+    for (size_t i = 0; i < h->nn; i++)
+        free(h->names[i].name);
+    free(h->ids);
+    free(h->names);
+    memset(h, 0, sizeof *h);
+}
+
+static int held_add(struct held *h, const struct br_msg *m)
+{
+    for (size_t r = 0; r < m->ids.n || (r == 0 && m->kind != BR_FRAME); r++) {
+        uint64_t lo = m->kind == BR_FRAME ? m->ids.r[r].lo : m->id;
+        uint64_t hi = m->kind == BR_FRAME ? m->ids.r[r].hi : m->id;
+        for (uint64_t id = lo;; id++) {
+            if (h->n == h->cap) {
+                size_t cap = h->cap ? h->cap * 2 : 1024;
+                uint64_t *p = realloc(h->ids, cap * sizeof *p);
+                if (!p)
+                    return -ENOMEM;
+                h->ids = p;
+                h->cap = cap;
+            }
+            h->ids[h->n++] = id;
+            if (id == hi)
+                break;
+        }
+        if (m->kind != BR_FRAME)
+            break;
+    }
+    if (m->kind != BR_FRAME && m->name[0]) {
+        if (h->nn == h->capn) {
+            size_t cap = h->capn ? h->capn * 2 : 64;
+            struct name_id *p = realloc(h->names, cap * sizeof *p);
+            if (!p)
+                return -ENOMEM;
+            h->names = p;
+            h->capn = cap;
+        }
+        h->names[h->nn].name = strdup(m->name);
+        if (!h->names[h->nn].name)
+            return -ENOMEM;
+        h->names[h->nn++].id = m->id;
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int cmp_name_id(const void *a, const void *b)
+{
+    const struct name_id *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->id < y->id ? -1 : x->id > y->id;
+}
+
+static bool held_has(const struct held *h, uint64_t id)
+{
+    return bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_u64) != NULL;
+}
+
+/* Does the stream hold a version of `name` newer than id? */
+static bool held_newer(const struct held *h, const char *name, uint64_t id)
+{
+    size_t lo = 0, hi = h->nn;
+    while (lo < hi) { /* the last entry of that name: the newest */
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(h->names[mid].name, name) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && !strcmp(h->names[lo - 1].name, name) && h->names[lo - 1].id > id;
+}
+
+/* Obsolete our live chunks up to `upto` that the stream no longer holds. */
+static void reconcile(struct in *in, struct held *h, uint64_t upto)
+{
+    qsort(h->ids, h->n, sizeof *h->ids, cmp_u64);
+    qsort(h->names, h->nn, sizeof *h->names, cmp_name_id);
+    speculo_reader *r;
+    if (speculo_reader_open(in->a->segment, &r) < 0)
+        return;
+    uint64_t *dead = NULL;
+    size_t n = 0, cap = 0;
+    speculo_chunk c;
+    struct speculo_segment_ident id;
+    speculo_reader_ident(r, &id);
+    while (id.uid == h->uid && speculo_reader_next(r, &c) == 0 && c.id <= upto) {
+        if (held_has(h, c.id) || (c.name && held_newer(h, c.name, c.id)))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            uint64_t *p = realloc(dead, cap * sizeof *p);
+            if (!p)
+                break;
+            dead = p;
+        }
+        dead[n++] = c.id;
+    }
+    speculo_reader_close(r);
+    size_t done = 0;
+    pthread_mutex_lock(&in->lock);
+    for (size_t i = 0; i < n && in->w && in->uid == h->uid; i++)
+        done += speculo_writer_obsolete(in->w, dead[i]) == 0;
+    pthread_mutex_unlock(&in->lock);
+    if (done)
+        br_log("%zu chunk%s no longer in the stream (dead at the origin, their notices missed "
+               "while behind): obsoleted",
+               done, done == 1 ? "" : "s");
+    free(dead);
+}
+
+/* ---- scans ------------------------------------------------------------------------------- */
 
 struct in_scan {
     struct in *in;
+    bool start; /* the start's scan: also where to resume, and notices */
     uint64_t last_id;
     enum br_kind marker_kind;
     uint64_t marker_uid, marker_seq;
     uint64_t first_new;
     uint64_t foreign;
+    struct held held;
+    bool failed;
 };
 
 static bool on_scanned(uint64_t seq, const char *subject, int rc, const struct br_msg *m,
@@ -449,40 +610,73 @@ static bool on_scanned(uint64_t seq, const char *subject, int rc, const struct b
         s->first_new = 0;
         return true;
     }
-    if (!in->w || m->uid != in->uid)
+    if (m->uid != s->held.uid)
         return true;
     if (m->kind == BR_OBSOLETE) {
+        if (!s->start)
+            return true;
         /* idempotent: applied now, whether resumed after or not */
         for (size_t r = 0; r < m->ids.n; r++)
             for (uint64_t id = m->ids.r[r].lo; id <= m->ids.r[r].hi && id <= s->last_id; id++)
                 speculo_writer_obsolete(in->w, id);
-    } else if (!s->first_new && br_msg_last_id(m) > s->last_id) {
+        return true;
+    }
+    if (s->start && !s->first_new && br_msg_last_id(m) > s->last_id)
         s->first_new = seq;
+    if (held_add(&s->held, m) < 0) {
+        s->failed = true;
+        return false;
     }
     return true;
+}
+
+/* Reconcile with what the stream holds now. */
+static int reconcile_now(struct in *in)
+{
+    struct in_scan s = {.in = in};
+    pthread_mutex_lock(&in->lock);
+    s.held.uid = in->uid;
+    uint64_t upto = in->w ? last_id(in) : 0;
+    pthread_mutex_unlock(&in->lock);
+    if (!s.held.uid)
+        return 0;
+    uint64_t last;
+    int rc = br_scan(&in->e, on_scanned, &s, &last);
+    if (rc == 0 && !s.failed)
+        reconcile(in, &s.held, upto);
+    held_free(&s.held);
+    return rc;
 }
 
 /* 0 and *start; 1 when stopping; -1 on error. */
 static int find_start(struct in *in, uint64_t *start)
 {
-    struct in_scan s = {.in = in, .last_id = in->w ? last_id(in) : 0};
+    struct in_scan s = {.in = in, .start = true, .last_id = in->w ? last_id(in) : 0};
+    s.held.uid = in->w ? in->uid : 0;
     uint64_t last = 0;
     int rc = br_scan(&in->e, on_scanned, &s, &last);
-    if (rc != 0)
-        return rc;
+    if (rc != 0 || s.failed) {
+        held_free(&s.held);
+        return rc ? rc : -1;
+    }
     if (s.foreign)
         br_log("stream %s holds %" PRIu64 " message%s that are not speculo's: ignored",
                printable(in->e.stream), s.foreign, s.foreign == 1 ? "" : "s");
-    if (!s.marker_seq) {
+    /* the marker may be missing (replaced by something else on its
+     * subject) while our epoch's messages are there: resume them */
+    bool ours = in->w && (s.marker_seq ? s.marker_kind == BR_EPOCH && s.marker_uid == in->uid
+                                       : s.held.n > 0);
+    if (!s.marker_seq && !ours) {
         *start = last + 1;
         br_log("the stream has no epoch yet: waiting for `speculo bridge out`");
-    } else if (s.marker_kind == BR_EPOCH && s.marker_uid == in->uid && in->w) {
+    } else if (ours) {
         *start = s.first_new ? s.first_new : last + 1;
-        br_log("mirroring epoch %016" PRIx64 ": resuming after chunk %" PRIu64, in->uid,
-               s.last_id);
+        br_log("mirroring epoch %016" PRIx64 ": resuming after chunk %" PRIu64, in->uid, s.last_id);
+        reconcile(in, &s.held, s.last_id);
     } else {
         *start = s.marker_seq;
     }
+    held_free(&s.held);
     return 0;
 }
 
@@ -501,6 +695,8 @@ static int subscribe(struct in *in, uint64_t start)
     in->complete = false;
     in->caught_up = false;
     in->committed = 0;
+    in->last_seq = 0;
+    in->skipped = false;
     natsStatus s = js_Subscribe(&in->sub, in->e.js, in->e.filter, on_delivery, in, NULL, &so, &je);
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(in->sub, -1, -1);
@@ -549,7 +745,22 @@ static int mirror(struct in *in)
         return rc < 0 ? -1 : 0;
     if (subscribe(in, start) < 0)
         return -1;
-    while (br_sleep_ms(2000)) {
+    int64_t next_reconcile = 0;
+    while (br_sleep_ms(RECONCILE_POLL_MS)) {
+        pthread_mutex_lock(&in->lock);
+        bool skipped = in->skipped;
+        pthread_mutex_unlock(&in->lock);
+        if (skipped && mono_ms() >= next_reconcile) {
+            pthread_mutex_lock(&in->lock);
+            in->skipped = false;
+            pthread_mutex_unlock(&in->lock);
+            int64_t t0 = mono_ms();
+            if (reconcile_now(in) != 0)
+                break;
+            int64_t cost = mono_ms() - t0;
+            next_reconcile =
+                mono_ms() + (cost * 10 > RECONCILE_MIN_MS ? cost * 10 : RECONCILE_MIN_MS);
+        }
         int64_t created = br_stream_created(&in->e);
         if (created == 0 || (created > 0 && created != in->e.stream_created)) {
             br_log("stream %s was %s; starting over", printable(in->e.stream),
@@ -599,6 +810,7 @@ out:
     br_engine_close(&in.e);
     br_msg_free(&in.m);
     br_msg_free(&in.as.meta);
+    free(in.as.data);
     pthread_cond_destroy(&in.done);
     pthread_mutex_destroy(&in.lock);
     if (status == BR_EXIT_OK && !br_failed())

@@ -137,7 +137,7 @@ static int parse(int argc, char **argv, struct br_args *a)
     if (optind >= argc)
         return usage_error(prog, "missing direction: out or in");
     const char *dir = argv[optind++];
-    if (strcmp(dir, "out") && strcmp(dir, "in"))
+    if (strcmp(dir, "out") != 0 && strcmp(dir, "in") != 0)
         return usage_error(prog, "unknown direction '%s' (out or in)", printable(dir));
     a->out = !strcmp(dir, "out");
     int rc = segment_operand(argc, argv, &a->segment);

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bridge.h"
 #include "cli.h"
@@ -49,6 +50,7 @@
 /* Checks of every forwarded chunk's state are this far apart at least,
  * and take at most a tenth of the time. */
 #define CHECK_MIN_INTERVAL_NS 100000000LL
+#define CHECK_PERIOD_NS 5000000000LL
 /* How often the segment file's identity is compared with the name's (a
  * plain rm or mv of the file does not wake readers). */
 #define IDENT_INTERVAL_NS 1000000000LL
@@ -68,17 +70,17 @@ struct out {
     struct outq q;
     speculo_reader *r;
     char path[PATH_MAX];
+    char origin[BR_ORIGIN_MAX]; /* HOST:PATH, in our markers */
     struct speculo_segment_ident ident;
-    uint64_t uid;      /* the epoch forwarded; 0 while SEG is absent */
+    uint64_t uid; /* the epoch forwarded; 0 while SEG is absent */
     struct tracker *tk;
     struct retiring *retiring;
     uint64_t last_read; /* last id read in this epoch */
     uint64_t read_count;
     bool caught_up;
-    int64_t obs_balance; /* obsoletions reported minus those our reads explain */
-    uint64_t explained;
+    uint64_t explained; /* obsoletions our reads explain, since the last report */
     bool check_due;
-    int64_t next_check, next_ident; /* monotonic ns */
+    int64_t next_check, next_ident, last_check; /* monotonic ns */
     natsSubscription *marker_sub;
     pthread_mutex_t uids_lock;
     uint64_t own_uids[MAX_OWN_UIDS]; /* uids this process published markers for */
@@ -155,6 +157,7 @@ static void push_marker(struct out *o, enum br_kind kind, uint64_t uid, struct t
         return;
     }
     m->meta.created_ns = kind == BR_EPOCH ? o->ident.created_ns : 0;
+    snprintf(m->meta.origin, sizeof m->meta.origin, "%s", o->origin);
     if (retire) {
         struct retiring *rt = malloc(sizeof *rt);
         if (!rt) {
@@ -171,34 +174,33 @@ static void push_marker(struct out *o, enum br_kind kind, uint64_t uid, struct t
     outq_push(&o->q, m);
 }
 
-static void push_notices(struct out *o, const struct br_ids *ids)
+/* Queue notices of the deaths the tracker says the mirrors must be told
+ * of, in as few messages as their id lists allow. */
+static void push_notices(struct out *o)
 {
+    uint64_t *ids = NULL;
+    size_t n = o->tk ? tk_take_due(o->tk, &ids) : 0;
     struct om *m = NULL;
-    for (size_t r = 0; r < ids->n; r++)
-        for (uint64_t id = ids->r[r].lo;; id++) {
-            if (m && (!br_ids_fits(&m->meta.ids, id, BR_IDS_TEXT_MAX) ||
-                      m->meta.ids.count >= BR_NOTICE_MAX_IDS)) {
-                outq_push(&o->q, m);
-                m = NULL;
-            }
-            if (!m) {
-                m = om_new(BR_OBSOLETE, o->uid);
-                if (!m) {
-                    br_fatal("out of memory");
-                    return;
-                }
-                m->nonce = ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)mono_ns();
-            }
-            if (br_ids_add(&m->meta.ids, id) < 0) {
-                br_fatal("out of memory");
-                om_free(m);
-                return;
-            }
-            if (id == ids->r[r].hi)
-                break;
+    for (size_t i = 0; i < n; i++) {
+        if (m && (!br_ids_fits(&m->meta.ids, ids[i], BR_IDS_TEXT_MAX) ||
+                  m->meta.ids.count >= BR_NOTICE_MAX_IDS)) {
+            outq_push(&o->q, m);
+            m = NULL;
         }
+        if (!m && !(m = om_new(BR_OBSOLETE, o->uid))) {
+            br_fatal("out of memory");
+            break;
+        }
+        m->nonce =
+            m->nonce ? m->nonce : ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)mono_ns();
+        if (br_ids_add(&m->meta.ids, ids[i]) < 0) {
+            br_fatal("out of memory");
+            break;
+        }
+    }
     if (m)
         outq_push(&o->q, m);
+    free(ids);
 }
 
 static int grow_buf(struct om *m, size_t more)
@@ -387,7 +389,6 @@ static int start_epoch(struct out *o, uint64_t uid)
     o->last_read = 0;
     o->read_count = 0;
     o->caught_up = false;
-    o->obs_balance = 0;
     o->explained = 0;
     br_log("segment created again (uid %016" PRIx64 "): forwarding it as a new epoch", uid);
     return 0;
@@ -508,30 +509,31 @@ static enum tk_state origin_state(uint64_t id, uint64_t *by, int64_t *expires, v
 
 static void run_check(struct out *o)
 {
-    struct br_ids notice;
-    br_ids_init(&notice);
     int64_t t0 = mono_ns();
-    if (tk_check(o->tk, o->last_read, wall_ns(), origin_state, o, &notice) < 0)
+    if (tk_check(o->tk, o->last_read, wall_ns(), origin_state, o) < 0)
         br_fatal("out of memory");
-    else if (notice.count)
-        push_notices(o, &notice);
-    br_ids_free(&notice);
     int64_t cost = mono_ns() - t0;
-    o->next_check = mono_ns() + (cost * 10 > CHECK_MIN_INTERVAL_NS ? cost * 10
-                                                                    : CHECK_MIN_INTERVAL_NS);
+    o->last_check = mono_ns();
+    o->next_check =
+        mono_ns() + (cost * 10 > CHECK_MIN_INTERVAL_NS ? cost * 10 : CHECK_MIN_INTERVAL_NS);
     o->check_due = false;
 }
 
+/* The segment counts obsoletions; the chunks we read explain those made
+ * by their commits. A count that differs either way calls for a check: more
+ * means deaths we did not see; fewer means a commit read late explained
+ * what an earlier report counted, and may hide one. A check also comes
+ * now and then regardless (CHECK_PERIOD_NS). */
 static void watch_obsoletions(struct out *o)
 {
     struct speculo_watch ev;
     if (!o->uid || speculo_reader_watch(o->r, 0, &ev) != 0)
         return;
-    o->obs_balance += (int64_t)ev.obsoleted - (int64_t)o->explained;
-    o->explained = 0;
-    if (o->obs_balance > 0 || ev.moved)
+    if ((int64_t)ev.obsoleted != (int64_t)o->explained || ev.moved)
         o->check_due = true;
-    o->obs_balance = 0; /* a check covers all; what it misses is counted anew */
+    o->explained = 0;
+    if (mono_ns() - o->last_check > CHECK_PERIOD_NS && o->tk && o->tk->live)
+        o->check_due = true;
 }
 
 /* ---- what the publisher hands back --------------------------------------------------------- */
@@ -602,10 +604,34 @@ struct start_scan {
     struct tracker *old; /* messages of other epochs */
     enum br_kind marker_kind;
     uint64_t marker_uid, marker_seq;
+    char marker_origin[BR_ORIGIN_MAX];
     uint64_t last_own_seq; /* last message of our epoch */
     uint64_t foreign;
     struct br_ids one;
+    uint64_t resume_after; /* the last chunk of ours the stream holds whole */
+    uint64_t part_id;      /* the chunk whose parts are being counted */
+    uint32_t parts_seen;
+    uint64_t newest; /* the segment's newest id: we forwarded none above */
 };
+
+/* A chunk in parts counts as forwarded only when all its parts are there:
+ * a forwarder killed between two parts left the first ones only. */
+static void note_forwarded(struct start_scan *s, const struct br_msg *m)
+{
+    uint64_t last = br_msg_last_id(m);
+    if (m->kind == BR_PART) {
+        if (m->part == 0) {
+            s->part_id = m->id;
+            s->parts_seen = 0;
+        }
+        if (m->id != s->part_id || m->part != s->parts_seen)
+            return;
+        if (++s->parts_seen < m->nparts)
+            return;
+    }
+    if (last > s->resume_after)
+        s->resume_after = last;
+}
 
 static bool on_found(uint64_t seq, const char *subject, int rc, const struct br_msg *m,
                      const char *why, void *arg)
@@ -615,6 +641,10 @@ static bool on_found(uint64_t seq, const char *subject, int rc, const struct br_
     struct start_scan *s = arg;
     if (rc < 0) {
         s->foreign++;
+        return true;
+    }
+    if (m->uid == s->o->uid && br_msg_last_id(m) > s->newest) {
+        s->foreign++; /* claims a chunk the segment never had */
         return true;
     }
     struct tracker *t = m->uid == s->o->uid ? s->o->tk : s->old;
@@ -631,12 +661,15 @@ static bool on_found(uint64_t seq, const char *subject, int rc, const struct br_
         s->marker_kind = m->kind;
         s->marker_uid = m->uid;
         s->marker_seq = seq;
+        memcpy(s->marker_origin, m->origin, sizeof s->marker_origin);
         return true;
     case BR_OBSOLETE:
         rc = tk_notice_stored(t, seq, ids);
         break;
     default:
-        rc = tk_found(t, seq, ids, m->kind == BR_FRAME ? m->expires_ns : m->expires_ns);
+        rc = tk_found(t, seq, ids, m->expires_ns);
+        if (m->uid == s->o->uid)
+            note_forwarded(s, m);
         break;
     }
     if (m->uid == s->o->uid)
@@ -644,60 +677,82 @@ static bool on_found(uint64_t seq, const char *subject, int rc, const struct br_
     return rc == 0;
 }
 
-/* Read what the stream holds, decide where to resume. -1 on error. */
+/* Is this stream ours to feed? Our epoch goes on if the marker says so,
+ * or if it is missing (lost, or replaced by something that is not a
+ * marker) and our messages are there. *ours tells which. False (logged)
+ * when another origin feeds it. */
+static bool may_feed(struct out *o, const struct start_scan *s, bool *ours)
+{
+    bool marker = s->marker_kind == BR_EPOCH && s->marker_seq;
+    *ours = s->last_own_seq && (!marker || s->marker_uid == o->uid);
+    if (s->last_own_seq && !*ours) { /* its marker over our messages: both run */
+        br_log("stream %s: another origin (segment uid %016" PRIx64 ") forwards to it now; two "
+               "`speculo bridge out` must not share a stream: give each its own --stream",
+               printable(o->e.stream), s->marker_uid);
+        return false;
+    }
+    if (!*ours && s->marker_seq && s->marker_uid != o->uid && s->marker_origin[0] &&
+        strcmp(s->marker_origin, o->origin) != 0) { /* another host, or directory */
+        br_log("stream %s is fed from %s: give this origin its own --stream (or delete the "
+               "stream to move its origin here)",
+               printable(o->e.stream), printable(s->marker_origin));
+        return false;
+    }
+    return true;
+}
+
+/* Read what the stream holds, decide where to resume. 0; 1 when stopping;
+ * -1 on error (logged). */
 static int resume(struct out *o)
 {
     struct start_scan s = {.o = o, .marker_kind = BR_REMOVED};
     br_ids_init(&s.one);
     s.old = tracker_new(o, 0);
     o->tk = tracker_new(o, o->uid);
-    if (!s.old || !o->tk) {
-        br_log("out of memory");
-        return -1;
-    }
     uint64_t last;
-    int rc = br_scan(&o->e, on_found, &s, &last);
+    int rc = -1;
+    bool ours;
+    if (!s.old || !o->tk)
+        br_log("out of memory");
+    else if (newest_chunk_id(o->r, &s.newest) < 0)
+        br_log("cannot read the segment");
+    else if ((rc = br_scan(&o->e, on_found, &s, &last)) == 0 && !may_feed(o, &s, &ours))
+        rc = -1;
     br_ids_free(&s.one);
     if (rc != 0) {
-        tk_free(s.old);
+        if (s.old)
+            tk_free(s.old);
         free(s.old);
-        return rc < 0 ? -1 : 1;
-    }
-    bool ours = s.marker_kind == BR_EPOCH && s.marker_uid == o->uid;
-    if (s.last_own_seq && !ours) {
-        br_log("stream %s: another origin (segment uid %016" PRIx64 ") forwards to it now; two "
-               "`speculo bridge out` must not share a stream: give each its own --stream",
-               printable(o->e.stream), s.marker_uid);
-        tk_free(s.old);
-        free(s.old);
-        return -1;
+        return rc;
     }
     if (s.foreign)
         br_log("stream %s holds %" PRIu64 " message%s that are not speculo's: left alone",
                printable(o->e.stream), s.foreign, s.foreign == 1 ? "" : "s");
     own_uid(o, o->uid);
     if (ours) {
-        /* older epochs' leftovers, if a previous run was stopped before
-         * deleting them all */
+        if (!(s.marker_kind == BR_EPOCH && s.marker_uid == o->uid))
+            push_marker(o, BR_EPOCH, o->uid, NULL); /* put it back */
+        /* older epochs' leftovers, when a run was stopped before deleting them all */
         tk_delete_all(s.old);
         tk_free(s.old);
         free(s.old);
         br_log("resuming epoch %016" PRIx64 " after chunk %" PRIu64 " (%zu message%s of ours "
                "in the stream)",
-               o->uid, o->tk->max_id, o->tk->nm, o->tk->nm == 1 ? "" : "s");
+               o->uid, s.resume_after, o->tk->nm, o->tk->nm == 1 ? "" : "s");
     } else {
         push_marker(o, BR_EPOCH, o->uid, s.old); /* the old go once it is stored */
         br_log("starting epoch %016" PRIx64 " (the stream %s)", o->uid,
                s.marker_seq ? "followed another segment" : "is new");
     }
-    /* what died while we were away */
-    int srk = speculo_reader_seek(o->r, o->tk->max_id);
-    if (srk < 0) {
-        br_log("cannot read the segment: %s", speculo_strerror(srk));
+    /* go on after what the stream holds; check what died while we were away */
+    rc = speculo_reader_seek(o->r, s.resume_after);
+    if (rc < 0) {
+        br_log("cannot read the segment: %s", speculo_strerror(rc));
         return -1;
     }
-    o->last_read = o->tk->max_id;
+    o->last_read = s.resume_after;
     run_check(o);
+    push_notices(o);
     return 0;
 }
 
@@ -714,9 +769,9 @@ static void on_marker(natsConnection *nc, natsSubscription *sub, natsMsg *msg, v
     br_msg_init(&m);
     if (br_parse(msg, &m, why, sizeof why) == 0 && (m.kind == BR_EPOCH || m.kind == BR_REMOVED) &&
         !is_own_uid(o, m.uid))
-        br_fatal("another origin (segment uid %016" PRIx64 ") now forwards to stream %s; two "
-                 "`speculo bridge out` must not share a stream: give each its own --stream",
-                 m.uid, o->e.stream);
+        br_fatal("another origin (%s, segment uid %016" PRIx64 ") now forwards to stream %s; "
+                 "two `speculo bridge out` must not share a stream: give each its own --stream",
+                 m.origin[0] ? printable(m.origin) : "unknown", m.uid, o->e.stream);
     br_msg_free(&m);
     natsMsg_Destroy(msg);
 }
@@ -777,6 +832,7 @@ static void loop(struct out *o)
             check_identity(o);
             o->next_ident = mono_ns() + IDENT_INTERVAL_NS;
         }
+        push_notices(o);
         if (o->tk)
             tk_maintain(o->tk);
         if (atomic_load(&br_stop))
@@ -801,6 +857,14 @@ int br_out(const struct br_args *a)
         br_log("the segment directory's path is too long");
         return BR_EXIT_ERR;
     }
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    if (snprintf(o.origin, sizeof o.origin, "%s:%.*s", host, (int)(sizeof o.origin / 2), o.path) <
+        0)
+        o.origin[0] = '\0';
+    for (char *p = o.origin; *p; p++) /* a header value: one line */
+        if ((unsigned char)*p < ' ' || *p == 0x7f)
+            *p = '?';
     int status = BR_EXIT_ERR;
     if (br_engine_connect(&o.e, a->servers, a->stream) < 0)
         return BR_EXIT_ERR;

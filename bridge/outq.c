@@ -86,8 +86,7 @@ static int build(const struct br_engine *e, struct om *m, natsMsg **out, char *m
     case BR_EPOCH:
     case BR_REMOVED:
         br_subject_epoch(e->stream, subject, sizeof subject);
-        snprintf(msg_id, id_size, "%016" PRIx64 "-%s", meta.uid,
-                 meta.kind == BR_EPOCH ? "e" : "r");
+        snprintf(msg_id, id_size, "%016" PRIx64 "-%s", meta.uid, meta.kind == BR_EPOCH ? "e" : "r");
         break;
     }
     if ((meta.kind == BR_FRAME || meta.kind == BR_OBSOLETE) &&

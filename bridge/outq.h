@@ -19,34 +19,34 @@
 
 /* An outgoing message. */
 struct om {
-    struct br_msg meta;     /* kind, uid, the chunk's metadata; ids (frame,
+    struct br_msg meta; /* kind, uid, the chunk's metadata; ids (frame,
                                chunk, part: the chunks it holds; notice: the
                                ids it obsoletes) */
-    unsigned char *buf;     /* owned bytes: a frame's entries, or a small chunk */
+    unsigned char *buf; /* owned bytes: a frame's entries, or a small chunk */
     size_t len, cap;
     const unsigned char *ref; /* else bytes in a held mapping */
     speculo_mapping *hold;
-    uint32_t entries;       /* frame: chunks in it */
-    bool never_expires;     /* frame: one of its chunks never expires */
-    uint64_t nonce;         /* notice: makes its subject and Msg-Id unique */
-    bool taken;             /* the publisher has it: append nothing more */
-    bool failed;            /* never stored (we are stopping) */
-    uint64_t seq;           /* where it was stored */
+    uint32_t entries;   /* frame: chunks in it */
+    bool never_expires; /* frame: one of its chunks never expires */
+    uint64_t nonce;     /* notice: makes its subject and Msg-Id unique */
+    bool taken;         /* the publisher has it: append nothing more */
+    bool failed;        /* never stored (we are stopping) */
+    uint64_t seq;       /* where it was stored */
     struct om *next;
 };
 
 struct outq {
     struct br_engine *e;
-    speculo_wakeup *kick;   /* signalled when a message is done */
+    speculo_wakeup *kick; /* signalled when a message is done */
     pthread_mutex_t lock;
     pthread_cond_t work;    /* publisher: something to publish, or stop */
     pthread_cond_t dwork;   /* deleter: something to delete, or stop */
     struct om *head, *tail; /* to publish; the head may be in flight */
     struct om *done, *done_tail;
-    size_t count;           /* messages queued (in flight included) */
-    size_t copied;          /* bytes they own (the main thread adds what it
+    size_t count;  /* messages queued (in flight included) */
+    size_t copied; /* bytes they own (the main thread adds what it
                                appends to the open tail) */
-    uint64_t *dq;           /* sequences to delete: dq[dqh..ndq) */
+    uint64_t *dq;  /* sequences to delete: dq[dqh..ndq) */
     size_t dqh, ndq, capdq;
     bool stop;
     bool started;

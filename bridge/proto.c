@@ -318,7 +318,7 @@ int br_ids_parse(const char *s, uint64_t max_count, struct br_ids *out)
 /* ---- messages -------------------------------------------------------------------- */
 
 static const char *const kind_names[] = {
-    [BR_CHUNK] = "chunk", [BR_PART] = "part",   [BR_FRAME] = "frame",
+    [BR_CHUNK] = "chunk",       [BR_PART] = "part",   [BR_FRAME] = "frame",
     [BR_OBSOLETE] = "obsolete", [BR_EPOCH] = "epoch", [BR_REMOVED] = "removed",
 };
 
@@ -407,8 +407,10 @@ int br_set_headers(natsMsg *msg, const struct br_msg *m, const char *ids_text)
     case BR_EPOCH:
         if (!rc)
             rc = set_u64(msg, BR_H_CREATED, (uint64_t)m->created_ns);
-        break;
+        /* fall through */
     case BR_REMOVED:
+        if (!rc && m->origin[0])
+            rc = set_str(msg, BR_H_ORIGIN, m->origin);
         break;
     }
     return rc;
@@ -426,10 +428,10 @@ static const char *header(natsMsg *msg, const char *key)
     return v;
 }
 
-#define BAD(...)                                                                           \
-    do {                                                                                   \
-        snprintf(why, why_size, __VA_ARGS__);                                              \
-        return -EBADMSG;                                                                   \
+#define BAD(...)                                                                                   \
+    do {                                                                                           \
+        snprintf(why, why_size, __VA_ARGS__);                                                      \
+        return -EBADMSG;                                                                           \
     } while (0)
 
 static bool time_value(natsMsg *msg, const char *key, int64_t *v)
@@ -537,8 +539,13 @@ int br_parse(natsMsg *msg, struct br_msg *m, char *why, size_t why_size)
         v = header(msg, BR_H_CREATED);
         if (v && !time_value(msg, BR_H_CREATED, &m->created_ns))
             BAD("bad %s", BR_H_CREATED);
-        break;
+        /* fall through */
     case BR_REMOVED:
+        v = header(msg, BR_H_ORIGIN);
+        if (v && strlen(v) >= sizeof m->origin)
+            BAD("bad %s", BR_H_ORIGIN);
+        if (v)
+            memcpy(m->origin, v, strlen(v) + 1);
         break;
     }
     return rc;

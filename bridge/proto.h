@@ -48,7 +48,10 @@
 #define BR_H_PART "Speculo-Part"
 #define BR_H_IDS "Speculo-Ids"
 #define BR_H_CREATED "Speculo-Created"
+#define BR_H_ORIGIN "Speculo-Origin"
 
+/* Longest origin (host, segment directory and name) a marker carries. */
+#define BR_ORIGIN_MAX 1024
 /* Longest stream name nats-server accepts. */
 #define BR_STREAM_MAX 255
 /* Room for a subject: prefix, kind, escaped name (3 bytes a byte at most). */
@@ -87,16 +90,18 @@ struct br_ids {
 struct br_msg {
     enum br_kind kind;
     uint64_t uid;
-    uint64_t id;             /* chunk, part */
-    int64_t committed_ns;    /* chunk, part */
-    int64_t expires_ns;      /* chunk, part; frame: the latest of its chunks, 0 if one never expires */
-    uint64_t replaces;       /* chunk, part */
-    uint64_t size;           /* part: the whole chunk's size */
-    uint64_t offset;         /* part: where its bytes go in the chunk */
-    uint32_t part, nparts;   /* part: K of N, from 0 */
-    int64_t created_ns;      /* epoch */
+    uint64_t id;          /* chunk, part */
+    int64_t committed_ns; /* chunk, part */
+    int64_t expires_ns;   /* chunk, part; frame: the latest of its chunks, 0 if one never expires */
+    uint64_t replaces;    /* chunk, part */
+    uint64_t size;        /* part: the whole chunk's size */
+    uint64_t offset;      /* part: where its bytes go in the chunk */
+    uint32_t part, nparts;                 /* part: K of N, from 0 */
+    int64_t created_ns;                    /* epoch */
+    char origin[BR_ORIGIN_MAX];            /* epoch, removed: HOST:DIR/SEGMENT of the
+                                   forwarder ("" when absent) */
     char name[SPECULO_CHUNK_NAME_MAX + 1]; /* chunk, part; "" when unnamed */
-    struct br_ids ids;       /* frame, obsolete */
+    struct br_ids ids;                     /* frame, obsolete */
 };
 
 /* One chunk of a frame's payload. */

@@ -26,6 +26,7 @@ void tk_free(struct tracker *t)
         br_ids_free(&t->o[i].ids);
     for (size_t i = 0; i < t->names_cap; i++)
         free(t->names[i].name);
+    free(t->due);
     free(t->c);
     free(t->m);
     free(t->o);
@@ -148,7 +149,7 @@ static size_t name_hash(const char *s)
 static struct tk_name *name_slot(struct tracker *t, const char *name)
 {
     size_t i = name_hash(name) & (t->names_cap - 1);
-    while (t->names[i].name && strcmp(t->names[i].name, name))
+    while (t->names[i].name && strcmp(t->names[i].name, name) != 0)
         i = (i + 1) & (t->names_cap - 1);
     return &t->names[i];
 }
@@ -227,8 +228,8 @@ static void for_each_holder(struct tracker *t, const struct tk_chunk *c,
     for (; i < t->nm && t->m[i].seq == c->seq; i++)
         fn(t, &t->m[i]);
     /* parts: consecutive single-id messages of the same chunk */
-    for (; i < t->nm && t->m[i].ids.n == 1 && t->m[i].ids.r[0].lo == id &&
-           t->m[i].ids.r[0].hi == id;
+    for (;
+         i < t->nm && t->m[i].ids.n == 1 && t->m[i].ids.r[0].lo == id && t->m[i].ids.r[0].hi == id;
          i++)
         fn(t, &t->m[i]);
     if (c->multi)
@@ -248,10 +249,51 @@ void tk_kill(struct tracker *t, uint64_t id)
     for_each_holder(t, c, msg_lose_one);
 }
 
+static int due(struct tracker *t, struct tk_chunk *c)
+{
+    if (c->noticed)
+        return 0;
+    if (grow((void **)&t->due, &t->capdue, t->ndue + 1, sizeof *t->due) < 0)
+        return -ENOMEM;
+    t->due[t->ndue++] = c->id;
+    c->noticed = true;
+    c->notify = false;
+    return 0;
+}
+
+/* Killed by another chunk's `replaces`: a notice if its message stays. */
+static int kill_replaced(struct tracker *t, uint64_t id)
+{
+    struct tk_chunk *c = chunk_find(t, id);
+    if (!c || !c->live)
+        return 0;
+    tk_kill(t, id);
+    c = chunk_find(t, id);
+    if (c->nmsgs)
+        return due(t, c);
+    if (c->transit)
+        c->notify = true;
+    return 0;
+}
+
+size_t tk_take_due(struct tracker *t, uint64_t **ids)
+{
+    size_t n = t->ndue;
+    *ids = t->due;
+    t->due = NULL;
+    t->ndue = t->capdue = 0;
+    for (size_t a = 1; a < n; a++) /* nearly sorted: insertion sort */
+        for (size_t b = a; b > 0 && (*ids)[b - 1] > (*ids)[b]; b--) {
+            uint64_t x = (*ids)[b];
+            (*ids)[b] = (*ids)[b - 1];
+            (*ids)[b - 1] = x;
+        }
+    return n;
+}
+
 /* ---- what the forwarder reports ------------------------------------------------------- */
 
-int tk_read(struct tracker *t, uint64_t id, int64_t expires_ns, const char *name,
-            uint64_t replaces)
+int tk_read(struct tracker *t, uint64_t id, int64_t expires_ns, const char *name, uint64_t replaces)
 {
     bool added;
     struct tk_chunk *c = chunk_add(t, id, &added);
@@ -270,9 +312,7 @@ int tk_read(struct tracker *t, uint64_t id, int64_t expires_ns, const char *name
         return -ENOMEM;
     if (prev && prev != id)
         tk_kill(t, prev);
-    if (replaces)
-        tk_kill(t, replaces);
-    return 0;
+    return replaces ? kill_replaced(t, replaces) : 0;
 }
 
 static int add_msg(struct tracker *t, uint64_t seq, const struct br_ids *ids, bool found,
@@ -331,8 +371,17 @@ static int add_msg(struct tracker *t, uint64_t seq, const struct br_ids *ids, bo
     memmove(&t->m[at + 1], &t->m[at], (t->nm - at) * sizeof *t->m);
     t->m[at] = m;
     t->nm++;
-    if (m.live == 0)
+    if (m.live == 0) {
         msg_delete(t, &t->m[at]);
+        return 0;
+    }
+    /* it stays: the chunks in it killed by a `replaces` meanwhile need a notice */
+    for (size_t r = 0; r < ids->n; r++) {
+        size_t i = chunk_lower(t, ids->r[r].lo);
+        for (; i < t->nc && t->c[i].id <= ids->r[r].hi; i++)
+            if (t->c[i].notify && due(t, &t->c[i]) < 0)
+                return -ENOMEM;
+    }
     return 0;
 }
 
@@ -362,6 +411,11 @@ int tk_notice_stored(struct tracker *t, uint64_t seq, const struct br_ids *ids)
                 break;
         }
     t->o[t->no++] = n;
+    for (size_t r = 0; r < ids->n; r++) {
+        size_t i = chunk_lower(t, ids->r[r].lo);
+        for (; i < t->nc && t->c[i].id <= ids->r[r].hi; i++)
+            t->c[i].noticed = true;
+    }
     return 0;
 }
 
@@ -377,8 +431,7 @@ int64_t tk_expire(struct tracker *t, int64_t now)
     return t->nh ? t->h[0].at : 0;
 }
 
-int tk_check(struct tracker *t, uint64_t last_read, int64_t now, tk_state_fn fn, void *arg,
-             struct br_ids *notice)
+int tk_check(struct tracker *t, uint64_t last_read, int64_t now, tk_state_fn fn, void *arg)
 {
     for (size_t i = 0; i < t->nc; i++) {
         struct tk_chunk *c = &t->c[i];
@@ -415,9 +468,8 @@ int tk_check(struct tracker *t, uint64_t last_read, int64_t now, tk_state_fn fn,
             tell = !(c->expires_ns && c->expires_ns <= now);
             break;
         }
-        uint64_t id = c->id;
-        tk_kill(t, id); /* moves nothing: c stays valid */
-        if (tell && br_ids_add(notice, id) < 0)
+        tk_kill(t, c->id); /* moves nothing: c stays valid */
+        if (tell && due(t, c) < 0)
             return -ENOMEM;
     }
     return 0;

@@ -29,6 +29,9 @@ struct tk_chunk {
     bool transit;       /* read, its message not stored yet */
     bool multi;         /* also held by messages other than its first (and
                            that first's following parts) */
+    bool noticed;       /* a notice of its death is in the stream or queued */
+    bool notify;        /* killed by a `replaces` while in transit: a notice
+                           is due if its message stays in the stream */
 };
 
 struct tk_msg {
@@ -66,16 +69,18 @@ struct tracker {
     uint64_t uid;
     struct tk_chunk *c; /* by id */
     size_t nc, capc, dropped_c;
-    struct tk_msg *m;   /* by seq */
+    struct tk_msg *m; /* by seq */
     size_t nm, capm, dropped_m;
     struct tk_notice *o;
     size_t no, capo;
     struct tk_heap_item *h; /* expiry times, earliest first */
     size_t nh, caph;
-    struct tk_name *names;  /* open addressing */
+    struct tk_name *names; /* open addressing */
     size_t names_cap, names_used;
-    uint64_t max_id;        /* largest id held by a message of ours */
-    size_t live;            /* live chunks */
+    uint64_t max_id; /* largest id held by a message of ours */
+    size_t live;     /* live chunks */
+    uint64_t *due;   /* ids whose notice is to be sent (any order) */
+    size_t ndue, capdue;
     tk_delete_fn del;
     void *del_arg;
 };
@@ -85,7 +90,11 @@ void tk_free(struct tracker *t);
 
 /* A chunk read from the origin, about to be forwarded: live, in transit.
  * It kills what it obsoleted at its commit (replaces, and the previous
- * version of its name). -ENOMEM. */
+ * version of its name). The message of a name's previous version leaves
+ * the stream (the new one replaces it on its subject, or its parts are
+ * deleted); a chunk killed by `replaces` may stay there, in a frame that
+ * holds live chunks, after the message carrying the `replaces` is gone:
+ * that one gets a notice (tk_take_due). -ENOMEM. */
 int tk_read(struct tracker *t, uint64_t id, int64_t expires_ns, const char *name,
             uint64_t replaces);
 /* A message of ours holding `ids` was stored at seq. A message whose
@@ -105,13 +114,14 @@ int64_t tk_expire(struct tracker *t, int64_t now);
 /*
  * Ask the origin about every live chunk: those that died without our
  * seeing why (explicit obsoletions, a replacement we never forwarded,
- * records dropped by a collection) are killed and their ids added to
- * `notice` (increasing), which the caller sends to the mirrors. A chunk
- * replaced by a chunk after last_read that is still live is left alone:
- * forwarding that chunk will tell the mirrors. -ENOMEM.
+ * records dropped by a collection) are killed and get a notice (see
+ * tk_take_due). A chunk replaced by a chunk after last_read that is still
+ * live is left alone: forwarding that chunk will tell the mirrors. -ENOMEM.
  */
-int tk_check(struct tracker *t, uint64_t last_read, int64_t now, tk_state_fn fn, void *arg,
-             struct br_ids *notice);
+int tk_check(struct tracker *t, uint64_t last_read, int64_t now, tk_state_fn fn, void *arg);
+/* The ids whose deaths the mirrors must be told of by a notice, sorted,
+ * into *ids (the caller frees it); how many. Each id once. */
+size_t tk_take_due(struct tracker *t, uint64_t **ids);
 /* Delete every message and notice of ours (the epoch ended). */
 void tk_delete_all(struct tracker *t);
 /* Delete the notices no message of ours needs any more; drop from memory

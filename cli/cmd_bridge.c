@@ -43,8 +43,9 @@ int cmd_bridge(int argc, char **argv)
     argv[0] = path;
     execv(path, argv);
     if (errno == ENOENT)
-        return fail("bridge", "not available: %s is not installed (it is built when the NATS "
-                              "client library, libnats-dev, is present)",
+        return fail("bridge",
+                    "not available: %s is not installed (it is built when the NATS "
+                    "client library, libnats-dev, is present)",
                     path);
     return fail("bridge", "cannot run %s: %s", path, strerror(errno));
 }
