@@ -38,8 +38,8 @@ struct br_args {
 
 /* ---- stopping (main.c) ---- */
 
-/* Set by SIGINT/SIGTERM (and by a fatal error of a helper thread). */
-extern atomic_int br_stop;
+/* True once SIGINT/SIGTERM came, or a helper thread's fatal error. */
+bool br_stopping(void);
 /* Signalled when stopping, never cleared (br_sleep_ms waits on it). */
 extern speculo_wakeup *br_wakeup;
 /* Signalled when stopping and when the forwarder's main thread has work
@@ -72,7 +72,8 @@ struct br_engine {
     char filter[BR_SUBJECT_MAX]; /* speculo.STREAM.> */
     int64_t stream_created;      /* when the stream we found was made */
     int64_t max_msg;             /* most bytes a message may take, headers included */
-    atomic_int connected;        /* what the last state-change log said */
+    atomic_int connected;        /* what the last state-change log said (a flag
+                                    between the library's callback threads) */
 };
 
 /* Check URL[,URL...] and connect. Prints the error and returns -1 when it

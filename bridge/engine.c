@@ -178,7 +178,8 @@ static void on_disconnected(natsConnection *nc, void *arg)
 {
     (void)nc;
     struct br_engine *e = arg;
-    if (atomic_exchange(&e->connected, 0) && !atomic_load(&br_stop))
+    /* publishes: disconnected (a flag: one log line per change) */
+    if (atomic_exchange_explicit(&e->connected, 0, memory_order_relaxed) && !br_stopping())
         br_log("disconnected from the NATS server; reconnecting");
 }
 
@@ -187,7 +188,8 @@ static void on_reconnected(natsConnection *nc, void *arg)
     struct br_engine *e = arg;
     char url[256] = "?";
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
-    if (!atomic_exchange(&e->connected, 1))
+    /* publishes: connected again (a flag: one log line per change) */
+    if (!atomic_exchange_explicit(&e->connected, 1, memory_order_relaxed))
         br_log("reconnected to %s", printable(url));
 }
 
@@ -267,7 +269,8 @@ int br_engine_connect(struct br_engine *e, const char *servers, const char *stre
         }
         return -1;
     }
-    atomic_store(&e->connected, 1);
+    /* publishes: connected (a flag, before any callback can run) */
+    atomic_store_explicit(&e->connected, 1, memory_order_relaxed);
     char url[256] = "?";
     natsConnection_GetConnectedUrl(e->nc, url, sizeof url);
     jsOptions jo;
@@ -446,7 +449,7 @@ static int scan_messages(struct br_engine *e, natsSubscription *sub, br_scan_fn 
     br_msg_init(&m);
     int rc = 0;
     for (;;) {
-        if (atomic_load(&br_stop)) {
+        if (br_stopping()) {
             rc = 1;
             break;
         }

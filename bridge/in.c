@@ -323,7 +323,7 @@ static void on_frame(struct in *in, natsMsg *msg, uint64_t seq)
     struct br_entry e;
     struct br_msg meta;
     br_msg_init(&meta);
-    while (br_frame_next(buf, len, &off, &e) == 1 && !atomic_load(&br_stop)) {
+    while (br_frame_next(buf, len, &off, &e) == 1 && !br_stopping()) {
         if (e.id <= last_id(in))
             continue;
         meta.id = e.id;
@@ -410,7 +410,7 @@ static void on_delivery(natsConnection *nc, natsSubscription *sub, natsMsg *msg,
     natsMsg_GetMetaData(&md, msg);
     uint64_t seq = md ? md->Sequence.Stream : 0;
     pthread_mutex_lock(&in->lock);
-    if (!in->closing && !atomic_load(&br_stop)) {
+    if (!in->closing && !br_stopping()) {
         if (in->last_seq && seq != in->last_seq + 1)
             in->skipped = true;
         in->last_seq = seq;

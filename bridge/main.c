@@ -15,10 +15,12 @@
 #include "bridge.h"
 #include "cli.h"
 
-atomic_int br_stop;
+/* Flags only: what a thread must see after them travels by the wakeups
+ * and the locks, so relaxed accesses do. */
+static atomic_int stop;
+static atomic_int failed;
 speculo_wakeup *br_wakeup;
 speculo_wakeup *br_kick;
-static atomic_int failed;
 
 static const char bridge_help[] =
     "Usage: speculo bridge out SEG --server URL[,URL...] [--stream NAME] [--replicas N]\n"
@@ -52,10 +54,17 @@ static const char bridge_help[] =
 
 /* ---- stopping ---------------------------------------------------------------- */
 
+bool br_stopping(void)
+{
+    /* observes: the stop flag (nothing else is published with it) */
+    return atomic_load_explicit(&stop, memory_order_relaxed);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
-    atomic_store(&br_stop, 1);
+    /* publishes: the stop flag; the wakeups end the waits */
+    atomic_store_explicit(&stop, 1, memory_order_relaxed);
     speculo_wakeup_signal(br_wakeup);
     speculo_wakeup_signal(br_kick);
 }
@@ -67,24 +76,27 @@ void br_fatal(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!atomic_exchange(&failed, 1))
+    /* publishes: the failure, once (the first one is logged) */
+    if (!atomic_exchange_explicit(&failed, 1, memory_order_relaxed))
         br_log("%s", msg);
-    atomic_store(&br_stop, 1);
+    /* publishes: the stop flag */
+    atomic_store_explicit(&stop, 1, memory_order_relaxed);
     speculo_wakeup_signal(br_wakeup);
     speculo_wakeup_signal(br_kick);
 }
 
 bool br_failed(void)
 {
-    return atomic_load(&failed);
+    /* observes: a failure flagged by any thread */
+    return atomic_load_explicit(&failed, memory_order_relaxed);
 }
 
 bool br_sleep_ms(int ms)
 {
-    if (atomic_load(&br_stop))
+    if (br_stopping())
         return false;
     speculo_wait(NULL, 0, br_wakeup, ms); /* br_wakeup is only ever set to stop */
-    return !atomic_load(&br_stop);
+    return !br_stopping();
 }
 
 static int install_signals(void)

@@ -405,7 +405,7 @@ static void segment_gone(struct out *o)
 
 static void read_some(struct out *o)
 {
-    while (queue_has_room(o) && !atomic_load(&br_stop)) {
+    while (queue_has_room(o) && !br_stopping()) {
         speculo_chunk c;
         int rc = speculo_reader_next(o->r, &c);
         if (rc == -ENOENT) {
@@ -815,7 +815,7 @@ static int timeout_ms(struct out *o, int64_t next_expiry)
 
 static void loop(struct out *o)
 {
-    while (!atomic_load(&br_stop)) {
+    while (!br_stopping()) {
         speculo_wakeup_clear(br_kick); /* what signals from now on wakes the wait below */
         handle_done(o);
         int64_t next_expiry = o->tk ? tk_expire(o->tk, wall_ns()) : 0;
@@ -835,7 +835,7 @@ static void loop(struct out *o)
         push_notices(o);
         if (o->tk)
             tk_maintain(o->tk);
-        if (atomic_load(&br_stop))
+        if (br_stopping())
             break;
         int ms = timeout_ms(o, next_expiry);
         if (o->uid && o->r && queue_has_room(o)) {

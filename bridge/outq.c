@@ -145,7 +145,7 @@ static bool publish(struct outq *q, struct om *m, bool *failing)
     }
     int backoff = BACKOFF_MIN_MS;
     bool ok = false;
-    while (!atomic_load(&br_stop)) {
+    while (!br_stopping()) {
         enum br_result r = br_publish(q->e, msg, msg_id, &m->seq, why, sizeof why);
         if (r == BR_OK) {
             ok = true;

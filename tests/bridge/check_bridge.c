@@ -13,20 +13,6 @@
 
 #include "tb.h"
 
-static bool find_program(const char *name, char *out, size_t size)
-{
-    const char *path = getenv("PATH");
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s:/usr/sbin:/usr/local/sbin:/sbin", path ? path : "/usr/bin");
-    for (char *dir = strtok(buf, ":"); dir; dir = strtok(NULL, ":")) {
-        snprintf(out, size, "%s/%s", dir, name);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    out[0] = '\0';
-    return false;
-}
-
 int main(void)
 {
     if (!realpath("cli/speculo", tb_cli) || access("cli/speculo-bridge", X_OK) != 0) {
@@ -34,7 +20,7 @@ int main(void)
                         "source tree after make\n");
         return 1;
     }
-    if (!find_program("nats-server", tb_nats_server, sizeof tb_nats_server)) {
+    if (!t_nats_find()) {
         fprintf(stderr, "check_bridge: nats-server not found (apt-get install nats-server): "
                         "skipped\n");
         return 77;

@@ -1,18 +1,14 @@
 /*
  * Helpers of the bridge tests (tb.h).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +17,6 @@
 #include "tb.h"
 
 char tb_cli[PATH_MAX];
-char tb_nats_server[PATH_MAX];
 
 static char origin_dir[PATH_MAX - 16], mirror_dir[PATH_MAX - 16];
 static int log_serial;
@@ -74,204 +69,56 @@ const char *tb_mirror(void)
 
 /* ---- servers -------------------------------------------------------------------------- */
 
+static void started(int rc, const struct t_nats *s)
+{
+    ck_assert_msg(rc == 0, "nats-server %s: %s (see %s/server.log)", s->name,
+                  rc == -ECHILD ? "exited at start" : strerror(-rc), s->dir);
+}
+
 int tb_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    int port = t_free_port();
+    ck_assert_int_gt(port, 0);
+    return port;
 }
 
-static void write_config(const struct tb_server *s, bool jetstream)
+void tb_server_start(struct t_nats *s, const char *name)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/server.conf", s->dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "server_name: %s\nlisten: 127.0.0.1:%d\n", s->name, s->port);
-    if (jetstream)
-        fprintf(f,
-                "jetstream {\n"
-                "  store_dir: \"%s/store\"\n"
-                "  max_memory_store: 64MB\n"
-                "  max_file_store: 4GB\n"
-                "}\n",
-                s->dir);
-    if (s->routes[0])
-        fprintf(f,
-                "cluster {\n"
-                "  name: tb\n"
-                "  listen: 127.0.0.1:%d\n"
-                "  routes: [%s]\n"
-                "}\n",
-                s->cluster_port, s->routes);
-    fclose(f);
+    started(t_nats_start(s, t_dir(), name, true, TB_WAIT_MS), s);
 }
 
-static pid_t spawn_server(const struct tb_server *s)
+void tb_server_start_plain(struct t_nats *s, const char *name)
 {
-    char conf[PATH_MAX], log[PATH_MAX];
-    snprintf(conf, sizeof conf, "%s/server.conf", s->dir);
-    snprintf(log, sizeof log, "%s/server.log", s->dir);
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        execl(tb_nats_server, "nats-server", "-c", conf, "-l", log, (char *)NULL);
-        _exit(127);
-    }
-    return pid;
+    started(t_nats_start(s, t_dir(), name, false, TB_WAIT_MS), s);
 }
 
-/* Does JetStream answer at url (for a cluster: with a meta leader)? */
-static bool jetstream_answers(const char *url)
+void tb_server_restart(struct t_nats *s)
 {
-    natsOptions *o = NULL;
-    natsConnection *nc = NULL;
-    jsCtx *js = NULL;
-    jsAccountInfo *ai = NULL;
-    jsErrCode je = 0;
-    bool ok = natsOptions_Create(&o) == NATS_OK && natsOptions_SetURL(o, url) == NATS_OK &&
-              natsOptions_SetTimeout(o, 2000) == NATS_OK &&
-              natsOptions_SetAllowReconnect(o, false) == NATS_OK &&
-              natsConnection_Connect(&nc, o) == NATS_OK &&
-              natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
-              js_GetAccountInfo(&ai, js, NULL, &je) == NATS_OK;
-    jsAccountInfo_Destroy(ai);
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
-    return ok;
+    started(t_nats_restart(s, TB_WAIT_MS), s);
 }
 
-static void wait_ready(struct tb_server *s)
+void tb_server_stop(struct t_nats *s)
 {
-    int64_t t0 = t_mono_ns();
-    while (!jetstream_answers(s->url)) {
-        int st;
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            s->pid = 0;
-            ck_abort_msg("nats-server %s exited at start (see %s/server.log)", s->name, s->dir);
-        }
-        ck_assert_msg(t_ms_since(t0) < TB_WAIT_MS, "nats-server %s: JetStream not ready", s->name);
-        t_sleep_ms(50);
-    }
+    t_nats_stop(s, SIGTERM);
 }
 
-static void prepare(struct tb_server *s, const char *name)
+void tb_server_kill(struct t_nats *s)
 {
-    memset(s, 0, sizeof *s);
-    snprintf(s->name, sizeof s->name, "%s", name);
-    snprintf(s->dir, sizeof s->dir, "%s/nats-%s", t_dir(), name);
-    ck_assert_int_eq(mkdir(s->dir, 0700), 0);
-    s->port = tb_free_port();
-    s->cluster_port = tb_free_port();
-    snprintf(s->url, sizeof s->url, "nats://127.0.0.1:%d", s->port);
+    t_nats_stop(s, SIGKILL);
 }
 
-void tb_server_start(struct tb_server *s, const char *name)
+void tb_cluster_start(struct t_nats_cluster *c)
 {
-    prepare(s, name);
-    write_config(s, true);
-    s->pid = spawn_server(s);
-    wait_ready(s);
-}
-
-static bool accepts(const char *url)
-{
-    natsConnection *nc = NULL;
-    bool ok = natsConnection_ConnectTo(&nc, url) == NATS_OK;
-    natsConnection_Destroy(nc);
-    return ok;
-}
-
-void tb_server_start_plain(struct tb_server *s, const char *name)
-{
-    prepare(s, name);
-    write_config(s, false);
-    s->pid = spawn_server(s);
-    int64_t t0 = t_mono_ns();
-    while (!accepts(s->url)) {
-        ck_assert_msg(t_ms_since(t0) < TB_WAIT_MS, "nats-server %s not ready", s->name);
-        t_sleep_ms(50);
-    }
-}
-
-void tb_server_restart(struct tb_server *s)
-{
-    ck_assert_int_eq(s->pid, 0);
-    s->pid = spawn_server(s);
-    wait_ready(s);
-}
-
-void tb_server_stop(struct tb_server *s)
-{
-    if (s->pid > 0)
-        t_kill_wait(s->pid, SIGTERM);
-    s->pid = 0;
-}
-
-void tb_server_kill(struct tb_server *s)
-{
-    if (s->pid > 0)
-        t_kill_wait(s->pid, SIGKILL);
-    s->pid = 0;
-}
-
-void tb_cluster_start(struct tb_cluster *c)
-{
-    static const char *names[] = {"n0", "n1", "n2"};
-    for (int i = 0; i < 3; i++)
-        prepare(&c->s[i], names[i]);
-    for (int i = 0; i < 3; i++) {
-        size_t n = 0;
-        for (int k = 0; k < 3; k++)
-            if (k != i)
-                n += (size_t)snprintf(c->s[i].routes + n, sizeof c->s[i].routes - n,
-                                      "%snats-route://127.0.0.1:%d", n ? ", " : "",
-                                      c->s[k].cluster_port);
-        write_config(&c->s[i], true);
-    }
-    for (int i = 0; i < 3; i++)
-        c->s[i].pid = spawn_server(&c->s[i]);
-    for (int i = 0; i < 3; i++)
-        wait_ready(&c->s[i]);
-    snprintf(c->urls, sizeof c->urls, "%s,%s,%s", c->s[0].url, c->s[1].url, c->s[2].url);
-}
-
-struct tb_server *tb_cluster_server(struct tb_cluster *c, const char *name)
-{
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(c->s[i].name, name))
-            return &c->s[i];
-    return NULL;
+    int rc = t_nats_cluster_start(c, t_dir(), TB_WAIT_MS);
+    ck_assert_msg(rc == 0, "cluster: %s (see %s/nats-*/server.log)", strerror(-rc), t_dir());
 }
 
 /* ---- bridges ------------------------------------------------------------------------------ */
 
 static pid_t spawn_cli(const char *dir, const char *log, char **argv)
 {
-    pid_t pid = t_fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (null < 0 || fd < 0)
-            _exit(126);
-        dup2(null, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        setenv("SPECULO_DIR", dir, 1);
-        execv(tb_cli, argv);
-        _exit(127);
-    }
+    pid_t pid = t_speculo_spawn(tb_cli, dir, log, argv);
+    ck_assert_int_gt(pid, 0);
     return pid;
 }
 
@@ -542,7 +389,8 @@ static void wchild_main(struct tb_wshared *sh, const char *dir, const char *segm
     T_CHILD_ASSERT(speculo_writer_open_at(dir, segment, NULL, &w) == 0);
     char name[16];
     uint64_t i = 0, last = 0;
-    while (!atomic_load(&sh->stop)) {
+    /* observes: the parent's request to stop (a flag) */
+    while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
         size_t size = i % 97 == 96 ? big : (size_t)(i * 7919 % 3001);
         snprintf(name, sizeof name, "k%d", (int)(i % 13));
         void *p;
@@ -556,7 +404,9 @@ static void wchild_main(struct tb_wshared *sh, const char *dir, const char *segm
             rc = speculo_writer_commit(w, &o, &last);
         }
         T_CHILD_ASSERT(rc == 0);
-        atomic_store(&sh->count, ++i);
+        /* publishes: how many chunks are committed (a count; the chunks
+         * themselves are read through the segment) */
+        atomic_store_explicit(&sh->count, ++i, memory_order_relaxed);
         if (i % 8 == 0)
             t_sleep_ms(1);
     }
@@ -578,7 +428,8 @@ void tb_wchild_start(struct tb_wchild *c, const char *dir, const char *segment, 
 
 uint64_t tb_wchild_count(const struct tb_wchild *c)
 {
-    return atomic_load(&c->sh->count);
+    /* observes: the writer's count */
+    return atomic_load_explicit(&c->sh->count, memory_order_relaxed);
 }
 
 void tb_wchild_wait_count(const struct tb_wchild *c, uint64_t n, int timeout_ms)
@@ -593,7 +444,8 @@ void tb_wchild_wait_count(const struct tb_wchild *c, uint64_t n, int timeout_ms)
 
 uint64_t tb_wchild_stop(struct tb_wchild *c)
 {
-    atomic_store(&c->sh->stop, 1);
+    /* publishes: stop (a flag) */
+    atomic_store_explicit(&c->sh->stop, 1, memory_order_relaxed);
     ck_assert_int_eq(t_wait(c->pid, TB_WAIT_MS), 0);
     uint64_t last = 0;
     tb_live(c->dir, c->segment, &last);

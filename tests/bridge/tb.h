@@ -18,44 +18,27 @@
 #include <sys/types.h>
 
 #include "speculo.h"
+#include "t_nats.h"
 #include "t_util.h"
 
 /* Generous: the machine running the tests may be loaded. */
 #define TB_WAIT_MS 60000
 
-extern char tb_cli[PATH_MAX];         /* cli/speculo, absolute */
-extern char tb_nats_server[PATH_MAX]; /* nats-server, or "" when missing */
+extern char tb_cli[PATH_MAX]; /* cli/speculo, absolute */
 
-struct tb_server {
-    pid_t pid;
-    int port, cluster_port;
-    char name[16];
-    char dir[PATH_MAX - 64];
-    char url[64];
-    char routes[256]; /* cluster: the routes line, "" alone */
-};
-
-struct tb_cluster {
-    struct tb_server s[3];
-    char urls[256]; /* all three, comma-separated */
-};
-
-/* A free TCP port on 127.0.0.1. */
+/* The test's servers (t_nats.h), failing the test when one cannot start. */
 int tb_free_port(void);
-/* Start a server with JetStream (store under the test's directory) and
- * wait until JetStream answers. */
-void tb_server_start(struct tb_server *s, const char *name);
+/* With JetStream (store under the test's directory), ready. */
+void tb_server_start(struct t_nats *s, const char *name);
 /* The same without JetStream. */
-void tb_server_start_plain(struct tb_server *s, const char *name);
+void tb_server_start_plain(struct t_nats *s, const char *name);
 /* Start it again (same port, same store). */
-void tb_server_restart(struct tb_server *s);
+void tb_server_restart(struct t_nats *s);
 /* SIGTERM (stop) or SIGKILL (kill), and reap. */
-void tb_server_stop(struct tb_server *s);
-void tb_server_kill(struct tb_server *s);
+void tb_server_stop(struct t_nats *s);
+void tb_server_kill(struct t_nats *s);
 /* Three servers clustered on loopback routes, JetStream's meta group up. */
-void tb_cluster_start(struct tb_cluster *c);
-/* The server of the cluster whose name is `name`, or NULL. */
-struct tb_server *tb_cluster_server(struct tb_cluster *c, const char *name);
+void tb_cluster_start(struct t_nats_cluster *c);
 
 /* A `speculo bridge` process. */
 struct tb_bridge {

@@ -92,7 +92,7 @@ END_TEST
 
 START_TEST(a_server_without_jetstream_is_refused)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start_plain(&s, "plain");
     char err[4096];
     ck_assert_int_eq(
@@ -104,7 +104,7 @@ END_TEST
 
 START_TEST(a_stream_that_is_not_the_bridges_is_refused)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start(&s, "solo");
     struct tb_js j;
     tb_js_connect(&j, s.url);
@@ -129,7 +129,7 @@ END_TEST
 
 START_TEST(a_second_writer_of_the_mirror_is_refused)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start(&s, "solo");
     speculo_writer *w = tb_writer(tb_mirror(), "s");
     char err[4096];

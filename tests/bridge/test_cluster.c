@@ -20,7 +20,7 @@ static void wait_replicas_current(struct tb_js *j, const char *stream, char *lea
 
 START_TEST(r3_stream_survives_its_leader_killed_mid_stream)
 {
-    struct tb_cluster c;
+    struct t_nats_cluster c;
     tb_cluster_start(&c);
     struct tb_bridge out = {0}, in = {0};
     tb_bridge_start(&out, tb_origin(), "out", "s", c.urls, "--replicas", "3", NULL);
@@ -34,7 +34,7 @@ START_TEST(r3_stream_survives_its_leader_killed_mid_stream)
     tb_js_connect(&j, c.urls);
     char leader[64];
     wait_replicas_current(&j, "speculo-s", leader, sizeof leader);
-    struct tb_server *victim = tb_cluster_server(&c, leader);
+    struct t_nats *victim = t_nats_cluster_find(&c, leader);
     ck_assert_msg(victim != NULL, "leader %s is not one of ours", leader);
     tb_server_kill(victim);
 

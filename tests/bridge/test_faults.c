@@ -16,7 +16,7 @@
  * 1 MiB), so kills land in the middle of one too. */
 #define BIG ((size_t)3 << 20)
 
-static void start_all(struct tb_server *s, struct tb_bridge *out, struct tb_bridge *in)
+static void start_all(struct t_nats *s, struct tb_bridge *out, struct tb_bridge *in)
 {
     tb_server_start(s, "solo");
     memset(out, 0, sizeof *out);
@@ -25,7 +25,7 @@ static void start_all(struct tb_server *s, struct tb_bridge *out, struct tb_brid
     tb_bridge_start(in, tb_mirror(), "in", "s", s->url, NULL);
 }
 
-static void finish(struct tb_server *s, struct tb_bridge *out, struct tb_bridge *in)
+static void finish(struct t_nats *s, struct tb_bridge *out, struct tb_bridge *in)
 {
     tb_wait_same("s", TB_WAIT_MS);
     struct tb_js j;
@@ -40,7 +40,7 @@ static void finish(struct tb_server *s, struct tb_bridge *out, struct tb_bridge 
 /* Kill `b` (out or in) three times while the stream flows: first once the
  * mirror has 500 chunks, then each time after the restarted process has
  * resumed and the mirror has gained 300 more. */
-static void kill_three_times(struct tb_server *s, struct tb_bridge *b, const char *dir,
+static void kill_three_times(struct t_nats *s, struct tb_bridge *b, const char *dir,
                              const char *direction, const char *resumed, struct tb_wchild *wc)
 {
     uint64_t want = 500;
@@ -65,7 +65,7 @@ static void kill_three_times(struct tb_server *s, struct tb_bridge *b, const cha
 
 START_TEST(out_killed_and_restarted_loses_nothing)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_all(&s, &out, &in);
     struct tb_wchild wc;
@@ -79,7 +79,7 @@ END_TEST
 
 START_TEST(in_killed_and_restarted_loses_nothing)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_all(&s, &out, &in);
     struct tb_wchild wc;
@@ -93,7 +93,7 @@ END_TEST
 
 START_TEST(server_restarted_mid_stream_loses_nothing)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_all(&s, &out, &in);
     struct tb_wchild wc;
@@ -115,7 +115,7 @@ END_TEST
 
 START_TEST(origin_removed_and_created_again_is_followed)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_all(&s, &out, &in);
     speculo_writer *w = tb_writer(tb_origin(), "s");
@@ -156,7 +156,7 @@ END_TEST
 
 START_TEST(mirror_restarted_across_an_origin_recreation_follows_it)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_all(&s, &out, &in);
     speculo_writer *w = tb_writer(tb_origin(), "s");

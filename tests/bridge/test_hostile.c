@@ -69,7 +69,7 @@ static int publish_garbage(struct tb_js *j, const char *uid)
 
 START_TEST(hostile_messages_are_logged_skipped_and_survived)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start(&s, "solo");
     struct tb_bridge out = {0}, in = {0};
     speculo_writer *w = tb_writer(tb_origin(), "h");
@@ -114,7 +114,7 @@ END_TEST
 
 START_TEST(another_origin_cannot_take_the_stream)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start(&s, "solo");
     speculo_writer *w = tb_writer(tb_origin(), "h");
     tb_put(w, "a", 1, NULL, 0, 0);

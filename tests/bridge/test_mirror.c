@@ -14,7 +14,7 @@
 
 #define HOUR_NS 3600000000000LL
 
-static void start_pair(struct tb_server *s, struct tb_bridge *out, struct tb_bridge *in,
+static void start_pair(struct t_nats *s, struct tb_bridge *out, struct tb_bridge *in,
                        const char *seg)
 {
     tb_server_start(s, "solo");
@@ -46,7 +46,7 @@ START_TEST(existing_then_live_chunks_reach_the_mirror)
         tb_put_pattern(w, (size_t)(i * 37) % 5000, i % 5 == 0 ? name : NULL,
                        i % 3 == 0 ? HOUR_NS : 0);
     }
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "s");
     tb_wait_same("s", TB_WAIT_MS);
@@ -68,7 +68,7 @@ END_TEST
 
 START_TEST(names_keep_their_latest_version_in_the_stream_too)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "names");
     speculo_writer *w = tb_writer(tb_origin(), "names");
@@ -94,7 +94,7 @@ END_TEST
 
 START_TEST(expiry_is_kept_and_honoured)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "ttl");
     speculo_writer *w = tb_writer(tb_origin(), "ttl");
@@ -124,7 +124,7 @@ END_TEST
 
 START_TEST(chunks_of_any_size_arrive_whole)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "big");
     speculo_writer *w = tb_writer(tb_origin(), "big");
@@ -146,7 +146,7 @@ END_TEST
 
 START_TEST(obsoletion_reaches_the_mirror_and_the_stream)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "obs");
     speculo_writer *w = tb_writer(tb_origin(), "obs");
@@ -180,7 +180,7 @@ END_TEST
 
 START_TEST(in_started_first_waits_for_the_stream)
 {
-    struct tb_server s;
+    struct t_nats s;
     tb_server_start(&s, "solo");
     struct tb_bridge out = {0}, in = {0};
     tb_bridge_start(&in, tb_mirror(), "in", "late", s.url, NULL);
@@ -199,7 +199,7 @@ END_TEST
 
 START_TEST(out_started_first_waits_for_the_segment)
 {
-    struct tb_server s;
+    struct t_nats s;
     struct tb_bridge out, in;
     start_pair(&s, &out, &in, "later");
     tb_log_wait(&out, "waiting for the segment to be created", TB_WAIT_MS);
