@@ -109,11 +109,6 @@ enum br_result {
     BR_GONE,  /* the stream is gone */
     BR_FAIL,  /* refused for good (why says it) */
 };
-/* Publish msg with its Nats-Msg-Id (a retry within the stream's duplicate
- * window is then stored once), waiting for JetStream's ack: *seq on
- * BR_OK (the first copy's, for a duplicate). */
-enum br_result br_publish(struct br_engine *e, natsMsg *msg, const char *msg_id, uint64_t *seq,
-                          char *why, size_t why_size);
 /* Delete message seq (already gone is BR_OK). */
 enum br_result br_delete(struct br_engine *e, uint64_t seq, char *why, size_t why_size);
 

@@ -226,6 +226,8 @@ static natsStatus set_options(struct br_engine *e, struct url *urls, int n)
         s = natsOptions_SetMaxPingsOut(e->opts, 3);
     if (s == NATS_OK)
         s = natsOptions_SetFailRequestsOnDisconnect(e->opts, true);
+    if (s == NATS_OK) /* each message written at once: one is in flight anyway */
+        s = natsOptions_SetSendAsap(e->opts, true);
     if (s == NATS_OK)
         s = natsOptions_SetName(e->opts, "speculo-bridge");
     if (s == NATS_OK)
@@ -558,27 +560,6 @@ static enum br_result classify(natsStatus s, jsErrCode je, char *why, size_t siz
         return BR_FAIL;
     /* anything else (no leader yet, storage full, limits) may pass: retry */
     return BR_RETRY;
-}
-
-enum br_result br_publish(struct br_engine *e, natsMsg *msg, const char *msg_id, uint64_t *seq,
-                          char *why, size_t why_size)
-{
-    if (natsConnection_Status(e->nc) != NATS_CONN_STATUS_CONNECTED) {
-        snprintf(why, why_size, "not connected");
-        return BR_RETRY;
-    }
-    jsPubAck *pa = NULL;
-    jsErrCode je = 0;
-    jsPubOptions po;
-    jsPubOptions_Init(&po);
-    po.MaxWait = REQUEST_TIMEOUT_MS;
-    po.MsgId = msg_id;
-    natsStatus s = js_PublishMsg(&pa, e->js, msg, &po, &je);
-    enum br_result r = classify(s, je, why, why_size);
-    if (r == BR_OK)
-        *seq = pa->Sequence;
-    jsPubAck_Destroy(pa);
-    return r;
 }
 
 enum br_result br_delete(struct br_engine *e, uint64_t seq, char *why, size_t why_size)

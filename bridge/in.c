@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "bridge.h"
@@ -118,17 +119,31 @@ static int remove_segment(struct in *in)
     return 0;
 }
 
+/* The size of a new mirror: the origin's (so that both collect alike),
+ * within reason: at most a quarter of the segment directory's filesystem
+ * (the header is only as trustworthy as the stream's publishers). */
+static size_t mirror_capacity(const char *dir_path, uint64_t origin)
+{
+    struct statvfs fs;
+    uint64_t most = statvfs(dir_path, &fs) == 0 ? (uint64_t)fs.f_blocks * fs.f_frsize / 4 : 0;
+    return origin && origin <= most && origin <= SIZE_MAX ? (size_t)origin : 0;
+}
+
 /* Make SEG the mirror of epoch uid: a new segment with that uid, keeping
  * the file mode of the one it replaces. */
-static int recreate(struct in *in, uint64_t uid)
+static int recreate(struct in *in, uint64_t uid, uint64_t capacity)
 {
     struct stat st;
     mode_t mode = stat(in->path, &st) == 0 ? st.st_mode & 0644 : 0600;
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", in->path);
+    *strrchr(dir, '/') = '\0';
     close_segment(in);
     for (int attempt = 0; attempt < 3; attempt++) {
         if (remove_segment(in) < 0)
             return -1;
-        struct speculo_writer_options o = {.uid = uid, .mode = mode};
+        struct speculo_writer_options o = {
+            .uid = uid, .mode = mode, .capacity = mirror_capacity(dir, capacity)};
         int rc = speculo_writer_open(in->a->segment, &o, &in->w);
         if (rc < 0) {
             in->w = NULL;
@@ -350,7 +365,7 @@ static void on_marker(struct in *in, natsMsg *msg, uint64_t seq)
     uint64_t uid = in->m.uid;
     if (in->m.kind == BR_EPOCH && uid != in->uid) {
         bool existed = segment_uid(in->a->segment) != 0;
-        if (recreate(in, uid) == 0)
+        if (recreate(in, uid, in->m.capacity) == 0)
             br_log("mirroring epoch %016" PRIx64 ": segment %s", uid,
                    existed ? "removed and created again (the origin's was)" : "created");
     } else if (in->m.kind == BR_REMOVED && uid == in->uid) {

@@ -141,12 +141,9 @@ static int64_t part_room(const struct out *o)
     return o->e.max_msg - 4096;
 }
 
-static bool queue_has_room(struct out *o)
+static bool queue_has_room(const struct out *o)
 {
-    outq_lock(&o->q);
-    bool room = o->q.count < QUEUE_MAX_MSGS && o->q.copied < QUEUE_MAX_BYTES;
-    outq_unlock(&o->q);
-    return room;
+    return o->q.count < QUEUE_MAX_MSGS && o->q.copied < QUEUE_MAX_BYTES;
 }
 
 static void push_marker(struct out *o, enum br_kind kind, uint64_t uid, struct tracker *retire)
@@ -157,6 +154,7 @@ static void push_marker(struct out *o, enum br_kind kind, uint64_t uid, struct t
         return;
     }
     m->meta.created_ns = kind == BR_EPOCH ? o->ident.created_ns : 0;
+    m->meta.capacity = kind == BR_EPOCH ? o->ident.capacity : 0;
     snprintf(m->meta.origin, sizeof m->meta.origin, "%s", o->origin);
     if (retire) {
         struct retiring *rt = malloc(sizeof *rt);
@@ -249,16 +247,13 @@ static bool frame_takes(const struct out *o, const struct om *m, const speculo_c
 
 static int queue_small(struct out *o, const speculo_chunk *c, uint64_t replaces)
 {
-    outq_lock(&o->q);
     struct om *t = outq_open_tail(&o->q);
     if (frame_takes(o, t, c)) {
         int n = add_entry(t, c, replaces);
         if (n > 0)
             o->q.copied += (size_t)n;
-        outq_unlock(&o->q);
         return n < 0 ? n : 0;
     }
-    outq_unlock(&o->q);
     struct om *m = om_new(BR_FRAME, o->uid);
     if (!m || add_entry(m, c, replaces) < 0) {
         om_free(m);
@@ -563,9 +558,11 @@ static void retire_after(struct out *o, const struct om *m)
     }
 }
 
-static void handle_done(struct out *o)
+/* Publish what is queued; what was stored goes to its epoch's tracker.
+ * *due_ns: when to pump again without a kick (0: on a kick only). */
+static void pump(struct out *o, int64_t *due_ns)
 {
-    struct om *m = outq_take_done(&o->q);
+    struct om *m = outq_pump(&o->q, due_ns);
     while (m) {
         struct om *next = m->next;
         struct tracker *t = tracker_of(o, m->meta.uid);
@@ -798,9 +795,11 @@ static int wait_for_origin(struct out *o)
     }
 }
 
-static int timeout_ms(struct out *o, int64_t next_expiry)
+static int timeout_ms(struct out *o, int64_t next_expiry, int64_t due)
 {
     int64_t now = mono_ns(), t = o->next_ident - now;
+    if (due && due - now < t)
+        t = due - now;
     if (o->check_due && o->next_check - now < t)
         t = o->next_check - now;
     if (next_expiry) {
@@ -817,12 +816,14 @@ static void loop(struct out *o)
 {
     while (!br_stopping()) {
         speculo_wakeup_clear(br_kick); /* what signals from now on wakes the wait below */
-        handle_done(o);
+        int64_t due;
+        pump(o, &due);
         int64_t next_expiry = o->tk ? tk_expire(o->tk, wall_ns()) : 0;
         if (o->uid)
             read_some(o);
         else
             try_reopen(o);
+        pump(o, &due); /* what was just queued goes at once */
         if (o->uid) {
             watch_obsoletions(o);
             if (o->check_due && mono_ns() >= o->next_check)
@@ -835,9 +836,10 @@ static void loop(struct out *o)
         push_notices(o);
         if (o->tk)
             tk_maintain(o->tk);
+        pump(o, &due);
         if (br_stopping())
             break;
-        int ms = timeout_ms(o, next_expiry);
+        int ms = timeout_ms(o, next_expiry, due);
         if (o->uid && o->r && queue_has_room(o)) {
             struct speculo_wait_item it = {.reader = o->r, .events = SPECULO_WAIT_WATCH};
             speculo_wait(&it, 1, br_kick, ms);
@@ -877,7 +879,8 @@ int br_out(const struct br_args *a)
     }
     speculo_reader_ident(o.r, &o.ident);
     o.uid = o.ident.uid;
-    outq_init(&o.q, &o.e, br_kick);
+    if (outq_start(&o.q, &o.e, br_kick) < 0)
+        goto out_queue;
     char subject[BR_SUBJECT_MAX];
     br_subject_epoch(a->stream, subject, sizeof subject);
     if (natsConnection_Subscribe(&o.marker_sub, o.e.nc, subject, on_marker, &o) != NATS_OK) {
@@ -887,10 +890,6 @@ int br_out(const struct br_args *a)
     rc = resume(&o);
     if (rc != 0) {
         status = rc > 0 ? BR_EXIT_OK : BR_EXIT_ERR;
-        goto out_queue;
-    }
-    if (outq_start(&o.q) < 0) {
-        br_log("cannot start threads");
         goto out_queue;
     }
     loop(&o);

@@ -407,6 +407,8 @@ int br_set_headers(natsMsg *msg, const struct br_msg *m, const char *ids_text)
     case BR_EPOCH:
         if (!rc)
             rc = set_u64(msg, BR_H_CREATED, (uint64_t)m->created_ns);
+        if (!rc && m->capacity)
+            rc = set_u64(msg, BR_H_CAPACITY, m->capacity);
         /* fall through */
     case BR_REMOVED:
         if (!rc && m->origin[0])
@@ -539,6 +541,9 @@ int br_parse(natsMsg *msg, struct br_msg *m, char *why, size_t why_size)
         v = header(msg, BR_H_CREATED);
         if (v && !time_value(msg, BR_H_CREATED, &m->created_ns))
             BAD("bad %s", BR_H_CREATED);
+        v = header(msg, BR_H_CAPACITY);
+        if (v && !br_parse_u64(v, &m->capacity))
+            BAD("bad %s", BR_H_CAPACITY);
         /* fall through */
     case BR_REMOVED:
         v = header(msg, BR_H_ORIGIN);

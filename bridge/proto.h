@@ -49,6 +49,7 @@
 #define BR_H_IDS "Speculo-Ids"
 #define BR_H_CREATED "Speculo-Created"
 #define BR_H_ORIGIN "Speculo-Origin"
+#define BR_H_CAPACITY "Speculo-Capacity"
 
 /* Longest origin (host, segment directory and name) a marker carries. */
 #define BR_ORIGIN_MAX 1024
@@ -98,6 +99,7 @@ struct br_msg {
     uint64_t offset;      /* part: where its bytes go in the chunk */
     uint32_t part, nparts;                 /* part: K of N, from 0 */
     int64_t created_ns;                    /* epoch */
+    uint64_t capacity;                     /* epoch: the origin segment's file size */
     char origin[BR_ORIGIN_MAX];            /* epoch, removed: HOST:DIR/SEGMENT of the
                                    forwarder ("" when absent) */
     char name[SPECULO_CHUNK_NAME_MAX + 1]; /* chunk, part; "" when unnamed */

@@ -199,7 +199,7 @@ static void msg_delete(struct tracker *t, struct tk_msg *m)
         return;
     m->gone = true;
     t->dropped_m++;
-    t->deleted = true;
+    t->recheck = true;
     for (size_t r = 0; r < m->ids.n; r++) {
         size_t i = chunk_lower(t, m->ids.r[r].lo);
         for (; i < t->nc && t->c[i].id <= m->ids.r[r].hi; i++)
@@ -412,6 +412,7 @@ int tk_notice_stored(struct tracker *t, uint64_t seq, const struct br_ids *ids)
                 break;
         }
     t->o[t->no++] = n;
+    t->recheck = true;
     for (size_t r = 0; r < ids->n; r++) {
         size_t i = chunk_lower(t, ids->r[r].lo);
         for (; i < t->nc && t->c[i].id <= ids->r[r].hi; i++)
@@ -530,14 +531,14 @@ static void compact(struct tracker *t)
 
 void tk_maintain(struct tracker *t)
 {
-    for (size_t i = 0; t->deleted && i < t->no; i++) {
+    for (size_t i = 0; t->recheck && i < t->no; i++) {
         struct tk_notice *n = &t->o[i];
         if (!n->gone && !still_held(t, &n->ids)) {
             n->gone = true;
             t->del(n->seq, t->del_arg);
         }
     }
-    t->deleted = false;
+    t->recheck = false;
     if (t->dropped_c + t->dropped_m > 1024 &&
         (t->dropped_c * 2 > t->nc || t->dropped_m * 2 > t->nm))
         compact(t);

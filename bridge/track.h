@@ -79,7 +79,8 @@ struct tracker {
     size_t names_cap, names_used;
     uint64_t max_id; /* largest id held by a message of ours */
     size_t live;     /* live chunks */
-    bool deleted;    /* messages deleted since the last tk_maintain() */
+    bool recheck;    /* notices to look at again: messages deleted, or a notice
+                        stored, since the last tk_maintain() */
     uint64_t *due;   /* ids whose notice is to be sent (any order) */
     size_t ndue, capdue;
     tk_delete_fn del;
