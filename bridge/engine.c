@@ -107,6 +107,24 @@ static bool parse_url(const char *s, size_t len, struct url *u)
     return true;
 }
 
+/* A URL without the password it may hold, for logs:
+ * nats://USER:PASS@HOST:PORT is shown nats://USER:***@HOST:PORT. */
+static const char *shown(const char *url)
+{
+    static _Thread_local char buf[600];
+    const char *at = strrchr(url, '@');
+    const char *start = strstr(url, "://");
+    start = start ? start + 3 : url;
+    const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+    if (!at || at < start)
+        return printable(url);
+    if (colon)
+        snprintf(buf, sizeof buf, "%.*s:***%s", (int)(colon - url), url, at);
+    else /* a token */
+        snprintf(buf, sizeof buf, "%.*s***%s", (int)(start - url), url, at);
+    return printable(buf);
+}
+
 /* Split URL[,URL...]; print what is wrong. */
 static int parse_servers(const char *list, struct url *urls, int *n)
 {
@@ -123,7 +141,7 @@ static int parse_servers(const char *list, struct url *urls, int *n)
             snprintf(bad, sizeof bad, "%.*s", (int)(len < 512 ? len : 512), p);
             br_log("invalid server URL '%s' (expected nats://HOST[:PORT], tls://..., or "
                    "HOST[:PORT])",
-                   printable(bad));
+                   shown(bad));
             return -1;
         }
         (*n)++;
@@ -190,7 +208,7 @@ static void on_reconnected(natsConnection *nc, void *arg)
     natsConnection_GetConnectedUrl(nc, url, sizeof url);
     /* publishes: connected again (a flag: one log line per change) */
     if (!atomic_exchange_explicit(&e->connected, 1, memory_order_relaxed))
-        br_log("reconnected to %s", printable(url));
+        br_log("reconnected to %s", shown(url));
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus s, void *arg)
@@ -264,10 +282,10 @@ int br_engine_connect(struct br_engine *e, const char *servers, const char *stre
         if (s == NATS_NO_SERVER) {
             for (int i = 0; i < n; i++) {
                 diagnose(&urls[i], why, sizeof why);
-                br_log("cannot connect to %s: %s", printable(urls[i].text), why);
+                br_log("cannot connect to %s: %s", shown(urls[i].text), why);
             }
         } else {
-            br_log("cannot connect to %s: %s", printable(servers), printable(last_error(s)));
+            br_log("cannot connect: %s", printable(last_error(s)));
         }
         return -1;
     }
@@ -286,13 +304,12 @@ int br_engine_connect(struct br_engine *e, const char *servers, const char *stre
     jsAccountInfo_Destroy(ai);
     if (s != NATS_OK) {
         if (s == NATS_NO_RESPONDERS || je == JSNotEnabledErr || je == JSNotEnabledForAccountErr)
-            br_log("%s: JetStream is not enabled on this server (or for this account)",
-                   printable(url));
+            br_log("%s: JetStream is not enabled on this server (or for this account)", shown(url));
         else
-            br_log("%s: JetStream does not answer: %s", printable(url), printable(last_error(s)));
+            br_log("%s: JetStream does not answer: %s", shown(url), printable(last_error(s)));
         return -1;
     }
-    br_log("connected to %s", printable(url));
+    br_log("connected to %s", shown(url));
     return 0;
 }
 
