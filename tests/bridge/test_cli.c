@@ -4,6 +4,7 @@
  * not the bridge's.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tb.h"
@@ -141,6 +142,32 @@ START_TEST(a_second_writer_of_the_mirror_is_refused)
 }
 END_TEST
 
+/* speculo works without the bridge's program (a host without libnats):
+ * speculo bridge then says what is missing */
+START_TEST(without_speculo_bridge_installed_it_says_so)
+{
+    char bin[PATH_MAX + 16], cmd[4 * PATH_MAX];
+    snprintf(bin, sizeof bin, "%s/bin", t_dir());
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && cp '%s' '%s/speculo'", bin, tb_cli, bin);
+    ck_assert_int_eq(system(cmd), 0);
+    char speculo[PATH_MAX + 32], log[PATH_MAX + 32];
+    snprintf(speculo, sizeof speculo, "%s/speculo", bin);
+    snprintf(log, sizeof log, "%s/alone.log", t_dir());
+    char *argv[] = {"speculo", "bridge", "out", "s", "--server", "nats://127.0.0.1:4222", NULL};
+    pid_t pid = t_speculo_spawn(speculo, tb_origin(), log, argv);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(t_wait(pid, TB_WAIT_MS), 1);
+    FILE *f = fopen(log, "r");
+    ck_assert_ptr_nonnull(f);
+    char out[1024] = "";
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    ck_assert_msg(strstr(out, "speculo: bridge: not available") && strstr(out, "speculo-bridge"),
+                  "%s", out);
+}
+END_TEST
+
 TCase *tb_case_cli(void)
 {
     TCase *tc = tcase_create("cli");
@@ -153,5 +180,6 @@ TCase *tb_case_cli(void)
     tcase_add_test(tc, a_server_without_jetstream_is_refused);
     tcase_add_test(tc, a_stream_that_is_not_the_bridges_is_refused);
     tcase_add_test(tc, a_second_writer_of_the_mirror_is_refused);
+    tcase_add_test(tc, without_speculo_bridge_installed_it_says_so);
     return tc;
 }
