@@ -538,7 +538,7 @@ static int cmp_name_id(const void *a, const void *b)
 
 static bool held_has(const struct held *h, uint64_t id)
 {
-    return bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_u64) != NULL;
+    return h->n && bsearch(&id, h->ids, h->n, sizeof *h->ids, cmp_u64) != NULL;
 }
 
 /* Does the stream hold a version of `name` newer than id? */
@@ -558,8 +558,10 @@ static bool held_newer(const struct held *h, const char *name, uint64_t id)
 /* Obsolete our live chunks up to `upto` that the stream no longer holds. */
 static void reconcile(struct in *in, struct held *h, uint64_t upto)
 {
-    qsort(h->ids, h->n, sizeof *h->ids, cmp_u64);
-    qsort(h->names, h->nn, sizeof *h->names, cmp_name_id);
+    if (h->n)
+        qsort(h->ids, h->n, sizeof *h->ids, cmp_u64);
+    if (h->nn)
+        qsort(h->names, h->nn, sizeof *h->names, cmp_name_id);
     speculo_reader *r;
     if (speculo_reader_open(in->a->segment, &r) < 0)
         return;

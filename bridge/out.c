@@ -296,7 +296,8 @@ static int queue_whole(struct out *o, const speculo_chunk *c, uint64_t replaces)
         if (!m->buf)
             rc = -ENOMEM;
         else {
-            memcpy(m->buf, c->data, c->size);
+            if (c->size)
+                memcpy(m->buf, c->data, c->size);
             m->len = m->cap = c->size;
         }
     } else if (rc == 0) {

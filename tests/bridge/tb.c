@@ -140,10 +140,20 @@ void tb_bridge_start(struct tb_bridge *b, const char *dir, const char *direction
     b->pid = spawn_cli(dir, b->log, argv);
 }
 
+/* A sanitizer's report in a log fails the test, whatever the exit status. */
+static void no_sanitizer_report(const struct tb_bridge *b)
+{
+    if (tb_log_has(b, "runtime error:") || tb_log_has(b, "Sanitizer")) {
+        tb_log_dump(b);
+        ck_abort_msg("a sanitizer reported an error in %s", b->log);
+    }
+}
+
 int tb_bridge_stop(struct tb_bridge *b)
 {
     int rc = b->pid > 0 ? t_kill_wait(b->pid, SIGTERM) : -1;
     b->pid = 0;
+    no_sanitizer_report(b);
     return rc;
 }
 
@@ -152,6 +162,7 @@ void tb_bridge_kill(struct tb_bridge *b)
     if (b->pid > 0)
         t_kill_wait(b->pid, SIGKILL);
     b->pid = 0;
+    no_sanitizer_report(b);
 }
 
 bool tb_bridge_alive(struct tb_bridge *b)
@@ -391,7 +402,7 @@ static void wchild_main(struct tb_wshared *sh, const char *dir, const char *segm
     uint64_t i = 0, last = 0;
     /* observes: the parent's request to stop (a flag) */
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-        size_t size = i % 97 == 96 ? big : (size_t)(i * 7919 % 3001);
+        size_t size = i % 197 == 196 ? big : (size_t)(i * 7919 % 3001);
         snprintf(name, sizeof name, "k%d", (int)(i % 13));
         void *p;
         T_CHILD_ASSERT(speculo_writer_alloc(w, size, &p) == 0);
@@ -407,7 +418,7 @@ static void wchild_main(struct tb_wshared *sh, const char *dir, const char *segm
         /* publishes: how many chunks are committed (a count; the chunks
          * themselves are read through the segment) */
         atomic_store_explicit(&sh->count, ++i, memory_order_relaxed);
-        if (i % 8 == 0)
+        if (i % 2 == 0) /* about 2 k commits/s: the stream must keep up */
             t_sleep_ms(1);
     }
     speculo_writer_close(w);

@@ -83,7 +83,7 @@ uint64_t tb_put(speculo_writer *w, const void *data, size_t size, const char *na
 uint64_t tb_put_pattern(speculo_writer *w, size_t size, const char *name, int64_t ttl_ns);
 
 /* A writer process committing into dir's SEG until told to stop: sizes
- * and names from a fixed sequence (every 97th chunk `big` bytes, some
+ * and names from a fixed sequence (every 197th chunk `big` bytes, some
  * named, some replacing an earlier one), a short sleep every few commits
  * so that the stream flows for a while. */
 struct tb_wchild {
