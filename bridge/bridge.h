@@ -52,6 +52,13 @@ bool br_failed(void);
 /* Sleep up to ms, less when a stop comes. False once stopping. */
 bool br_sleep_ms(int ms);
 
+/* Monotonic and wall-clock time, ns. */
+int64_t br_mono_ns(void);
+int64_t br_wall_ns(void);
+/* The path of the segment's file (the segment directory, then SEG). 0, or
+ * -1 after logging that it is too long. */
+int br_segment_path(const char *segment, char *buf, size_t size);
+
 /* ---- log (log.c) ---- */
 
 /* "speculo bridge ROLE: SEG: " before every line. */

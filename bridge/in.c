@@ -38,9 +38,7 @@
 
 static int64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return br_mono_ns() / 1000000;
 }
 
 /* A chunk arriving in parts, gathered in memory as they come and
@@ -491,14 +489,8 @@ static int held_add(struct held *h, const struct br_msg *m)
         uint64_t lo = m->kind == BR_FRAME ? m->ids.r[r].lo : m->id;
         uint64_t hi = m->kind == BR_FRAME ? m->ids.r[r].hi : m->id;
         for (uint64_t id = lo;; id++) {
-            if (h->n == h->cap) {
-                size_t cap = h->cap ? h->cap * 2 : 1024;
-                uint64_t *p = realloc(h->ids, cap * sizeof *p);
-                if (!p)
-                    return -ENOMEM;
-                h->ids = p;
-                h->cap = cap;
-            }
+            if (br_grow((void **)&h->ids, &h->cap, h->n + 1, sizeof *h->ids) < 0)
+                return -ENOMEM;
             h->ids[h->n++] = id;
             if (id == hi)
                 break;
@@ -507,14 +499,8 @@ static int held_add(struct held *h, const struct br_msg *m)
             break;
     }
     if (m->kind != BR_FRAME && m->name[0]) {
-        if (h->nn == h->capn) {
-            size_t cap = h->capn ? h->capn * 2 : 64;
-            struct name_id *p = realloc(h->names, cap * sizeof *p);
-            if (!p)
-                return -ENOMEM;
-            h->names = p;
-            h->capn = cap;
-        }
+        if (br_grow((void **)&h->names, &h->capn, h->nn + 1, sizeof *h->names) < 0)
+            return -ENOMEM;
         h->names[h->nn].name = strdup(m->name);
         if (!h->names[h->nn].name)
             return -ENOMEM;
@@ -573,13 +559,8 @@ static void reconcile(struct in *in, struct held *h, uint64_t upto)
     while (id.uid == h->uid && speculo_reader_next(r, &c) == 0 && c.id <= upto) {
         if (held_has(h, c.id) || (c.name && held_newer(h, c.name, c.id)))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            uint64_t *p = realloc(dead, cap * sizeof *p);
-            if (!p)
-                break;
-            dead = p;
-        }
+        if (br_grow((void **)&dead, &cap, n + 1, sizeof *dead) < 0)
+            break;
         dead[n++] = c.id;
     }
     speculo_reader_close(r);
@@ -797,12 +778,8 @@ int br_in(const struct br_args *a)
     br_msg_init(&in.as.meta);
     pthread_mutex_init(&in.lock, NULL);
     pthread_cond_init(&in.done, NULL);
-    char dir[PATH_MAX];
-    if (speculo_segment_dir(dir, sizeof dir) < 0 ||
-        snprintf(in.path, sizeof in.path, "%s/%s", dir, a->segment) >= (int)sizeof in.path) {
-        br_log("the segment directory's path is too long");
+    if (br_segment_path(a->segment, in.path, sizeof in.path) < 0)
         return BR_EXIT_ERR;
-    }
     int status = BR_EXIT_ERR;
     if (br_engine_connect(&in.e, a->servers, a->stream) < 0)
         goto out;

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -97,6 +98,31 @@ bool br_sleep_ms(int ms)
         return false;
     speculo_wait(NULL, 0, br_wakeup, ms); /* br_wakeup is only ever set to stop */
     return !br_stopping();
+}
+
+int64_t br_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t br_wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int br_segment_path(const char *segment, char *buf, size_t size)
+{
+    char dir[PATH_MAX];
+    if (speculo_segment_dir(dir, sizeof dir) < 0 ||
+        snprintf(buf, size, "%s/%s", dir, segment) >= (int)size) {
+        br_log("the segment directory's path is too long");
+        return -1;
+    }
+    return 0;
 }
 
 static int install_signals(void)

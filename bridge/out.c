@@ -87,20 +87,6 @@ struct out {
     size_t n_own;
 };
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static void delete_seq(uint64_t seq, void *arg)
 {
     struct out *o = arg;
@@ -189,8 +175,8 @@ static void push_notices(struct out *o)
             br_fatal("out of memory");
             break;
         }
-        m->nonce =
-            m->nonce ? m->nonce : ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)mono_ns();
+        m->nonce = m->nonce ? m->nonce
+                            : ((uint64_t)rand() << 32) ^ (uint64_t)rand() ^ (uint64_t)br_mono_ns();
         if (br_ids_add(&m->meta.ids, ids[i]) < 0) {
             br_fatal("out of memory");
             break;
@@ -505,13 +491,13 @@ static enum tk_state origin_state(uint64_t id, uint64_t *by, int64_t *expires, v
 
 static void run_check(struct out *o)
 {
-    int64_t t0 = mono_ns();
-    if (tk_check(o->tk, o->last_read, wall_ns(), origin_state, o) < 0)
+    int64_t t0 = br_mono_ns();
+    if (tk_check(o->tk, o->last_read, br_wall_ns(), origin_state, o) < 0)
         br_fatal("out of memory");
-    int64_t cost = mono_ns() - t0;
-    o->last_check = mono_ns();
+    int64_t cost = br_mono_ns() - t0;
+    o->last_check = br_mono_ns();
     o->next_check =
-        mono_ns() + (cost * 10 > CHECK_MIN_INTERVAL_NS ? cost * 10 : CHECK_MIN_INTERVAL_NS);
+        br_mono_ns() + (cost * 10 > CHECK_MIN_INTERVAL_NS ? cost * 10 : CHECK_MIN_INTERVAL_NS);
     o->check_due = false;
 }
 
@@ -528,7 +514,7 @@ static void watch_obsoletions(struct out *o)
     if ((int64_t)ev.obsoleted != (int64_t)o->explained || ev.moved)
         o->check_due = true;
     o->explained = 0;
-    if (mono_ns() - o->last_check > CHECK_PERIOD_NS && o->tk && o->tk->live)
+    if (br_mono_ns() - o->last_check > CHECK_PERIOD_NS && o->tk && o->tk->live)
         o->check_due = true;
 }
 
@@ -798,13 +784,13 @@ static int wait_for_origin(struct out *o)
 
 static int timeout_ms(struct out *o, int64_t next_expiry, int64_t due)
 {
-    int64_t now = mono_ns(), t = o->next_ident - now;
+    int64_t now = br_mono_ns(), t = o->next_ident - now;
     if (due && due - now < t)
         t = due - now;
     if (o->check_due && o->next_check - now < t)
         t = o->next_check - now;
     if (next_expiry) {
-        int64_t left = next_expiry - wall_ns();
+        int64_t left = next_expiry - br_wall_ns();
         if (left < t)
             t = left;
     }
@@ -819,7 +805,7 @@ static void loop(struct out *o)
         speculo_wakeup_clear(br_kick); /* what signals from now on wakes the wait below */
         int64_t due;
         pump(o, &due);
-        int64_t next_expiry = o->tk ? tk_expire(o->tk, wall_ns()) : 0;
+        int64_t next_expiry = o->tk ? tk_expire(o->tk, br_wall_ns()) : 0;
         if (o->uid)
             read_some(o);
         else
@@ -827,12 +813,12 @@ static void loop(struct out *o)
         pump(o, &due); /* what was just queued goes at once */
         if (o->uid) {
             watch_obsoletions(o);
-            if (o->check_due && mono_ns() >= o->next_check)
+            if (o->check_due && br_mono_ns() >= o->next_check)
                 run_check(o);
         }
-        if (mono_ns() >= o->next_ident) {
+        if (br_mono_ns() >= o->next_ident) {
             check_identity(o);
-            o->next_ident = mono_ns() + IDENT_INTERVAL_NS;
+            o->next_ident = br_mono_ns() + IDENT_INTERVAL_NS;
         }
         push_notices(o);
         if (o->tk)
@@ -854,12 +840,8 @@ int br_out(const struct br_args *a)
 {
     struct out o = {.a = a};
     pthread_mutex_init(&o.uids_lock, NULL);
-    char dir[PATH_MAX];
-    if (speculo_segment_dir(dir, sizeof dir) < 0 ||
-        snprintf(o.path, sizeof o.path, "%s/%s", dir, a->segment) >= (int)sizeof o.path) {
-        br_log("the segment directory's path is too long");
+    if (br_segment_path(a->segment, o.path, sizeof o.path) < 0)
         return BR_EXIT_ERR;
-    }
     char host[256] = "?";
     gethostname(host, sizeof host - 1);
     if (snprintf(o.origin, sizeof o.origin, "%s:%.*s", host, (int)(sizeof o.origin / 2), o.path) <

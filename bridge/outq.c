@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "outq.h"
 
@@ -15,13 +14,6 @@
 /* How long an ack may take before the message is sent again (the same
  * Msg-Id: stored once if it was stored after all). */
 #define ACK_TIMEOUT_NS 5000000000LL
-
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 struct om *om_new(enum br_kind kind, uint64_t uid)
 {
@@ -187,7 +179,7 @@ static void failed_attempt(struct outq *q, const char *why)
                "forwarded when JetStream answers again",
                why);
     q->failing = true;
-    q->retry_ns = mono_ns() + (int64_t)q->backoff_ms * 1000000;
+    q->retry_ns = br_mono_ns() + (int64_t)q->backoff_ms * 1000000;
     q->backoff_ms = q->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : q->backoff_ms * 2;
     q->token = 0;
 }
@@ -227,7 +219,7 @@ static void send_head(struct outq *q)
         return;
     }
     q->token = token;
-    q->sent_ns = mono_ns();
+    q->sent_ns = br_mono_ns();
 }
 
 /* Take in the head's ack, if any: true when the head is done (stored). */
@@ -240,7 +232,7 @@ static bool take_ack(struct outq *q)
     q->ack.have = false;
     pthread_mutex_unlock(&q->ack.lock);
     if (!have) {
-        if (mono_ns() - q->sent_ns > ACK_TIMEOUT_NS)
+        if (br_mono_ns() - q->sent_ns > ACK_TIMEOUT_NS)
             failed_attempt(q, "no answer from JetStream");
         return false;
     }
@@ -289,7 +281,7 @@ struct om *outq_pump(struct outq *q, int64_t *due_ns)
             *due_ns = q->sent_ns + ACK_TIMEOUT_NS;
             break;
         }
-        if (q->retry_ns && mono_ns() < q->retry_ns) {
+        if (q->retry_ns && br_mono_ns() < q->retry_ns) {
             *due_ns = q->retry_ns;
             break;
         }
@@ -350,15 +342,9 @@ void outq_delete(struct outq *q, uint64_t seq)
         q->ndq -= q->dqh;
         q->dqh = 0;
     }
-    if (q->ndq == q->capdq) {
-        size_t cap = q->capdq ? q->capdq * 2 : 256;
-        uint64_t *p = realloc(q->dq, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&q->dlock);
-            return; /* left in the stream: found again after a restart */
-        }
-        q->dq = p;
-        q->capdq = cap;
+    if (br_grow((void **)&q->dq, &q->capdq, q->ndq + 1, sizeof *q->dq) < 0) {
+        pthread_mutex_unlock(&q->dlock);
+        return; /* left in the stream: found again after a restart */
     }
     q->dq[q->ndq++] = seq;
     pthread_cond_signal(&q->dwork);

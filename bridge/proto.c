@@ -184,16 +184,25 @@ void br_ids_clear(struct br_ids *ids)
     ids->count = 0;
 }
 
+int br_grow(void **v, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 8;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*v, n * elem);
+    if (!p)
+        return -ENOMEM;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
 static int push_range(struct br_ids *ids, uint64_t lo, uint64_t hi)
 {
-    if (ids->n == ids->cap) {
-        size_t cap = ids->cap ? ids->cap * 2 : 8;
-        struct br_range *r = realloc(ids->r, cap * sizeof *r);
-        if (!r)
-            return -ENOMEM;
-        ids->r = r;
-        ids->cap = cap;
-    }
+    if (br_grow((void **)&ids->r, &ids->cap, ids->n + 1, sizeof *ids->r) < 0)
+        return -ENOMEM;
     ids->r[ids->n++] = (struct br_range){lo, hi};
     ids->count += hi - lo + 1;
     return 0;

@@ -180,6 +180,12 @@ void br_entry_put(unsigned char *p, const struct br_entry *e);
  * end, -EBADMSG when it does not fit or is inconsistent. */
 int br_frame_next(const unsigned char *buf, size_t len, size_t *off, struct br_entry *e);
 
+/* ---- arrays ---- */
+
+/* Make room for `need` elements of `elem` bytes in *v (doubling *cap).
+ * 0, or -ENOMEM with *v untouched. */
+int br_grow(void **v, size_t *cap, size_t need, size_t elem);
+
 /* ---- numbers ---- */
 
 /* Decimal digits only, no sign, no overflow. */

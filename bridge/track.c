@@ -35,21 +35,6 @@ void tk_free(struct tracker *t)
     memset(t, 0, sizeof *t);
 }
 
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap : 64;
-    while (n < need)
-        n *= 2;
-    void *p = realloc(*v, n * elem);
-    if (!p)
-        return -ENOMEM;
-    *v = p;
-    *cap = n;
-    return 0;
-}
-
 /* ---- lookups ---------------------------------------------------------------- */
 
 /* Index of the first chunk with an id >= id. */
@@ -93,7 +78,7 @@ static struct tk_chunk *chunk_add(struct tracker *t, uint64_t id, bool *added)
     size_t i = t->nc && t->c[t->nc - 1].id < id ? t->nc : chunk_lower(t, id);
     if (i < t->nc && t->c[i].id == id)
         return &t->c[i];
-    if (grow((void **)&t->c, &t->capc, t->nc + 1, sizeof *t->c) < 0)
+    if (br_grow((void **)&t->c, &t->capc, t->nc + 1, sizeof *t->c) < 0)
         return NULL;
     memmove(&t->c[i + 1], &t->c[i], (t->nc - i) * sizeof *t->c);
     t->nc++;
@@ -106,7 +91,7 @@ static struct tk_chunk *chunk_add(struct tracker *t, uint64_t id, bool *added)
 
 static int heap_push(struct tracker *t, int64_t at, uint64_t id)
 {
-    if (grow((void **)&t->h, &t->caph, t->nh + 1, sizeof *t->h) < 0)
+    if (br_grow((void **)&t->h, &t->caph, t->nh + 1, sizeof *t->h) < 0)
         return -ENOMEM;
     size_t i = t->nh++;
     while (i > 0 && t->h[(i - 1) / 2].at > at) {
@@ -254,7 +239,7 @@ static int due(struct tracker *t, struct tk_chunk *c)
 {
     if (c->noticed)
         return 0;
-    if (grow((void **)&t->due, &t->capdue, t->ndue + 1, sizeof *t->due) < 0)
+    if (br_grow((void **)&t->due, &t->capdue, t->ndue + 1, sizeof *t->due) < 0)
         return -ENOMEM;
     t->due[t->ndue++] = c->id;
     c->noticed = true;
@@ -319,7 +304,7 @@ int tk_read(struct tracker *t, uint64_t id, int64_t expires_ns, const char *name
 static int add_msg(struct tracker *t, uint64_t seq, const struct br_ids *ids, bool found,
                    int64_t expires)
 {
-    if (grow((void **)&t->m, &t->capm, t->nm + 1, sizeof *t->m) < 0)
+    if (br_grow((void **)&t->m, &t->capm, t->nm + 1, sizeof *t->m) < 0)
         return -ENOMEM;
     size_t at = t->nm && t->m[t->nm - 1].seq > seq ? msg_lower(t, seq) : t->nm;
     if (at < t->nm && t->m[at].seq == seq)
@@ -398,7 +383,7 @@ int tk_found(struct tracker *t, uint64_t seq, const struct br_ids *ids, int64_t 
 
 int tk_notice_stored(struct tracker *t, uint64_t seq, const struct br_ids *ids)
 {
-    if (grow((void **)&t->o, &t->capo, t->no + 1, sizeof *t->o) < 0)
+    if (br_grow((void **)&t->o, &t->capo, t->no + 1, sizeof *t->o) < 0)
         return -ENOMEM;
     struct tk_notice n = {.seq = seq};
     br_ids_init(&n.ids);
