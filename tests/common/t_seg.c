@@ -18,6 +18,11 @@ int t_seg_map(const char *seg, struct t_seg_map *m)
     int rc = t_path(path, sizeof(path), seg);
     if (rc < 0)
         return rc;
+    return t_seg_map_path(path, m);
+}
+
+int t_seg_map_path(const char *path, struct t_seg_map *m)
+{
     int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
@@ -99,4 +104,17 @@ int64_t t_seg_file_size(const char *seg)
     if (lstat(path, &st) < 0)
         return -errno;
     return (int64_t)st.st_size;
+}
+
+int t_seg_await_waiters(const struct t_seg_map *m, uint32_t want, int timeout_ms)
+{
+    const struct seg_header *h = t_seg_hdr(m);
+    int64_t start = t_mono_ns();
+    /* observes: readers registering in speculo_reader_wait() or leaving it */
+    while (atomic_load_explicit(&h->waiters, memory_order_acquire) != want) {
+        if (t_ms_since(start) >= timeout_ms)
+            return -ETIMEDOUT;
+        t_sleep_ms(1);
+    }
+    return 0;
 }

@@ -20,6 +20,8 @@ struct t_seg_map {
 /* Map the file of segment `seg` in t_dir() (O_RDWR, MAP_SHARED; the file
  * descriptor is closed again). 0 or -errno. */
 int t_seg_map(const char *seg, struct t_seg_map *m);
+/* The same for a segment file given by its path. */
+int t_seg_map_path(const char *path, struct t_seg_map *m);
 void t_seg_unmap(struct t_seg_map *m);
 
 static inline struct seg_header *t_seg_hdr(const struct t_seg_map *m)
@@ -37,6 +39,14 @@ static inline struct rec_header *t_seg_rec(const struct t_seg_map *m, uint64_t o
  * their commit lengths from records_off (trusting a fresh, valid file).
  * Returns how many were found. */
 int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max);
+
+/* Wait until the header's count of readers blocked in
+ * speculo_reader_wait() (or _watch()) is `want`, at most timeout_ms: 0 or
+ * -ETIMEDOUT. With want 1, a test knows that its reader is blocked (or
+ * about to block: registered, so that a commit from now on wakes it)
+ * before it commits; with 0, that the reader left the wait. Readers without
+ * write access to the file do not register (they sleep in slices). */
+int t_seg_await_waiters(const struct t_seg_map *m, uint32_t want, int timeout_ms);
 
 /* Write `len` bytes at offset `off` of the segment file (pwrite). 0/-errno. */
 int t_seg_pwrite(const char *seg, uint64_t off, const void *buf, size_t len);
