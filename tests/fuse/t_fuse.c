@@ -145,7 +145,7 @@ int tf_start(struct tf_mount *m, const char *const *extra)
     m->pid = pid;
     while (!tf_is_mounted(m->mnt)) {
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid || t_ms_since(start) > 10000) {
+        if (waitpid(pid, &status, WNOHANG) == pid || t_ms_since(start) > 3 * T_PATIENCE_MS) {
             fprintf(stderr, "tf_start: speculofs did not mount %s\n", m->mnt);
             print_log(m);
             if (kill(pid, 0) == 0)
@@ -183,7 +183,7 @@ int tf_stop(struct tf_mount *m)
     tf_unmount(m->mnt);
     if (m->pid <= 0)
         return -1;
-    rc = t_wait(m->pid, 5000);
+    rc = t_wait(m->pid, T_PATIENCE_MS);
     m->pid = 0;
     if (rc != 0)
         print_log(m);
@@ -404,17 +404,4 @@ TCase *tf_tcase(const char *name, const TTest *test, SFun setup, int timeout_s)
     tcase_add_test(c, test);
     tcase_set_timeout(c, timeout_s);
     return c;
-}
-
-int64_t tf_expires_of(const char *seg, uint64_t id)
-{
-    speculo_reader *r;
-    speculo_chunk c;
-    int64_t e;
-
-    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
-    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), 0);
-    e = c.expires_ns;
-    speculo_reader_close(r);
-    return e;
 }

@@ -93,9 +93,6 @@ int tf_sh(const char *cmd, char *out, size_t size);
 /* Run argv (no shell) the same way. */
 int tf_run(char *const argv[], char *out, size_t size);
 
-/* The expiry of live chunk @id of segment @seg (asserts that it is live). */
-int64_t tf_expires_of(const char *seg, uint64_t id);
-
 /* Suites, one per file. */
 Suite *tf_suite_namespace(void);
 Suite *tf_suite_live(void);
