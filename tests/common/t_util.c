@@ -357,12 +357,33 @@ int t_proc_state(pid_t pid)
     return p && *p ? (unsigned char)*p : -ENOENT;
 }
 
+long t_proc_sleeps(pid_t pid)
+{
+    char path[64], line[256];
+    long n = -ENOENT;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
 int t_await_asleep(pid_t pid, int timeout_ms)
+{
+    return t_await_asleep_again(pid, -1, timeout_ms);
+}
+
+int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
 {
     int64_t start = t_mono_ns();
     for (;;) {
         int state = t_proc_state(pid);
-        if (state == 'S')
+        if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) &&
+            t_proc_state(pid) == 'S')
             return 0;
         if (state < 0 || state == 'Z' || state == 'X')
             return -ESRCH;

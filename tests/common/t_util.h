@@ -94,6 +94,14 @@ int t_proc_state(pid_t pid);
  * uses it to know that a child it just told to block has blocked, when
  * the child itself cannot say so. */
 int t_await_asleep(pid_t pid, int timeout_ms);
+/* How many times the process (its main thread) went to sleep (voluntary
+ * context switches), or -errno. */
+long t_proc_sleeps(pid_t pid);
+/* Wait until the process woke up and went to sleep again since it had
+ * slept `sleeps` times (t_proc_sleeps() taken while it slept): it has
+ * handled what woke it (an event the test caused) and waits for the next
+ * thing. As t_await_asleep() otherwise. */
+int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms);
 /* Drop privileges to uid/gid (no supplementary groups). 0 or -errno. */
 int t_become(uid_t uid, gid_t gid);
 
