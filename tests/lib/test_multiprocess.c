@@ -346,8 +346,8 @@ static void kill_streaming_writer(const char *seg, uint64_t after)
     int64_t t0 = t_mono_ns();
     uint64_t last;
     while ((last = atomic_load(&shared->last)) == UINT64_MAX || last < after) {
-        ck_assert_msg(t_ms_since(t0) < T_PATIENCE_MS, "%llu commits of %llu in %d ms",
-                      (unsigned long long)(last + 1), (unsigned long long)after, T_PATIENCE_MS);
+        ck_assert_msg(t_ms_since(t0) < 60000, "%llu commits of %llu in 60 s",
+                      (unsigned long long)(last + 1), (unsigned long long)after);
         sched_yield();
     }
     ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
@@ -384,7 +384,7 @@ static void kill_streaming_writer(const char *seg, uint64_t after)
 
 START_TEST(writer_killed_at_any_instant)
 {
-    const uint64_t after[] = {0, 300, 2500, 9000, 20000};
+    const uint64_t after[] = {0, 50, 300, 1000, 3000};
     char seg[16];
     for (int i = 0; i < 5; i++) {
         snprintf(seg, sizeof(seg), "s%d", i);
