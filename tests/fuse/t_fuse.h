@@ -32,6 +32,12 @@ extern struct tf_mount tf_m;
  * sanitizer report): main() fails the run when there are any. */
 extern int tf_bad_exits;
 
+/* How long a server may take to end once unmounted (or signalled) before
+ * that is a failure. Closing its inotify descriptors waits for the kernel
+ * (fsnotify_destroy_group() flushes a work item that waits for an SRCU
+ * grace period): on a loaded 2-CPU VM that took more than 10 s. */
+#define TF_EXIT_MS 60000
+
 /* ./fusefs/speculofs, or $SPECULOFS. */
 const char *tf_bin(void);
 /* 0 when this machine can mount FUSE (a /dev/fuse we can open, and

@@ -17,7 +17,7 @@
 
 static void wait_unmounted(const char *mnt)
 {
-    for (int64_t t0 = t_mono_ns(); tf_is_mounted(mnt) && t_ms_since(t0) < T_PATIENCE_MS;)
+    for (int64_t t0 = t_mono_ns(); tf_is_mounted(mnt) && t_ms_since(t0) < TF_EXIT_MS;)
         t_sleep_ms(2);
     ck_assert_msg(!tf_is_mounted(mnt), "%s still mounted", mnt);
 }
@@ -31,7 +31,7 @@ START_TEST(test_unmount_ends_server)
     ck_assert_int_eq(tf_start(&tf_m, NULL), 0);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "seg", "x")), 0);
     ck_assert_int_eq(tf_unmount(tf_m.mnt), 0);
-    ck_assert_int_eq(t_wait(tf_m.pid, T_PATIENCE_MS), 0);
+    ck_assert_int_eq(t_wait(tf_m.pid, TF_EXIT_MS), 0);
     tf_m.pid = 0;
     ck_assert(!tf_is_mounted(tf_m.mnt));
     speculo_writer_close(w);
@@ -43,7 +43,7 @@ static void signal_ends_server(int sig)
     ck_assert_int_eq(tf_start(&tf_m, NULL), 0);
     ck_assert_int_eq(tf_dir_has(tf_m.mnt, "nothing"), 0);
     ck_assert_int_eq(kill(tf_m.pid, sig), 0);
-    ck_assert_int_eq(t_wait(tf_m.pid, T_PATIENCE_MS), 0);
+    ck_assert_int_eq(t_wait(tf_m.pid, TF_EXIT_MS), 0);
     tf_m.pid = 0;
     wait_unmounted(tf_m.mnt);
 }
@@ -173,7 +173,7 @@ static void mount_helper(const char *cmd)
     ck_assert_int_gt(pid, 0);
     snprintf(line, sizeof line, "umount '%s'", tf_m.mnt);
     ck_assert_msg(tf_sh(line, out, sizeof out) == 0, "%s:\n%s", line, out);
-    for (int64_t t0 = t_mono_ns(); alive(pid) && t_ms_since(t0) < T_PATIENCE_MS;)
+    for (int64_t t0 = t_mono_ns(); alive(pid) && t_ms_since(t0) < TF_EXIT_MS;)
         t_sleep_ms(2);
     if (alive(pid)) {
         kill(pid, SIGKILL);
@@ -216,10 +216,10 @@ Suite *tf_suite_lifecycle(void)
 {
     Suite *s = suite_create("lifecycle");
 
-    suite_add_tcase(s, tf_tcase("unmount_ends_server", test_unmount_ends_server, tf_setup_dirs, 30));
-    suite_add_tcase(s, tf_tcase("sigterm_ends_server", test_sigterm_ends_server, tf_setup_dirs, 30));
-    suite_add_tcase(s, tf_tcase("sigint_ends_server", test_sigint_ends_server, tf_setup_dirs, 30));
-    suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments, tf_setup_dirs, 30));
-    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper, tf_setup_dirs, 30));
+    suite_add_tcase(s, tf_tcase("unmount_ends_server", test_unmount_ends_server, tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("sigterm_ends_server", test_sigterm_ends_server, tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("sigint_ends_server", test_sigint_ends_server, tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments, tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper, tf_setup_dirs, 90));
     return s;
 }
