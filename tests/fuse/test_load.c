@@ -557,6 +557,14 @@ struct server_usage {
  * per-thread areas): libfuse starts and ends workers as the load goes. */
 #define MAPS_PER_THREAD 8
 
+/* Mappings of the segment's files a server may keep however many opens it
+ * served: its pool of idle readers (8 at most, fusefs/sfs.h, one mapping
+ * each), the current file held for opens, the watcher's reader and its
+ * mapping of the header. The pool grows to what lookups needed at once:
+ * the warm-up fills it on an idle machine, not always on a loaded one, and
+ * the opens measured may add to it. A leak goes past this. */
+#define SEG_MAPS_AT_MOST (8 + 3)
+
 static struct server_usage server_usage(pid_t pid)
 {
     struct server_usage u = {-1, 0, 0, 0, 0};
@@ -658,13 +666,16 @@ static struct server_usage settled_usage(pid_t pid)
 }
 
 /* Nothing more held than @before: no more descriptors, no more mappings
- * of segment files, no more mappings but those of new worker threads. */
+ * of segment files than before or than a full reader pool brings, no more
+ * mappings but those and those of new worker threads. */
 static int usage_back_to(const struct server_usage *u, const struct server_usage *before)
 {
     int threads = u->threads > before->threads ? u->threads - before->threads : 0;
+    int seg_maps = u->seg_maps > before->seg_maps ? u->seg_maps - before->seg_maps : 0;
 
-    return u->fds <= before->fds && u->seg_maps <= before->seg_maps &&
-           u->maps <= before->maps + MAPS_PER_THREAD * threads;
+    return u->fds <= before->fds &&
+           (u->seg_maps <= before->seg_maps || u->seg_maps <= SEG_MAPS_AT_MOST) &&
+           u->maps <= before->maps + MAPS_PER_THREAD * threads + seg_maps;
 }
 
 /* The server's usage once the RELEASEs of the opens made are handled
@@ -714,10 +725,11 @@ START_TEST(test_no_leak_over_100k_opens)
            before.fds, before.threads, LEAK_TOTAL, after.rss_kib, after.maps, after.seg_maps,
            after.fds, after.threads);
     ck_assert_int_lt(after.rss_kib - before.rss_kib, 8 * 1024);
-    ck_assert_int_le(after.seg_maps, before.seg_maps);
-    ck_assert_msg(usage_back_to(&after, &before), "%d mappings for %d threads, were %d for %d",
-                  after.maps, after.threads, before.maps, before.threads);
     ck_assert_int_le(after.fds, before.fds);
+    ck_assert_msg(usage_back_to(&after, &before),
+                  "%d mappings (%d of segment files) for %d threads, were %d (%d) for %d",
+                  after.maps, after.seg_maps, after.threads, before.maps, before.seg_maps,
+                  before.threads);
     speculo_writer_close(w);
 }
 END_TEST
