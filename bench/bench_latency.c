@@ -73,7 +73,8 @@ static void part_lat(const struct bc_opts *o)
     lat_rounds(ro, 2, o->quick ? 1 : 3);
     lat_report(&ro[0], o->out);
     bc_factor("1h", "round trip, blocking reader without write access (sleeps in slices) vs with",
-              lat_med(&ro[0], a, sizeof a), lat_med(&ro[1], b, sizeof b), lat_ratio(&ro[0], &ro[1]));
+              lat_med(&ro[0], a, sizeof a), lat_med(&ro[1], b, sizeof b),
+              lat_ratio(&ro[0], &ro[1]));
 }
 
 static void part_sweep(const struct bc_opts *o)

@@ -188,7 +188,8 @@ START_TEST(follow_prints_new_chunks_and_ends_on_sigpipe)
     close(c.out);
     c.out = -1;
     int status;
-    ck_assert_msg(tc_wait(&c, T_PATIENCE_MS, &status), "tail -f still running after its reader left");
+    ck_assert_msg(tc_wait(&c, T_PATIENCE_MS, &status),
+                  "tail -f still running after its reader left");
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
     tc_kill(&c);

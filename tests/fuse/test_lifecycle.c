@@ -216,10 +216,15 @@ Suite *tf_suite_lifecycle(void)
 {
     Suite *s = suite_create("lifecycle");
 
-    suite_add_tcase(s, tf_tcase("unmount_ends_server", test_unmount_ends_server, tf_setup_dirs, 90));
-    suite_add_tcase(s, tf_tcase("sigterm_ends_server", test_sigterm_ends_server, tf_setup_dirs, 90));
-    suite_add_tcase(s, tf_tcase("sigint_ends_server", test_sigint_ends_server, tf_setup_dirs, 90));
-    suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments, tf_setup_dirs, 90));
-    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper, tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("unmount_ends_server", test_unmount_ends_server,
+                                tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("sigterm_ends_server", test_sigterm_ends_server,
+                                tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("sigint_ends_server", test_sigint_ends_server,
+                                tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("bad_arguments", test_bad_arguments,
+                                tf_setup_dirs, 90));
+    suite_add_tcase(s, tf_tcase("mount_helper", test_mount_helper,
+                                tf_setup_dirs, 90));
     return s;
 }

@@ -431,8 +431,9 @@ static const char *coverage_missing(struct load_shared *sh, char *why, size_t si
     if (seen_count(&sh->gcs) < Q_GCS || listings < Q_LISTINGS || stats < Q_STATS ||
         stats_unnamed < Q_STATS_UNNAMED || named < Q_OPENS_NAMED || unnamed < Q_OPENS_UNNAMED) {
         snprintf(why, size,
-                 "%" PRIu64 " GCs of %d, %" PRIu64 " listings of %d, %" PRIu64 " stats of %d (%" PRIu64
-                 " unnamed of %d), %" PRIu64 " named opens of %d, %" PRIu64 " unnamed of %d",
+                 "%" PRIu64 " GCs of %d, %" PRIu64 " listings of %d, %" PRIu64
+                 " stats of %d (%" PRIu64 " unnamed of %d), %" PRIu64
+                 " named opens of %d, %" PRIu64 " unnamed of %d",
                  seen_count(&sh->gcs), Q_GCS, listings, Q_LISTINGS, stats, Q_STATS, stats_unnamed,
                  Q_STATS_UNNAMED, named, Q_OPENS_NAMED, unnamed, Q_OPENS_UNNAMED);
         return why;
