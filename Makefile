@@ -5,9 +5,10 @@
 #   make SANITIZE=address,undefined check   (or SANITIZE=thread)
 #   make doc | install | uninstall | clean | lint | demo | bench
 #   make fuzz | stress | crash-test | coverage     (docs/RELIABILITY.md)
+#   make deb              Debian packages into dist/ (scripts/make-deb)
 #
-# CFLAGS/LDFLAGS are the caller's; what the build needs is added with
-# `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
+# CPPFLAGS/CFLAGS/LDFLAGS are the caller's; what the build needs is added
+# with `override`, so `make CFLAGS=-O0` keeps the warnings and the standard.
 
 PREFIX     ?= /usr/local
 BINDIR     ?= $(PREFIX)/bin
@@ -15,8 +16,9 @@ LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SYSTEMDUSERUNITDIR ?= $(PREFIX)/lib/systemd/user
 
-VERSION := 0.1.0
+VERSION := 0.2.0
 SONAME  := libspeculo.so.0
 REALNAME := libspeculo.so.$(VERSION)
 
@@ -57,7 +59,7 @@ ifneq ($(CLI_SRCS),)
 PROGS += cli/speculo
 endif
 
-TESTS := tests/check_lib
+TESTS := tests/check_lib tests/check_fuzz_reader
 ifneq ($(TFUSE_SRCS),)
 TESTS += tests/check_fuse
 endif
@@ -73,19 +75,21 @@ all: lib/libspeculo.a lib/libspeculo.so lib/speculo.pc $(PROGS)
 
 # Rebuild everything when the flags change (e.g. SANITIZE on or off).
 .build-flags: FORCE
-	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+	@echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || \
+	    echo '$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS)' > $@
 
 LIB_HDRS := $(wildcard lib/*.h)
 
 lib/%.o: lib/%.c $(LIB_HDRS) .build-flags
-	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -c -o $@ $<
 lib/%.pic.o: lib/%.c $(LIB_HDRS) .build-flags
-	$(CC) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -fPIC -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -DSPECULO_BUILDING -fvisibility=hidden -fPIC -c -o $@ $<
 
 lib/libspeculo.a: $(LIB_OBJS)
 	rm -f $@ && $(AR) rcs $@ $^
-lib/$(REALNAME): $(LIB_PIC)
-	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -o $@ $^ $(LDFLAGS) -pthread
+lib/$(REALNAME): $(LIB_PIC) lib/libspeculo.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs -Wl,--version-script=lib/libspeculo.map \
+	    -o $@ $(LIB_PIC) $(LDFLAGS) -pthread
 lib/libspeculo.so: lib/$(REALNAME)
 	ln -sf $(REALNAME) lib/$(SONAME) && ln -sf $(REALNAME) $@
 
@@ -96,9 +100,10 @@ lib/speculo.pc: lib/speculo.pc.in Makefile
 
 # Programs link the static library: they run from the tree and installed alike.
 fusefs/speculofs: $(FUSE_SRCS) $(wildcard fusefs/*.h) lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -o $@ $(FUSE_SRCS) lib/libspeculo.a $(LDFLAGS) $(FUSE_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -o $@ $(FUSE_SRCS) lib/libspeculo.a $(LDFLAGS) \
+	    $(FUSE_LIBS)
 cli/speculo: $(CLI_SRCS) $(wildcard cli/*.h) lib/libspeculo.a .build-flags
-	$(CC) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
 
 TEST_DEPS := lib/libspeculo.a $(wildcard tests/common/*.h) $(TCOMMON_SRCS) .build-flags
 tests/check_lib: $(TLIB_SRCS) $(TEST_DEPS)
@@ -113,6 +118,7 @@ tests/header-alone.o: lib/speculo.h .build-flags
 	echo '#include "speculo.h"' | $(CC) -std=c11 -pedantic -Wall -Wextra -Werror -Ilib -x c -c -o $@ -
 
 check: all $(TESTS) tests/header-alone.o
+	@scripts/check-symbols
 	@scripts/run-tests $(TESTS)
 
 doc: docs/Doxyfile lib/speculo.h
@@ -120,7 +126,8 @@ doc: docs/Doxyfile lib/speculo.h
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
-	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	           $(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	           $(DESTDIR)$(SYSTEMDUSERUNITDIR)
 	$(foreach p,$(PROGS),install -m 0755 $(p) $(DESTDIR)$(BINDIR)/;)
 	install -m 0644 lib/libspeculo.a $(DESTDIR)$(LIBDIR)/
 	install -m 0755 lib/$(REALNAME) $(DESTDIR)$(LIBDIR)/
@@ -130,6 +137,8 @@ install: all
 	$(PC_SED) lib/speculo.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc  # this install's paths
 	$(foreach m,$(wildcard docs/man/*.1),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man1/;)
 	$(foreach m,$(wildcard docs/man/*.3),install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man3/;)
+	sed 's|@BINDIR@|$(BINDIR)|' packaging/systemd/speculofs@.service.in \
+	    > $(DESTDIR)$(SYSTEMDUSERUNITDIR)/speculofs@.service
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/speculo $(DESTDIR)$(BINDIR)/speculofs
@@ -138,6 +147,7 @@ uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/speculo.h $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc
 	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.1)),$(DESTDIR)$(MANDIR)/man1/$(m))
 	rm -f $(foreach m,$(notdir $(wildcard docs/man/*.3)),$(DESTDIR)$(MANDIR)/man3/$(m))
+	rm -f $(DESTDIR)$(SYSTEMDUSERUNITDIR)/speculofs@.service
 
 lint:
 	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS)
@@ -230,6 +240,12 @@ tests/check_fuzz: tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_DEPS) $(FUZ
 	$(CC) $(CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common -o $@ \
 	    tests/fuzz/replay.c tests/fuzz/fuzz_fs.c $(FUZZ_FS_SRCS) $(FUZZ_COMMON) lib/libspeculo.a \
 	    $(LDFLAGS)
+# The same for fuzz_reader's entry point over tests/fuzz/regress-reader/:
+# segment files through every reader call, the check and a takeover.
+tests/check_fuzz_reader: tests/fuzz/replay.c tests/fuzz/fuzz_reader.c $(FUZZ_COMMON) \
+                         lib/libspeculo.a .build-flags
+	$(CC) $(CFLAGS) -Ilib -Itests/common -DREPLAY_DIR='"tests/fuzz/regress-reader"' -o $@ \
+	    tests/fuzz/replay.c tests/fuzz/fuzz_reader.c $(FUZZ_COMMON) lib/libspeculo.a $(LDFLAGS)
 # speculofs's operations in-process (the same stubs), with Check.
 tests/check_sfs: tests/sfs/check_sfs.c $(FUZZ_FS_DEPS) $(TEST_DEPS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) $(FUSE_CFLAGS) -Ilib -Ifusefs -Itests/fuzz -Itests/common \
@@ -244,4 +260,67 @@ $(FUZZ_OUT)/make_corpus: tests/fuzz/make_corpus.c tests/fuzz/fuzz_fs.h $(FUZZ_CO
 fuzz: $(FUZZ_TARGETS) $(FUZZ_OUT)/make_corpus
 	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# ---- Debian packages: make deb ------------------------------------------
+# libspeculo0, libspeculo-dev, speculo and the source package, into dist/,
+# built with debhelper from packaging/debian/ in a copy of the tree
+# (build-deb/), so that the tree's own build is left alone; then lintian.
+# The tests are not run in the package build unless DEB_BUILD_OPTIONS
+# says so (`make deb DEB_BUILD_OPTIONS=` runs them).
+DEB_BUILD_OPTIONS ?= nocheck
+.PHONY: deb clean-deb
+deb:
+	DEB_BUILD_OPTIONS='$(DEB_BUILD_OPTIONS)' scripts/make-deb $(VERSION)
+clean: clean-deb
+clean-deb:
+	rm -rf build-deb dist
+
 FORCE:
+
+# ---- Python: make python ----------------------------------------------------
+# The extension module of the `speculo` package (python/speculo/), built in
+# the tree against $(PYTHON)'s headers, with the library's objects linked
+# in: `PYTHONPATH=python python3 -c 'import speculo'` works after it. The
+# default is Debian's python3 (python3-dev), whose dist-packages `make
+# install` fills, even when another python3 comes first on PATH (pyenv's,
+# a virtualenv's: pass PYTHON=... to build for that one). make check runs
+# its pytest suite (tests/python/), make bench its benchmarks.
+PYTHON    ?= $(firstword $(wildcard /usr/bin/python3) python3)
+PY_CONFIG := $(shell $(PYTHON) -c 'import sys, sysconfig; print(sysconfig.get_paths()["include"], \
+               sysconfig.get_config_var("EXT_SUFFIX"), "%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PY_INCLUDE := $(word 1,$(PY_CONFIG))
+PY_MODULE  := python/speculo/speculo$(word 2,$(PY_CONFIG))
+PY_SRCS    := $(wildcard python/src/*.c)
+PY_FILES   := python/speculo/__init__.py python/speculo/speculo.pyi python/speculo/py.typed
+# /usr/local -> /usr/local/lib/python3.X/dist-packages; /usr (a package) ->
+# /usr/lib/python3/dist-packages; where Debian's python3 looks for them.
+PYTHONDIR ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/python$(word 3,$(PY_CONFIG))/dist-packages)
+export PYTHON
+
+.PHONY: python install-python uninstall-python clean-python
+ifneq ($(wildcard $(PY_INCLUDE)/Python.h),)
+PY_BUILD := $(PY_MODULE)
+python: $(PY_MODULE)
+else
+python:
+	@echo "make python: $(PYTHON) has no C headers: apt-get install python3-dev" >&2; exit 1
+endif
+$(PY_MODULE): $(PY_SRCS) python/src/ext.h python/src/export.map $(LIB_PIC) lib/speculo.h .build-flags
+	$(CC) $(CFLAGS) -fPIC -fvisibility=hidden -isystem $(PY_INCLUDE) -Ilib -shared \
+	    -Wl,--version-script=python/src/export.map -o $@ $(PY_SRCS) $(LIB_PIC) $(LDFLAGS)
+
+# pytest through a runner that says SKIPPED when the module or pytest is
+# missing, and preloads the sanitizer runtime in a SANITIZE build.
+TESTS += tests/python/run-pytest
+check bench: $(PY_BUILD)
+
+install: install-python
+install-python:
+	$(if $(wildcard $(PY_MODULE)),install -d $(DESTDIR)$(PYTHONDIR)/speculo && \
+	    install -m 0644 $(PY_MODULE) $(PY_FILES) $(DESTDIR)$(PYTHONDIR)/speculo/,@:)
+uninstall: uninstall-python
+uninstall-python:
+	rm -rf $(DESTDIR)$(PYTHONDIR)/speculo
+clean: clean-python
+clean-python:
+	rm -f python/speculo/*.so
+	rm -rf python/speculo/__pycache__ tests/python/__pycache__

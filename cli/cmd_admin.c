@@ -1,21 +1,18 @@
 /*
  * The inspection and housekeeping subcommands: info, segments, gc, rm.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 
 static const char info_help[] =
-    "Usage: speculo info SEG\n"
+    "Usage: speculo info [--json] SEG\n"
     "\n"
     "Describe segment SEG, one 'key: value' a line: format version, generation,\n"
     "capacity, bytes used, live/expired/obsolete chunk counts, writer pid and\n"
@@ -24,16 +21,25 @@ static const char info_help[] =
     "an 'error:' line says what is wrong.\n"
     "\n"
     "Options:\n"
+    "  -j, --json   print one JSON object instead, for scripts: the same keys,\n"
+    "               numbers as numbers, writer_alive a boolean, '-' as null;\n"
+    "               the times also as created_ns and last_commit_ns (ns since\n"
+    "               the epoch)\n"
     "  -h, --help   show this help\n";
 
 static const char segments_help[] =
-    "Usage: speculo segments\n"
+    "Usage: speculo segments [--long | --json]\n"
     "\n"
     "List the segments of the segment directory ($SPECULO_DIR, else\n"
     "/dev/shm/speculo-$UID), one name a line, sorted. A missing directory has\n"
     "no segments.\n"
     "\n"
     "Options:\n"
+    "  -l, --long   one line per segment: name, size in bytes, live chunks,\n"
+    "               writer (PID/alive, PID/dead, or - when none), last commit\n"
+    "               (or -); a segment that cannot be read shows its file size\n"
+    "               and 'error: ...'. A header line only on a terminal\n"
+    "  -j, --json   one JSON array of the objects of 'speculo info --json'\n"
     "  -h, --help   show this help\n";
 
 static const char gc_help[] =
@@ -64,6 +70,7 @@ struct seg_args {
     const char *segment;
     int wait_ms;
     bool force;
+    bool json;
 };
 
 static int parse_seg_args(int argc, char **argv, const char *help, const char *optstring,
@@ -72,13 +79,15 @@ static int parse_seg_args(int argc, char **argv, const char *help, const char *o
     int opt;
     memset(a, 0, sizeof *a);
     a->wait_ms = CLI_WRITER_WAIT_MS;
-    while ((opt = getopt_long(argc, argv, optstring, longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, optstring, longopts)) != -1) {
         if (opt == 'w') {
             int status = wait_option(argv[0], optarg, &a->wait_ms);
             if (status != CLI_CONTINUE)
                 return status;
         } else if (opt == 'f') {
             a->force = true;
+        } else if (opt == 'j') {
+            a->json = true;
         } else {
             return common_option(opt, argv[0], help);
         }
@@ -86,39 +95,35 @@ static int parse_seg_args(int argc, char **argv, const char *help, const char *o
     return segment_operand(argc, argv, &a->segment);
 }
 
-static const struct option help_only[] = {
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
-};
-
-/* speculo_segment_describe() into a buffer that grows to fit the text. */
-static int describe(const char *segment, char **text)
+static int print_info_json(const char *segment)
 {
-    size_t size = 4096;
-    for (;;) {
-        char *buf = malloc(size);
-        if (!buf)
-            return -ENOMEM;
-        int n = speculo_segment_describe(segment, buf, size);
-        if (n >= 0 && (size_t)n < size) {
-            *text = buf;
-            return n;
-        }
-        free(buf);
-        if (n < 0)
-            return n;
-        size = (size_t)n + 1;
-    }
+    struct seg_report rep;
+    int rc = seg_report_load(segment, &rep);
+    if (rc == -ENOENT)
+        return fail(segment, "no such segment");
+    if (rc < 0)
+        return fail_code(segment, rc);
+    seg_report_json(stdout, &rep, "");
+    putchar('\n');
+    seg_report_free(&rep);
+    return finish_stdout(EXIT_OK);
 }
 
 int cmd_info(int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
     struct seg_args a;
-    int status = parse_seg_args(argc, argv, info_help, "h", help_only, &a);
+    int status = parse_seg_args(argc, argv, info_help, "jh", longopts, &a);
     if (status != CLI_CONTINUE)
         return status;
+    if (a.json)
+        return print_info_json(a.segment);
     char *text;
-    int n = describe(a.segment, &text);
+    int n = describe_segment(a.segment, &text);
     if (n == -ENOENT)
         return fail(a.segment, "no such segment");
     if (n < 0)
@@ -128,114 +133,115 @@ int cmd_info(int argc, char **argv)
     return rc < 0 ? stdout_failure(rc) : EXIT_OK;
 }
 
-/* The library's rules for the segment directory (docs/DESIGN.md): a real
- * directory that only its owner can write to. */
-static int check_dir(const char *dir, bool *missing)
+/* The columns of `segments --long`. */
+static const char *const long_header[] = {"SEGMENT", "SIZE", "LIVE", "WRITER", "LAST COMMIT"};
+
+/* A segment that cannot be read: its file size and what is wrong. */
+static int long_row_error(struct table *t, const struct seg_report *rep)
 {
-    struct stat st;
-    *missing = false;
-    if (lstat(dir, &st) < 0) {
-        if (errno == ENOENT) {
-            *missing = true;
-            return EXIT_OK;
-        }
-        return fail(dir, "%s", strerror(errno));
-    }
-    if (S_ISLNK(st.st_mode))
-        return fail(dir, "unsafe segment directory: it is a symbolic link");
-    if (!S_ISDIR(st.st_mode))
-        return fail(dir, "not a directory");
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return fail(dir, "unsafe segment directory: writable by others than its owner");
-    /* Anybody could have made /dev/shm/speculo-UID first; an explicit
-     * $SPECULO_DIR may be another user's, shared read-only. */
-    const char *env = getenv("SPECULO_DIR");
-    if ((!env || !*env) && st.st_uid != geteuid())
-        return fail(dir, "unsafe segment directory: not owned by you");
-    return EXIT_OK;
+    char size[32], why[256], error[300];
+    if (!seg_report_text_value(rep, "file_size", size, sizeof size))
+        snprintf(size, sizeof size, "-");
+    snprintf(error, sizeof error, "error: %s",
+             seg_report_text_value(rep, "error", why, sizeof why) ? why : "unreadable");
+    const char *cells[] = {rep->segment, size, error};
+    return table_row(t, cells, 3);
 }
 
-static int compare_names(const void *a, const void *b)
+static int long_row(struct table *t, const struct seg_report *rep)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    if (!rep->ok)
+        return long_row_error(t, rep);
+    const struct speculo_segment_info *s = &rep->info;
+    char size[24], live[24], writer[48], last[48] = "-";
+    snprintf(size, sizeof size, "%llu", (unsigned long long)s->capacity);
+    snprintf(live, sizeof live, "%llu", (unsigned long long)s->live_chunks);
+    format_writer(s, writer, sizeof writer);
+    if (s->last_commit_ns > 0)
+        format_time(s->last_commit_ns, last, sizeof last);
+    const char *cells[] = {rep->segment, size, live, writer, last};
+    return table_row(t, cells, 5);
 }
 
-/* A segment is a regular file with a valid segment name; the rest (the
- * library's dot files, strays) is not shown. */
-static bool is_segment(DIR *d, const struct dirent *e)
-{
-    if (speculo_segment_name_check(e->d_name) < 0)
-        return false;
-    if (e->d_type == DT_REG)
-        return true;
-    struct stat st;
-    return e->d_type == DT_UNKNOWN && fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-           S_ISREG(st.st_mode);
-}
+enum segments_form { FORM_NAMES, FORM_LONG, FORM_JSON };
 
-static int list_dir(const char *dir, char ***names, size_t *count)
+/* Every segment's report, in the listing's order; a segment removed since
+ * the listing is left out. */
+static int print_reports(char **names, size_t n, enum segments_form form)
 {
-    DIR *d = opendir(dir);
-    if (!d)
-        return -errno;
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!is_segment(d, e))
+    int status = EXIT_OK;
+    size_t shown = 0;
+    struct table t;
+    table_init(&t, long_header, 5, 1u << 1 | 1u << 2);
+    if (form == FORM_JSON)
+        putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        struct seg_report rep;
+        int rc = seg_report_load(names[i], &rep);
+        if (rc == -ENOENT)
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            char **bigger = realloc(v, cap * sizeof *v);
-            if (!bigger) {
-                rc = -ENOMEM;
-                break;
-            }
-            v = bigger;
+        if (rc < 0) {
+            status = fail_code(names[i], rc);
+            continue;
         }
-        if (!(v[n] = strdup(e->d_name))) {
-            rc = -ENOMEM;
-            break;
+        if (form == FORM_JSON) {
+            fputs(shown ? ",\n  " : "\n  ", stdout);
+            seg_report_json(stdout, &rep, "  ");
+        } else if (long_row(&t, &rep) < 0) {
+            status = fail(names[i], "%s", strerror(ENOMEM));
         }
-        n++;
+        shown++;
+        seg_report_free(&rep);
     }
-    closedir(d);
-    *names = v;
-    *count = n;
-    return rc;
+    if (form == FORM_JSON)
+        puts(shown ? "\n]" : "]");
+    else
+        table_print(stdout, &t, isatty(STDOUT_FILENO));
+    table_free(&t);
+    return status;
+}
+
+static int parse_segments(int argc, char **argv, enum segments_form *form)
+{
+    static const struct option longopts[] = {
+        {"long", no_argument, NULL, 'l'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+    *form = FORM_NAMES;
+    while ((opt = cli_getopt(argc, argv, "ljh", longopts)) != -1) {
+        if (opt != 'l' && opt != 'j')
+            return common_option(opt, argv[0], segments_help);
+        enum segments_form f = opt == 'l' ? FORM_LONG : FORM_JSON;
+        if (*form != FORM_NAMES && *form != f)
+            return usage_error(argv[0], "--long and --json cannot be used together");
+        *form = f;
+    }
+    if (optind != argc)
+        return usage_error(argv[0], "too many arguments");
+    return CLI_CONTINUE;
 }
 
 int cmd_segments(int argc, char **argv)
 {
-    int opt = getopt_long(argc, argv, "h", help_only, NULL);
-    if (opt != -1)
-        return common_option(opt, argv[0], segments_help);
-    if (optind != argc)
-        return usage_error(argv[0], "too many arguments");
-
-    char dir[PATH_MAX];
-    int rc = speculo_segment_dir(dir, sizeof dir);
-    if (rc < 0)
-        return fail("segment directory", "%s", speculo_strerror(rc));
-    bool missing;
-    int status = check_dir(dir, &missing);
-    if (status != EXIT_OK || missing)
+    enum segments_form form;
+    int status = parse_segments(argc, argv, &form);
+    if (status != CLI_CONTINUE)
         return status;
-
-    char **names = NULL;
-    size_t n = 0;
-    rc = list_dir(dir, &names, &n);
-    if (rc < 0)
-        status = fail(dir, "%s", strerror(-rc));
-    if (n > 1)
-        qsort(names, n, sizeof *names, compare_names);
-    for (size_t i = 0; i < n; i++) {
-        if (status == EXIT_OK)
+    char **names;
+    size_t n;
+    status = list_segments(&names, &n);
+    if (status != EXIT_OK)
+        return status;
+    if (form == FORM_NAMES) {
+        for (size_t i = 0; i < n; i++)
             puts(names[i]);
-        free(names[i]);
+    } else {
+        status = print_reports(names, n, form);
     }
-    free(names);
+    free_names(names, n);
     return finish_stdout(status);
 }
 

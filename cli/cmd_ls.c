@@ -1,5 +1,6 @@
 /*
- * speculo ls [--json] SEG: one line per live chunk, in commit order.
+ * speculo ls [--all] [--json] SEG: one line per live chunk, in commit
+ * order; with --all, per record still in the file, with its state.
  *
  * The rows are gathered first (names copied: a chunk's pointers last only
  * until the next reader call) so that the columns can be sized to fit.
@@ -14,7 +15,7 @@
 #include "cli.h"
 
 static const char ls_help[] =
-    "Usage: speculo ls [--json] SEG\n"
+    "Usage: speculo ls [--all] [--json] SEG\n"
     "\n"
     "List the live chunks of segment SEG in commit order, one line each:\n"
     "id, name (or -), size in bytes, commit time, expiry time (or -).\n"
@@ -22,9 +23,17 @@ static const char ls_help[] =
     "only when stdout is a terminal.\n"
     "\n"
     "Options:\n"
+    "  -a, --all    every record still in the file, live or dead (until the\n"
+    "               next collection drops the dead), with a last column, its\n"
+    "               state: live, expired, obsolete>ID (obsoleted by chunk ID:\n"
+    "               a newer version of its name, or a chunk that replaced it)\n"
+    "               or obsolete (obsoleted explicitly)\n"
     "  -j, --json   print one JSON array of objects instead, for scripts:\n"
     "               id, name (null when unnamed), size, committed_ns,\n"
-    "               expires_ns (null when never), replaces (null when none)\n"
+    "               expires_ns (null when never), replaces (null when none);\n"
+    "               with --all also state (as in the text), obsoleted_by\n"
+    "               (null unless obsolete>ID), offset and length (where the\n"
+    "               record is in the file, bytes)\n"
     "  -h, --help   show this help\n";
 
 struct ls_row {
@@ -34,6 +43,9 @@ struct ls_row {
     int64_t committed_ns;
     int64_t expires_ns;
     uint64_t replaces;
+    /* with --all */
+    char state[32]; /* live, expired, obsolete>ID, obsolete */
+    uint64_t obsoleted_by, offset, length;
 };
 
 struct ls_rows {
@@ -48,6 +60,7 @@ static void rows_free(struct ls_rows *rows)
     free(rows->v);
 }
 
+/* Add a row for a chunk; it is the last one added (rows_last()). */
 static int rows_add(struct ls_rows *rows, const speculo_chunk *c)
 {
     if (rows->n == rows->cap) {
@@ -67,7 +80,37 @@ static int rows_add(struct ls_rows *rows, const speculo_chunk *c)
     row->committed_ns = c->committed_ns;
     row->expires_ns = c->expires_ns;
     row->replaces = speculo_chunk_replaces(c);
+    row->state[0] = '\0';
     rows->n++;
+    return 0;
+}
+
+/* Add a row for a record, live or dead, with its state. */
+static int rows_add_record(struct ls_rows *rows, const struct speculo_record *rec)
+{
+    int rc = rows_add(rows, &rec->chunk);
+    if (rc < 0)
+        return rc;
+    struct ls_row *row = &rows->v[rows->n - 1];
+    switch (rec->state) {
+    case SPECULO_STATE_LIVE:
+        strcpy(row->state, "live");
+        break;
+    case SPECULO_STATE_EXPIRED:
+        strcpy(row->state, "expired");
+        break;
+    case SPECULO_STATE_REPLACED:
+        snprintf(row->state, sizeof row->state, "obsolete>%llu",
+                 (unsigned long long)rec->obsoleted_by);
+        break;
+    case SPECULO_STATE_OBSOLETE:
+        strcpy(row->state, "obsolete");
+        break;
+    }
+    row->replaces = rec->replaces;
+    row->obsoleted_by = rec->obsoleted_by;
+    row->offset = rec->offset;
+    row->length = rec->length;
     return 0;
 }
 
@@ -93,6 +136,30 @@ static int collect_rows(speculo_reader *r, struct ls_rows *rows)
     }
 }
 
+/*
+ * Every record of the file the reader maps now, live or dead. The reader
+ * is pinned to that file, so that a collection meanwhile cannot mix two
+ * files in one listing; records committed after the walk starts are left
+ * out, so that a writer that keeps committing cannot keep ls from ending.
+ */
+static int collect_all_rows(speculo_reader *r, struct ls_rows *rows)
+{
+    uint64_t newest;
+    int rc = newest_chunk_id(r, &newest);
+    if (rc == 0)
+        rc = speculo_reader_pin(r);
+    for (uint64_t after = 0; rc == 0;) {
+        struct speculo_record rec;
+        rc = speculo_reader_walk(r, after, &rec);
+        if (rc == -ENOENT || (rc == 0 && rec.chunk.id > newest))
+            return 0;
+        if (rc == 0)
+            rc = rows_add_record(rows, &rec);
+        after = rec.chunk.id;
+    }
+    return rc;
+}
+
 static int digits_u64(uint64_t v)
 {
     int n = 1;
@@ -103,12 +170,13 @@ static int digits_u64(uint64_t v)
     return n;
 }
 
-static void print_text(const struct ls_rows *rows)
+static void print_text(const struct ls_rows *rows, bool all)
 {
     /* Columns as wide as their widest value, and as their title when
      * there is a header line. */
     bool header = isatty(STDOUT_FILENO);
     int wid = header ? 2 : 1, wname = header ? 4 : 1, wsize = header ? 4 : 1;
+    int wexp = header ? 7 : 1; /* with --all, the state follows the expiry */
     for (size_t i = 0; i < rows->n; i++) {
         const struct ls_row *row = &rows->v[i];
         int len = row->name ? (int)strlen(row->name) : 1;
@@ -118,43 +186,44 @@ static void print_text(const struct ls_rows *rows)
             wname = len;
         if (digits_u64(row->size) > wsize)
             wsize = digits_u64(row->size);
+        if (row->expires_ns)
+            wexp = 24;
     }
     if (header)
-        printf("%*s  %-*s  %*s  %-24s  %s\n", wid, "ID", wname, "NAME", wsize, "SIZE", "COMMITTED",
-               "EXPIRES");
+        printf("%*s  %-*s  %*s  %-24s  ", wid, "ID", wname, "NAME", wsize, "SIZE", "COMMITTED");
+    if (header && all)
+        printf("%-*s  STATE\n", wexp, "EXPIRES");
+    else if (header)
+        printf("EXPIRES\n");
     for (size_t i = 0; i < rows->n; i++) {
         const struct ls_row *row = &rows->v[i];
         char committed[32], expires[32] = "-";
         format_time(row->committed_ns, committed, sizeof committed);
         if (row->expires_ns)
             format_time(row->expires_ns, expires, sizeof expires);
-        printf("%*llu  %-*s  %*zu  %-24s  %s\n", wid, (unsigned long long)row->id, wname,
-               row->name ? row->name : "-", wsize, row->size, committed, expires);
-    }
-}
-
-/* A JSON string. Chunk names are plain ASCII by rule, but a segment is
- * untrusted input: anything outside printable ASCII is escaped as \u00XX,
- * which keeps the document valid UTF-8 whatever the bytes. */
-static void print_json_string(const char *s)
-{
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p >= 0x7f)
-            printf("\\u%04x", *p);
+        printf("%*llu  %-*s  %*zu  %-24s  ", wid, (unsigned long long)row->id, wname,
+               row->name ? row->name : "-", wsize, row->size, committed);
+        if (all)
+            printf("%-*s  %s\n", wexp, expires, row->state);
         else
-            putchar(*p);
+            printf("%s\n", expires);
     }
-    putchar('"');
 }
 
-static void print_json_row(const struct ls_row *row)
+/* A number, or null for 0. */
+static void json_u64_or_null(uint64_t v)
+{
+    if (v)
+        printf("%llu", (unsigned long long)v);
+    else
+        fputs("null", stdout);
+}
+
+static void print_json_row(const struct ls_row *row, bool all)
 {
     printf("  {\"id\": %llu, \"name\": ", (unsigned long long)row->id);
     if (row->name)
-        print_json_string(row->name);
+        json_string(stdout, row->name);
     else
         fputs("null", stdout);
     printf(", \"size\": %zu, \"committed_ns\": %lld, \"expires_ns\": ", row->size,
@@ -164,13 +233,17 @@ static void print_json_row(const struct ls_row *row)
     else
         fputs("null", stdout);
     fputs(", \"replaces\": ", stdout);
-    if (row->replaces)
-        printf("%llu}", (unsigned long long)row->replaces);
-    else
-        fputs("null}", stdout);
+    json_u64_or_null(row->replaces);
+    if (all) {
+        printf(", \"state\": \"%s\", \"obsoleted_by\": ", row->state);
+        json_u64_or_null(row->obsoleted_by);
+        printf(", \"offset\": %llu, \"length\": %llu", (unsigned long long)row->offset,
+               (unsigned long long)row->length);
+    }
+    putchar('}');
 }
 
-static void print_json(const struct ls_rows *rows)
+static void print_json(const struct ls_rows *rows, bool all)
 {
     if (rows->n == 0) {
         puts("[]");
@@ -178,24 +251,28 @@ static void print_json(const struct ls_rows *rows)
     }
     puts("[");
     for (size_t i = 0; i < rows->n; i++) {
-        print_json_row(&rows->v[i]);
+        print_json_row(&rows->v[i], all);
         puts(i + 1 < rows->n ? "," : "");
     }
     puts("]");
 }
 
-static int parse_ls(int argc, char **argv, const char **segment, bool *json)
+static int parse_ls(int argc, char **argv, const char **segment, bool *json, bool *all)
 {
     static const struct option longopts[] = {
+        {"all", no_argument, NULL, 'a'},
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     int opt;
-    while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
-        if (opt != 'j')
+    while ((opt = cli_getopt(argc, argv, "ajh", longopts)) != -1) {
+        if (opt == 'a')
+            *all = true;
+        else if (opt == 'j')
+            *json = true;
+        else
             return common_option(opt, argv[0], ls_help);
-        *json = true;
     }
     return segment_operand(argc, argv, segment);
 }
@@ -203,8 +280,8 @@ static int parse_ls(int argc, char **argv, const char **segment, bool *json)
 int cmd_ls(int argc, char **argv)
 {
     const char *segment = NULL;
-    bool json = false;
-    int status = parse_ls(argc, argv, &segment, &json);
+    bool json = false, all = false;
+    int status = parse_ls(argc, argv, &segment, &json, &all);
     if (status != CLI_CONTINUE)
         return status;
 
@@ -212,15 +289,15 @@ int cmd_ls(int argc, char **argv)
     if (open_reader(segment, &r) < 0)
         return EXIT_ERR;
     struct ls_rows rows = {NULL, 0, 0};
-    int rc = collect_rows(r, &rows);
+    int rc = all ? collect_all_rows(r, &rows) : collect_rows(r, &rows);
     speculo_reader_close(r);
     if (rc < 0) {
         status = fail_code(segment, rc);
     } else {
         if (json)
-            print_json(&rows);
+            print_json(&rows, all);
         else
-            print_text(&rows);
+            print_text(&rows, all);
         status = finish_stdout(EXIT_OK);
     }
     rows_free(&rows);

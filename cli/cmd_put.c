@@ -49,11 +49,11 @@ static int put_option(int opt, const char *prog, struct put_args *a)
     case 't':
         if (!parse_seconds(optarg, &a->ttl_ns))
             return usage_error(prog, "invalid TTL '%s': seconds, 0 or more, may be fractional",
-                               optarg);
+                               printable(optarg));
         return CLI_CONTINUE;
     case 'r':
         if (!parse_u64(optarg, &a->replaces) || a->replaces == 0)
-            return usage_error(prog, "invalid chunk id '%s'", optarg);
+            return usage_error(prog, "invalid chunk id '%s'", printable(optarg));
         return CLI_CONTINUE;
     case 'w':
         return wait_option(prog, optarg, &a->wait_ms);
@@ -77,7 +77,7 @@ static int parse_put(int argc, char **argv, struct put_args *a)
 
     memset(a, 0, sizeof *a);
     a->wait_ms = CLI_WRITER_WAIT_MS;
-    while ((opt = getopt_long(argc, argv, "t:r:w:h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "t:r:w:h", longopts)) != -1) {
         int rc = put_option(opt, prog, a);
         if (rc != CLI_CONTINUE)
             return rc;
@@ -96,7 +96,7 @@ static int parse_put(int argc, char **argv, struct put_args *a)
         return usage_error(prog,
                            "invalid chunk name '%s': 1-255 of [A-Za-z0-9_.-], starting "
                            "with a letter or '_'",
-                           a->name);
+                           printable(a->name));
     return CLI_CONTINUE;
 }
 
@@ -164,6 +164,23 @@ static int slurp_stdin(char **out, size_t *out_len)
     return 0;
 }
 
+/*
+ * The exit status says whether the chunk was committed, and nothing else:
+ * a script that retries a failed put must not commit twice. So a chunk
+ * whose id cannot be printed (stdout closed, full, or a pipe nobody reads)
+ * is still a success; a warning on stderr names the id instead.
+ */
+static int print_id(const char *segment, uint64_t id)
+{
+    printf("%llu\n", (unsigned long long)id);
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return EXIT_OK;
+    int err = errno ? errno : EIO;
+    fprintf(stderr, "speculo: %s: warning: committed chunk %llu, but could not print its id: %s\n",
+            segment, (unsigned long long)id, strerror(err));
+    return EXIT_OK;
+}
+
 static int commit_and_print(speculo_writer *w, const struct put_args *a, const void *data,
                             size_t size, bool reserved)
 {
@@ -176,8 +193,7 @@ static int commit_and_print(speculo_writer *w, const struct put_args *a, const v
                     (unsigned long long)a->replaces);
     if (rc < 0)
         return fail_code(a->segment, rc);
-    printf("%llu\n", (unsigned long long)id);
-    return finish_stdout(EXIT_OK);
+    return print_id(a->segment, id);
 }
 
 /* Zero copy: stdin's bytes go straight into the reserved chunk. */

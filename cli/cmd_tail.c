@@ -2,8 +2,8 @@
  * speculo tail [-n N] [--from ID] [-f] SEG
  *
  * Prints the live chunks' bytes in commit order, straight from the mapping.
- * With -f it then follows: between chunks it blocks in speculo_reader_wait
- * (no polling, no CPU while idle); the library carries the reader across
+ * With -f it then follows: between chunks it blocks in follow_wait() (a
+ * futex wait: no polling, no CPU while idle); the library carries the reader across
  * garbage-collection switches; a removed segment (by `speculo rm`, or by
  * rm or mv of its file, which inotify tells) is waited for and followed
  * again from the first chunk of its new incarnation, as `tail -F` follows
@@ -55,12 +55,12 @@ static int tail_option(int opt, const char *prog, struct tail_args *a)
         return CLI_CONTINUE;
     case 'n':
         if (!parse_u64(optarg, &a->n))
-            return usage_error(prog, "invalid number of chunks '%s'", optarg);
+            return usage_error(prog, "invalid number of chunks '%s'", printable(optarg));
         a->last_n = true;
         return CLI_CONTINUE;
     case OPT_FROM:
         if (!parse_u64(optarg, &a->from))
-            return usage_error(prog, "invalid chunk id '%s'", optarg);
+            return usage_error(prog, "invalid chunk id '%s'", printable(optarg));
         a->from_set = true;
         return CLI_CONTINUE;
     default:
@@ -79,7 +79,7 @@ static int parse_tail(int argc, char **argv, struct tail_args *a)
     };
     int opt;
     memset(a, 0, sizeof *a);
-    while ((opt = getopt_long(argc, argv, "fn:h", longopts, NULL)) != -1) {
+    while ((opt = cli_getopt(argc, argv, "fn:h", longopts)) != -1) {
         int rc = tail_option(opt, argv[0], a);
         if (rc != CLI_CONTINUE)
             return rc;
@@ -252,11 +252,11 @@ static int follow(speculo_reader **r, const char *segment, bool *output_failed)
             rc = follow_name(r, segment);
         } else if (rc == 0) {
             removed_streak = 0;
-            rc = speculo_reader_wait(*r, -1);
+            rc = follow_wait(*r, -1);
         }
         if (stop_requested() != STOP_NONE)
             return -EINTR;
-        if (*output_failed || (rc < 0 && rc != -EINTR && rc != -ETIMEDOUT))
+        if (*output_failed || (rc < 0 && rc != -EINTR && rc != -ECANCELED && rc != -ETIMEDOUT))
             return rc;
     }
 }

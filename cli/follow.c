@@ -4,19 +4,18 @@
  * was removed behind the library's back, and waiting for a segment that
  * does not exist yet — all without polling.
  *
- * The follow loop spends its idle time blocked in speculo_reader_wait (a
- * futex) or in read(2) on an inotify descriptor. Neither can also watch a
- * signal, stdout or the segment directory, so a helper thread does that: it
- * sleeps in poll(2) on a signalfd (SIGINT, SIGTERM, SIGHUP, blocked in
- * every thread), on an inotify descriptor watching the segment directory
- * for the removal of the segment's file and, when stdout is a pipe or
- * socket, on stdout itself (POLLERR/POLLHUP once the other end is closed).
- * When one fires it records what happened and interrupts the main thread
- * with SIGUSR1, whose handler does nothing: installed without SA_RESTART,
- * it makes the blocking call fail with EINTR. A kick that lands just before
- * the main thread blocks would be lost, so the kicks are repeated: until
- * the process ends after a stop, until the main thread takes it in after a
- * removal.
+ * The follow loop spends its idle time in speculo_wait() on its reader and
+ * on a speculo_wakeup (follow_wait()), or in poll(2) on an inotify
+ * descriptor and an eventfd (wait_for_segment()). A helper thread sleeps in
+ * poll(2) on a signalfd (SIGINT, SIGTERM, SIGHUP, blocked in every thread),
+ * on an inotify descriptor watching the segment directory for the removal
+ * of the segment's file and, when stdout is a pipe or socket, on stdout
+ * itself (POLLERR/POLLHUP once the other end is closed). When one fires it
+ * records what happened, then signals the wakeup (and, for a stop, the
+ * eventfd): the wait returns, and the loop looks at what was recorded. No
+ * signal is sent to the loop's thread: one blocked elsewhere (a write to a
+ * pipe nobody reads) when a stop signal comes is ended by the signal
+ * itself, STOP_GRACE_MS later.
  *
  * Why removals need watching: `speculo rm` marks the file removed and wakes
  * the readers, but a plain rm(1) or mv(1) of the file does not, and a
@@ -31,18 +30,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 
+/* How long the loop has to end by itself after a stop signal. */
+#define STOP_GRACE_MS 1000
+
 /* Process-wide state of the one follow loop a process runs. */
 static _Atomic int stop_why = STOP_NONE;
 static _Atomic int stop_signo;
-static pthread_t follower;
+static speculo_wakeup *news; /* signalled by the helper thread after recording */
+static int stop_fd = -1;     /* an eventfd, readable once a stop was recorded */
 
 /* The removal watch: the inotify descriptor the helper thread polls (the
  * main thread adds the directory to it), the segment it is about, and how
@@ -51,14 +54,6 @@ static int removal_fd = -1;
 static const char *watched_segment;
 static _Atomic unsigned removals_noticed;
 static _Atomic unsigned removals_taken;
-
-/* How often a kick is repeated until the main thread reacts to it. */
-#define KICK_INTERVAL_MS 20
-
-static void on_kick(int sig)
-{
-    (void)sig; /* only there to interrupt a blocking call */
-}
 
 static bool output_is_pipe(void)
 {
@@ -89,31 +84,22 @@ static void note_removals(void)
         for (const char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const void *)p;
             if (is_removal(ev))
-                /* publishes: a removal, to removal_noticed() */
+                /* publishes: a removal, to removal_noticed() (the wakeup
+                 * signalled after it releases it too) */
                 atomic_fetch_add_explicit(&removals_noticed, 1, memory_order_release);
             p += sizeof *ev + ev->len;
         }
     }
 }
 
-static bool removal_pending(void)
-{
-    /* observes: whether the main thread took in every removal so far */
-    return atomic_load_explicit(&removals_noticed, memory_order_relaxed) !=
-           atomic_load_explicit(&removals_taken, memory_order_relaxed);
-}
-
 /* Sleep in poll(2) until a stop signal arrives or stdout is closed on the
- * other end, returning why; meanwhile note removals of the segment's file
- * and kick the main thread until it takes them in. */
+ * other end, returning why; meanwhile tell the loop of every removal of
+ * the segment's file. */
 static enum stop_reason watch(int sfd, bool watch_stdout)
 {
     struct pollfd p[3] = {{sfd, POLLIN, 0}, {removal_fd, POLLIN, 0}, {STDOUT_FILENO, 0, 0}};
     for (;;) {
-        bool pending = removal_pending();
-        if (pending)
-            pthread_kill(follower, SIGUSR1);
-        if (poll(p, watch_stdout ? 3 : 2, pending ? KICK_INTERVAL_MS : -1) < 0) {
+        if (poll(p, watch_stdout ? 3 : 2, -1) < 0) {
             if (errno == EINTR)
                 continue;
             return STOP_NONE;
@@ -125,8 +111,10 @@ static enum stop_reason watch(int sfd, bool watch_stdout)
                 return STOP_SIGNAL;
             }
         }
-        if (p[1].revents & POLLIN)
+        if (p[1].revents & POLLIN) {
             note_removals();
+            speculo_wakeup_signal(news);
+        }
         if (watch_stdout && (p[2].revents & (POLLERR | POLLHUP)))
             return STOP_OUTPUT_GONE;
     }
@@ -135,60 +123,62 @@ static enum stop_reason watch(int sfd, bool watch_stdout)
 static void *watch_thread(void *arg)
 {
     int sfd = (int)(intptr_t)arg;
+    uint64_t one = 1;
     enum stop_reason why = watch(sfd, output_is_pipe());
     if (why == STOP_NONE)
         return NULL;
     atomic_store(&stop_why, why);
-    for (;;) {
-        pthread_kill(follower, SIGUSR1);
-        struct timespec ts = {0, KICK_INTERVAL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+    speculo_wakeup_signal(news);
+    ssize_t w = write(stop_fd, &one, sizeof one); /* 8 bytes to an eventfd: cannot fail */
+    (void)w;
+    if (why == STOP_SIGNAL) {
+        struct timespec ts = {STOP_GRACE_MS / 1000, STOP_GRACE_MS % 1000 * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+        stop_exit(STOP_SIGNAL); /* the loop did not end the process by now */
     }
     return NULL;
 }
 
 int follow_watch_start(const char *segment)
 {
-    sigset_t stops, kick;
+    sigset_t stops;
     sigemptyset(&stops);
     sigaddset(&stops, SIGINT);
     sigaddset(&stops, SIGTERM);
     sigaddset(&stops, SIGHUP);
-    sigemptyset(&kick);
-    sigaddset(&kick, SIGUSR1);
-
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_kick; /* no SA_RESTART: blocking calls fail with EINTR */
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGUSR1, &sa, NULL) < 0)
-        return -errno;
 
     watched_segment = segment;
+    int rc = speculo_wakeup_create(&news);
+    if (rc < 0)
+        return rc;
     removal_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (removal_fd < 0)
+    stop_fd = eventfd(0, EFD_CLOEXEC);
+    if (removal_fd < 0 || stop_fd < 0)
         return -errno;
 
-    /* Block the stop signals for good (the thread inherits the mask), and
-     * SIGUSR1 only while creating the thread, so that only we get kicks. */
-    sigset_t old, both = stops;
-    sigaddset(&both, SIGUSR1);
-    pthread_sigmask(SIG_BLOCK, &both, &old);
+    /* Block the stop signals for good (the thread inherits the mask). */
+    pthread_sigmask(SIG_BLOCK, &stops, NULL);
     int sfd = signalfd(-1, &stops, SFD_CLOEXEC);
-    int rc = sfd < 0 ? -errno : 0;
+    if (sfd < 0)
+        return -errno;
     pthread_t t;
-    follower = pthread_self();
-    if (rc == 0 && (rc = -pthread_create(&t, NULL, watch_thread, (void *)(intptr_t)sfd)) == 0)
-        pthread_detach(t);
-    pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    rc = -pthread_create(&t, NULL, watch_thread, (void *)(intptr_t)sfd);
     if (rc < 0) {
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (sfd >= 0)
-            close(sfd);
-        close(removal_fd);
-        removal_fd = -1;
+        close(sfd);
+        return rc;
     }
-    return rc;
+    pthread_detach(t);
+    return 0;
+}
+
+int follow_wait(speculo_reader *r, int timeout_ms)
+{
+    struct speculo_wait_item item = {.reader = r};
+    int rc = speculo_wait(&item, r != NULL, news, timeout_ms);
+    if (rc == -ECANCELED)
+        speculo_wakeup_clear(news); /* what it was for is read after this */
+    return rc < 0 ? rc : 0;
 }
 
 int removal_watch_arm(void)
@@ -210,7 +200,7 @@ bool removal_noticed(void)
     unsigned noticed = atomic_load_explicit(&removals_noticed, memory_order_acquire);
     if (noticed == atomic_load_explicit(&removals_taken, memory_order_relaxed))
         return false;
-    /* publishes: taken in, so the helper thread stops kicking */
+    /* only this thread reads it: relaxed */
     atomic_store_explicit(&removals_taken, noticed, memory_order_relaxed);
     return true;
 }
@@ -278,24 +268,25 @@ static bool events_matter(const char *buf, ssize_t len, const char *segment, boo
     return false;
 }
 
+/* Until an event about the segment comes, or a stop (-EINTR). */
 static int wait_events(int ifd, const char *segment, bool on_dir)
 {
     /* Aligned for struct inotify_event, room for several at once. */
     char buf[16 * (sizeof(struct inotify_event) + NAME_MAX + 1)]
         __attribute__((aligned(__alignof__(struct inotify_event))));
+    struct pollfd p[2] = {{ifd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
     for (;;) {
-        ssize_t n = read(ifd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno != EINTR)
-                return -errno;
-            if (stop_requested() != STOP_NONE)
-                return -EINTR;
-            /* Waiting for the segment to exist is already what a removal
-             * calls for: take it in, so that the kicks stop. */
-            removal_noticed();
-            continue;
+        if (poll(p, stop_fd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
         }
-        if (events_matter(buf, n, segment, on_dir))
+        if (p[1].revents & POLLIN)
+            return -EINTR;
+        ssize_t n = read(ifd, buf, sizeof buf);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0 && events_matter(buf, n, segment, on_dir))
             return 0;
     }
 }

@@ -14,9 +14,12 @@ static const struct cli_command commands[] = {
     {"ls", cmd_ls, "list the live chunks"},
     {"tail", cmd_tail, "print the live chunks in commit order; -f follows"},
     {"info", cmd_info, "describe a segment (the .info of speculofs)"},
+    {"check", cmd_check, "verify a segment file, say where it is wrong"},
     {"segments", cmd_segments, "list the segments in the segment directory"},
     {"gc", cmd_gc, "collect a segment now"},
     {"rm", cmd_rm, "remove a segment"},
+    {"stats", cmd_stats, "numbers for monitoring: a table, Prometheus, or rates (-w)"},
+    {"prune", cmd_prune, "remove what dead writers left (old segments, temporary files)"},
 };
 
 static void print_usage(FILE *out)
@@ -62,6 +65,7 @@ int main(int argc, char **argv)
     /* A closed output pipe shows up as EPIPE from write(2); the commands
      * treat it as "the reader has seen enough" and end cleanly. */
     signal(SIGPIPE, SIG_IGN);
+    guard_standard_fds();
 
     if (argc < 2) {
         print_usage(stderr);
@@ -87,9 +91,9 @@ int main(int argc, char **argv)
     if (c)
         return run_command(c, argc - 1, argv + 1);
     if (name[0] == '-')
-        fprintf(stderr, "speculo: unrecognized option '%s'\n", name);
+        fprintf(stderr, "speculo: unrecognized option '%s'\n", printable(name));
     else
-        fprintf(stderr, "speculo: unknown command '%s'\n", name);
+        fprintf(stderr, "speculo: unknown command '%s'\n", printable(name));
     fputs("Try 'speculo --help' for more information.\n", stderr);
     return EXIT_USAGE;
 }

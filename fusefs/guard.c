@@ -1,22 +1,15 @@
-/*
- * Surviving a segment file truncated under our mappings.
- *
- * Touching a page of a shared mapping that lies past the end of its file
- * raises SIGBUS. Another process may truncate a segment file at any time,
- * and the server must not die of it: every access to a mapping (ours, or
- * the library's inside its calls) runs under guard_call(), which arms a
- * per-thread jump buffer. The SIGBUS handler jumps back to it, and the
- * caller gets SFS_FAULT, which the operations turn into EIO.
- *
- * A fault inside a library call abandons that call half-way: the reader it
- * was using is closed, never reused (see seg_reader_give()). A SIGBUS that
- * is not under a guard is a real bug and kills the process as usual.
- */
+/* Surviving a segment file cut under our mappings: touching a page past the
+ * end of its file raises SIGBUS, and any process may truncate a segment
+ * file. Every access to a mapping (ours, or the library's inside its calls)
+ * runs under guarded(), which arms a per-thread jump buffer; the SIGBUS
+ * handler jumps back to it and the caller gets SFS_FAULT (EIO to the
+ * kernel). A reader whose call was abandoned half-way is closed, never
+ * reused (seg_reader_give()). A SIGBUS with no guard armed is a real bug:
+ * it kills the process as usual. */
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
 
-#include "reader_sfs.h"
 #include "sfs.h"
 
 static _Thread_local sigjmp_buf *t_jump;
@@ -64,7 +57,111 @@ static void unblock_sigbus(void)
     t_unblocked = 1;
 }
 
-int guard_call(int (*fn)(void *), void *arg)
+/* One guarded library call: which, and its arguments. */
+struct g_call {
+    enum {
+        G_OPEN,
+        G_CLOSE,
+        G_GET,
+        G_VERSION,
+        G_SEEK,
+        G_NEXT,
+        G_WATCH,
+        G_WAIT,
+        G_INFO,
+        G_DESCRIBE,
+        G_PROBE
+    } op;
+    speculo_reader *r;
+    const char *name;
+    uint64_t id;
+    unsigned flags;
+    speculo_chunk *chunk;
+    uint64_t *replaces;
+    void *any; /* the reader opened, info, watch report, wait items, meta */
+    speculo_wakeup *wk;
+    char *buf;
+    size_t size;
+    const void *p;
+};
+
+/* For a listing: the chunk's attributes, and the name it shows under (its
+ * name, else its padded id), copied out of the mapping while still under
+ * the guard. An over-long name (a hostile file) comes out empty: the
+ * caller skips it. */
+static int next_meta(struct g_call *a, struct sfs_meta *m)
+{
+    speculo_chunk c;
+    int rc = speculo_reader_next(a->r, &c);
+    size_t n;
+
+    if (rc != 0)
+        return rc;
+    *m = sfs_meta_of(&c, speculo_chunk_replaces(&c));
+    if (c.name == NULL) {
+        sfs_idname(a->buf, c.id);
+        return 0;
+    }
+    n = strnlen(c.name, a->size);
+    n = n == a->size ? 0 : n;
+    memcpy(a->buf, c.name, n);
+    a->buf[n] = '\0';
+    return 0;
+}
+
+/* Touch one byte of every page of [p, p+size): if the file behind any of
+ * them was truncated away, the fault happens here, under the guard, not
+ * later. The kernel's copy out of the range in fuse_reply_buf() fails
+ * cleanly (EFAULT, the request ends in EIO) if the file shrinks after. */
+static int probe(const volatile unsigned char *q, size_t size)
+{
+    const volatile unsigned char *end = q + size;
+    unsigned sum = 0;
+
+    for (; q < end; q += 4096)
+        sum += *q;
+    if (size > 0)
+        sum += end[-1];
+    return (int)(sum & 0);
+}
+
+static int call(struct g_call *a)
+{
+    int rc;
+
+    switch (a->op) {
+    case G_OPEN:
+        return speculo_reader_open_at(segtab_dir(), a->name, 0, a->any);
+    case G_CLOSE:
+        speculo_reader_close(a->r);
+        return 0;
+    case G_GET: /* the replaced id is read while the chunk is surely valid */
+        rc = a->name != NULL ? speculo_reader_get(a->r, a->name, a->chunk)
+                             : speculo_reader_get_id(a->r, a->id, a->chunk);
+        if (rc == 0 && a->replaces != NULL)
+            *a->replaces = speculo_chunk_replaces(a->chunk);
+        return rc;
+    case G_VERSION:
+        return speculo_reader_get_version(a->r, a->id, a->flags, a->chunk);
+    case G_SEEK:
+        return speculo_reader_seek(a->r, a->id);
+    case G_NEXT:
+        return next_meta(a, a->any);
+    case G_WATCH:
+        return speculo_reader_watch(a->r, 0, a->any);
+    case G_WAIT:
+        return speculo_wait(a->any, a->size, a->wk, -1);
+    case G_INFO:
+        return speculo_reader_info(a->r, a->any);
+    case G_DESCRIBE:
+        return speculo_segment_describe_at(segtab_dir(), a->name, a->buf, a->size);
+    default:
+        return probe(a->p, a->size);
+    }
+}
+
+/* Run @a under the guard: SFS_FAULT if it touched a mapping cut under it. */
+static int guarded(struct g_call *a)
 {
     sigjmp_buf jb;
     sigjmp_buf *prev = t_jump;
@@ -77,206 +174,70 @@ int guard_call(int (*fn)(void *), void *arg)
         return SFS_FAULT;
     }
     t_jump = &jb;
-    rc = fn(arg);
+    rc = call(a);
     t_jump = prev;
     return rc;
 }
 
-/* Arguments of the guarded calls below, one struct for all of them. */
-struct g_args {
-    speculo_reader *r;
-    speculo_reader **out;
-    const char *name;
-    uint64_t id;
-    speculo_chunk *chunk;
-    uint64_t *replaces;
-    struct speculo_segment_info *info;
-    struct sfs_meta *meta;
-    struct speculo_watch *ev;
-    int timeout_ms;
-    unsigned flags;
-    char *buf;
-    size_t size;
-    const void *p;
-};
-
-static int do_reader_open(void *v)
-{
-    struct g_args *a = v;
-    return speculo_reader_open(a->name, a->out);
-}
-
 int g_reader_open(const char *segment, speculo_reader **out)
 {
-    struct g_args a = {.name = segment, .out = out};
-    return guard_call(do_reader_open, &a);
+    return guarded(&(struct g_call){.op = G_OPEN, .name = segment, .any = out});
 }
 
-/* The replaced id is read while the chunk is surely valid: right after the
- * call that found it, under the same guard. */
-static int do_fetch(void *v)
+/* A reader that faulted may be half-way through a call; closing it may
+ * touch the mapping again. NULL is a no-op. */
+void g_reader_close(speculo_reader *r)
 {
-    struct g_args *a = v;
-    int rc;
-
-    if (a->name != NULL)
-        rc = speculo_reader_get(a->r, a->name, a->chunk);
-    else
-        rc = speculo_reader_get_id(a->r, a->id, a->chunk);
-    if (rc == 0 && a->replaces != NULL)
-        *a->replaces = speculo_chunk_replaces(a->chunk);
-    return rc;
+    if (r != NULL)
+        (void)guarded(&(struct g_call){.op = G_CLOSE, .r = r});
 }
 
-int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces)
+/* The live chunk named @name, or (@name NULL) of id @id. */
+int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces)
 {
-    struct g_args a = {.r = r, .name = name, .chunk = c, .replaces = replaces};
-    return guard_call(do_fetch, &a);
-}
-
-int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces)
-{
-    struct g_args a = {.r = r, .id = id, .chunk = c, .replaces = replaces};
-    return guard_call(do_fetch, &a);
-}
-
-static int do_fetch_version(void *v)
-{
-    struct g_args *a = v;
-    return reader_get_version(a->r, a->id, a->flags, a->chunk);
+    return guarded(&(struct g_call){
+        .op = G_GET, .r = r, .name = name, .id = id, .chunk = c, .replaces = replaces});
 }
 
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c)
 {
-    struct g_args a = {.r = r, .id = id, .flags = flags, .chunk = c};
-    return guard_call(do_fetch_version, &a);
-}
-
-/* A reader that faulted may be half-way through a call; closing it may
- * touch the mapping again, hence the guard. NULL is a no-op. */
-static int do_close(void *r)
-{
-    speculo_reader_close(r);
-    return 0;
-}
-
-void g_reader_close(speculo_reader *r)
-{
-    if (r != NULL)
-        (void)guard_call(do_close, r);
-}
-
-static int do_seek(void *v)
-{
-    struct g_args *a = v;
-    return speculo_reader_seek(a->r, a->id);
+    return guarded(&(struct g_call){.op = G_VERSION, .r = r, .id = id, .flags = flags, .chunk = c});
 }
 
 int g_seek(speculo_reader *r, uint64_t after_id)
 {
-    struct g_args a = {.r = r, .id = after_id};
-    return guard_call(do_seek, &a);
+    return guarded(&(struct g_call){.op = G_SEEK, .r = r, .id = after_id});
 }
 
-/* For readdir: the chunk's attributes, and the name it shows under (its
- * name, else its padded id), copied out of the mapping while still under
- * the guard. An over-long name (a hostile file) comes out empty: the
- * caller skips it. */
-static int do_next_meta(void *v)
-{
-    struct g_args *a = v;
-    speculo_chunk c;
-    int rc = speculo_reader_next(a->r, &c);
-
-    if (rc != 0)
-        return rc;
-    memset(a->meta, 0, sizeof *a->meta);
-    a->meta->id = c.id;
-    a->meta->named = c.name != NULL;
-    a->meta->size = c.size;
-    a->meta->replaces = speculo_chunk_replaces(&c);
-    a->meta->committed_ns = c.committed_ns;
-    a->meta->expires_ns = c.expires_ns;
-    if (c.name == NULL) {
-        if (a->size > SFS_IDNAME_LEN)
-            sfs_idname(a->buf, c.id);
-        else
-            a->buf[0] = '\0';
-    } else {
-        size_t n = strnlen(c.name, a->size);
-        if (n == a->size)
-            n = 0;
-        memcpy(a->buf, c.name, n);
-        a->buf[n] = '\0';
-    }
-    return 0;
-}
-
+/* @name: at least SFS_IDNAME_LEN + 1 bytes. */
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size)
 {
-    struct g_args a = {.r = r, .meta = m, .buf = name, .size = size};
-    return guard_call(do_next_meta, &a);
+    return guarded(&(struct g_call){.op = G_NEXT, .r = r, .any = m, .buf = name, .size = size});
 }
 
-/* The watch reads the header and the record at the reader's position. */
-static int do_watch(void *v)
+/* What a watch reports now, without waiting; -ETIMEDOUT: nothing. */
+int g_watch(speculo_reader *r, struct speculo_watch *ev)
 {
-    struct g_args *a = v;
-    return speculo_reader_watch(a->r, a->timeout_ms, a->ev);
+    return guarded(&(struct g_call){.op = G_WATCH, .r = r, .any = ev});
 }
 
-int g_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev)
+/* Until news, or @wk. A fault does not say whose mapping it was. */
+int g_wait(struct speculo_wait_item *items, size_t n, speculo_wakeup *wk)
 {
-    struct g_args a = {.r = r, .timeout_ms = timeout_ms, .ev = ev};
-    return guard_call(do_watch, &a);
-}
-
-static int do_info(void *v)
-{
-    struct g_args *a = v;
-    return speculo_reader_info(a->r, a->info);
+    return guarded(&(struct g_call){.op = G_WAIT, .any = items, .size = n, .wk = wk});
 }
 
 int g_info(speculo_reader *r, struct speculo_segment_info *info)
 {
-    struct g_args a = {.r = r, .info = info};
-    return guard_call(do_info, &a);
-}
-
-static int do_describe(void *v)
-{
-    struct g_args *a = v;
-    return speculo_segment_describe(a->name, a->buf, a->size);
+    return guarded(&(struct g_call){.op = G_INFO, .r = r, .any = info});
 }
 
 int g_describe(const char *segment, char *buf, size_t size)
 {
-    struct g_args a = {.name = segment, .buf = buf, .size = size};
-    return guard_call(do_describe, &a);
-}
-
-/* Touch one byte of every page of [p, p+len): if the file behind any of
- * them was truncated away, the fault happens here, under the guard, not
- * later. The kernel's copy out of the range in fuse_reply_buf() fails
- * cleanly (EFAULT, the request ends in EIO) if the file shrinks after. */
-static int do_probe(void *v)
-{
-    struct g_args *a = v;
-    const volatile unsigned char *q = a->p;
-    const volatile unsigned char *end = q + a->size;
-    unsigned sum = 0;
-
-    for (; q < end; q += 4096)
-        sum += *q;
-    sum += end[-1];
-    return (int)(sum & 0);
+    return guarded(&(struct g_call){.op = G_DESCRIBE, .name = segment, .buf = buf, .size = size});
 }
 
 int g_probe(const void *p, size_t len)
 {
-    struct g_args a = {.p = p, .size = len};
-
-    if (len == 0)
-        return 0;
-    return guard_call(do_probe, &a);
+    return guarded(&(struct g_call){.op = G_PROBE, .p = p, .size = len});
 }

@@ -1,8 +1,10 @@
 /*
  * speculofs: the speculo segment directory as a live, read-only filesystem.
  *
- *   speculofs [-o dir=SEGMENT_DIR] [libfuse options] MOUNTPOINT
- *   speculofs SEGMENT_DIR MOUNTPOINT -o OPTIONS   (as mount.fuse3 calls it)
+ *   speculofs [-o dir=SEGMENT_DIR] [options] [SEGMENT_DIR] MOUNTPOINT
+ *
+ * mount(8) runs it through mount.fuse3 as `speculofs SOURCE MOUNTPOINT -o
+ * OPTIONS`, SOURCE being the first field of an fstab line.
  *
  * This file checks the command line and the two directories, so that a
  * mistake gets a plain message before anything is mounted, then runs the
@@ -12,6 +14,7 @@
 #include <dirent.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +29,7 @@
 
 struct sfs_options {
     char *dir;       /* -o dir= */
-    char *nonopt[2]; /* [SOURCE] MOUNTPOINT */
+    char *nonopt[2]; /* [SEGMENT_DIR] MOUNTPOINT */
     int nnonopt;
     int help, version; /* also seen by fuse_parse_cmdline() */
 };
@@ -45,23 +48,25 @@ static const struct fuse_opt sfs_opt_spec[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: speculofs [-o dir=SEGMENT_DIR] [options] MOUNTPOINT\n"
+            "usage: speculofs [-o dir=SEGMENT_DIR] [options] [SEGMENT_DIR] MOUNTPOINT\n"
             "\n"
             "Shows the speculo segments of SEGMENT_DIR as a live, read-only filesystem:\n"
             "one directory per segment, one file per live chunk, and SEG/.info.\n"
-            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID.\n"
+            "SEGMENT_DIR defaults to $SPECULO_DIR, else /dev/shm/speculo-$UID (made,\n"
+            "0700, when missing); mount(8) passes an fstab line's first field there.\n"
             "\n"
             "speculofs options:\n"
-            "    -o dir=SEGMENT_DIR     the segment directory to show\n"
+            "    -o dir=SEGMENT_DIR     the segment directory to show; a SEGMENT_DIR\n"
+            "                           argument then only names the mount\n"
             "    -o max_threads=N       at most N worker threads (default %d)\n"
-            "The mount is read-only and private to the mounting user unless\n"
-            "-o allow_other is given (see below, and speculofs(1)).\n"
+            "The mount is read-only, private to its user unless -o allow_other.\n"
             "\n",
             DEFAULT_MAX_THREADS);
 }
 
-/* Non-options are kept aside: mount.fuse3 passes a source before the
- * mountpoint, which fuse_parse_cmdline() would take for the mountpoint. */
+/* Non-options are kept aside: with two, the first is the segment directory
+ * (mount.fuse3 passes the fstab source there), which fuse_parse_cmdline()
+ * would take for the mountpoint. */
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
 {
     struct sfs_options *o = data;
@@ -81,86 +86,41 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
     return o->nonopt[o->nnonopt++] != NULL ? 0 : -1;
 }
 
-/* The directory to show: -o dir=, else an absolute source given by mount(8),
- * else the library's. Refused as the library refuses it, but with a
- * sentence a user can act on; then made absolute, since fuse_daemonize()
- * changes to /. */
+/* The directory to show: -o dir=, else the first of two non-options (as
+ * mount.fuse3 passes an fstab line's source), else the library's, which
+ * (named or not, trailing slashes aside) is made when missing, as this
+ * user's writer would: a mount at boot or login needs no writer first.
+ * Refused as the library refuses it (speculo_dir_check(): the default one
+ * must be ours, anyone may create /dev/shm/speculo-UID first), with its
+ * reason; then made absolute into @real (fuse_daemonize() changes to /). */
 static int pick_dir(const struct sfs_options *o, char *real)
 {
-    char lib[PATH_MAX];
-    const char *dir = o->dir;
+    char lib[PATH_MAX], why[256];
+    const char *dir = o->dir != NULL ? o->dir : o->nnonopt == 2 ? o->nonopt[0] : NULL;
     const char *env = getenv("SPECULO_DIR");
-    int is_default = 0;
-    struct stat st;
+    int is_lib, rc;
 
-    if (dir == NULL && o->nnonopt == 2 && o->nonopt[0][0] == '/')
-        dir = o->nonopt[0];
-    if (dir == NULL) {
-        is_default = env == NULL || *env == '\0';
-        if (speculo_segment_dir(lib, sizeof lib) < 0) {
-            fprintf(stderr, "speculofs: the segment directory's path is too long\n");
-            return -1;
-        }
-        dir = lib;
-    }
-    if (lstat(dir, &st) != 0) {
-        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(errno),
-                errno == ENOENT ? " (a speculo writer creates it; or use -o dir=)" : "");
+    if (speculo_segment_dir(lib, sizeof lib) < 0) {
+        fprintf(stderr, "speculofs: the segment directory's path is too long\n");
         return -1;
     }
-    if (S_ISLNK(st.st_mode)) {
-        fprintf(stderr, "speculofs: segment directory %s is a symbolic link: refused\n", dir);
+    dir = dir != NULL ? dir : lib;
+    is_lib = !strncmp(dir, lib, strlen(lib)) && !dir[strlen(lib) + strspn(dir + strlen(lib), "/")];
+    if (is_lib && mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "speculofs: cannot create segment directory %s: %s\n", dir,
+                strerror(errno));
         return -1;
     }
-    if (!S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "speculofs: segment directory %s is not a directory\n", dir);
-        return -1;
-    }
-    /* Anyone may create /dev/shm/speculo-UID before its user does. */
-    if (is_default && st.st_uid != geteuid()) {
-        fprintf(stderr, "speculofs: segment directory %s is not owned by you: refused\n", dir);
-        return -1;
-    }
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        fprintf(stderr,
-                "speculofs: segment directory %s is writable by %s: refused "
-                "(anyone could plant or swap segments; chmod go-w it)\n",
-                dir, (st.st_mode & S_IWOTH) ? "others" : "its group");
-        return -1;
-    }
-    if (realpath(dir, real) == NULL) {
-        fprintf(stderr, "speculofs: segment directory %s: %s\n", dir, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* An empty directory, or a /dev/fd/N passed by a mount helper. */
-static int check_mountpoint(const char *mnt)
-{
-    unsigned fd;
-    char end;
-    DIR *d;
-    struct dirent *de;
-    int entries = 0;
-
-    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1)
-        return 0;
-    d = opendir(mnt);
-    if (d == NULL) {
-        fprintf(stderr, "speculofs: mountpoint %s: %s\n", mnt,
-                errno == ENOTDIR ? "not a directory" : strerror(errno));
-        return -1;
-    }
-    while ((de = readdir(d)) != NULL)
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            entries++;
-    closedir(d);
-    if (entries > 0) {
-        fprintf(stderr, "speculofs: mountpoint %s is not an empty directory\n", mnt);
-        return -1;
-    }
-    return 0;
+    rc =
+        speculo_dir_check(is_lib && (env == NULL || *env == '\0') ? NULL : dir, 0, why, sizeof why);
+    if (rc == -EPERM)
+        fprintf(stderr, "speculofs: segment directory %s refused: %s\n", dir, why);
+    else if (rc < 0)
+        fprintf(stderr, "speculofs: segment directory %s: %s%s\n", dir, strerror(-rc),
+                rc == -ENOENT ? " (a speculo writer creates it)" : "");
+    else if (realpath(dir, real) == NULL)
+        fprintf(stderr, "speculofs: segment directory %s: %s\n", dir, strerror((rc = -errno)));
+    return rc < 0 ? -1 : 0;
 }
 
 static int has_opt(const struct fuse_args *args, const char *prefix)
@@ -171,10 +131,63 @@ static int has_opt(const struct fuse_args *args, const char *prefix)
     return 0;
 }
 
-/* Permissions checked by the kernel from our modes, named after the
- * directory shown: put first, so that the user's options win. Read-only:
- * put last, so that it wins over the "rw" that mount(8) passes. */
-static int add_default_opts(struct fuse_args *args, const char *dir)
+/* An empty directory, or a /dev/fd/N passed by a mount helper: a mount made
+ * before we started (mount.fuse3's drop_privileges) with the options we are
+ * given, add_default_opts() adding nothing to it. Without
+ * default_permissions nobody checks the files' modes: other users of an
+ * allow_other mount would read what they deny. */
+static int check_mountpoint(const char *mnt, const struct fuse_args *args)
+{
+    unsigned fd;
+    char end;
+    DIR *d;
+    struct dirent *de;
+    int entries = 0;
+
+    if (sscanf(mnt, "/dev/fd/%u%c", &fd, &end) == 1) {
+        if (has_opt(args, "default_permissions"))
+            return 0;
+        fprintf(stderr,
+                "speculofs: %s is a mount made without default_permissions, which speculofs "
+                "needs: add default_permissions,ro to its options\n",
+                mnt);
+        return -1;
+    }
+    d = opendir(mnt);
+    if (d == NULL && errno == ENOTCONN) {
+        /* A FUSE mount whose server died (killed, crashed) stays until
+         * someone unmounts it; only then can it be mounted again. */
+        fprintf(stderr,
+                "speculofs: mountpoint %s: still mounted by a server that is gone (%s): "
+                "unmount it first with 'fusermount3 -u %s'\n",
+                mnt, strerror(errno), mnt);
+        return -1;
+    }
+    if (d == NULL) {
+        fprintf(stderr, "speculofs: mountpoint %s: %s\n", mnt,
+                errno == ENOTDIR ? "not a directory" : strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL)
+        entries += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+    closedir(d);
+    if (entries > 0)
+        fprintf(stderr, "speculofs: mountpoint %s is not an empty directory\n", mnt);
+    return entries > 0 ? -1 : 0;
+}
+
+/* The mount's source in the mount table: the directory shown, or the
+ * SEGMENT_DIR argument when -o dir= makes it a name (mount -a finds the
+ * line of an fstab already mounted by its source). */
+static const char *mount_name(const struct sfs_options *o, const char *dir)
+{
+    return o->dir != NULL && o->nnonopt == 2 ? o->nonopt[0] : dir;
+}
+
+/* Permissions checked by the kernel from our modes, the mount named @name:
+ * put first, so that the user's options win. Read-only: put last, so that
+ * it wins over the "rw" that mount(8) passes. */
+static int add_default_opts(struct fuse_args *args, const char *name)
 {
     char *opts = NULL;
     char *fsname = NULL;
@@ -183,7 +196,7 @@ static int add_default_opts(struct fuse_args *args, const char *dir)
     if (rc == 0 && !has_opt(args, "subtype="))
         rc = fuse_opt_add_opt(&opts, "subtype=speculofs");
     if (rc == 0 && !has_opt(args, "fsname=")) {
-        if (asprintf(&fsname, "fsname=%s", dir) < 0)
+        if (asprintf(&fsname, "fsname=%s", name) < 0)
             rc = -1;
         else
             rc = fuse_opt_add_opt_escaped(&opts, fsname);
@@ -199,10 +212,12 @@ static int add_default_opts(struct fuse_args *args, const char *dir)
     return rc;
 }
 
-/* libfuse reports the signal that stopped the loop; that is a clean end. */
-static int loop_ok(int rc)
+/* Without -d, the debug messages of fuse_log() are not shown (libfuse's
+ * own log function shows every level). */
+static void log_no_debug(enum fuse_log_level level, const char *fmt, va_list ap)
 {
-    return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP;
+    if (level < FUSE_LOG_DEBUG)
+        vfprintf(stderr, fmt, ap);
 }
 
 static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd)
@@ -241,13 +256,13 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
     fuse_daemonize(cmd->foreground);
     if (notify_start(se) != 0)
         goto out_unmount;
-    rc = loop_ok(run_loop(se, cmd)) ? 0 : 1;
+    rc = run_loop(se, cmd);
+    /* libfuse reports the signal that stopped the loop: a clean end */
+    rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 out_unmount:
     /* The notifiers end first: fuse_session_unmount() closes the device
-     * they write to. One blocked in an invalidation (the kernel waits for a
-     * lookup no worker will answer now) is left behind after 2 s: the
-     * unmount then ends that lookup, and its write returns; it sends
-     * nothing more (notify.c checks it is stopping before each write). */
+     * they write to. One left behind (notify_stop()) may still use the
+     * tables. */
     left = notify_stop();
     fuse_session_unmount(se);
     if (left != 0) {
@@ -291,16 +306,16 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         usage(stderr);
         return 2;
     }
-    if (check_mountpoint(mnt) != 0 || pick_dir(o, dir) != 0)
+    if (check_mountpoint(mnt, args) != 0 || pick_dir(o, dir) != 0)
         return 1;
     if (fuse_opt_add_arg(args, mnt) != 0 || fuse_parse_cmdline(args, cmd) != 0)
         return 2;
     if (!own_threads)
         cmd->max_threads = DEFAULT_MAX_THREADS;
-    sfs_debug = cmd->debug;
-    /* Before any thread: the library reads it at each call. */
-    if (setenv("SPECULO_DIR", dir, 1) != 0 || segtab_init(dir) != 0 || nodes_init() != 0 ||
-        guard_install() != 0 || add_default_opts(args, dir) != 0) {
+    if (!cmd->debug)
+        fuse_set_log_func(log_no_debug);
+    if (segtab_init(dir) != 0 || nodes_init() != 0 || guard_install() != 0 ||
+        add_default_opts(args, mount_name(o, dir)) != 0) {
         fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));
         return 1;
     }

@@ -1,19 +1,9 @@
-/*
- * The chunk inodes the kernel holds, with their lookup counts.
- *
- * A chunk's attributes must outlive the chunk: a file opened before the
- * chunk expired still answers fstat(), and the kernel may ask for the
- * attributes of any inode it has not forgotten. So every LOOKUP that
- * returns a chunk records what its attributes are made of here, and the
- * record lives until the kernel's FORGET brings its count back to zero.
- * Inode numbers themselves are computed (sfs.h), so this table holds no
- * numbering state and forgetting loses nothing.
- *
- * A chained hash table keyed by inode number, one mutex: every operation
- * is a few pointer moves. Beside it, the ids of the unnamed chunks held,
- * per slot, in an array: what a watcher copies (nodes_unnamed()) while the
- * segment's lookups wait for it, so a copy, not a walk of the table.
- */
+/* The chunk inodes the kernel holds, with their lookup counts and what
+ * their attributes are made of: the kernel may ask for the attributes of
+ * any inode it has not forgotten, also after the chunk died. A chained hash
+ * table keyed by inode number, under one mutex; beside it, per slot, an
+ * array of the unnamed chunk ids held: what a notifier copies while the
+ * segment's lookups wait (nodes_unnamed()), so a copy, not a walk. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,23 +55,18 @@ int nodes_init(void)
 
 void nodes_fini(void)
 {
-    for (size_t i = 0; i < N.nbuckets; i++) {
-        struct node *n = N.buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
+    for (size_t i = 0; i < N.nbuckets; i++)
+        for (struct node *n = N.buckets[i], *next; n != NULL; n = next) {
+            next = n->next;
             free(n);
-            n = next;
         }
-    }
-    free(N.buckets);
-    N.buckets = NULL;
-    N.nbuckets = 0;
-    N.count = 0;
     for (size_t i = 0; i < N.nbyslot; i++)
         free(N.byslot[i].ids);
+    free(N.buckets);
     free(N.byslot);
+    N.buckets = NULL;
     N.byslot = NULL;
-    N.nbyslot = 0;
+    N.nbuckets = N.count = N.nbyslot = 0;
 }
 
 static struct node **find_slot(fuse_ino_t ino)
@@ -105,16 +90,13 @@ static void maybe_grow(void)
     b = calloc(nb, sizeof(struct node *));
     if (b == NULL)
         return;
-    for (size_t i = 0; i < N.nbuckets; i++) {
-        struct node *n = N.buckets[i];
-        while (n != NULL) {
-            struct node *next = n->next;
+    for (size_t i = 0; i < N.nbuckets; i++)
+        for (struct node *n = N.buckets[i], *next; n != NULL; n = next) {
             size_t k = bucket_of(n->ino, nb);
+            next = n->next;
             n->next = b[k];
             b[k] = n;
-            n = next;
         }
-    }
     free(N.buckets);
     N.buckets = b;
     N.nbuckets = nb;
@@ -129,23 +111,14 @@ static int slot_add(struct node *n)
     if (n->meta.named)
         return 0;
     if (slot >= N.nbyslot) {
-        size_t nn = slot + 1 > 2 * N.nbyslot ? slot + 1 : 2 * N.nbyslot;
-        struct slotvec *nv = realloc(N.byslot, nn * sizeof *nv);
-        if (nv == NULL)
+        size_t old = N.nbyslot;
+        if (sfs_grow(&N.byslot, &N.nbyslot, slot + 1, sizeof *N.byslot) != 0)
             return -ENOMEM;
-        memset(nv + N.nbyslot, 0, (nn - N.nbyslot) * sizeof *nv);
-        N.byslot = nv;
-        N.nbyslot = nn;
+        memset(N.byslot + old, 0, (N.nbyslot - old) * sizeof *N.byslot);
     }
     v = &N.byslot[slot];
-    if (v->n == v->cap) {
-        size_t nc = v->cap ? 2 * v->cap : 64;
-        uint64_t *ni = realloc(v->ids, nc * sizeof *ni);
-        if (ni == NULL)
-            return -ENOMEM;
-        v->ids = ni;
-        v->cap = nc;
-    }
+    if (sfs_grow(&v->ids, &v->cap, v->n + 1, sizeof *v->ids) != 0)
+        return -ENOMEM;
     n->pos = v->n;
     v->ids[v->n++] = sfs_ino_low(n->ino);
     return 0;
@@ -250,24 +223,7 @@ size_t nodes_count(void)
     return c;
 }
 
-/* Locked. Append @v to the growing array *@arr (of @esize-byte elements);
- * on allocation failure the list is cut short. */
-static int push(void **arr, size_t *n, size_t *cap, const void *v, size_t esize)
-{
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 64;
-        void *na = realloc(*arr, nc * esize);
-        if (na == NULL)
-            return -ENOMEM;
-        *arr = na;
-        *cap = nc;
-    }
-    memcpy((char *)*arr + *n * esize, v, esize);
-    (*n)++;
-    return 0;
-}
-
-/* The watcher's question: which names of this segment may the kernel
+/* The notifier's question: which names of this segment may the kernel
  * have cached? Only unnamed chunks get a positive entry timeout. A copy
  * of the slot's array; SIZE_MAX when no memory was left for it. */
 size_t nodes_unnamed(uint64_t slot, uint64_t **ids)
@@ -289,7 +245,8 @@ size_t nodes_unnamed(uint64_t slot, uint64_t **ids)
     return n;
 }
 
-/* A segment file's owner or mode changed: a chunk's come from it. */
+/* A segment file's owner or mode changed: a chunk's come from it. (The
+ * list is cut short when memory runs out.) */
 size_t nodes_set_owner(uint64_t slot, const struct stat *file, fuse_ino_t **inos)
 {
     fuse_ino_t *v = NULL;
@@ -303,7 +260,8 @@ size_t nodes_set_owner(uint64_t slot, const struct stat *file, fuse_ino_t **inos
             p->meta.uid = file->st_uid;
             p->meta.gid = file->st_gid;
             p->meta.mode = sfs_allowed(file->st_mode, 0444);
-            (void)push((void **)&v, &n, &cap, &p->ino, sizeof p->ino);
+            if (sfs_grow(&v, &cap, n + 1, sizeof *v) == 0)
+                v[n++] = p->ino;
         }
     pthread_mutex_unlock(&N.lock);
     *inos = v;

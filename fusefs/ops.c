@@ -1,22 +1,9 @@
-/*
- * The FUSE low-level operations of speculofs.
- *
- *   /            the segment directory: one directory per segment
- *   /SEG/        one file per live chunk, plus .info
- *   /SEG/NAME    a live named chunk (its latest version)
- *   /SEG/000..42 a live unnamed chunk, by its id in 20 digits
- *
- * Caching, in short (docs/DESIGN-speculofs.md has the long version): the
- * kernel may cache the name of an unnamed chunk (until its expiry at the
- * latest) and of a segment directory, because notify.c takes them back
- * when they die; the name of a named chunk is never cached (an update
- * rebinds it the moment the commit returns), nor is a name that does not
- * exist. A chunk inode's attributes and pages are cached for long, since a
- * chunk inode number always means the same immutable bytes.
- */
+/* The FUSE low-level operations of speculofs: / the segment directory,
+ * /SEG/ one file per live chunk (named, or by its id in 20 digits) and
+ * .info. What the kernel may cache: see sfs.h. Nothing here writes: the
+ * mount is read-only, and the kernel refuses every change with EROFS. */
 #include <fcntl.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -26,10 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "reader_sfs.h"
 #include "sfs.h"
-
-int sfs_debug;
 
 enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
 {
@@ -41,9 +25,7 @@ enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
         return SFS_BAD;
     if (low == 0)
         return SFS_SEGDIR;
-    if (low == SFS_INFO_LOW)
-        return SFS_INFO;
-    return SFS_CHUNK;
+    return low == SFS_INFO_LOW ? SFS_INFO : SFS_CHUNK;
 }
 
 /* What the kernel is told when the library says no. Anything that means
@@ -66,31 +48,27 @@ static int fs_err(int rc)
 
 static struct timespec ns_to_ts(int64_t ns)
 {
-    struct timespec ts;
     int64_t s = ns / 1000000000, r = ns % 1000000000;
 
     if (r < 0) {
         r += 1000000000;
         s--;
     }
-    ts.tv_sec = (time_t)s;
-    ts.tv_nsec = (long)r;
-    return ts;
+    return (struct timespec){.tv_sec = (time_t)s, .tv_nsec = (long)r};
 }
 
 /* A directory made from @src (the segment directory or a segment file). */
 static void dir_attr(struct stat *a, fuse_ino_t ino, const struct stat *src)
 {
-    memset(a, 0, sizeof *a);
-    a->st_ino = ino;
-    a->st_mode = S_IFDIR | sfs_allowed(src->st_mode, 0555);
-    a->st_nlink = 2;
-    a->st_uid = src->st_uid;
-    a->st_gid = src->st_gid;
-    a->st_atim = src->st_atim;
-    a->st_mtim = src->st_mtim;
-    a->st_ctim = src->st_ctim;
-    a->st_blksize = 4096;
+    *a = (struct stat){.st_ino = ino,
+                       .st_mode = S_IFDIR | sfs_allowed(src->st_mode, 0555),
+                       .st_nlink = 2,
+                       .st_uid = src->st_uid,
+                       .st_gid = src->st_gid,
+                       .st_atim = src->st_atim,
+                       .st_mtim = src->st_mtim,
+                       .st_ctim = src->st_ctim,
+                       .st_blksize = 4096};
 }
 
 static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, size_t size)
@@ -104,79 +82,61 @@ static void info_attr(struct stat *a, fuse_ino_t ino, const struct stat *file, s
 
 static void chunk_attr(struct stat *a, fuse_ino_t ino, const struct sfs_meta *m)
 {
-    memset(a, 0, sizeof *a);
-    a->st_ino = ino;
-    a->st_mode = S_IFREG | m->mode;
-    a->st_nlink = 1;
-    a->st_uid = m->uid;
-    a->st_gid = m->gid;
-    a->st_size = (off_t)m->size;
-    a->st_blocks = (blkcnt_t)((m->size + 511) / 512);
-    a->st_blksize = 4096;
-    a->st_mtim = ns_to_ts(m->committed_ns);
-    a->st_ctim = a->st_mtim;
-    a->st_atim = a->st_mtim;
+    struct timespec t = ns_to_ts(m->committed_ns);
+
+    *a = (struct stat){.st_ino = ino,
+                       .st_mode = S_IFREG | m->mode,
+                       .st_nlink = 1,
+                       .st_uid = m->uid,
+                       .st_gid = m->gid,
+                       .st_size = (off_t)m->size,
+                       .st_blocks = (blkcnt_t)((m->size + 511) / 512),
+                       .st_blksize = 4096,
+                       .st_atim = t,
+                       .st_mtim = t,
+                       .st_ctim = t};
 }
 
-/*
- * @seg still current under its name (fills @st); else ESTALE. The kernel
- * may still cache the root's name for an incarnation that died (until
- * notify.c takes it back): ESTALE makes it walk the path again asking us
- * for every name, so that a removed segment is ENOENT at once, and one
- * created again is found at once, not after the notification.
- */
-static int seg_current(struct sfs_seg *seg, struct stat *st)
+/* The segment @ino belongs to, still current under its name (fills @st);
+ * else ESTALE: the kernel may still cache the root's name of an
+ * incarnation that died, and walks the path again asking for every name. */
+static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
 {
-    int rc = seg_check(seg, st);
+    int rc;
 
+    *seg = segtab_get(sfs_ino_slot(ino));
+    if (*seg == NULL)
+        return -ENOENT;
+    rc = seg_check(*seg, st);
     return rc == -ENOENT ? -ESTALE : rc;
 }
 
-/* The segment @ino belongs to, still current under its name (fills @st). */
-static int seg_of(fuse_ino_t ino, struct sfs_seg **seg, struct stat *st)
-{
-    struct sfs_seg *s = segtab_get(sfs_ino_slot(ino));
-
-    if (s == NULL)
-        return -ENOENT;
-    *seg = s;
-    return seg_current(s, st);
-}
-
-/* The length of the segment's description, for the size of .info. */
-static int info_len(const struct sfs_seg *seg, size_t *len)
-{
-    char c;
-    int rc = g_describe(seg->name, &c, 1);
-
-    if (rc < 0)
-        return rc;
-    *len = (size_t)rc;
-    return 0;
-}
-
-/* The description, in a buffer of its own (the .info snapshot). */
+/* The length of the segment's description (the size of .info), or its
+ * text in a buffer of its own (@text not NULL: the snapshot of an open). */
 static int info_text(const struct sfs_seg *seg, char **text, size_t *len)
 {
-    size_t size = 4096;
+    size_t size = text != NULL ? 4096 : 0;
+    char *buf = NULL;
+    int rc = -EIO;
 
     for (int tries = 0; tries < 4; tries++) {
-        char *buf = malloc(size);
-        int rc;
-        if (buf == NULL)
+        if (size > 0 && (buf = malloc(size)) == NULL)
             return -ENOMEM;
         rc = g_describe(seg->name, buf, size);
-        if (rc >= 0 && (size_t)rc < size) {
-            *text = buf;
-            *len = (size_t)rc;
-            return 0;
-        }
-        free(buf);
-        if (rc < 0)
-            return rc;
-        size = (size_t)rc + 1; /* grew meanwhile: try again */
+        if (rc < 0 || (size_t)rc < size || text == NULL)
+            break;
+        free(buf); /* longer than the buffer (it may grow meanwhile): again */
+        buf = NULL;
+        size = (size_t)rc + 1;
     }
-    return -EIO;
+    if (rc < 0 || (text != NULL && buf == NULL)) {
+        free(buf);
+        return rc < 0 ? rc : -EIO;
+    }
+    if (text != NULL)
+        *text = buf;
+    *len = (size_t)rc;
+    return 0;
 }
 
 /* Exactly 20 digits, a non-zero value that fits 64 bits. */
@@ -196,34 +156,11 @@ static int parse_idname(const char *name, uint64_t *id)
     return v != 0;
 }
 
-static void meta_from_chunk(struct sfs_meta *m, const speculo_chunk *c, uint64_t replaces)
-{
-    memset(m, 0, sizeof *m);
-    m->id = c->id;
-    m->named = c->name != NULL;
-    m->size = c->size;
-    m->replaces = replaces;
-    m->committed_ns = c->committed_ns;
-    m->expires_ns = c->expires_ns;
-}
-
 static void meta_owner(struct sfs_meta *m, const struct stat *file)
 {
     m->uid = file->st_uid;
     m->gid = file->st_gid;
     m->mode = sfs_allowed(file->st_mode, 0444);
-}
-
-/* Did the chunk @r just returned come from @seg? A reader follows the
- * segment's name, possibly to a segment created there since. */
-static int from_seg(struct sfs_seg *seg, const speculo_reader *r)
-{
-    struct speculo_segment_ident id;
-
-    if (speculo_reader_ident(r, &id) == 0 && seg_same(seg, &id))
-        return 1;
-    seg_unverify(seg);
-    return 0;
 }
 
 /* The live chunk @id (when @name is NULL) or named @name, with what its
@@ -238,19 +175,17 @@ static int fetch_chunk(struct sfs_seg *seg, const char *name, uint64_t id, struc
 
     if (rc != 0)
         return rc;
-    rc = name != NULL ? g_fetch_name(r, name, &c, &rep) : g_fetch_id(r, id, &c, &rep);
-    if (rc == 0 && !from_seg(seg, r))
+    rc = g_fetch(r, name, id, &c, &rep);
+    if (rc == 0 && !seg_reads(seg, r))
         rc = -ENOENT;
     if (rc == 0)
-        meta_from_chunk(m, &c, rep);
+        *m = sfs_meta_of(&c, rep);
     if (rc == 0 && name != NULL)
         (void)hold_keep(seg, &r, NULL); /* without it, only the OPEN may fail */
     seg_reader_give(seg, r, rc);
-    if (rc != 0)
-        return rc;
-    if (m->id == 0 || m->id > SFS_CHUNK_ID_MAX)
+    if (rc == 0 && (m->id == 0 || m->id > SFS_CHUNK_ID_MAX))
         return -EOVERFLOW;
-    return 0;
+    return rc;
 }
 
 /* The live chunk shown as @name in @seg: by padded id if unnamed, else by
@@ -288,182 +223,116 @@ static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
     return rc;
 }
 
-static int64_t wall_ns(void)
+/* Take @seg's entries_lock shared; if the reply may let the kernel cache
+ * chunk names (@names), have the segment followed first (notify.c). */
+static void entries_hold(struct sfs_seg *seg, int names)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    pthread_rwlock_rdlock(&seg->entries_lock);
+    if (names && seg->follow == SFS_FOLLOW_NONE) {
+        pthread_rwlock_unlock(&seg->entries_lock);
+        notify_follow(seg);
+        pthread_rwlock_rdlock(&seg->entries_lock);
+    }
 }
 
-/* Called with seg->hand held: does a watcher follow @seg's obsoletions
- * (so a chunk name may be cached)? */
-static int seg_followed(struct sfs_seg *seg)
+/* The entry of chunk @m: its name cached 0 s if named, or if no notifier
+ * can take it back; else SFS_ENTRY_TIMEOUT, never past the expiry less
+ * SFS_EXPIRY_MARGIN_NS, so that expiry needs no notification. */
+static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
+                        int followed)
 {
-    /* observes: the state a watcher sets under `hand` when it stops */
-    return atomic_load_explicit(&seg->follow, memory_order_acquire) == SFS_FOLLOW_ACTIVE;
-}
+    struct timespec now;
+    double left = SFS_ENTRY_TIMEOUT;
 
-/*
- * How long the kernel may cache the name of chunk @m: 0 for a named chunk
- * (an update rebinds the name at once) or when no watcher can take the
- * name back; else SFS_ENTRY_TIMEOUT, but never past the chunk's expiry
- * (less a margin for the kernel's clock tick and for the time it takes to
- * apply the reply), so that expiry needs no notification at all.
- */
-static double chunk_entry_timeout(const struct sfs_meta *m, int followed)
-{
-    int64_t left;
-
-    if (m->named || !followed)
-        return 0;
-    if (m->expires_ns == 0)
-        return SFS_ENTRY_TIMEOUT;
-    left = m->expires_ns - wall_ns() - SFS_EXPIRY_MARGIN_NS;
-    if (left <= 0)
-        return 0;
-    return (double)left / 1e9 < SFS_ENTRY_TIMEOUT ? (double)left / 1e9 : SFS_ENTRY_TIMEOUT;
+    if (m->named || !followed) {
+        left = 0;
+    } else if (m->expires_ns != 0) {
+        clock_gettime(CLOCK_REALTIME, &now);
+        left = (double)(m->expires_ns - (now.tv_sec * INT64_C(1000000000) + now.tv_nsec) -
+                        SFS_EXPIRY_MARGIN_NS) /
+               1e9;
+        if (left > SFS_ENTRY_TIMEOUT)
+            left = SFS_ENTRY_TIMEOUT;
+        if (left < 0)
+            left = 0;
+    }
+    *e = (struct fuse_entry_param){
+        .ino = ino, .generation = 1, .entry_timeout = left, .attr_timeout = SFS_CHUNK_ATTR_TIMEOUT};
+    chunk_attr(&e->attr, ino, m);
 }
 
 /* ------------------------------------------------------------------ */
 /* lookup, forget, getattr */
 
-static void reply_dir_entry(fuse_req_t req, fuse_ino_t ino, const struct stat *src,
-                            double entry_timeout)
-{
-    struct fuse_entry_param e;
-
-    memset(&e, 0, sizeof e);
-    e.ino = ino;
-    e.generation = 1;
-    e.attr_timeout = SFS_DIR_ATTR_TIMEOUT;
-    e.entry_timeout = entry_timeout;
-    dir_attr(&e.attr, ino, src);
-    fuse_reply_entry(req, &e);
-}
-
-static void chunk_entry(struct fuse_entry_param *e, fuse_ino_t ino, const struct sfs_meta *m,
-                        int followed)
-{
-    memset(e, 0, sizeof *e);
-    e->ino = ino;
-    e->generation = 1;
-    e->attr_timeout = SFS_CHUNK_ATTR_TIMEOUT;
-    e->entry_timeout = chunk_entry_timeout(m, followed);
-    chunk_attr(&e->attr, ino, m);
-}
-
-/* Counted in the inode table before the reply; uncounted if the reply did
- * not reach the kernel (the request was interrupted). */
-static void reply_chunk_entry(fuse_req_t req, fuse_ino_t ino, const struct sfs_meta *m,
-                              int followed)
-{
-    struct fuse_entry_param e;
-
-    chunk_entry(&e, ino, m, followed);
-    if (node_ref(ino, m) != 0) {
-        fuse_reply_err(req, ENOMEM);
-        return;
-    }
-    if (fuse_reply_entry(req, &e) != 0)
-        node_forget(ino, 1);
-}
-
-/* The root's entry for a segment may be cached while inotify watches the
- * directory (notify.c takes it back), not for an unreadable file (it may
- * become readable with no event: a new incarnation is then found by the
- * next lookup). Held from segtab_lookup() to the reply: see
- * segtab_root_hand(). */
+/* A segment's name may be cached while inotify watches the directory, not
+ * an unreadable one's (it may become readable with no event). */
 static void lookup_segment(fuse_req_t req, const char *name)
 {
+    struct fuse_entry_param e = {.generation = 1, .attr_timeout = SFS_DIR_ATTR_TIMEOUT};
     struct sfs_seg *seg;
     struct stat st;
-    double timeout = 0;
-    int rc;
-
-    segtab_root_hand(0);
-    rc = segtab_lookup(name, &seg, &st);
-    if (rc == 0 && notify_root_ok() && !seg->bad) {
-        seg_handed(seg);
-        timeout = SFS_ENTRY_TIMEOUT;
-    }
-    if (rc != 0)
-        fuse_reply_err(req, fs_err(rc));
-    else
-        reply_dir_entry(req, sfs_ino(seg->slot, 0), &st, timeout);
-    segtab_root_unhand();
-}
-
-static void lookup_info(fuse_req_t req, struct sfs_seg *seg, const struct stat *st)
-{
-    struct fuse_entry_param e;
-    size_t len;
-    int rc = info_len(seg, &len);
+    int rc = segtab_lookup(name, &seg, &st);
 
     if (rc != 0) {
         fuse_reply_err(req, fs_err(rc));
         return;
     }
-    memset(&e, 0, sizeof e);
-    e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
-    e.generation = 1;
-    info_attr(&e.attr, e.ino, st, len);
+    e.ino = sfs_ino(seg->slot, 0);
+    e.entry_timeout = notify_root_ok() && !seg->bad ? SFS_ENTRY_TIMEOUT : 0;
+    dir_attr(&e.attr, e.ino, &st);
     fuse_reply_entry(req, &e);
 }
 
-/*
- * A chunk is looked up between notify_follow() (a watcher counts
- * obsoletions from before the check that the chunk is live) and the reply,
- * with `hand` held from before the check to after the reply: an
- * obsoletion is either seen by the check, or finds the name in the inode
- * table when the watcher looks (notify.c).
- */
+/* A chunk is looked up with entries_lock held shared from before the check
+ * that it is live to after the reply (notify.c); it is counted in the
+ * inode table before the reply, uncounted if the reply did not reach the
+ * kernel (the request was interrupted). */
 static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    struct sfs_seg *seg = segtab_get(sfs_ino_slot(parent));
+    struct fuse_entry_param e = {.generation = 1};
+    struct sfs_seg *seg;
     struct sfs_meta m;
     struct stat st;
     uint64_t id;
-    int rc;
+    size_t len;
+    int rc = seg_of(parent, &seg, &st);
 
-    if (seg == NULL) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    if (parse_idname(name, &id))
-        (void)notify_follow(seg);
-    pthread_rwlock_rdlock(&seg->hand);
-    rc = seg_current(seg, &st);
-    if (rc == 0 && strcmp(name, ".info") == 0) {
-        lookup_info(req, seg, &st);
-        pthread_rwlock_unlock(&seg->hand);
+    if (rc == 0 && strcmp(name, ".info") == 0 && (rc = info_text(seg, NULL, &len)) == 0) {
+        e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
+        info_attr(&e.attr, e.ino, &st, len);
+        fuse_reply_entry(req, &e);
         return;
     }
     if (rc == 0 && name[0] == '.')
         rc = -ENOENT;
-    if (rc == 0)
-        rc = find_chunk(seg, name, &m);
     if (rc != 0) {
         fuse_reply_err(req, fs_err(rc));
-    } else {
-        meta_owner(&m, &st);
-        reply_chunk_entry(req, sfs_ino(seg->slot, m.id), &m, seg_followed(seg));
+        return;
     }
-    pthread_rwlock_unlock(&seg->hand);
+    entries_hold(seg, parse_idname(name, &id));
+    rc = find_chunk(seg, name, &m);
+    if (rc == 0) {
+        meta_owner(&m, &st);
+        chunk_entry(&e, sfs_ino(seg->slot, m.id), &m, seg->follow == SFS_FOLLOW_ON);
+        rc = node_ref(e.ino, &m);
+    }
+    if (rc != 0)
+        fuse_reply_err(req, fs_err(rc));
+    else if (fuse_reply_entry(req, &e) != 0)
+        node_forget(e.ino, 1);
+    pthread_rwlock_unlock(&seg->entries_lock);
 }
 
 static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    switch (sfs_ino_kind(parent)) {
-    case SFS_ROOT:
+    enum sfs_kind kind = sfs_ino_kind(parent);
+
+    if (kind == SFS_ROOT)
         lookup_segment(req, name);
-        return;
-    case SFS_SEGDIR:
+    else if (kind == SFS_SEGDIR)
         lookup_in_segment(req, parent, name);
-        return;
-    default:
+    else
         fuse_reply_err(req, ENOTDIR);
-    }
 }
 
 /* Only chunk inodes are counted: the root, segment directories and .info
@@ -475,6 +344,7 @@ static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
     fuse_reply_none(req);
 }
 
+/* A batch, without the request libfuse would make for each forget. */
 static void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
     for (size_t i = 0; i < count; i++)
@@ -491,37 +361,33 @@ static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
     size_t len;
     int rc;
 
-    *timeout = 0;
+    *timeout = SFS_DIR_ATTR_TIMEOUT;
     switch (sfs_ino_kind(ino)) {
     case SFS_ROOT:
         /* The segment directory removed under the mount: an empty,
          * unreadable root rather than an error the kernel cannot place. */
-        if (segtab_stat_dir(&st) != 0) {
-            memset(&st, 0, sizeof st);
-            st.st_uid = getuid();
-            st.st_gid = getgid();
-        }
+        if (lstat(segtab_dir(), &st) != 0)
+            st = (struct stat){.st_uid = getuid(), .st_gid = getgid()};
         dir_attr(a, ino, &st);
-        *timeout = SFS_DIR_ATTR_TIMEOUT;
         return 0;
     case SFS_SEGDIR:
         rc = seg_of(ino, &seg, &st);
         if (rc == 0)
             dir_attr(a, ino, &st);
-        *timeout = SFS_DIR_ATTR_TIMEOUT;
         return rc;
     case SFS_INFO:
+        *timeout = 0;
         rc = seg_of(ino, &seg, &st);
         if (rc == 0)
-            rc = info_len(seg, &len);
+            rc = info_text(seg, NULL, &len);
         if (rc == 0)
             info_attr(a, ino, &st, len);
         return rc;
     case SFS_CHUNK:
+        *timeout = SFS_CHUNK_ATTR_TIMEOUT;
         rc = chunk_meta(ino, &m);
         if (rc == 0)
             chunk_attr(a, ino, &m);
-        *timeout = SFS_CHUNK_ATTR_TIMEOUT;
         return rc;
     default:
         return -ENOENT;
@@ -544,9 +410,8 @@ static void sfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 /* ------------------------------------------------------------------ */
 /* handles the kernel has not released */
 
-/* When a signal ends the loop, the kernel may not have sent RELEASE for
- * every open file and directory yet: the handles still open are kept on a
- * list, and sfs_ops_cleanup() frees them once no worker runs. */
+/* The handles open, for sfs_ops_cleanup(): when a signal ends the loop,
+ * the kernel may not have released them all. */
 struct hlink {
     struct hlink *prev, *next;
     void (*destroy)(struct hlink *);
@@ -566,40 +431,27 @@ static void live_add(struct hlink *l, void (*destroy)(struct hlink *))
     pthread_mutex_unlock(&live_lock);
 }
 
-/* Unlinked once; a second call (or on a handle never added) is a no-op. */
 static void live_del(struct hlink *l)
 {
     pthread_mutex_lock(&live_lock);
-    if (l->next != NULL) {
-        l->prev->next = l->next;
-        l->next->prev = l->prev;
-        l->next = l->prev = NULL;
-    }
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
     pthread_mutex_unlock(&live_lock);
 }
 
+/* No worker runs: each handle's destroy takes it off the list. */
 void sfs_ops_cleanup(void)
 {
-    for (;;) {
-        struct hlink *l;
-        pthread_mutex_lock(&live_lock);
-        l = live.next != &live ? live.next : NULL;
-        pthread_mutex_unlock(&live_lock);
-        if (l == NULL)
-            return;
-        live_del(l);
-        l->destroy(l);
-    }
+    while (live.next != &live)
+        live.next->destroy(live.next);
 }
 
 /* ------------------------------------------------------------------ */
 /* files: .info and chunks */
 
-/* An open file. A RELEASE may be handled while the thread that answered
- * the last READ is still returning from the reply (the kernel has the
- * bytes, completed the read, and the process closed the file): the
- * handle, and the buffer the reply was made from, live until both are
- * done with it. */
+/* An open file. A RELEASE may come while the thread that answered the
+ * last READ is still returning from the reply: the handle, and the buffer
+ * the reply was made from, live until both are done with it. */
 struct fh {
     struct hlink link;         /* first: see live_add() */
     atomic_uint refs;          /* the open file, and each READ in progress */
@@ -612,8 +464,6 @@ struct fh {
 
 static void fh_free(struct fh *h)
 {
-    if (h == NULL)
-        return;
     live_del(&h->link);
     hold_put(h->hold);
     free(h->text);
@@ -625,13 +475,6 @@ static void fh_destroy(struct hlink *l)
     fh_free((struct fh *)(void *)l);
 }
 
-static struct fh *fh_get(struct fh *h)
-{
-    /* relaxed: the caller already holds a reference (the open file) */
-    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-    return h;
-}
-
 static void fh_put(struct fh *h)
 {
     /* acq_rel: the last one out sees every other holder's use of h */
@@ -639,46 +482,12 @@ static void fh_put(struct fh *h)
         fh_free(h);
 }
 
-static int open_info(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
-{
-    struct sfs_seg *seg;
-    struct stat st;
-    int rc = seg_of(ino, &seg, &st);
-
-    if (rc == 0)
-        rc = info_text(seg, &h->text, &h->size);
-    fi->direct_io = 1; /* the size changes between snapshots */
-    return rc;
-}
-
-/* Is @c the chunk the kernel looked up as @ino? (from_seg() already tells
- * a segment created again; this is a second look, at what the kernel was
- * told.) */
-static int same_chunk(fuse_ino_t ino, const speculo_chunk *c)
-{
-    struct sfs_meta m;
-
-    if (node_get(ino, &m) != 0)
-        return 1;
-    return m.committed_ns == c->committed_ns && m.size == c->size;
-}
-
-/* Did the kernel look @ino up as a named chunk? */
-static int looked_up_named(fuse_ino_t ino)
-{
-    struct sfs_meta m;
-
-    return node_get(ino, &m) == 0 && m.named;
-}
-
-/*
- * Chunk @id of @seg as OPEN may serve it, in the segment's current file
- * (or, for a named chunk dropped from it, in a file held since its
- * LOOKUP): *@hold is that file, with a reference, and @c the chunk in it.
- * The pooled reader finds the current file; the hold keeps it mapped, so
- * that @c stays valid until the release.
- */
-static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold, speculo_chunk *c)
+/* Chunk @ino of @seg as OPEN may serve it (what the kernel looked up, @m;
+ * NULL if unknown), in the segment's current file or, for a named chunk
+ * dropped from it, in a file held since its LOOKUP: *@hold is that file,
+ * with a reference, and @c the chunk in it, valid until the release. */
+static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta *m,
+                     struct sfs_hold **hold, speculo_chunk *c)
 {
     uint64_t id = sfs_ino_low(ino);
     speculo_reader *r;
@@ -686,11 +495,11 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold
 
     if (rc != 0)
         return rc;
-    rc = g_fetch_version(r, id, READER_SUPERSEDED, c);
-    if (rc == -ENOENT && looked_up_named(ino)) {
+    rc = g_fetch_version(r, id, SPECULO_GET_SUPERSEDED, c);
+    if (rc == -ENOENT && m != NULL && m->named) {
         rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
     } else {
-        if (rc == 0 && !from_seg(seg, r))
+        if (rc == 0 && !seg_reads(seg, r))
             rc = -ESTALE;
         if (rc == 0)
             rc = hold_keep(seg, &r, hold);
@@ -701,49 +510,29 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, struct sfs_hold **hold
     return rc;
 }
 
-/*
- * The chunk is served from a held file (holds.c), which no one moves to
- * another file: its bytes stay mapped until release, through expiry,
- * obsoletion and GC switches.
- *
- * A named chunk's name is never cached (entry timeout 0), so the LOOKUP
- * that gave @ino ran inside this same open(2), and the version was the
- * name's latest then: the open takes effect at that LOOKUP, as on a local
- * filesystem where a rename over the name lands between the path walk and
- * the open. A version replaced since by a newer one of its name therefore
- * opens: from the current file while its record is there (the library
- * checks the replacement's name, the expiry, and that the mark is not an
- * explicit obsoletion), else from the file the LOOKUP read it from, which
- * is held for that purpose. Without this, a name updated and collected
- * faster than LOOKUP + OPEN could fail both tries the kernel makes.
- *
- * Anything else not live gives ESTALE, which makes the kernel walk the path
- * again once, asking us for every name: an unnamed chunk (its name may have
- * been cached long before), an expired or explicitly obsoleted one, or a
- * version no longer held. A chunk that vanished is then ENOENT, never its
- * stale contents, and a named chunk opens as its newest version.
- *
- * The one OPEN of a named chunk that follows no LOOKUP, the reopen of
- * /proc/PID/fd/N, may thus open a version already replaced, as the reopen
- * of a file renamed over does on a local filesystem.
- */
+/* Served from a held file (holds.c): its bytes stay mapped until the
+ * release. A version replaced since the LOOKUP of its name (in this same
+ * open(2): named chunks' names are never cached) still opens; anything else
+ * not live, or not the chunk the kernel was told of, gives ESTALE, and the
+ * kernel walks the path again (DESIGN-speculofs.md, "Open files keep their
+ * bytes"). */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;
+    struct sfs_meta m;
     struct stat st;
     speculo_chunk c;
+    int known = node_get(ino, &m) == 0;
     int rc = seg_of(ino, &seg, &st);
 
     if (rc == 0 && seg->bad)
         rc = -EIO;
     if (rc == 0)
-        rc = pin_chunk(seg, ino, &h->hold, &c);
-    if (rc == 0 && !same_chunk(ino, &c))
+        rc = pin_chunk(seg, ino, known ? &m : NULL, &h->hold, &c);
+    if (rc == 0 && known && (m.committed_ns != c.committed_ns || m.size != c.size))
         rc = -ESTALE;
-    if (rc == -ENOENT)
-        return -ESTALE;
     if (rc != 0)
-        return rc;
+        return rc == -ENOENT ? -ESTALE : rc;
     h->data = c.data;
     h->size = c.size;
     fi->keep_cache = 1;
@@ -754,25 +543,31 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
     enum sfs_kind kind = sfs_ino_kind(ino);
+    struct sfs_seg *seg;
+    struct stat st;
     struct fh *h;
     int rc;
 
     if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
-        fuse_reply_err(req, EROFS);
+        fuse_reply_err(req, EROFS); /* only if the mount was made writable again */
         return;
     }
     if (kind != SFS_INFO && kind != SFS_CHUNK) {
         fuse_reply_err(req, kind == SFS_BAD ? ENOENT : EISDIR);
         return;
     }
-    h = calloc(1, sizeof *h);
-    if (h == NULL) {
+    if ((h = calloc(1, sizeof *h)) == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
     atomic_init(&h->refs, 1);
     live_add(&h->link, fh_destroy);
-    rc = kind == SFS_INFO ? open_info(ino, h, fi) : open_chunk(ino, h, fi);
+    if (kind == SFS_CHUNK) {
+        rc = open_chunk(ino, h, fi);
+    } else if ((rc = seg_of(ino, &seg, &st)) == 0) {
+        rc = info_text(seg, &h->text, &h->size);
+        fi->direct_io = 1; /* the size changes between snapshots */
+    }
     if (rc != 0) {
         fh_free(h);
         fuse_reply_err(req, fs_err(rc));
@@ -783,42 +578,29 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fh_free(h);
 }
 
-/* The part of the file a READ answers with, or an errno. */
-static int read_range(struct fh *h, off_t off, size_t size, const char **src, size_t *n)
-{
-    const char *base = h->text != NULL ? h->text : (const char *)h->data;
-
-    if (off < 0)
-        return EINVAL;
-    *src = base;
-    *n = 0;
-    if ((uint64_t)off >= h->size)
-        return 0;
-    *src = base + off;
-    *n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
-    if (h->text != NULL)
-        return 0;
-    if (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(*src, *n) != 0) {
-        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
-        return EIO;
-    }
-    return 0;
-}
-
-/* Straight from the mapping: the pages are probed under the guard, then
- * handed to the kernel, which copies them into the reader's buffer (or
- * page cache). No copy of the chunk is made here. */
+/* Straight from the mapping, probed under the guard (a file cut under it:
+ * EIO, from then on): the kernel copies the bytes, not us. */
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
-    struct fh *h = fh_get((struct fh *)(uintptr_t)fi->fh);
-    const char *src;
-    size_t n;
-    int err = read_range(h, off, size, &src, &n);
+    struct fh *h = (struct fh *)(uintptr_t)fi->fh;
+    const char *src = h->text != NULL ? h->text : (const char *)h->data;
+    size_t n = 0;
+    int err = off < 0 ? EINVAL : 0;
 
-    if (err == EIO && sfs_debug)
-        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping truncated\n",
-                 (uint64_t)ino);
+    /* relaxed: the caller already holds a reference (the open file) */
+    atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+    if (err == 0 && (uint64_t)off < h->size) {
+        src += off;
+        n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
+    }
+    /* relaxed: only this flag depends on it */
+    if (n > 0 && h->text == NULL &&
+        (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(src, n) != 0)) {
+        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
+        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping cut\n", (uint64_t)ino);
+        err = EIO;
+    }
     if (err != 0)
         fuse_reply_err(req, err);
     else
@@ -836,40 +618,23 @@ static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 /* ------------------------------------------------------------------ */
 /* directories */
 
-struct dent {
-    char *name;
-    fuse_ino_t ino;
-    mode_t type;
-};
-
 struct dh {
     struct hlink link;   /* first: see live_add() */
     struct sfs_seg *seg; /* NULL for the root */
-    int served;          /* the root's snapshot was read from */
     pthread_mutex_t lock;
     speculo_reader *r; /* a segment's: positioned by each readdir */
     int last_rc;
-    struct dent *ents; /* the root's: a snapshot taken at opendir */
-    size_t nents;
+    char **names; /* the root's segment names, taken at opendir and rewind */
+    size_t nnames;
+    int served; /* names were listed: offset 0 again is a rewind */
 };
-
-static void drop_snapshot(struct dh *d)
-{
-    for (size_t i = 0; i < d->nents; i++)
-        free(d->ents[i].name);
-    free(d->ents);
-    d->ents = NULL;
-    d->nents = 0;
-}
 
 static void dh_free(struct dh *d)
 {
-    if (d == NULL)
-        return;
     live_del(&d->link);
     if (d->seg != NULL)
         seg_reader_give(d->seg, d->r, d->last_rc);
-    drop_snapshot(d);
+    segtab_free_list(d->names, d->nnames);
     pthread_mutex_destroy(&d->lock);
     free(d);
 }
@@ -877,47 +642,6 @@ static void dh_free(struct dh *d)
 static void dh_destroy(struct hlink *l)
 {
     dh_free((struct dh *)(void *)l);
-}
-
-static int dent_add(struct dh *d, const char *name, fuse_ino_t ino, mode_t type)
-{
-    struct dent *e = &d->ents[d->nents];
-
-    e->name = strdup(name);
-    if (e->name == NULL)
-        return -ENOMEM;
-    e->ino = ino;
-    e->type = type;
-    d->nents++;
-    return 0;
-}
-
-/* The root is small (one entry per segment): list it whole at opendir, so
- * that readdir offsets are plain indexes into a fixed list. */
-static int snapshot_root(struct dh *d)
-{
-    char **names;
-    size_t n;
-    int rc = segtab_list(&names, &n);
-
-    if (rc != 0)
-        return rc;
-    d->ents = calloc(n + 2, sizeof *d->ents);
-    if (d->ents == NULL) {
-        segtab_free_list(names, n);
-        return -ENOMEM;
-    }
-    rc = dent_add(d, ".", FUSE_ROOT_ID, S_IFDIR);
-    if (rc == 0)
-        rc = dent_add(d, "..", FUSE_ROOT_ID, S_IFDIR);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        struct sfs_seg *seg;
-        struct stat st;
-        if (segtab_lookup(names[i], &seg, &st) == 0)
-            rc = dent_add(d, names[i], sfs_ino(seg->slot, 0), S_IFDIR);
-    }
-    segtab_free_list(names, n);
-    return rc;
 }
 
 static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -931,14 +655,13 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         fuse_reply_err(req, ENOTDIR);
         return;
     }
-    d = calloc(1, sizeof *d);
-    if (d == NULL) {
+    if ((d = calloc(1, sizeof *d)) == NULL) {
         fuse_reply_err(req, ENOMEM);
         return;
     }
     pthread_mutex_init(&d->lock, NULL);
     live_add(&d->link, dh_destroy);
-    rc = kind == SFS_ROOT ? snapshot_root(d) : seg_of(ino, &d->seg, &st);
+    rc = kind == SFS_ROOT ? segtab_list(&d->names, &d->nnames) : seg_of(ino, &d->seg, &st);
     if (rc != 0) {
         dh_free(d);
         fuse_reply_err(req, fs_err(rc));
@@ -949,124 +672,97 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
         dh_free(d);
 }
 
-/*
- * A reply to READDIR or READDIRPLUS being filled. With `plus`, a chunk's
- * entry carries its attributes and counts as a lookup in the kernel, as
- * in the inode table (refs: to uncount them if the reply fails); ".",
- * ".." and .info carry none (ino 0: the kernel does not link them), nor do
- * the root's segments (their names are looked up as usual).
- */
+/* A reply to READDIR or READDIRPLUS being filled. With `plus`, a chunk's
+ * entry counts as a lookup, as in the inode table (refs: uncounted if the
+ * reply fails); other entries carry no attributes (ino 0: not linked). */
 struct listing {
     fuse_req_t req;
     char *buf;
     size_t size, used;
     int plus;
-    int followed;     /* chunk names may be cached (seg_followed()) */
+    int followed;     /* chunk names may be cached (seg->follow) */
     struct stat file; /* the segment file: chunks' owner and mode */
     fuse_ino_t *refs;
     size_t nrefs, caprefs;
 };
-
-/* Plus: remember that @ino was counted for this reply. */
-static int add_ref(struct listing *L, fuse_ino_t ino)
-{
-    if (L->nrefs == L->caprefs) {
-        size_t nc = L->caprefs ? L->caprefs * 2 : 64;
-        fuse_ino_t *nr = realloc(L->refs, nc * sizeof *nr);
-        if (nr == NULL)
-            return -ENOMEM;
-        L->refs = nr;
-        L->caprefs = nc;
-    }
-    L->refs[L->nrefs++] = ino;
-    return 0;
-}
-
-/* With plus, a chunk's entry (@m not NULL) is counted before it is kept. */
-static size_t add_plus(struct listing *L, const char *name, fuse_ino_t ino, mode_t type, off_t next,
-                       const struct sfs_meta *m)
-{
-    struct fuse_entry_param e;
-    size_t room = L->size - L->used;
-    size_t len;
-
-    memset(&e, 0, sizeof e);
-    if (m != NULL) {
-        chunk_entry(&e, ino, m, L->followed);
-    } else {
-        e.attr.st_ino = ino;
-        e.attr.st_mode = type;
-    }
-    len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
-    if (len > room)
-        return 0;
-    if (m != NULL && node_ref(ino, m) != 0)
-        return 0;
-    if (m != NULL && add_ref(L, ino) != 0) {
-        node_forget(ino, 1);
-        return 0;
-    }
-    L->used += len;
-    return len;
-}
 
 /* Adds one entry; 0 when it did not fit (the buffer is full). @m: the
  * chunk's attributes, NULL for anything else. */
 static size_t add_dirent(struct listing *L, const char *name, fuse_ino_t ino, mode_t type,
                          off_t next, const struct sfs_meta *m)
 {
-    struct stat st;
+    struct fuse_entry_param e = {.attr = {.st_ino = ino, .st_mode = type}};
+    size_t room = L->size - L->used;
     size_t len;
 
-    if (L->plus)
-        return add_plus(L, name, ino, type, next, m);
-    memset(&st, 0, sizeof st);
-    st.st_ino = ino;
-    st.st_mode = type;
-    len = fuse_add_direntry(L->req, L->buf + L->used, L->size - L->used, name, &st, next);
-    if (len > L->size - L->used)
+    if (!L->plus) {
+        len = fuse_add_direntry(L->req, L->buf + L->used, room, name, &e.attr, next);
+    } else {
+        if (m != NULL)
+            chunk_entry(&e, ino, m, L->followed);
+        len = fuse_add_direntry_plus(L->req, L->buf + L->used, room, name, &e, next);
+    }
+    if (len > room)
         return 0;
+    if (L->plus && m != NULL) { /* counted before it is kept */
+        if (sfs_grow(&L->refs, &L->caprefs, L->nrefs + 1, sizeof *L->refs) != 0 ||
+            node_ref(ino, m) != 0)
+            return 0;
+        L->refs[L->nrefs++] = ino;
+    }
     L->used += len;
     return len;
 }
 
-/* Offset 0 again after a listing (rewinddir()): list the directory anew. */
+/* The root's names are taken whole (at opendir and rewind): offsets are
+ * indexes into ".", "..", names[]; one that vanished since is skipped. */
 static void readdir_root(struct listing *L, struct dh *d, off_t off)
 {
     if (off == 0 && d->served) {
-        drop_snapshot(d);
-        if (snapshot_root(d) != 0)
+        segtab_free_list(d->names, d->nnames);
+        d->names = NULL;
+        d->nnames = 0;
+        if (segtab_list(&d->names, &d->nnames) != 0)
             return;
     }
     d->served = 1;
-    for (size_t i = (size_t)off; i < d->nents; i++) {
-        const struct dent *e = &d->ents[i];
-        if (!add_dirent(L, e->name, e->ino, e->type, (off_t)i + 1, NULL))
+    for (off_t k = off; k < 2 + (off_t)d->nnames; k++) {
+        const char *name = k == 0 ? "." : k == 1 ? ".." : d->names[k - 2];
+        struct sfs_seg *seg = NULL;
+        struct stat st;
+        if (k >= 2 && segtab_lookup(name, &seg, &st) != 0)
+            continue;
+        if (!add_dirent(L, name, seg != NULL ? sfs_ino(seg->slot, 0) : FUSE_ROOT_ID, S_IFDIR, k + 1,
+                        NULL))
             break;
     }
 }
 
 /* Cookies of a segment directory: 1, 2, 3 after ".", ".." and ".info",
- * then chunk id + 3 after a chunk. Resuming at a cookie seeks past that id:
- * chunks that vanish meanwhile cannot shift the listing, so none is listed
- * twice or skipped while it lives. */
+ * then chunk id + 3: resuming seeks past that id, so chunks that vanish
+ * cannot shift the listing. */
 #define COOKIE_BASE 3
 
-/* Chunks are listed as next() returns them (live ones), from the
- * incarnation the handle was opened on: a listing stops where its reader
- * follows the name elsewhere. */
-static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
+/* Live chunks as next() returns them; the listing stops where the reader
+ * follows the name to another incarnation. */
+static void readdir_segment(struct listing *L, struct dh *d, off_t off)
 {
+    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
+    const fuse_ino_t inos[COOKIE_BASE] = {sfs_ino(d->seg->slot, 0), FUSE_ROOT_ID,
+                                          sfs_ino(d->seg->slot, SFS_INFO_LOW)};
     char name[SPECULO_CHUNK_NAME_MAX + 1];
     struct sfs_meta m;
     int rc;
 
-    if (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0)
+    for (off_t k = off; k < COOKIE_BASE; k++)
+        if (!add_dirent(L, fixed[k], inos[k], k < 2 ? S_IFDIR : S_IFREG, k + 1, NULL))
+            return;
+    if (d->seg->bad || seg_check(d->seg, &L->file) != 0 ||
+        (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0))
         return;
-    rc = g_seek(d->r, after);
+    rc = g_seek(d->r, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
     while (rc == 0 && (rc = g_next_meta(d->r, &m, name, sizeof name)) == 0) {
-        if (!from_seg(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX ||
-            (uint64_t)INT64_MAX - COOKIE_BASE < m.id)
+        if (!seg_reads(d->seg, d->r) || m.id == 0 || m.id > SFS_CHUNK_ID_MAX)
             break;
         if (name[0] == '\0')
             continue;
@@ -1075,7 +771,7 @@ static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
                         &m))
             break;
     }
-    if (rc != 0 && rc != -EAGAIN && sfs_debug)
+    if (rc != 0 && rc != -EAGAIN)
         fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: listing ends: %s\n", d->seg->name,
                  speculo_strerror(rc));
     d->last_rc = rc == -EAGAIN ? 0 : rc;
@@ -1085,53 +781,20 @@ static void list_chunks(struct listing *L, struct dh *d, uint64_t after)
     }
 }
 
-static void readdir_segment(struct listing *L, struct dh *d, off_t off)
-{
-    fuse_ino_t dir = sfs_ino(d->seg->slot, 0);
-    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
-    const fuse_ino_t inos[COOKIE_BASE] = {dir, FUSE_ROOT_ID, sfs_ino(d->seg->slot, SFS_INFO_LOW)};
-    const mode_t types[COOKIE_BASE] = {S_IFDIR, S_IFDIR, S_IFREG};
-
-    for (off_t k = off; k < COOKIE_BASE; k++)
-        if (!add_dirent(L, fixed[k], inos[k], types[k], k + 1, NULL))
-            return;
-    /* A segment removed or replaced meanwhile: the listing just ends. */
-    if (d->seg->bad || seg_check(d->seg, &L->file) != 0)
-        return;
-    list_chunks(L, d, off < COOKIE_BASE ? 0 : (uint64_t)off - COOKIE_BASE);
-}
-
-/* The reply, and what the kernel did not get uncounted. */
-static void reply_listing(struct listing *L)
-{
-    if (fuse_reply_buf(L->req, L->buf, L->used) != 0)
-        for (size_t i = 0; i < L->nrefs; i++)
-            node_forget(L->refs[i], 1);
-}
-
-/*
- * READDIRPLUS of a segment lets the kernel cache the chunks' names: done
- * as a LOOKUP is (lookup_in_segment()), between notify_follow() and the
- * reply, with `hand` held from the listing to the reply.
- */
+/* READDIRPLUS of a segment gives names as LOOKUP does (entries_lock held
+ * from the listing to the reply). */
 static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
 {
     struct listing L = {.req = req, .size = size, .plus = plus};
     struct sfs_seg *seg = d->seg;
 
-    if (off < 0) {
-        fuse_reply_err(req, EINVAL);
-        return;
-    }
-    L.buf = malloc(size);
-    if (L.buf == NULL) {
-        fuse_reply_err(req, ENOMEM);
+    if (off < 0 || (L.buf = malloc(size)) == NULL) {
+        fuse_reply_err(req, off < 0 ? EINVAL : ENOMEM);
         return;
     }
     if (seg != NULL && plus) {
-        (void)notify_follow(seg);
-        pthread_rwlock_rdlock(&seg->hand);
-        L.followed = seg_followed(seg);
+        entries_hold(seg, 1);
+        L.followed = seg->follow == SFS_FOLLOW_ON;
     }
     pthread_mutex_lock(&d->lock);
     if (seg == NULL)
@@ -1139,9 +802,11 @@ static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int
     else
         readdir_segment(&L, d, off);
     pthread_mutex_unlock(&d->lock);
-    reply_listing(&L);
+    if (fuse_reply_buf(req, L.buf, L.used) != 0)
+        for (size_t i = 0; i < L.nrefs; i++)
+            node_forget(L.refs[i], 1);
     if (seg != NULL && plus)
-        pthread_rwlock_unlock(&seg->hand);
+        pthread_rwlock_unlock(&seg->entries_lock);
     free(L.refs);
     free(L.buf);
 }
@@ -1180,14 +845,11 @@ static const char *const xattr_names[] = {
 /* The value of attribute @k, or -1 when the chunk has none. */
 static int xattr_value(const struct sfs_meta *m, size_t k, char *buf, size_t size)
 {
-    switch (k) {
-    case 0:
+    if (k == 0)
         return snprintf(buf, size, "%" PRIu64, m->id);
-    case 1:
+    if (k == 1)
         return m->expires_ns == 0 ? -1 : snprintf(buf, size, "%" PRId64, m->expires_ns);
-    default:
-        return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
-    }
+    return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
 }
 
 static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_t size)
@@ -1200,26 +862,16 @@ static void reply_xattr_data(fuse_req_t req, const char *data, size_t len, size_
         fuse_reply_buf(req, data, len);
 }
 
-/*
- * Only the user namespace is ours. A name in any other (security.selinux,
- * system.posix_acl_access, trusted.*) is refused with EOPNOTSUPP, as a
- * kernel filesystem with no handler for that namespace refuses it (the
- * kernel caches nothing of xattrs: each query is a request). `ls -l`
- * takes EOPNOTSUPP as "no labels, no ACLs on this filesystem" and stops
- * asking: two requests per listing instead of two per file.
- */
-static int xattr_ours(const char *name)
-{
-    return strncmp(name, "user.", 5) == 0;
-}
-
+/* Only the user namespace is ours: any other is EOPNOTSUPP, as from a
+ * kernel filesystem without its handler, which `ls -l` takes as "no
+ * labels, no ACLs here" and stops asking (two requests, not two a file). */
 static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
     struct sfs_meta m;
     char val[32];
     int rc;
 
-    if (!xattr_ours(name)) {
+    if (strncmp(name, "user.", 5) != 0) {
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
@@ -1227,19 +879,16 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
         fuse_reply_err(req, ENODATA);
         return;
     }
-    rc = chunk_meta(ino, &m);
-    if (rc != 0) {
+    if ((rc = chunk_meta(ino, &m)) != 0) {
         fuse_reply_err(req, fs_err(rc));
         return;
     }
     for (size_t k = 0; k < NXATTR; k++) {
-        if (strcmp(name, xattr_names[k]) != 0)
-            continue;
-        rc = xattr_value(&m, k, val, sizeof val);
-        if (rc < 0)
-            break;
-        reply_xattr_data(req, val, (size_t)rc, size);
-        return;
+        int n = strcmp(name, xattr_names[k]) == 0 ? xattr_value(&m, k, val, sizeof val) : -1;
+        if (n >= 0) {
+            reply_xattr_data(req, val, (size_t)n, size);
+            return;
+        }
     }
     fuse_reply_err(req, ENODATA);
 }
@@ -1247,40 +896,35 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
     struct sfs_meta m;
-    char list[128] = "", val[32];
+    char list[128], val[32];
     size_t len = 0;
 
-    if (sfs_ino_kind(ino) != SFS_CHUNK) {
-        reply_xattr_data(req, list, 0, size);
-        return;
-    }
-    if (chunk_meta(ino, &m) != 0) {
-        fuse_reply_err(req, ENOENT);
-        return;
-    }
-    for (size_t k = 0; k < NXATTR; k++) {
-        if (xattr_value(&m, k, val, sizeof val) < 0)
-            continue;
-        memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
-        len += strlen(xattr_names[k]) + 1;
+    if (sfs_ino_kind(ino) == SFS_CHUNK) {
+        if (chunk_meta(ino, &m) != 0) {
+            fuse_reply_err(req, ENOENT);
+            return;
+        }
+        for (size_t k = 0; k < NXATTR; k++) {
+            if (xattr_value(&m, k, val, sizeof val) < 0)
+                continue;
+            memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
+            len += strlen(xattr_names[k]) + 1;
+        }
     }
     reply_xattr_data(req, list, len, size);
 }
 
 /* ------------------------------------------------------------------ */
-/* the rest: statfs, init, and everything a read-only filesystem refuses */
 
 static void sfs_statfs(fuse_req_t req, fuse_ino_t ino)
 {
-    struct statvfs sv;
+    struct statvfs sv = {.f_bsize = 4096,
+                         .f_frsize = 4096,
+                         .f_files = nodes_count(),
+                         .f_namemax = SPECULO_CHUNK_NAME_MAX,
+                         .f_flag = ST_RDONLY};
 
     (void)ino;
-    memset(&sv, 0, sizeof sv);
-    sv.f_bsize = 4096;
-    sv.f_frsize = 4096;
-    sv.f_files = nodes_count();
-    sv.f_namemax = SPECULO_CHUNK_NAME_MAX;
-    sv.f_flag = ST_RDONLY;
     fuse_reply_statfs(req, &sv);
 }
 
@@ -1292,116 +936,20 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
 }
 
-static void erofs(fuse_req_t req)
-{
-    fuse_reply_err(req, EROFS);
-}
-
-static void sfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
-                        struct fuse_file_info *fi)
-{
-    (void)ino, (void)attr, (void)to_set, (void)fi;
-    erofs(req);
-}
-
-static void sfs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
-{
-    (void)parent, (void)name, (void)mode, (void)rdev;
-    erofs(req);
-}
-
-static void sfs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
-{
-    (void)parent, (void)name, (void)mode;
-    erofs(req);
-}
-
-static void sfs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
-{
-    (void)parent, (void)name;
-    erofs(req);
-}
-
-static void sfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
-{
-    (void)link, (void)parent, (void)name;
-    erofs(req);
-}
-
-static void sfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-                       const char *newname, unsigned int flags)
-{
-    (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
-    erofs(req);
-}
-
-static void sfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
-{
-    (void)ino, (void)newparent, (void)newname;
-    erofs(req);
-}
-
-static void sfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-                      struct fuse_file_info *fi)
-{
-    (void)ino, (void)buf, (void)size, (void)off, (void)fi;
-    erofs(req);
-}
-
-static void sfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-                       struct fuse_file_info *fi)
-{
-    (void)parent, (void)name, (void)mode, (void)fi;
-    erofs(req);
-}
-
-static void sfs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-                         size_t size, int flags)
-{
-    (void)ino, (void)name, (void)value, (void)size, (void)flags;
-    erofs(req);
-}
-
-static void sfs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-    (void)ino, (void)name;
-    erofs(req);
-}
-
-static void sfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
-                          struct fuse_file_info *fi)
-{
-    (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
-    erofs(req);
-}
-
 const struct fuse_lowlevel_ops sfs_ops = {
     .init = sfs_init,
     .lookup = sfs_lookup,
     .forget = sfs_forget,
     .forget_multi = sfs_forget_multi,
     .getattr = sfs_getattr,
-    .setattr = sfs_setattr,
-    .mknod = sfs_mknod,
-    .mkdir = sfs_mkdir,
-    .unlink = sfs_unlink,
-    .rmdir = sfs_unlink,
-    .symlink = sfs_symlink,
-    .rename = sfs_rename,
-    .link = sfs_link,
     .open = sfs_open,
     .read = sfs_read,
-    .write = sfs_write,
     .release = sfs_release,
     .opendir = sfs_opendir,
     .readdir = sfs_readdir,
     .readdirplus = sfs_readdirplus,
     .releasedir = sfs_releasedir,
     .statfs = sfs_statfs,
-    .setxattr = sfs_setxattr,
     .getxattr = sfs_getxattr,
     .listxattr = sfs_listxattr,
-    .removexattr = sfs_removexattr,
-    .create = sfs_create,
-    .fallocate = sfs_fallocate,
 };

@@ -1,32 +1,25 @@
 /*
- * The segments of the segment directory, as the filesystem numbers them.
- *
- * Each *incarnation* of a segment gets a slot, the high bits of all its
- * inode numbers. An incarnation is a name plus the segment's uid and
- * creation time (kept by the garbage collector), so a GC switch keeps the
- * slot, and a segment removed and created again under the same name gets a
- * new one: its chunk 1 is not the old chunk 1, and must not inherit its
- * inode (nor the kernel's page cache of it). A file that cannot be read as
- * a segment is an incarnation of its own, told by its (device, inode).
+ * The segments, as the filesystem numbers them. Each *incarnation* (a name
+ * plus the segment's uid and creation time, which the collector keeps; a
+ * file that cannot be read as a segment: its device and inode) gets a
+ * slot, the high bits of its inode numbers: a GC switch keeps the slot, a
+ * segment created again gets a new one.
  *
  * Learning which incarnation a file holds costs a reader open and an O(n)
- * speculo_reader_info(), so it is done only when the file under a name is
- * not the one last seen: at a GC switch, a removal, a creation. Whether it
- * is, an fstatat() tells; and while inotify watches the segment directory
- * (notify.c), the answer is kept until an event names the segment
- * ("verified"), so that an operation costs no system call at all. Readers
- * follow a name by themselves: every chunk a pooled reader returns is
- * checked to come from the incarnation asked for (seg_same()), which
- * covers the instant between a change and its inotify event.
+ * speculo_reader_info(): it is done only when an fstatat() shows another
+ * file under the name. While inotify watches the directory (notify.c), the
+ * answer is kept ("verified") until an event names the segment: an
+ * operation then makes no system call. Every chunk a pooled reader returns
+ * is checked to come from the incarnation asked for (seg_reads()), which
+ * covers the instant between a change and its event.
  *
- * Each incarnation keeps a small pool of idle readers, so that lookups do
- * not map the segment every time.
+ * One lock, S.lock (segtab_lock()), guards the table and every
+ * incarnation's state, file, reader pool and held files (holds.c).
  */
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,29 +27,22 @@
 
 #include "sfs.h"
 
-#define POOL_MAX (sizeof(((struct sfs_seg *)0)->pool) / sizeof(speculo_reader *))
-
 static struct {
     pthread_mutex_t lock;
-    pthread_rwlock_t root_hand; /* see segtab_root_hand() */
     char dir[PATH_MAX];
     struct sfs_seg **all; /* every incarnation, all[slot - 1] */
     size_t nall, capall;
-    struct sfs_seg **cur; /* the incarnations not dead, one per name */
+    struct sfs_seg **cur; /* the current incarnations, one per name */
     size_t ncur, capcur;
     uint64_t epoch; /* +1 at every change reported by inotify */
     int verify_on;  /* inotify watches the directory: "verified" may be kept */
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER,
-       /* writers first, as `hand` (init_hand()) */
-       .root_hand = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 int segtab_init(const char *dir)
 {
-    size_t n = strlen(dir);
-
-    if (n >= sizeof S.dir)
+    if (strlen(dir) >= sizeof S.dir)
         return -ENAMETOOLONG;
-    memcpy(S.dir, dir, n + 1);
+    strcpy(S.dir, dir);
     return 0;
 }
 
@@ -65,21 +51,33 @@ const char *segtab_dir(void)
     return S.dir;
 }
 
-int segtab_stat_dir(struct stat *st)
+void segtab_lock(void)
 {
-    return lstat(S.dir, st) == 0 ? 0 : -errno;
+    pthread_mutex_lock(&S.lock);
+}
+
+void segtab_unlock(void)
+{
+    pthread_mutex_unlock(&S.lock);
+}
+
+/* Locked. Close the pooled readers, which would follow the name to
+ * whatever is created there next, and let the held files go. */
+static void drop_files(struct sfs_seg *seg)
+{
+    for (unsigned k = 0; k < seg->npool; k++)
+        g_reader_close(seg->pool[k]);
+    seg->npool = 0;
+    holds_drop(seg);
 }
 
 void segtab_fini(void)
 {
     for (size_t i = 0; i < S.nall; i++) {
-        struct sfs_seg *seg = S.all[i];
-        for (unsigned k = 0; k < seg->npool; k++)
-            g_reader_close(seg->pool[k]);
-        holds_release(seg);
-        pthread_rwlock_destroy(&seg->hand);
-        free(seg->name);
-        free(seg);
+        drop_files(S.all[i]);
+        pthread_rwlock_destroy(&S.all[i]->entries_lock);
+        free(S.all[i]->name);
+        free(S.all[i]);
     }
     free(S.all);
     free(S.cur);
@@ -111,34 +109,28 @@ static int stat_file(const char *name, struct stat *st)
     return S_ISREG(st->st_mode) ? 0 : -ENOENT;
 }
 
-static size_t find_cur_index(const char *name)
+/* Locked. The current incarnation of @name, and its index in S.cur. */
+static struct sfs_seg *find_cur(const char *name, size_t *index)
 {
     for (size_t i = 0; i < S.ncur; i++)
-        if (strcmp(S.cur[i]->name, name) == 0)
-            return i;
-    return SIZE_MAX;
+        if (strcmp(S.cur[i]->name, name) == 0) {
+            if (index != NULL)
+                *index = i;
+            return S.cur[i];
+        }
+    return NULL;
 }
 
-static struct sfs_seg *find_cur(const char *name)
-{
-    size_t i = find_cur_index(name);
-    return i == SIZE_MAX ? NULL : S.cur[i];
-}
-
-/* Locked. The incarnation is gone from its name: forget its readers, which
- * would otherwise follow the name to whatever is created there next. */
+/* Locked. The current @seg is gone from its name. */
 static void mark_dead(struct sfs_seg *seg)
 {
-    size_t i = find_cur_index(seg->name);
+    size_t i;
 
-    if (i != SIZE_MAX && S.cur[i] == seg)
+    if (find_cur(seg->name, &i) == seg)
         S.cur[i] = S.cur[--S.ncur];
-    seg->dead = 1;
+    seg->state = SEG_DEAD;
     seg->verified = 0;
-    for (unsigned k = 0; k < seg->npool; k++)
-        g_reader_close(seg->pool[k]);
-    seg->npool = 0;
-    holds_release(seg);
+    drop_files(seg);
 }
 
 /* Locked. @st is what the file under the name looks like now, learnt
@@ -146,49 +138,8 @@ static void mark_dead(struct sfs_seg *seg)
  * in between (the event may be about a change after the stat). */
 static void set_file(struct sfs_seg *seg, const struct stat *st, uint64_t epoch0)
 {
-    seg->dev = st->st_dev;
-    seg->ino = st->st_ino;
     seg->st = *st;
-    seg->verified = S.verify_on && S.epoch == epoch0 && !seg->bad && !seg->dead;
-}
-
-static int grow(void *pp, size_t *cap, size_t need)
-{
-    void **p = pp;
-    size_t n = *cap ? *cap * 2 : 16;
-    void *np;
-
-    if (need <= *cap)
-        return 0;
-    np = realloc(*p, n * sizeof(void *));
-    if (np == NULL)
-        return -ENOMEM;
-    *p = np;
-    *cap = n;
-    return 0;
-}
-
-/* Locked. Make @seg the current incarnation of its name. One that comes
- * back (a file briefly missing) starts afresh: what the kernel cached of it
- * was taken back when it died. */
-static int make_current(struct sfs_seg *seg)
-{
-    struct sfs_seg *other = find_cur(seg->name);
-
-    if (other == seg)
-        return 0;
-    if (other != NULL)
-        mark_dead(other);
-    if (grow(&S.cur, &S.capcur, S.ncur + 1) != 0)
-        return -ENOMEM;
-    S.cur[S.ncur++] = seg;
-    seg->dead = 0;
-    holds_enable(seg);
-    if (seg->reaped) {
-        seg->reaped = 0;
-        seg->handed = 0;
-    }
-    return 0;
+    seg->verified = S.verify_on && S.epoch == epoch0 && !seg->bad && seg->state == SEG_CURRENT;
 }
 
 /* What a file holds: a readable segment (uid, created_ns), or not. */
@@ -200,67 +151,61 @@ struct identity {
     ino_t ino;
 };
 
-/* Locked. An earlier incarnation with this identity, newest first: a GC
- * switch, or a file that was briefly missing, keeps its slot. */
-static struct sfs_seg *find_any(const char *name, const struct identity *id)
-{
-    for (size_t i = S.nall; i-- > 0;) {
-        struct sfs_seg *s = S.all[i];
-        if (s->bad != id->bad || strcmp(s->name, name) != 0)
-            continue;
-        if (!id->bad && s->uid == id->uid && s->created_ns == id->created_ns)
-            return s;
-        if (id->bad && s->dev == id->dev && s->ino == id->ino)
-            return s;
-    }
-    return NULL;
-}
-
-/* Writers first: a watcher deciding what to invalidate must not wait for
- * a gap in a stream of lookups (glibc's default lets readers starve it).
- * Nobody takes `hand` twice, as that kind requires. */
-static int init_hand(pthread_rwlock_t *l)
+/* Writers first: a notifier taking the names the kernel holds must not
+ * wait for a gap in a stream of lookups (glibc's default lets readers
+ * starve it). Nobody takes it twice, as that kind requires. */
+static int init_entries_lock(pthread_rwlock_t *l)
 {
     pthread_rwlockattr_t a;
     int rc = pthread_rwlockattr_init(&a);
 
-    if (rc != 0)
-        return rc;
-    rc = pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (rc == 0)
+        rc = pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     if (rc == 0)
         rc = pthread_rwlock_init(l, &a);
     pthread_rwlockattr_destroy(&a);
     return rc;
 }
 
-/* Locked. */
-static struct sfs_seg *new_seg(const char *name, const struct identity *id)
+/* Locked. The incarnation of @name that @id tells: one seen before (after
+ * a GC switch, or a file briefly missing), else a new one. It is made the
+ * current one of its name. NULL when out of memory (or slots). */
+static struct sfs_seg *incarnation(const char *name, const struct identity *id)
 {
-    struct sfs_seg *seg;
+    struct sfs_seg *seg = NULL, *other;
 
-    if (S.nall >= SFS_SLOT_MAX || grow(&S.all, &S.capall, S.nall + 1) != 0)
-        return NULL;
-    seg = calloc(1, sizeof *seg);
-    if (seg == NULL)
-        return NULL;
-    seg->name = strdup(name);
-    if (seg->name == NULL) {
-        free(seg);
-        return NULL;
+    for (size_t i = S.nall; seg == NULL && i-- > 0;) {
+        struct sfs_seg *s = S.all[i];
+        if (s->bad == id->bad && strcmp(s->name, name) == 0 &&
+            (id->bad ? s->st.st_dev == id->dev && s->st.st_ino == id->ino
+                     : s->uid == id->uid && s->created_ns == id->created_ns))
+            seg = s;
     }
-    if (init_hand(&seg->hand) != 0) {
-        free(seg->name);
-        free(seg);
-        return NULL;
+    if (seg == NULL) {
+        if (S.nall >= SFS_SLOT_MAX || sfs_grow(&S.all, &S.capall, S.nall + 1, sizeof *S.all) != 0 ||
+            (seg = calloc(1, sizeof *seg)) == NULL)
+            return NULL;
+        if ((seg->name = strdup(name)) == NULL || init_entries_lock(&seg->entries_lock) != 0) {
+            free(seg->name);
+            free(seg);
+            return NULL;
+        }
+        seg->bad = id->bad;
+        seg->uid = id->uid;
+        seg->created_ns = id->created_ns;
+        seg->state = SEG_REAPED; /* not current yet: nothing to take back */
+        S.all[S.nall++] = seg;
+        seg->slot = S.nall;
     }
-    atomic_init(&seg->follow, SFS_FOLLOW_NONE);
-    seg->bad = id->bad;
-    seg->uid = id->uid;
-    seg->created_ns = id->created_ns;
-    seg->dead = 1; /* until make_current() */
-    seg->holds_off = 1;
-    S.all[S.nall++] = seg;
-    seg->slot = S.nall;
+    other = find_cur(name, NULL);
+    if (other == seg)
+        return seg;
+    if (sfs_grow(&S.cur, &S.capcur, S.ncur + 1, sizeof *S.cur) != 0)
+        return NULL;
+    if (other != NULL)
+        mark_dead(other);
+    S.cur[S.ncur++] = seg;
+    seg->state = SEG_CURRENT;
     return seg;
 }
 
@@ -271,32 +216,22 @@ static int learn(const char *name, const struct stat *st, struct identity *id, s
 {
     struct speculo_segment_info info;
     struct speculo_segment_ident ident;
-    int rc;
+    int rc = g_reader_open(name, r);
 
-    memset(id, 0, sizeof *id);
-    id->dev = st->st_dev;
-    id->ino = st->st_ino;
-    *r = NULL;
-    rc = g_reader_open(name, r);
+    *id = (struct identity){.dev = st->st_dev, .ino = st->st_ino};
     if (rc == -ENOENT)
         return rc;
+    if (rc == 0 && (rc = g_info(*r, &info)) == 0)
+        rc = speculo_reader_ident(*r, &ident);
     if (rc == 0) {
-        rc = g_info(*r, &info);
-        if (rc == 0)
-            rc = speculo_reader_ident(*r, &ident);
-        if (rc != 0) {
-            g_reader_close(*r);
-            *r = NULL;
-        }
-    }
-    if (rc != 0) {
-        id->bad = 1;
-        if (sfs_debug)
-            fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", name, speculo_strerror(rc));
+        id->uid = ident.uid;
+        id->created_ns = ident.created_ns;
         return 0;
     }
-    id->uid = ident.uid;
-    id->created_ns = ident.created_ns;
+    fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", name, speculo_strerror(rc));
+    g_reader_close(*r);
+    *r = NULL;
+    id->bad = 1;
     return 0;
 }
 
@@ -304,7 +239,7 @@ static int learn(const char *name, const struct stat *st, struct identity *id, s
  * returned for the caller to close. */
 static speculo_reader *pool_put(struct sfs_seg *seg, speculo_reader *r)
 {
-    if (r != NULL && !seg->dead && seg->npool < POOL_MAX) {
+    if (r != NULL && seg->state == SEG_CURRENT && seg->npool < SFS_POOL_MAX) {
         seg->pool[seg->npool++] = r;
         return NULL;
     }
@@ -314,47 +249,35 @@ static speculo_reader *pool_put(struct sfs_seg *seg, speculo_reader *r)
 static int resolve(const char *name, const struct stat *st, uint64_t epoch0, struct sfs_seg **out)
 {
     struct identity id;
-    speculo_reader *r;
-    struct sfs_seg *seg;
+    speculo_reader *r = NULL;
     int rc = learn(name, st, &id, &r);
 
     if (rc != 0)
         return rc;
     pthread_mutex_lock(&S.lock);
-    seg = find_any(name, &id);
-    if (seg == NULL)
-        seg = new_seg(name, &id);
-    if (seg == NULL || make_current(seg) != 0) {
-        rc = -ENOMEM;
-    } else {
-        set_file(seg, st, epoch0);
-        r = pool_put(seg, r);
-        *out = seg;
+    *out = incarnation(name, &id);
+    if (*out != NULL) {
+        set_file(*out, st, epoch0);
+        r = pool_put(*out, r);
     }
     pthread_mutex_unlock(&S.lock);
     g_reader_close(r);
-    return rc;
+    return *out != NULL ? 0 : -ENOMEM;
 }
 
-/* Locked. Still the file we know, and readable: nothing to learn. */
-static int known_file(const struct sfs_seg *seg, const struct stat *st)
-{
-    return !seg->dead && !seg->bad && seg->dev == st->st_dev && seg->ino == st->st_ino;
-}
-
-/* The current incarnation of segment @name, and its file's stat. An
- * unreadable file is looked at again every time: it may have become
- * readable (a chmod, say). */
-int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
+/* The current incarnation of segment @name, and its file's stat: the one
+ * verified; else the file is looked at, and learnt if it is not the one
+ * last seen (its incarnation found again, or new). An unreadable file is
+ * looked at every time: it may become readable (a chmod, say). -ENOENT when
+ * no file is there: the incarnation that was there died. */
+static int current(const char *name, struct sfs_seg **out, struct stat *st)
 {
     struct sfs_seg *seg;
     uint64_t epoch0;
-    int rc = speculo_segment_name_check(name);
+    int rc, known = 0;
 
-    if (rc != 0)
-        return rc == -ENAMETOOLONG ? rc : -ENOENT;
     pthread_mutex_lock(&S.lock);
-    seg = find_cur(name);
+    seg = find_cur(name, NULL);
     if (seg != NULL && seg->verified) {
         *st = seg->st;
         *out = seg;
@@ -364,106 +287,82 @@ int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
     epoch0 = S.epoch;
     pthread_mutex_unlock(&S.lock);
     rc = stat_file(name, st);
-    if (rc != 0)
-        return rc;
     pthread_mutex_lock(&S.lock);
-    seg = find_cur(name);
-    if (seg != NULL && known_file(seg, st))
+    seg = find_cur(name, NULL);
+    if (rc == -ENOENT && seg != NULL)
+        mark_dead(seg);
+    if (rc == 0 && seg != NULL && !seg->bad && seg->st.st_dev == st->st_dev &&
+        seg->st.st_ino == st->st_ino) {
         set_file(seg, st, epoch0);
-    else
-        seg = NULL;
-    pthread_mutex_unlock(&S.lock);
-    if (seg != NULL) {
         *out = seg;
-        return 0;
+        known = 1;
     }
-    return resolve(name, st, epoch0, out);
+    pthread_mutex_unlock(&S.lock);
+    return rc == 0 && !known ? resolve(name, st, epoch0, out) : rc;
+}
+
+int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st)
+{
+    int rc = speculo_segment_name_check(name);
+
+    if (rc != 0)
+        return rc == -ENAMETOOLONG ? rc : -ENOENT;
+    return current(name, out, st);
 }
 
 /* 0 when @seg is still the incarnation under its name (and fills @st),
  * -ENOENT when it was removed or replaced. */
 int seg_check(struct sfs_seg *seg, struct stat *st)
 {
-    struct sfs_seg *now;
-    uint64_t epoch0;
-    int ok;
-    int rc;
+    struct sfs_seg *now = NULL;
+    int rc = 0;
 
     pthread_mutex_lock(&S.lock);
-    ok = seg->verified;
-    if (ok)
+    if (seg->verified) { /* verified: current, no need to look for it */
         *st = seg->st;
-    epoch0 = S.epoch;
-    pthread_mutex_unlock(&S.lock);
-    if (ok)
-        return 0;
-    rc = stat_file(seg->name, st);
-    if (rc == -ENOENT) {
-        pthread_mutex_lock(&S.lock);
-        if (!seg->dead)
-            mark_dead(seg);
-        pthread_mutex_unlock(&S.lock);
+        now = seg;
     }
-    if (rc != 0)
-        return rc;
-    pthread_mutex_lock(&S.lock);
-    ok = known_file(seg, st);
-    if (ok)
-        set_file(seg, st, epoch0);
     pthread_mutex_unlock(&S.lock);
-    if (ok)
-        return 0;
-    rc = resolve(seg->name, st, epoch0, &now);
-    if (rc != 0)
-        return rc;
-    return now == seg ? 0 : -ENOENT;
+    if (now == NULL)
+        rc = current(seg->name, &now, st);
+    return rc == 0 && now != seg ? -ENOENT : rc;
 }
 
-/* Does @id (of the file a reader of @seg maps) name this incarnation? A
- * pooled reader follows the name to a segment created there since. */
-int seg_same(const struct sfs_seg *seg, const struct speculo_segment_ident *id)
+/* Did the chunks @r returned last come from @seg? A reader follows the
+ * segment's name, possibly to a segment created there since: then the
+ * name is looked at again next time. */
+int seg_reads(struct sfs_seg *seg, const speculo_reader *r)
 {
-    return !seg->bad && id->uid == seg->uid && id->created_ns == seg->created_ns;
-}
+    struct speculo_segment_ident id;
 
-/* A reader found another file under the name: look again next time. */
-void seg_unverify(struct sfs_seg *seg)
-{
+    if (speculo_reader_ident(r, &id) == 0 && !seg->bad && id.uid == seg->uid &&
+        id.created_ns == seg->created_ns)
+        return 1;
     pthread_mutex_lock(&S.lock);
     seg->verified = 0;
     pthread_mutex_unlock(&S.lock);
+    return 0;
 }
 
 /* A reader on @seg, from the pool or new; give it back with
  * seg_reader_give(). -EIO for a segment that cannot be read. */
 int seg_reader_take(struct sfs_seg *seg, speculo_reader **out)
 {
-    speculo_reader *r = NULL;
-    int rc;
-
+    *out = NULL;
     if (seg->bad)
         return -EIO;
     pthread_mutex_lock(&S.lock);
     if (seg->npool > 0)
-        r = seg->pool[--seg->npool];
+        *out = seg->pool[--seg->npool];
     pthread_mutex_unlock(&S.lock);
-    if (r != NULL) {
-        *out = r;
-        return 0;
-    }
-    rc = g_reader_open(seg->name, &r);
-    if (rc == 0)
-        *out = r;
-    return rc;
+    return *out != NULL ? 0 : g_reader_open(seg->name, out);
 }
 
 /* @rc is what the last call on @r returned: a reader that faulted is
  * closed, never pooled again. */
 void seg_reader_give(struct sfs_seg *seg, speculo_reader *r, int rc)
 {
-    if (r == NULL)
-        return;
-    if (rc != SFS_FAULT) {
+    if (r != NULL && rc != SFS_FAULT) {
         pthread_mutex_lock(&S.lock);
         r = pool_put(seg, r);
         pthread_mutex_unlock(&S.lock);
@@ -476,42 +375,30 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int is_segment_entry(const struct dirent *de)
-{
-    struct stat st;
-
-    if (speculo_segment_name_check(de->d_name) != 0)
-        return 0; /* includes the reserved dot names */
-    if (de->d_type == DT_REG)
-        return 1;
-    return de->d_type == DT_UNKNOWN && stat_file(de->d_name, &st) == 0;
-}
-
-/* The names of the segment files now in the directory, sorted. */
+/* The names of the segment files now in the directory, sorted (not the
+ * reserved dot names, nor what is not a regular file). */
 int segtab_list(char ***names, size_t *count)
 {
     DIR *d = opendir(S.dir);
     char **v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
-    int rc = 0;
+    struct stat st;
 
     if (d == NULL)
         return -errno;
     while ((de = readdir(d)) != NULL) {
-        if (!is_segment_entry(de))
+        if (speculo_segment_name_check(de->d_name) != 0 ||
+            (de->d_type != DT_REG && (de->d_type != DT_UNKNOWN || stat_file(de->d_name, &st) != 0)))
             continue;
-        if (grow(&v, &cap, n + 1) != 0 || (v[n] = strdup(de->d_name)) == NULL) {
-            rc = -ENOMEM;
-            break;
+        if (sfs_grow(&v, &cap, n + 1, sizeof *v) != 0 || (v[n] = strdup(de->d_name)) == NULL) {
+            closedir(d);
+            segtab_free_list(v, n);
+            return -ENOMEM;
         }
         n++;
     }
     closedir(d);
-    if (rc != 0) {
-        segtab_free_list(v, n);
-        return rc;
-    }
     if (n > 1)
         qsort(v, n, sizeof *v, cmp_names);
     *names = v;
@@ -527,53 +414,7 @@ void segtab_free_list(char **names, size_t count)
 }
 
 /* ------------------------------------------------------------------ */
-/* What the kernel may cache of the root, and what inotify reports     */
-
-/*
- * A LOOKUP in the root holds this shared from segtab_lookup() to its
- * reply; notify.c holds it exclusively while it collects the incarnations
- * that died (segtab_take_dead()). So an incarnation handed to the kernel
- * is either seen dead by the collection, or handed after it, when the
- * change is already visible to segtab_lookup().
- */
-void segtab_root_hand(int exclusive)
-{
-    if (exclusive)
-        pthread_rwlock_wrlock(&S.root_hand);
-    else
-        pthread_rwlock_rdlock(&S.root_hand);
-}
-
-void segtab_root_unhand(void)
-{
-    pthread_rwlock_unlock(&S.root_hand);
-}
-
-/* The kernel may now cache the root's entry for @seg (a positive entry
- * timeout): its death must be told. */
-void seg_handed(struct sfs_seg *seg)
-{
-    pthread_mutex_lock(&S.lock);
-    seg->handed = 1;
-    pthread_mutex_unlock(&S.lock);
-}
-
-/* Locked. */
-static void unverify_all(void)
-{
-    for (size_t i = 0; i < S.ncur; i++)
-        S.cur[i]->verified = 0;
-}
-
-/* inotify is (1) or is no longer (0) watching the directory. */
-void segtab_verify_enable(int on)
-{
-    pthread_mutex_lock(&S.lock);
-    S.verify_on = on;
-    S.epoch++;
-    unverify_all();
-    pthread_mutex_unlock(&S.lock);
-}
+/* What inotify reports                                                */
 
 /* An event about @name (NULL: about anything, e.g. the queue overflowed):
  * what was verified of it is no longer. Called as soon as the event is
@@ -584,86 +425,71 @@ void segtab_changed(const char *name)
 
     pthread_mutex_lock(&S.lock);
     S.epoch++;
-    if (name == NULL) {
-        unverify_all();
-    } else if ((seg = find_cur(name)) != NULL) {
+    if (name == NULL)
+        for (size_t i = 0; i < S.ncur; i++)
+            S.cur[i]->verified = 0;
+    else if ((seg = find_cur(name, NULL)) != NULL)
         seg->verified = 0;
-    }
     pthread_mutex_unlock(&S.lock);
 }
 
-/* Locked. Did the owner or mode a chunk takes from the file change? */
-static int owner_changed(const struct sfs_seg *seg, const struct stat *st)
+/* inotify is (1) or is no longer (0) watching the directory. */
+void segtab_verify_enable(int on)
 {
-    return seg->st.st_uid != st->st_uid || seg->st.st_gid != st->st_gid ||
-           sfs_allowed(seg->st.st_mode, 0555) != sfs_allowed(st->st_mode, 0555);
+    pthread_mutex_lock(&S.lock);
+    S.verify_on = on;
+    pthread_mutex_unlock(&S.lock);
+    segtab_changed(NULL);
 }
 
-/* Locked. The file under @cur's name holds @id (learnt from @st): the same
- * incarnation after a GC switch, or another one. */
-static speculo_reader *settle(struct sfs_seg *cur, const struct identity *id, const struct stat *st,
-                              uint64_t epoch0, speculo_reader *r, struct sfs_seg **attr_changed)
-{
-    if (cur->dead || find_cur(cur->name) != cur)
-        return r;
-    if (id->bad || id->uid != cur->uid || id->created_ns != cur->created_ns) {
-        mark_dead(cur);
-        return r;
-    }
-    if (owner_changed(cur, st))
-        *attr_changed = cur;
-    set_file(cur, st, epoch0);
-    return pool_put(cur, r);
-}
-
-/*
- * After an inotify event about @name: is its current incarnation still
+/* After an inotify event about @name: is its current incarnation still
  * under it? A removed or replaced one is marked dead (segtab_take_dead()
- * then finds it); one still there (a GC switch, a chmod) is verified
- * again, and returned in *attr_changed when its owner or mode changed. A
- * file under a name with no current incarnation is left for the first
- * lookup: no slot is spent on a segment nobody looks at.
- */
+ * then finds it); one still there (a GC switch, a chmod) is verified again,
+ * and returned in *attr_changed when its owner or mode changed. A file
+ * under a name with no current incarnation is left for the first lookup: no
+ * slot is spent on a segment nobody looks at. */
 int segtab_recheck(const char *name, struct sfs_seg **attr_changed)
 {
     struct sfs_seg *cur;
     struct identity id;
-    struct stat st;
+    struct stat st, old;
     speculo_reader *r = NULL;
     uint64_t epoch0;
-    dev_t dev = 0;
-    ino_t ino = 0;
     int rc;
 
     *attr_changed = NULL;
     pthread_mutex_lock(&S.lock);
-    cur = find_cur(name);
-    if (cur != NULL) {
-        dev = cur->dev;
-        ino = cur->ino;
-    }
+    cur = find_cur(name, NULL);
+    if (cur != NULL)
+        old = cur->st;
     epoch0 = S.epoch;
     pthread_mutex_unlock(&S.lock);
     if (cur == NULL || cur->bad)
         return 0;
     rc = stat_file(name, &st);
-    if (rc == 0 && (st.st_dev != dev || st.st_ino != ino))
+    if (rc == 0 && (st.st_dev != old.st_dev || st.st_ino != old.st_ino))
         rc = learn(name, &st, &id, &r);
     else if (rc == 0)
         id = (struct identity){.uid = cur->uid, .created_ns = cur->created_ns};
     pthread_mutex_lock(&S.lock);
-    if (rc == -ENOENT && !cur->dead)
+    if (cur->state != SEG_CURRENT || (rc != 0 && rc != -ENOENT)) {
+        /* died meanwhile, or cannot tell */
+    } else if (rc == -ENOENT || id.bad || id.uid != cur->uid || id.created_ns != cur->created_ns) {
         mark_dead(cur);
-    else if (rc == 0)
-        r = settle(cur, &id, &st, epoch0, r, attr_changed);
+    } else {
+        if (cur->st.st_uid != st.st_uid || cur->st.st_gid != st.st_gid ||
+            sfs_allowed(cur->st.st_mode, 0555) != sfs_allowed(st.st_mode, 0555))
+            *attr_changed = cur; /* the owner or mode a chunk takes from the file */
+        set_file(cur, &st, epoch0);
+        r = pool_put(cur, r);
+    }
     pthread_mutex_unlock(&S.lock);
     g_reader_close(r);
     return rc == -ENOENT ? 0 : rc;
 }
 
-/* The dead incarnations whose names the kernel may still cache (its
- * root entry, or chunk names a watcher followed), each returned once.
- * Called with the root held exclusively (segtab_root_hand(1)). */
+/* The incarnations that died since the last call: what the kernel may
+ * cache of them is to be taken back (notify.c), once. */
 size_t segtab_take_dead(struct sfs_seg ***out)
 {
     struct sfs_seg **v = NULL;
@@ -671,43 +497,12 @@ size_t segtab_take_dead(struct sfs_seg ***out)
 
     pthread_mutex_lock(&S.lock);
     for (size_t i = 0; i < S.nall; i++) {
-        struct sfs_seg *seg = S.all[i];
-        /* observes: a watcher started by notify.c (its own lock) */
-        int followed = atomic_load_explicit(&seg->follow, memory_order_acquire) != SFS_FOLLOW_NONE;
-        if (!seg->dead || seg->reaped || !(seg->handed || followed))
+        if (S.all[i]->state != SEG_DEAD || sfs_grow(&v, &cap, n + 1, sizeof *v) != 0)
             continue;
-        if (grow(&v, &cap, n + 1) != 0)
-            break;
-        seg->reaped = 1;
-        seg->handed = 0;
-        v[n++] = seg;
+        S.all[i]->state = SEG_REAPED;
+        v[n++] = S.all[i];
     }
     pthread_mutex_unlock(&S.lock);
     *out = v;
     return n;
-}
-
-/* The names of the current incarnations (for a check of them all). */
-int segtab_current(char ***names, size_t *count)
-{
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-
-    pthread_mutex_lock(&S.lock);
-    for (size_t i = 0; i < S.ncur; i++) {
-        if (grow(&v, &cap, n + 1) != 0 || (v[n] = strdup(S.cur[i]->name)) == NULL) {
-            rc = -ENOMEM;
-            break;
-        }
-        n++;
-    }
-    pthread_mutex_unlock(&S.lock);
-    if (rc != 0) {
-        segtab_free_list(v, n);
-        return rc;
-    }
-    *names = v;
-    *count = n;
-    return 0;
 }

@@ -1,7 +1,5 @@
-/*
- * speculofs internals: the pieces shared by main.c, ops.c, segtab.c,
- * nodes.c and guard.c. See docs/DESIGN-speculofs.md for the picture.
- */
+/* speculofs internals: what the files of fusefs/ share. The picture is in
+ * docs/DESIGN-speculofs.md. */
 #ifndef SFS_H
 #define SFS_H
 
@@ -11,22 +9,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
 #include "speculo.h"
 
-/*
- * Inode numbers are computed, not allocated, so that the same (segment,
- * chunk id) always gets the same number, across a GC switch and across a
- * FORGET, and a number is never given to anything else:
- *
- *   ino = slot << SFS_ID_BITS | low
- *
- * slot: 0 for the root (ino 1 = FUSE_ROOT_ID), else the segment incarnation
- * (see segtab.c); low: 0 the segment directory, 1..SFS_CHUNK_ID_MAX a chunk
- * id, SFS_INFO_LOW the segment's .info file.
- */
+/* Inode numbers are computed: ino = slot << SFS_ID_BITS | low. slot: 0 for
+ * the root (FUSE_ROOT_ID), else a segment incarnation (segtab.c); low: 0
+ * its directory, a chunk id, or SFS_INFO_LOW its .info file. */
 #define SFS_ID_BITS 44
 #define SFS_ID_MASK ((UINT64_C(1) << SFS_ID_BITS) - 1)
 #define SFS_INFO_LOW SFS_ID_MASK
@@ -47,28 +38,16 @@ static inline void sfs_idname(char *buf, uint64_t id)
     buf[SFS_IDNAME_LEN] = '\0';
 }
 
-/* What guard_call() returns when the guarded code touched a mapping whose
- * file was truncated under it (SIGBUS). */
+/* What a guarded call (guard.c) returns when it touched a mapping whose
+ * file was cut under it (SIGBUS). */
 #define SFS_FAULT (-EFAULT)
 
-/*
- * Kernel cache timeouts, in seconds (see DESIGN-speculofs.md, "Caching and
- * invalidation").
- *
- * Entries (names) are cached only where the server can take them back:
- * - an unnamed chunk's name (its padded id) for SFS_ENTRY_TIMEOUT, never
- *   past its expiry less SFS_EXPIRY_MARGIN_NS (the kernel's own timeout
- *   ends it), and only while a watcher follows its segment (notify.c), which
- *   invalidates it when the chunk is obsoleted;
- * - a segment directory's name in the root for SFS_ENTRY_TIMEOUT, while
- *   inotify watches the segment directory (removal, re-creation);
- * - a named chunk's name: 0. An update binds the name to another inode the
- *   moment the commit returns, and no notification can be that fast.
- * No negative entry is ever cached: a chunk appears the moment it is
- * committed. Attributes may be cached: a chunk inode's never change (the
- * owner and mode taken from the segment file are pushed when they do), and
- * a directory's timeout only spares a GETATTR per permission check.
- */
+/* Kernel cache timeouts, in seconds. A name is cached only where the server
+ * can take it back (DESIGN-speculofs.md, "Caching and invalidation"): an
+ * unnamed chunk's while a notifier follows its segment, never past its
+ * expiry less SFS_EXPIRY_MARGIN_NS; a segment's while inotify watches the
+ * segment directory; a named chunk's never (an update rebinds the name the
+ * moment the commit returns), nor a name that does not exist. */
 #define SFS_ENTRY_TIMEOUT 60.0
 #define SFS_EXPIRY_MARGIN_NS (INT64_C(100) * 1000000)
 #define SFS_CHUNK_ATTR_TIMEOUT 3600.0
@@ -105,22 +84,40 @@ static inline mode_t sfs_allowed(mode_t file_mode, mode_t want)
     return m;
 }
 
+/* Room for @need elements of @esize bytes in the growable array *@arr of
+ * capacity *@cap. 0, or -ENOMEM with the array unchanged. */
+static inline int sfs_grow(void *arr, size_t *cap, size_t need, size_t esize)
+{
+    void **p = arr;
+    size_t n = *cap ? *cap : 64;
+    void *np;
+
+    if (need <= *cap)
+        return 0;
+    while (n < need)
+        n *= 2;
+    np = realloc(*p, n * esize);
+    if (np == NULL)
+        return -ENOMEM;
+    *p = np;
+    *cap = n;
+    return 0;
+}
+
 /* ---- guard.c: survive SIGBUS from a mapping truncated under us -------- */
 
 int guard_install(void);
-int guard_call(int (*fn)(void *), void *arg);
-/* Library calls made under the guard; SFS_FAULT when the mapping faulted. */
+/* Library calls made under the guard (SFS_FAULT when the mapping faulted),
+ * in the segment directory of segtab_dir(). */
 int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
-int g_fetch_name(speculo_reader *r, const char *name, speculo_chunk *c, uint64_t *replaces);
-int g_fetch_id(speculo_reader *r, uint64_t id, speculo_chunk *c, uint64_t *replaces);
-/* reader_get_version() (lib/reader_sfs.h): READER_* @flags; -ESTALE for a
- * record in the file but not live. */
+int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size);
-int g_watch(speculo_reader *r, int timeout_ms, struct speculo_watch *ev);
+int g_watch(speculo_reader *r, struct speculo_watch *ev);
+int g_wait(struct speculo_wait_item *items, size_t n, speculo_wakeup *wk);
 int g_info(speculo_reader *r, struct speculo_segment_info *info);
 int g_describe(const char *segment, char *buf, size_t size);
 int g_probe(const void *p, size_t len);
@@ -133,84 +130,72 @@ int g_probe(const void *p, size_t len);
 #define SFS_HOLD_MAX 16
 #define SFS_HOLD_NS (INT64_C(1000) * 1000000)
 #define SFS_HOLD_BYTES (UINT64_C(64) << 20)
+#define SFS_POOL_MAX 8
 struct sfs_hold;
 
-/*
- * One incarnation of a segment: a name plus the segment's random uid and
- * creation time, which the garbage collector keeps. A segment removed and
- * created again under the same name is a new incarnation with a new slot
- * (so new inode numbers, so no stale kernel page cache). Structures are
- * never freed while mounted: handles and inode numbers refer to them by
- * slot. Fields below `hand` are under the segment table's lock.
- */
+/* The life of an incarnation: current, then dead when its file is
+ * removed or replaced by another incarnation's, then reaped once what
+ * the kernel may cache of it was taken back (notify.c). A file missing for
+ * a moment (a rename back) makes a dead or reaped one current again. */
+enum sfs_seg_state { SEG_CURRENT, SEG_DEAD, SEG_REAPED };
+
+/* Whether the kernel may cache the incarnation's chunk names: only while
+ * a notifier follows its obsoletions (notify.c). Off is for good. */
+enum sfs_follow { SFS_FOLLOW_NONE, SFS_FOLLOW_ON, SFS_FOLLOW_OFF };
+
+/* One incarnation of a segment (segtab.c). Never freed while mounted:
+ * handles and inode numbers refer to it by slot. */
 struct sfs_seg {
+    /* Fixed when the incarnation is found. */
     uint64_t slot;
     char *name;
-    uint64_t uid;       /* identity of a readable segment: uid and */
-    int64_t created_ns; /* creation time, kept by the collector */
-    int bad;            /* unreadable when found: only .info is shown */
-    /*
-     * Held shared from the check that a chunk is live to the reply that
-     * lets the kernel cache its name (LOOKUP, READDIRPLUS), exclusively by
-     * the watcher while it decides what to invalidate: so an obsoletion is
-     * either seen by the check or finds the name in the inode table.
-     */
-    pthread_rwlock_t hand;
-    _Atomic int follow; /* notify.c: enum sfs_follow */
-    int dead;           /* removed, or replaced by another incarnation */
-    dev_t dev;          /* the file last seen to hold this incarnation */
-    ino_t ino;
-    struct stat st;          /* its stat, when verified */
-    int verified;            /* st is current: no inotify event since */
-    int handed;              /* the kernel may cache the root's entry for it */
-    int reaped;              /* dead, and its cached names taken back */
-    speculo_reader *pool[8]; /* idle readers, for lookups and attributes */
+    int bad;      /* not readable as a segment: only .info is shown */
+    uint64_t uid; /* a readable one's identity */
+    int64_t created_ns;
+    /* Under the segment table's lock (segtab_lock()). */
+    enum sfs_seg_state state;
+    struct stat st; /* the file last seen to hold it */
+    int verified;   /* st is still right: no inotify event about the name since */
+    speculo_reader *pool[SFS_POOL_MAX]; /* idle readers, for lookups and attributes */
     unsigned npool;
-    /* holds.c, under its lock: files held for opens, oldest first */
-    struct sfs_hold *holds[SFS_HOLD_MAX];
+    struct sfs_hold *holds[SFS_HOLD_MAX]; /* holds.c: files held for opens, oldest first */
     unsigned nholds;
-    int holds_off; /* `dead` as the holds' lock sees it: none may be added */
+    /* The kernel's entries of its chunks: held shared from the check that
+     * a chunk is live to the reply that gives the kernel its name, and
+     * exclusively by notify.c to take the list of names the kernel holds,
+     * or to change `follow`, which it guards. */
+    pthread_rwlock_t entries_lock;
+    enum sfs_follow follow;
 };
-
-/* Whether a watcher follows a segment's obsoletions (notify.c). */
-enum sfs_follow { SFS_FOLLOW_NONE, SFS_FOLLOW_ACTIVE, SFS_FOLLOW_OFF };
 
 int segtab_init(const char *dir);
 void segtab_fini(void);
 const char *segtab_dir(void);
-int segtab_stat_dir(struct stat *st);
+void segtab_lock(void);
+void segtab_unlock(void);
 struct sfs_seg *segtab_get(uint64_t slot);
 int segtab_lookup(const char *name, struct sfs_seg **out, struct stat *st);
 int seg_check(struct sfs_seg *seg, struct stat *st);
-int seg_same(const struct sfs_seg *seg, const struct speculo_segment_ident *id);
-void seg_unverify(struct sfs_seg *seg);
+int seg_reads(struct sfs_seg *seg, const speculo_reader *r);
 int seg_reader_take(struct sfs_seg *seg, speculo_reader **out);
 void seg_reader_give(struct sfs_seg *seg, speculo_reader *r, int rc);
 int segtab_list(char ***names, size_t *count);
 void segtab_free_list(char **names, size_t count);
-/* The root's entries: held shared from segtab_lookup() to the reply of a
- * LOOKUP in the root, exclusively while notify.c collects the dead. */
-void segtab_root_hand(int exclusive);
-void segtab_root_unhand(void);
-void seg_handed(struct sfs_seg *seg);
 /* For notify.c: a change under @name seen by inotify (NULL: anything may
  * have changed); segtab_recheck() then looks at the file again. */
 void segtab_changed(const char *name);
 int segtab_recheck(const char *name, struct sfs_seg **attr_changed);
 void segtab_verify_enable(int on);
 size_t segtab_take_dead(struct sfs_seg ***out);
-int segtab_current(char ***names, size_t *count);
 
 /* ---- holds.c: segment files kept mapped for opens to come ------------- */
 
 int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
 int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c);
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
-struct sfs_hold *hold_get(struct sfs_hold *h);
 void hold_put(struct sfs_hold *h);
-void holds_release(struct sfs_seg *seg);
-void holds_enable(struct sfs_seg *seg);
-unsigned holds_count(const struct sfs_seg *seg);
+void holds_drop(struct sfs_seg *seg);
+unsigned holds_count(struct sfs_seg *seg);
 
 /* ---- nodes.c: the chunk inodes the kernel knows (lookup counts) ------- */
 
@@ -228,6 +213,17 @@ struct sfs_meta {
     mode_t mode;
 };
 
+/* What chunk @c's attributes are made of (the owner and mode: to add). */
+static inline struct sfs_meta sfs_meta_of(const speculo_chunk *c, uint64_t replaces)
+{
+    return (struct sfs_meta){.id = c->id,
+                             .named = c->name != NULL,
+                             .size = c->size,
+                             .replaces = replaces,
+                             .committed_ns = c->committed_ns,
+                             .expires_ns = c->expires_ns};
+}
+
 int nodes_init(void);
 void nodes_fini(void);
 int node_ref(fuse_ino_t ino, const struct sfs_meta *meta);
@@ -243,17 +239,12 @@ size_t nodes_set_owner(uint64_t slot, const struct stat *file, fuse_ino_t **inos
 
 /* ---- notify.c: telling the kernel what it cached is gone --------------- */
 
-/*
- * The only file that calls libfuse's notify functions (and makes threads):
- * an in-process test may link a stub of it. notify_follow() makes sure a
- * watcher follows the obsoletions of @seg from now on: 0 when one does
- * (a name of the segment may then be cached), else -1. notify_root_ok():
- * 1 while inotify watches the segment directory (a segment directory's
- * name may be cached).
- */
+/* notify_follow(): have a notifier follow @seg's obsoletions (then
+ * seg->follow is on). notify_root_ok(): 1 while inotify watches the
+ * segment directory (a segment directory's name may be cached). */
 int notify_start(struct fuse_session *se);
 int notify_stop(void);
-int notify_follow(struct sfs_seg *seg);
+void notify_follow(struct sfs_seg *seg);
 int notify_root_ok(void);
 
 /* ---- ops.c -------------------------------------------------------------- */
@@ -261,6 +252,5 @@ int notify_root_ok(void);
 extern const struct fuse_lowlevel_ops sfs_ops;
 /* Free the handles the kernel did not release (after the loop ended). */
 void sfs_ops_cleanup(void);
-extern int sfs_debug;
 
 #endif /* SFS_H */

@@ -9,7 +9,7 @@
 
 /* FNV-1a over the name, seeded, with a final mix so that the low bits used
  * for the slot and the bits kept in the record both depend on every byte. */
-uint64_t name_hash(uint64_t seed, const char *name, size_t len)
+uint64_t speculo__name_hash(uint64_t seed, const char *name, size_t len)
 {
     uint64_t h = 0xcbf29ce484222325u ^ seed;
     for (size_t i = 0; i < len; i++) {
@@ -37,8 +37,8 @@ static uint64_t pow2_at_least(uint64_t v)
  * writer collects at 1/2). Index and table scale with the file so that a
  * segment of small chunks does not fill its table long before its data.
  */
-void seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_records,
-                     uint64_t min_names, struct seg_layout *out)
+void speculo__seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_records,
+                              uint64_t min_names, struct seg_layout *out)
 {
     uint64_t index_slots = pow2_at_least(4 * (min_names + 1));
     if (index_slots < capacity_hint / 4096)
@@ -62,9 +62,9 @@ void seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_rec
     out->capacity = cap > least ? cap : least;
 }
 
-void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t generation,
-                     uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
-                     uint64_t hash_seed)
+void speculo__seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t generation,
+                              uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
+                              uint64_t hash_seed)
 {
     memcpy(h->magic, SEG_MAGIC, sizeof h->magic);
     h->version = SPECULO_FORMAT_VERSION;
@@ -89,7 +89,7 @@ void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t 
  * give the layout it describes: a copy, checked once read, which the
  * caller uses from then on (the file itself may change under it). After
  * this, the regions lie inside the mapping and do not overlap. */
-int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out)
+int speculo__seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out)
 {
     const struct seg_header *h = map;
     if (map_size < SEG_HEADER_SIZE || memcmp(h->magic, SEG_MAGIC, sizeof h->magic) != 0)
@@ -114,10 +114,10 @@ int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out)
     return 0;
 }
 
-int seg_check_header(const void *map, uint64_t map_size)
+int speculo__seg_check_header(const void *map, uint64_t map_size)
 {
     struct seg_layout l;
-    return seg_check_layout(map, map_size, &l);
+    return speculo__seg_check_layout(map, map_size, &l);
 }
 
 /* Names inside a record must be valid chunk names too: speculofs shows them
@@ -129,7 +129,8 @@ static bool name_ok(const char *name, uint32_t len)
     return speculo_chunk_name_check(name) == 0;
 }
 
-int rec_check(const void *map, const struct seg_layout *l, uint64_t off, struct rec_view *v)
+int speculo__rec_check(const void *map, const struct seg_layout *l, uint64_t off,
+                       struct rec_view *v)
 {
     uint64_t cap = l->capacity;
     if (off < l->records_off || off % REC_ALIGN || off > cap)
@@ -166,7 +167,7 @@ int rec_check(const void *map, const struct seg_layout *l, uint64_t off, struct 
     return 1;
 }
 
-int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
+int64_t speculo__table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
 {
     const uint64_t *table = seg_table(m);
     if (n > m->lay.table_slots)
@@ -175,7 +176,7 @@ int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
     while (lo < hi) {
         uint64_t mid = lo + (hi - lo) / 2;
         struct rec_view v;
-        if (rec_check(m->base, &m->lay, table[mid], &v) != 1)
+        if (speculo__rec_check(m->base, &m->lay, table[mid], &v) != 1)
             return -EBADMSG;
         if (v.id < id)
             lo = mid + 1;
@@ -183,4 +184,34 @@ int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id)
             hi = mid;
     }
     return (int64_t)lo;
+}
+
+/* The committed record with this id, live or not: 0, -ENOENT, -EBADMSG.
+ * A binary search of the id table, then the record after the last one
+ * counted (committed after the count was published). */
+int speculo__find_id(const struct seg_map *m, uint64_t id, struct rec_view *v)
+{
+    const struct seg_header *h = map_header(m);
+    /* observes: the id table entries the writer published */
+    uint64_t n = atomic_load_explicit(&((struct seg_header *)h)->nrecords, memory_order_acquire);
+    int64_t i = speculo__table_lower_bound(m, n, id);
+    if (i < 0)
+        return (int)i;
+    if ((uint64_t)i < n) {
+        if (speculo__rec_check(m->base, &m->lay, seg_table(m)[i], v) != 1)
+            return -EBADMSG;
+    } else {
+        /* maybe committed after the count was published: it is then right
+         * after the last counted record (or first in the file) */
+        uint64_t pos = m->lay.records_off;
+        if (n > 0) {
+            if (speculo__rec_check(m->base, &m->lay, seg_table(m)[n - 1], v) != 1)
+                return -EBADMSG;
+            pos = v->off + v->len;
+        }
+        int rc = speculo__rec_check(m->base, &m->lay, pos, v);
+        if (rc != 1)
+            return rc < 0 ? rc : -ENOENT;
+    }
+    return v->id == id ? 0 : -ENOENT;
 }

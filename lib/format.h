@@ -7,7 +7,7 @@
  *   +------------+-------------+-------------+--------------------------+
  *
  * Everything a reader reads from the file is untrusted: it is checked
- * against the mapping before use (see seg_check_header(), rec_check()).
+ * against the mapping before use (see speculo__seg_check_header(), speculo__rec_check()).
  */
 #ifndef SPECULO_FORMAT_H
 #define SPECULO_FORMAT_H
@@ -128,15 +128,15 @@ static inline uint64_t rec_length(uint64_t size, uint32_t name_len)
     return align_up(n, REC_ALIGN);
 }
 
-uint64_t name_hash(uint64_t seed, const char *name, size_t len);
-void seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_records,
-                     uint64_t min_names, struct seg_layout *out);
-void seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t generation,
-                     uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
-                     uint64_t hash_seed);
-int seg_check_header(const void *map, uint64_t map_size);
+uint64_t speculo__name_hash(uint64_t seed, const char *name, size_t len);
+void speculo__seg_plan_layout(uint64_t capacity_hint, uint64_t min_data, uint64_t min_records,
+                              uint64_t min_names, struct seg_layout *out);
+void speculo__seg_init_header(struct seg_header *h, const struct seg_layout *l, uint64_t generation,
+                              uint64_t segment_uid, int64_t created_ns, uint64_t base_capacity,
+                              uint64_t hash_seed);
+int speculo__seg_check_header(const void *map, uint64_t map_size);
 /* The same, giving the layout checked: see struct seg_map. */
-int seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out);
+int speculo__seg_check_layout(const void *map, uint64_t map_size, struct seg_layout *out);
 
 /* A record checked against the mapping: the committed length fits, its
  * fields are consistent, its name is NUL-terminated in bounds. The fields
@@ -152,6 +152,7 @@ struct rec_view {
 };
 /* 1 committed and valid, 0 not committed yet, -EBADMSG corrupt. Acquires
  * the commit word: the record's contents are visible after it returns 1. */
-int rec_check(const void *map, const struct seg_layout *l, uint64_t off, struct rec_view *v);
+int speculo__rec_check(const void *map, const struct seg_layout *l, uint64_t off,
+                       struct rec_view *v);
 
 #endif

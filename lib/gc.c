@@ -36,38 +36,13 @@ static void count_live(const speculo_writer *w, struct live_totals *t)
     memset(t, 0, sizeof *t);
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (speculo__rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 ||
+            !speculo__rec_live(&v, &now))
             continue;
         t->bytes += v.len;
         t->records++;
         t->names += v.name != NULL;
     }
-}
-
-/* Create and map the new file, with the old one's mode, under `tmp`. */
-static int make_file(const speculo_writer *w, int dirfd, const char *tmp, uint64_t capacity,
-                     uint64_t populate, struct seg_map *m)
-{
-    unlinkat(dirfd, tmp, 0);
-    int fd =
-        openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->map.mode & 0644);
-    if (fd < 0)
-        return -errno;
-    struct stat st;
-    int rc = 0;
-    if (fchmod(fd, w->map.mode & 0644) < 0 || ftruncate(fd, (off_t)capacity) < 0 ||
-        fstat(fd, &st) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = ns_map_fd_raw(fd, &st, m);
-    if (rc == 0 && madvise(m->base, populate, MADV_POPULATE_WRITE) < 0 && errno != EINVAL) {
-        ns_unmap(m);
-        rc = -ENOMEM; /* /dev/shm cannot hold it: fail now, not with SIGBUS */
-    }
-    close(fd);
-    if (rc < 0)
-        unlinkat(dirfd, tmp, 0);
-    return rc;
 }
 
 /* Copy the live records into `m`, in order; returns the new tail. */
@@ -80,15 +55,16 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     int64_t now = 0;
     for (uint64_t i = 0; i < w->nrecords; i++) {
         struct rec_view v;
-        if (rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 || !rec_live(&v, &now))
+        if (speculo__rec_check(w->map.base, &w->map.lay, table[i], &v) != 1 ||
+            !speculo__rec_live(&v, &now))
             continue;
         memcpy(m->base + tail, v.h, v.len);
         ntable[n++] = tail;
         if (v.name) {
             struct name_slot *slot;
             struct rec_view prev;
-            uint64_t hash = name_hash(nh->hash_seed, v.name, v.name_len);
-            if (index_slot_for(m, v.name, v.name_len, hash, &slot, &prev) == 0) {
+            uint64_t hash = speculo__name_hash(nh->hash_seed, v.name, v.name_len);
+            if (speculo__index_slot_for(m, v.name, v.name_len, hash, &slot, &prev) == 0) {
                 if (!prev.h) {
                     slot->hash = hash;
                     names++;
@@ -104,8 +80,10 @@ static uint64_t copy_live(speculo_writer *w, struct seg_map *m, struct live_tota
     return tail;
 }
 
-int writer_collect(speculo_writer *w, uint64_t need)
+int speculo__writer_collect(speculo_writer *w, uint64_t need)
 {
+    if (w->forked)
+        return -EBUSY;
     struct seg_header *oh = w_header(w);
     struct live_totals t;
     count_live(w, &t);
@@ -117,29 +95,38 @@ int writer_collect(speculo_writer *w, uint64_t need)
      * with many names the index alone can take most of `hint`, and a file
      * whose records fit only what is live now is collected again at the
      * next alloc, and the next (O(n^2) copying). */
-    seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
+    speculo__seg_plan_layout(hint, 2 * want, t.records + 1, t.names + 1, &l);
 
+    /* The new file takes the mode, owner and group the segment file has
+     * now: a chmod or chgrp by its owner survives the switch. */
+    struct stat st;
+    if (fstat(w->fd, &st) < 0)
+        return -errno;
+    struct new_file f = {
+        .capacity = l.capacity,
+        .mode = st.st_mode & 0644,
+        .uid = st.st_uid,
+        .gid = st.st_gid,
+    };
+    /* allocate what the copy and the pending reservation will touch, and
+     * some room ahead, so that neither they nor the next commits fault */
+    f.allocate = align_up(l.records_off + want + ((uint64_t)256 << 10), SEG_PAGE);
+    if (f.allocate > l.capacity)
+        f.allocate = l.capacity;
     int dirfd;
-    int rc = ns_open_dir(true, &dirfd);
+    int rc = speculo__dir_open(&w->dir, true, &dirfd);
     if (rc < 0)
         return rc;
-    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
-    snprintf(tmp, sizeof tmp, ".%s.gc.%ld", w->segment, (long)getpid());
-    /* populate what the copy and the pending reservation will touch, and
-     * some room ahead, so that neither they nor the next commits fault */
-    uint64_t populate = align_up(l.records_off + want + ((uint64_t)256 << 10), SEG_PAGE);
-    if (populate > l.capacity)
-        populate = l.capacity;
     struct seg_map m;
-    rc = make_file(w, dirfd, tmp, l.capacity, populate, &m);
+    rc = speculo__file_make(w, dirfd, "gc", &f, &m);
     if (rc < 0) {
         close(dirfd);
         return rc;
     }
     uint64_t generation = oh->generation + 1;
     m.lay = l;
-    seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
-                    w->base_capacity, oh->hash_seed);
+    speculo__seg_init_header(map_header(&m), &l, generation, oh->segment_uid, oh->created_ns,
+                             w->base_capacity, oh->hash_seed);
     struct seg_header *nh = map_header(&m);
     nh->min_next_id = w->next_id; /* ids are never reused, even if we die now */
     atomic_store_explicit(&nh->owner, w->token, memory_order_relaxed);
@@ -158,28 +145,28 @@ int writer_collect(speculo_writer *w, uint64_t need)
                             .last_id = w->next_id - 1,
                             .names_used = t.names,
                             .nrecords = t.records};
-    header_publish_totals(nh, &nt);
+    speculo__header_publish_totals(nh, &nt);
     /* publishes: "look at the name again" to readers of the old file */
     atomic_store_explicit(&oh->superseded, generation, memory_order_release);
-    if (renameat(dirfd, tmp, dirfd, w->segment) < 0) {
-        rc = -errno;
+    rc = speculo__file_link(w, dirfd, &f, true);
+    if (rc < 0) {
         atomic_store_explicit(&oh->superseded, 0, memory_order_release);
-        unlinkat(dirfd, tmp, 0);
-        ns_unmap(&m);
+        speculo__file_abandon(w, dirfd, &f, &m);
         close(dirfd);
         return rc;
     }
     close(dirfd);
-    wake_waiters(oh);
-    ns_unmap(&w->map);
+    speculo__wake_waiters(oh);
+    speculo__role_switch(w); /* the old file's lock goes with its descriptor */
+    speculo__ns_unmap(&w->map);
     w->map = m;
     w->tail = tail;
     w->nrecords = t.records;
     w->names_used = t.names;
     w->dead_bytes = 0;
     w->obsolete_count = 0;
-    w->faulted_end = populate;
-    writer_publish_totals(w);
+    w->faulted_end = f.allocate;
+    speculo__writer_publish_totals(w);
     return 0;
 }
 
@@ -187,5 +174,5 @@ int speculo_writer_gc(speculo_writer *w)
 {
     if (!w)
         return -EINVAL;
-    return writer_collect(w, 0);
+    return speculo__writer_collect(w, 0);
 }

@@ -14,7 +14,7 @@
 static int slot_matches(const struct seg_map *m, uint64_t off, const char *name, size_t len,
                         struct rec_view *v)
 {
-    int rc = rec_check(m->base, &m->lay, off, v);
+    int rc = speculo__rec_check(m->base, &m->lay, off, v);
     if (rc != 1)
         return -EBADMSG; /* a published slot always names a committed record */
     return v->name && v->name_len == len && memcmp(v->name, name, len) == 0;
@@ -22,8 +22,8 @@ static int slot_matches(const struct seg_map *m, uint64_t off, const char *name,
 
 /* Find the newest record of `name`. Probing stops at an empty slot, and in
  * a hostile file after visiting every slot once. */
-int index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                 struct rec_view *v)
+int speculo__index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
+                          struct rec_view *v)
 {
     struct name_slot *slots = seg_index(m);
     uint64_t mask = m->lay.index_slots - 1;
@@ -47,8 +47,8 @@ int index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t
  * empty). -ENOSPC when the table has no room (the writer keeps the load
  * under 1/2, so this only happens in a corrupted file).
  */
-int index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                   struct name_slot **slot, struct rec_view *prev)
+int speculo__index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
+                            struct name_slot **slot, struct rec_view *prev)
 {
     struct name_slot *slots = seg_index(m);
     uint64_t mask = m->lay.index_slots - 1;

@@ -1,6 +1,6 @@
 /*
  * Whole-segment operations: the text description (speculofs' .info and
- * `speculo info` share it) and removal.
+ * `speculo info` share it), removal, and what dead writers left.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -69,13 +69,13 @@ static void describe_ok(struct text *t, const struct speculo_segment_info *s)
 
 /* For a file that cannot be read as a segment: say what is wrong, and what
  * the raw header claims when there is one to read. */
-static void describe_error(struct text *t, const char *segment, int err)
+static void describe_error(struct text *t, const struct ns_dir *d, const char *segment, int err)
 {
     put(t, "status: error\n");
     put(t, "error: %s\n", speculo_strerror(err));
     int dirfd, fd;
     struct stat st;
-    if (ns_open_dir(false, &dirfd) < 0)
+    if (speculo__dir_open(d, false, &dirfd) < 0)
         return;
     fd = openat(dirfd, segment, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     close(dirfd);
@@ -91,16 +91,21 @@ static void describe_error(struct text *t, const char *segment, int err)
     close(fd);
 }
 
-int speculo_segment_describe(const char *segment, char *buf, size_t size)
+int speculo_segment_describe_at(const char *dir, const char *segment, char *buf, size_t size)
 {
     int rc = speculo_segment_name_check(segment);
     if (rc < 0)
         return rc;
     if (!buf && size)
         return -EINVAL;
-    int dirfd;
-    if ((rc = ns_open_dir(false, &dirfd)) < 0)
+    struct ns_dir d;
+    if ((rc = speculo__dir_get(dir, &d)) < 0)
         return rc;
+    int dirfd;
+    if ((rc = speculo__dir_open(&d, false, &dirfd)) < 0) {
+        speculo__dir_put(&d);
+        return rc;
+    }
     close(dirfd);
     struct text t = {buf, size, 0};
     if (size)
@@ -108,68 +113,110 @@ int speculo_segment_describe(const char *segment, char *buf, size_t size)
     put(&t, "segment: %s\n", segment);
     speculo_reader *r;
     struct speculo_segment_info s;
-    rc = speculo_reader_open(segment, &r);
-    if (rc == -ENOENT)
-        return rc;
+    rc = speculo_reader_open_at(d.path, segment, 0, &r);
     if (rc == 0) {
         rc = speculo_reader_info(r, &s);
         speculo_reader_close(r);
     }
     if (rc == 0)
         describe_ok(&t, &s);
-    else
-        describe_error(&t, segment, rc);
+    else if (rc != -ENOENT)
+        describe_error(&t, &d, segment, rc);
+    speculo__dir_put(&d);
+    if (rc == -ENOENT)
+        return rc;
     if (t.len > INT32_MAX)
         return -EOVERFLOW;
     return (int)t.len;
 }
 
+int speculo_segment_describe(const char *segment, char *buf, size_t size)
+{
+    return speculo_segment_describe_at(NULL, segment, buf, size);
+}
+
 /*
- * Mark the file removed (readers' next call says -ENOENT, waiting readers
- * wake), then unlink it. Readers keep their mapping: the data lives on
- * until the last of them unmaps it.
+ * Remove a segment: unless forced, holding its writer role (its lock), so
+ * that no writer can start on the file while it goes. Mark the file
+ * removed (readers' next call says -ENOENT, waiting readers wake), unlink
+ * it, and remove what dead writers of it left. Readers keep their mapping:
+ * the data lives on until the last of them unmaps it.
  */
-int speculo_segment_remove(const char *segment, unsigned flags)
+/* Remove the segment in @dirfd; see speculo_segment_remove(). */
+static int remove_at(int dirfd, const char *segment, bool force)
+{
+    int fd = -1;
+    struct stat st;
+    int rc = speculo__ns_open_segment(dirfd, segment, true, &fd, &st);
+    if (rc == -EACCES || rc == -EPERM) {
+        /* not ours to write, or not a plain segment file: a live writer
+         * still shows in the lock, which reading suffices to see */
+        rc = speculo__role_held_at(dirfd, segment);
+        rc = rc == 1 && !force ? -EBUSY : rc < 0 ? rc : 0;
+    } else if (rc == 0) {
+        rc = speculo__role_lock(fd);
+        if (rc == -EBUSY && force)
+            rc = 0;
+    }
+    if (rc == 0 && fd >= 0) {
+        struct seg_map m;
+        if (speculo__ns_map_fd(fd, &st, true, &m) == 0) {
+            /* publishes: the segment is gone, to readers of this file */
+            atomic_store_explicit(&map_header(&m)->superseded, SUPERSEDED_REMOVED,
+                                  memory_order_release);
+            speculo__wake_waiters(map_header(&m));
+            speculo__ns_unmap(&m);
+        }
+    }
+    if (rc == 0 && unlinkat(dirfd, segment, 0) < 0)
+        rc = -errno;
+    if (rc == 0)
+        speculo__temporaries_remove(dirfd, segment, false, NULL, NULL);
+    if (fd >= 0)
+        close(fd); /* releases the role, on a file that has no name any more */
+    return rc;
+}
+
+int speculo_segment_remove_at(const char *dir, const char *segment, unsigned flags)
 {
     int rc = speculo_segment_name_check(segment);
     if (rc < 0)
         return rc;
     if (flags & ~SPECULO_REMOVE_FORCE)
         return -EINVAL;
-    int dirfd, fd;
-    struct stat st;
-    if ((rc = ns_open_dir(false, &dirfd)) < 0)
+    struct ns_dir d;
+    if ((rc = speculo__dir_get(dir, &d)) < 0)
         return rc;
-    rc = ns_open_segment(dirfd, segment, true, &fd, &st);
-    struct seg_map m = {0};
-    if (rc == 0) {
-        if (ns_map_fd(fd, &st, true, &m) < 0)
-            m.base = NULL; /* not a readable segment: just unlink it */
-        close(fd);
-    } else if (rc != -EACCES && rc != -EPERM) {
+    int dirfd;
+    if ((rc = speculo__dir_open(&d, false, &dirfd)) == 0) {
+        rc = remove_at(dirfd, segment, flags & SPECULO_REMOVE_FORCE);
         close(dirfd);
+    }
+    speculo__dir_put(&d);
+    return rc;
+}
+
+int speculo_segment_remove(const char *segment, unsigned flags)
+{
+    return speculo_segment_remove_at(NULL, segment, flags);
+}
+
+int speculo_leftovers_remove(const char *dir, const char *segment, unsigned flags,
+                             speculo_leftover_fn fn, void *arg)
+{
+    int rc = segment ? speculo_segment_name_check(segment) : 0;
+    if (rc < 0)
         return rc;
-    } else if (fstatat(dirfd, segment, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        rc = -errno;
+    if (flags & ~SPECULO_DRY_RUN)
+        return -EINVAL;
+    struct ns_dir d;
+    if ((rc = speculo__dir_get(dir, &d)) < 0)
+        return rc;
+    int dirfd;
+    if ((rc = speculo__dir_open(&d, false, &dirfd)) == 0) {
+        rc = speculo__temporaries_remove(dirfd, segment, flags & SPECULO_DRY_RUN, fn, arg);
         close(dirfd);
-        return rc;
     }
-    rc = 0;
-    if (m.base) {
-        struct seg_header *h = map_header(&m);
-        /* observes: the writer's role */
-        uint64_t owner = atomic_load_explicit(&h->owner, memory_order_acquire);
-        if (owner && owner_alive(owner) && !(flags & SPECULO_REMOVE_FORCE))
-            rc = -EBUSY;
-        else {
-            /* publishes: the segment is gone, to readers of this file */
-            atomic_store_explicit(&h->superseded, SUPERSEDED_REMOVED, memory_order_release);
-            wake_waiters(h);
-        }
-        ns_unmap(&m);
-    }
-    if (rc == 0 && unlinkat(dirfd, segment, 0) < 0)
-        rc = -errno;
-    close(dirfd);
+    speculo__dir_put(&d);
     return rc;
 }

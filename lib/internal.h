@@ -13,7 +13,7 @@
 #include "format.h"
 #include "speculo.h"
 
-#define PATH_BUF 4096
+#define PATH_BUF 4096 /* the longest segment directory path, NUL included */
 
 /* A segment file mapped in full. */
 struct seg_map {
@@ -35,35 +35,55 @@ static inline struct seg_header *map_header(const struct seg_map *m)
 }
 
 /* namespace.c */
-int ns_dir_path(char *buf, size_t size, bool *is_default);
-int ns_open_dir(bool writer, int *dirfd);
-int ns_open_segment(int dirfd, const char *segment, bool writable, int *fd, struct stat *st);
-int ns_map_segment(const char *segment, bool writable, struct seg_map *m);
-int ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m);
-int ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m);
-void ns_unmap(struct seg_map *m);
-int ns_same_file(int dirfd, const char *segment, const struct seg_map *m);
+/* A segment directory as a handle keeps it: the path given, or
+ * $SPECULO_DIR, or the default, resolved once when the handle is made. */
+struct ns_dir {
+    char *path;
+    bool is_default; /* /dev/shm/speculo-UID: must be ours even to read */
+};
+int speculo__dir_get(const char *dir, struct ns_dir *d);
+void speculo__dir_put(struct ns_dir *d);
+/* Open and check the directory (see speculo_dir_check()); a writer's is
+ * created when missing. */
+int speculo__dir_open(const struct ns_dir *d, bool writer, int *dirfd);
+int speculo__ns_open_segment(int dirfd, const char *segment, bool writable, int *fd,
+                             struct stat *st);
+int speculo__ns_check_segment(int fd, bool writable, struct stat *st);
+int speculo__ns_open_error(int err);
+int speculo__ns_map_segment(const struct ns_dir *d, const char *segment, bool writable,
+                            struct seg_map *m);
+int speculo__ns_map_fd_raw(int fd, const struct stat *st, struct seg_map *m);
+int speculo__ns_map_fd(int fd, const struct stat *st, bool writable, struct seg_map *m);
+void speculo__ns_unmap(struct seg_map *m);
+int speculo__ns_same_file(int dirfd, const char *segment, const struct seg_map *m);
+/* Remove the temporary files of dead writers of @segment (NULL: of every
+ * segment) in @dirfd; with @dry_run only report them. Returns how many. */
+int speculo__temporaries_remove(int dirfd, const char *segment, bool dry_run,
+                                speculo_leftover_fn fn, void *arg);
 
-/* owner.c */
-uint64_t owner_self_token(void);
-bool owner_alive(uint64_t token);
+/* role.c */
+uint64_t speculo__owner_self_token(void);
+int speculo__role_lock(int fd);
+int speculo__role_held(int fd);
+int speculo__role_held_at(int dirfd, const char *segment);
 static inline int64_t owner_pid(uint64_t token)
 {
     return (int64_t)(token & OWNER_PID_MASK);
 }
 
 /* clock.c */
-int64_t clock_wall_ns(void);
-int64_t clock_mono_ns(void);
-uint64_t random_u64(void);
+int64_t speculo__clock_wall_ns(void);
+int64_t speculo__clock_mono_ns(void);
+uint64_t speculo__random_u64(void);
 
 /* wait.c */
-void wake_waiters(struct seg_header *h);
-int futex_wait_shared(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns);
+void speculo__wake_waiters(struct seg_header *h);
+
+/* ---- liveness.c: when a record is live ---------------------------- */
 
 /* Liveness of a checked record at time `now` (0 = read the clock when the
  * record can expire). */
-static inline bool rec_live(const struct rec_view *v, int64_t *now)
+static inline bool speculo__rec_live(const struct rec_view *v, int64_t *now)
 {
     /* observes: a mark stored by the writer; stale values only delay a skip */
     if (atomic_load_explicit(&((struct rec_header *)v->h)->obsoleted_by, memory_order_relaxed))
@@ -71,9 +91,16 @@ static inline bool rec_live(const struct rec_view *v, int64_t *now)
     if (v->expires_ns == 0)
         return true;
     if (*now == 0)
-        *now = clock_wall_ns();
+        *now = speculo__clock_wall_ns();
     return v->expires_ns > *now;
 }
+
+enum rec_state { REC_LIVE, REC_EXPIRED, REC_OBSOLETE };
+/* The state of a checked record at @now; @by (if not NULL) receives its
+ * obsolete mark: the id that obsoleted it, OBSOLETE_EXPLICIT, or 0. */
+enum rec_state speculo__rec_state(const struct rec_view *v, int64_t now, uint64_t *by);
+bool speculo__rec_was_latest(const struct seg_map *m, const struct rec_view *v, const char *name,
+                             size_t len);
 
 static inline uint64_t *seg_table(const struct seg_map *m)
 {
@@ -86,13 +113,17 @@ static inline struct name_slot *seg_index(const struct seg_map *m)
 }
 
 /* index.c: the name index, shared by writer (insert) and reader (lookup). */
-int index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                 struct rec_view *v);
-int index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
-                   struct name_slot **slot, struct rec_view *prev);
+int speculo__index_lookup(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
+                          struct rec_view *v);
+int speculo__index_slot_for(const struct seg_map *m, const char *name, size_t len, uint64_t hash,
+                            struct name_slot **slot, struct rec_view *prev);
+
+/* The committed record @id of @m, live or not (format.c): 0, -ENOENT,
+ * -EBADMSG. */
+int speculo__find_id(const struct seg_map *m, uint64_t id, struct rec_view *v);
 
 /* Binary search of the id table: index of the first record with id >= `id`
  * among the first `n`, or -EBADMSG. */
-int64_t table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id);
+int64_t speculo__table_lower_bound(const struct seg_map *m, uint64_t n, uint64_t id);
 
 #endif

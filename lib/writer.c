@@ -9,7 +9,6 @@
  * at their position, which is also the line that holds the record's header
  * and the start of its payload: one cache-line transfer brings both.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -30,7 +29,7 @@
  * path touches them: a first touch of a tmpfs page costs microseconds, and
  * a full /dev/shm must give -ENOMEM here, not SIGBUS on a store later.
  */
-int writer_prefault(speculo_writer *w, uint64_t end)
+int speculo__writer_prefault(speculo_writer *w, uint64_t end)
 {
     if (end <= w->faulted_end)
         return 0;
@@ -39,11 +38,13 @@ int writer_prefault(speculo_writer *w, uint64_t end)
     if (to > w->map.size)
         to = w->map.size;
     if (!w->populate_fallback && madvise(w->map.base + from, to - from, MADV_POPULATE_WRITE) < 0) {
-        if (errno != EINVAL)
-            return -ENOMEM;
+        if (errno != EINVAL) /* EFAULT: a store would have raised SIGBUS */
+            return errno == EFAULT ? -ENOSPC : -ENOMEM;
         w->populate_fallback = true;
     }
     if (w->populate_fallback) {
+        if (fallocate(w->fd, 0, (off_t)from, (off_t)(to - from)) < 0 && errno != EOPNOTSUPP)
+            return errno == ENOSPC ? -ENOSPC : -ENOMEM;
         /* Only pages wholly past the tail's commit word are touched, and a
          * byte is stored back unchanged: readers never look there. */
         for (uint64_t p = align_up(w->tail + REC_ALIGN, SEG_PAGE); p < to; p += SEG_PAGE) {
@@ -59,7 +60,7 @@ int writer_prefault(speculo_writer *w, uint64_t end)
 /* Publish a file's running totals: for information (describe, takeover),
  * except nrecords, by which get_id() readers bound the id table:
  * released. */
-void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
+void speculo__header_publish_totals(struct seg_header *h, const struct seg_totals *t)
 {
     atomic_store_explicit(&h->committed_end, t->committed_end, memory_order_relaxed);
     atomic_store_explicit(&h->last_id, t->last_id, memory_order_relaxed);
@@ -72,7 +73,7 @@ void header_publish_totals(struct seg_header *h, const struct seg_totals *t)
     atomic_store_explicit(&h->nrecords, t->nrecords, memory_order_release);
 }
 
-void writer_publish_totals(speculo_writer *w)
+void speculo__writer_publish_totals(speculo_writer *w)
 {
     struct seg_totals t = {
         .committed_end = w->tail,
@@ -82,18 +83,18 @@ void writer_publish_totals(speculo_writer *w)
         .obsolete_count = w->obsolete_count,
         .nrecords = w->nrecords,
     };
-    header_publish_totals(w_header(w), &t);
+    speculo__header_publish_totals(w_header(w), &t);
 }
 
 /* The committed record with this id, by binary search of the id table. */
-int writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
+int speculo__writer_find(const speculo_writer *w, uint64_t id, struct rec_view *v)
 {
-    int64_t i = table_lower_bound(&w->map, w->nrecords, id);
+    int64_t i = speculo__table_lower_bound(&w->map, w->nrecords, id);
     if (i < 0)
         return (int)i;
     if ((uint64_t)i == w->nrecords)
         return -ENOENT;
-    rec_check(w->map.base, &w->map.lay, seg_table(&w->map)[i], v);
+    speculo__rec_check(w->map.base, &w->map.lay, seg_table(&w->map)[i], v);
     return v->id == id ? 0 : -ENOENT;
 }
 
@@ -125,82 +126,169 @@ static void apply_options(speculo_writer *w, const struct speculo_writer_options
     w->gc_min_dead = o && o->gc_min_dead_bytes ? o->gc_min_dead_bytes : SPECULO_DEFAULT_GC_MIN_DEAD;
 }
 
-/* Write a complete new segment under a temporary name, then link it in
- * with RENAME_NOREPLACE: a reader never sees a half-made header, and of two
- * writers creating at once exactly one wins (-EEXIST for the other). */
-static int create_segment(speculo_writer *w, int dirfd, const struct speculo_writer_options *o)
+/* A temporary name for a file of this segment: ".SEG.KIND.<16 hex digits>"
+ * (random: two writers in different PID namespaces may share a pid). */
+static void temp_name(char *buf, size_t size, const char *segment, const char *kind)
 {
-    uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
-    mode_t mode = (o && o->mode ? o->mode : 0600) & 0644; /* nobody else may write */
-    char tmp[SPECULO_SEGMENT_NAME_MAX + 64];
-    snprintf(tmp, sizeof tmp, ".%s.new.%ld", w->segment, (long)getpid());
-    unlinkat(dirfd, tmp, 0);
-    int fd = openat(dirfd, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -errno;
-    struct seg_layout l;
-    seg_plan_layout(cap, 0, 0, 0, &l);
-    struct stat st;
-    int rc = 0;
-    if (fchmod(fd, mode) < 0 || ftruncate(fd, (off_t)l.capacity) < 0 || fstat(fd, &st) < 0)
-        rc = -errno;
-    if (rc == 0)
-        rc = ns_map_fd_raw(fd, &st, &w->map);
-    close(fd);
-    if (rc < 0) {
-        unlinkat(dirfd, tmp, 0);
-        return rc;
-    }
-    struct seg_header *h = w_header(w);
-    seg_init_header(h, &l, 1, random_u64(), clock_wall_ns(), cap, random_u64());
-    w->map.lay = l;
-    atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
-    if (renameat2(dirfd, tmp, dirfd, w->segment, RENAME_NOREPLACE) < 0) {
-        rc = -errno;
-        unlinkat(dirfd, tmp, 0);
-        ns_unmap(&w->map);
-        return rc;
-    }
-    w->tail = l.records_off;
-    w->next_id = 1;
-    w->base_capacity = cap;
+    snprintf(buf, size, ".%s.%s.%016llx", segment, kind, (unsigned long long)speculo__random_u64());
+}
+
+/* Allocate the first @len bytes of a new file: a full filesystem fails
+ * here (-ENOSPC), not with SIGBUS at a store or a reader's load later. */
+static int allocate_file(int fd, struct seg_map *m, uint64_t len)
+{
+    if (fallocate(fd, 0, 0, (off_t)len) < 0 && errno != EOPNOTSUPP)
+        return errno == ENOSPC ? -ENOSPC : -errno;
+    /* map the pages too, so that the first commits do not fault; where
+     * fallocate is unsupported this is the allocation */
+    if (madvise(m->base, len, MADV_POPULATE_WRITE) < 0 && errno != EINVAL)
+        return errno == EFAULT ? -ENOSPC : -ENOMEM;
     return 0;
 }
 
-/* Take the writer role: free, or held by a dead process. One CAS decides
- * between concurrent candidates. */
-static int take_role(speculo_writer *w)
+/*
+ * Make the file of a new generation (a new segment, or a collection's):
+ * unnamed (O_TMPFILE) where the filesystem allows, else under a temporary
+ * name; holding the role's lock from its first instant; with the mode,
+ * owner and group asked for; sized and with f->allocate bytes allocated;
+ * mapped into @m. Its descriptor is w->new_fd.
+ */
+int speculo__file_make(speculo_writer *w, int dirfd, const char *kind, struct new_file *f,
+                       struct seg_map *m)
 {
-    struct seg_header *h = w_header(w);
-    /* observes: the current holder of the role */
-    uint64_t cur = atomic_load_explicit(&h->owner, memory_order_acquire);
-    for (;;) {
-        if (cur != 0 && (cur == w->token || owner_alive(cur)))
-            return -EBUSY;
-        /* publishes: we hold the role; acquire pairs with the previous
-         * holder's release at close, so we see all it wrote */
-        if (atomic_compare_exchange_weak_explicit(&h->owner, &cur, w->token, memory_order_acq_rel,
-                                                  memory_order_acquire))
+    f->tmp[0] = '\0';
+    int fd = speculo__role_openat(w, true, dirfd, ".", O_TMPFILE | O_RDWR, f->mode);
+    if (fd == -EOPNOTSUPP || fd == -EISDIR || fd == -EINVAL) {
+        temp_name(f->tmp, sizeof f->tmp, w->segment, kind);
+        fd = speculo__role_openat(w, true, dirfd, f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW,
+                                  f->mode);
+        if (fd < 0)
+            f->tmp[0] = '\0';
+    }
+    if (fd < 0)
+        return fd;
+    struct stat st;
+    int rc = speculo__role_lock(fd);
+    if (rc == 0 && (fchmod(fd, f->mode) < 0 || fstat(fd, &st) < 0))
+        rc = -errno;
+    if (rc == 0 && (st.st_uid != f->uid || st.st_gid != f->gid) && fchown(fd, f->uid, f->gid) < 0)
+        rc = -errno;
+    if (rc == 0 && (ftruncate(fd, (off_t)f->capacity) < 0 || fstat(fd, &st) < 0))
+        rc = -errno;
+    m->base = NULL;
+    if (rc == 0)
+        rc = speculo__role_map(fd, &st, true, m);
+    if (rc == 0)
+        rc = allocate_file(fd, m, f->allocate);
+    if (rc < 0)
+        speculo__file_abandon(w, dirfd, f, m);
+    return rc;
+}
+
+void speculo__file_abandon(speculo_writer *w, int dirfd, struct new_file *f, struct seg_map *m)
+{
+    if (f->tmp[0])
+        unlinkat(dirfd, f->tmp, 0);
+    f->tmp[0] = '\0';
+    speculo__ns_unmap(m);
+    speculo__role_close(w, true);
+}
+
+/* Give the new file (w->new_fd) the segment's name: only if the name is
+ * free (-EEXIST otherwise), or replacing the file there (a collection). */
+int speculo__file_link(speculo_writer *w, int dirfd, struct new_file *f, bool replace)
+{
+    if (!f->tmp[0]) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->new_fd);
+        const char *at = w->segment;
+        if (replace) {
+            temp_name(f->tmp, sizeof f->tmp, w->segment, "gc");
+            at = f->tmp;
+        }
+        if (linkat(AT_FDCWD, proc, dirfd, at, AT_SYMLINK_FOLLOW) < 0 &&
+            linkat(w->new_fd, "", dirfd, at, AT_EMPTY_PATH) < 0) {
+            int rc = -errno;
+            f->tmp[0] = '\0';
+            return rc;
+        }
+        if (!replace)
             return 0;
     }
+    if (renameat2(dirfd, f->tmp, dirfd, w->segment, replace ? 0 : RENAME_NOREPLACE) < 0)
+        return -errno;
+    f->tmp[0] = '\0';
+    return 0;
+}
+
+/* Make a new segment complete (header, index, first records allocated,
+ * so that no reader ever finds a page missing) before it has its name,
+ * then link it in: a reader never sees a half-made file, a failure leaves
+ * nothing behind, and of two writers creating at once exactly one wins
+ * (-EEXIST for the other). */
+static int create_segment(speculo_writer *w, int dirfd, const struct speculo_writer_options *o)
+{
+    uint64_t cap = o && o->capacity ? o->capacity : SPECULO_DEFAULT_CAPACITY;
+    struct seg_layout l;
+    speculo__seg_plan_layout(cap, 0, 0, 0, &l);
+    struct new_file f = {
+        .capacity = l.capacity,
+        .mode = (o && o->mode ? o->mode : 0600) & 0644, /* nobody else may write */
+        .uid = geteuid(),
+        .gid = getegid(),
+    };
+    f.allocate =
+        l.records_off + PREFAULT_AHEAD < l.capacity ? l.records_off + PREFAULT_AHEAD : l.capacity;
+    int rc = speculo__file_make(w, dirfd, "new", &f, &w->map);
+    if (rc < 0)
+        return rc;
+    struct seg_header *h = w_header(w);
+    speculo__seg_init_header(h, &l, 1, speculo__random_u64(), speculo__clock_wall_ns(), cap,
+                             speculo__random_u64());
+    w->map.lay = l;
+    /* names the writer for people; the file is not visible yet */
+    atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);
+    rc = speculo__file_link(w, dirfd, &f, false);
+    if (rc < 0) {
+        speculo__file_abandon(w, dirfd, &f, &w->map);
+        return rc;
+    }
+    speculo__role_switch(w);
+    w->tail = l.records_off;
+    w->next_id = 1;
+    w->base_capacity = cap;
+    w->faulted_end = f.allocate;
+    return 0;
+}
+
+/* Take the writer role of the file w->fd: its lock decides (see role.c).
+ * The owner word only names the writer. */
+static int take_role(speculo_writer *w)
+{
+    int rc = speculo__role_lock(w->fd);
+    if (rc < 0)
+        return rc;
+    /* observes: the previous holder's close (its lock, released after
+     * this word, orders what it wrote before); publishes: our name */
+    atomic_exchange_explicit(&w_header(w)->owner, w->token, memory_order_acq_rel);
+    return 0;
 }
 
 static void give_role(speculo_writer *w)
 {
-    uint64_t mine = w->token;
-    /* publishes: everything we wrote, to the next writer's acquire */
-    atomic_compare_exchange_strong_explicit(&w_header(w)->owner, &mine, 0, memory_order_release,
-                                            memory_order_relaxed);
+    /* publishes: everything we wrote, to the next writer (before the lock
+     * that lets it in is released) */
+    atomic_store_explicit(&w_header(w)->owner, 0, memory_order_release);
 }
 
 /* Re-link the newest version of a name after a takeover: the previous
  * writer may have died between a commit and its index update. */
 static int recover_name(speculo_writer *w, const struct rec_view *v)
 {
-    uint64_t hash = name_hash(w_header(w)->hash_seed, v->name, v->name_len);
+    uint64_t hash = speculo__name_hash(w_header(w)->hash_seed, v->name, v->name_len);
     struct name_slot *slot;
     struct rec_view prev;
-    int rc = index_slot_for(&w->map, v->name, v->name_len, hash, &slot, &prev);
+    int rc = speculo__index_slot_for(&w->map, v->name, v->name_len, hash, &slot, &prev);
     if (rc < 0)
         return -EBADMSG;
     if (prev.h && prev.id >= v->id)
@@ -222,7 +310,7 @@ static int recover_name(speculo_writer *w, const struct rec_view *v)
 static void recover_replaces(speculo_writer *w, const struct rec_view *v)
 {
     struct rec_view old;
-    if (v->replaces == 0 || v->replaces >= v->id || writer_find(w, v->replaces, &old) < 0)
+    if (v->replaces == 0 || v->replaces >= v->id || speculo__writer_find(w, v->replaces, &old) < 0)
         return;
     if (!atomic_load_explicit(&((struct rec_header *)old.h)->obsoleted_by, memory_order_relaxed))
         mark_obsolete(w, &old, v->id);
@@ -243,7 +331,7 @@ static int recover(speculo_writer *w)
     w->dead_bytes = w->obsolete_count = 0;
     for (;;) {
         struct rec_view v;
-        int rc = rec_check(w->map.base, &w->map.lay, pos, &v);
+        int rc = speculo__rec_check(w->map.base, &w->map.lay, pos, &v);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -277,7 +365,7 @@ static int recover(speculo_writer *w)
         w->names_used += atomic_load_explicit(&slots[i].off, memory_order_relaxed) != 0;
     for (uint64_t i = 0; i < n; i++) {
         struct rec_view v;
-        rec_check(w->map.base, &w->map.lay, table[i], &v);
+        speculo__rec_check(w->map.base, &w->map.lay, table[i], &v);
         if (v.name && recover_name(w, &v) < 0)
             return -EBADMSG;
         recover_replaces(w, &v);
@@ -287,95 +375,60 @@ static int recover(speculo_writer *w)
      * and must not make the next collection fill /dev/shm. */
     w->base_capacity =
         h->base_capacity && h->base_capacity <= w->map.size ? h->base_capacity : w->map.size;
-    writer_publish_totals(w);
+    speculo__writer_publish_totals(w);
     w->faulted_end = w->tail & ~(uint64_t)(SEG_PAGE - 1); /* earlier pages are in use */
     return 0;
-}
-
-/* Remove temporary files that a dead writer of this segment left behind
- * (".SEG.gc.PID", ".SEG.new.PID"). */
-static void remove_stale_temporaries(int dirfd, const char *segment)
-{
-    static const char *const kinds[] = {"gc", "new"};
-    for (size_t k = 0; k < 2; k++) {
-        char prefix[SPECULO_SEGMENT_NAME_MAX + 16];
-        int plen = snprintf(prefix, sizeof prefix, ".%s.%s.", segment, kinds[k]);
-        int dfd = dup(dirfd);
-        if (dfd < 0)
-            return;
-        DIR *d = fdopendir(dfd);
-        if (!d) {
-            close(dfd);
-            return;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strncmp(e->d_name, prefix, (size_t)plen) != 0)
-                continue;
-            char *end;
-            long pid = strtol(e->d_name + plen, &end, 10);
-            if (*end == '\0' && pid > 0 && pid != getpid() && kill((pid_t)pid, 0) < 0 &&
-                errno == ESRCH)
-                unlinkat(dirfd, e->d_name, 0);
-        }
-        closedir(d);
-    }
 }
 
 /* Map the existing segment and take it over. 1 means "the name now points
  * to another file, try again". */
 static int open_existing(speculo_writer *w, int dirfd)
 {
-    int fd;
     struct stat st;
-    int rc = ns_open_segment(dirfd, w->segment, true, &fd, &st);
-    if (rc < 0)
+    int fd = speculo__role_openat(w, false, dirfd, w->segment, O_RDWR | O_NOFOLLOW | O_NONBLOCK, 0);
+    if (fd < 0)
+        return speculo__ns_open_error(-fd);
+    int rc = speculo__ns_check_segment(fd, true, &st);
+    if (rc == 0)
+        rc = speculo__role_map(fd, &st, false, &w->map);
+    if (rc < 0) {
+        speculo__role_close(w, false);
         return rc;
-    rc = ns_map_fd(fd, &st, true, &w->map);
-    close(fd);
-    if (rc < 0)
-        return rc;
+    }
     rc = take_role(w);
     if (rc == 0 && atomic_load_explicit(&w_header(w)->superseded, memory_order_acquire)) {
         /* Switched or removed since we opened it, or a GC died between
          * marking and renaming: only in that last case is it still ours. */
-        if (ns_same_file(dirfd, w->segment, &w->map) == 1)
+        if (speculo__ns_same_file(dirfd, w->segment, &w->map) == 1)
             atomic_store_explicit(&w_header(w)->superseded, 0, memory_order_release);
         else
             rc = 1;
     }
+    /* An older library, or a failure, may have left pages that readers
+     * look at unallocated: allocate them now, or fail without a SIGBUS. */
+    if (rc == 0)
+        rc = allocate_file(fd, &w->map,
+                           w->map.lay.records_off + SEG_PAGE <= w->map.size
+                               ? w->map.lay.records_off + SEG_PAGE
+                               : w->map.size);
     if (rc == 0)
         rc = recover(w);
     if (rc != 0) {
         if (rc != -EBUSY)
             give_role(w);
-        ns_unmap(&w->map);
+        speculo__ns_unmap(&w->map);
+        speculo__role_close(w, false);
     }
     return rc;
 }
 
-int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
-                        speculo_writer **out)
+/* Open the writer @w of its segment in the directory it was given. */
+static int writer_start(speculo_writer *w, const struct speculo_writer_options *opts)
 {
-    if (!out)
-        return -EINVAL;
-    int rc = speculo_segment_name_check(segment);
-    if (rc == 0)
-        rc = validate_options(opts);
+    int dirfd;
+    int rc = speculo__dir_open(&w->dir, true, &dirfd);
     if (rc < 0)
         return rc;
-    speculo_writer *w = calloc(1, sizeof *w);
-    if (!w)
-        return -ENOMEM;
-    memcpy(w->segment, segment, strlen(segment) + 1); /* fits: name checked */
-    w->token = owner_self_token();
-    apply_options(w, opts);
-    int dirfd;
-    rc = ns_open_dir(true, &dirfd);
-    if (rc < 0) {
-        free(w);
-        return rc;
-    }
     for (int attempt = 0; attempt < OPEN_ATTEMPTS; attempt++) {
         rc = open_existing(w, dirfd);
         if (rc == -ENOENT) {
@@ -388,10 +441,37 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     }
     if (rc == 1)
         rc = -EBUSY; /* the name kept changing under us: someone else is writing */
-    if (rc == 0)
-        remove_stale_temporaries(dirfd, segment);
+    if (rc == 0)     /* we hold the role: what other writers left is theirs no more */
+        speculo__temporaries_remove(dirfd, w->segment, false, NULL, NULL);
     close(dirfd);
+    return rc;
+}
+
+int speculo_writer_open_at(const char *dir, const char *segment,
+                           const struct speculo_writer_options *opts, speculo_writer **out)
+{
+    if (!out)
+        return -EINVAL;
+    int rc = speculo_segment_name_check(segment);
+    if (rc == 0)
+        rc = validate_options(opts);
+    if (rc < 0)
+        return rc;
+    speculo_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return -ENOMEM;
+    memcpy(w->segment, segment, strlen(segment) + 1); /* fits: name checked */
+    w->token = speculo__owner_self_token();
+    apply_options(w, opts);
+    rc = speculo__dir_get(dir, &w->dir);
+    if (rc == 0) {
+        speculo__role_register(w);
+        rc = writer_start(w, opts);
+        if (rc < 0)
+            speculo__role_unregister(w);
+    }
     if (rc < 0) {
+        speculo__dir_put(&w->dir);
         free(w);
         return rc;
     }
@@ -399,13 +479,23 @@ int speculo_writer_open(const char *segment, const struct speculo_writer_options
     return 0;
 }
 
+int speculo_writer_open(const char *segment, const struct speculo_writer_options *opts,
+                        speculo_writer **out)
+{
+    return speculo_writer_open_at(NULL, segment, opts, out);
+}
+
 void speculo_writer_close(speculo_writer *w)
 {
     if (!w)
         return;
-    writer_publish_totals(w);
-    give_role(w);
-    ns_unmap(&w->map);
+    if (!w->forked) { /* a forked child's copy holds no role: the parent's file */
+        speculo__writer_publish_totals(w);
+        give_role(w);
+    }
+    speculo__ns_unmap(&w->map);
+    speculo__role_unregister(w); /* after the owner word: this releases the lock */
+    speculo__dir_put(&w->dir);
     free(w);
 }
 
@@ -416,6 +506,8 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
 {
     if (!w || !data)
         return -EINVAL;
+    if (w->forked)
+        return -EBUSY;
     if ((uint64_t)size > MAX_CHUNK_SIZE)
         return -EFBIG;
     w->reserved = false;
@@ -425,11 +517,11 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
     bool fits = need <= w->map.size - w->tail && w->nrecords < h->table_slots &&
                 w->names_used < h->index_slots / 2;
     if (!fits) {
-        int rc = writer_collect(w, need);
+        int rc = speculo__writer_collect(w, need);
         if (rc < 0)
             return rc;
     }
-    int rc = writer_prefault(w, w->tail + need);
+    int rc = speculo__writer_prefault(w, w->tail + need);
     if (rc < 0)
         return rc;
     w->reserved = true;
@@ -454,7 +546,8 @@ static int check_commit(speculo_writer *w, const struct speculo_commit_options *
             return rc;
     }
     if (o->replaces) {
-        if (writer_find(w, o->replaces, replaced) < 0 || !rec_live(replaced, &now))
+        if (speculo__writer_find(w, o->replaces, replaced) < 0 ||
+            !speculo__rec_live(replaced, &now))
             return -ENOENT;
     }
     return 0;
@@ -467,36 +560,43 @@ static int64_t expiry(int64_t now, int64_t ttl)
     return ttl > INT64_MAX - now ? INT64_MAX : now + ttl;
 }
 
-int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
-                          uint64_t *id)
+/* What a commit writes besides the payload, checked. */
+struct commit_meta {
+    const char *name;
+    uint64_t id;
+    int64_t committed_ns, expires_ns;
+    struct rec_view replaced; /* a live chunk to obsolete, or .h NULL */
+};
+
+/*
+ * Publish the reserved chunk: the record, then (release) its commit word;
+ * then its name in the index, the obsoletions, the totals, the wake-up.
+ * Inlined into both callers: it is the commit path.
+ */
+static inline __attribute__((always_inline)) int commit_record(speculo_writer *w,
+                                                               const struct commit_meta *m)
 {
-    if (!w || !w->reserved)
-        return -EINVAL;
-    int64_t now = clock_wall_ns();
-    struct rec_view replaced;
-    int rc = check_commit(w, opts, now, &replaced);
-    if (rc < 0)
-        return rc;
     struct seg_header *h = w_header(w);
-    const char *name = opts ? opts->name : NULL;
+    const char *name = m->name;
+    int64_t now = m->committed_ns;
     uint32_t name_len = name ? (uint32_t)strlen(name) : 0;
     uint64_t hash = 0;
     struct name_slot *slot = NULL;
     struct rec_view prev = {0};
     if (name) {
-        hash = name_hash(h->hash_seed, name, name_len);
-        if (index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
+        hash = speculo__name_hash(h->hash_seed, name, name_len);
+        if (speculo__index_slot_for(&w->map, name, name_len, hash, &slot, &prev) < 0)
             return -EBADMSG;
-        if (prev.h && !rec_live(&prev, &now))
+        if (prev.h && !speculo__rec_live(&prev, &now))
             prev.h = NULL;
     }
-    uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = w->next_id;
+    uint64_t off = w->tail, len = rec_length(w->res_size, name_len), cid = m->id;
     struct rec_header *r = (struct rec_header *)(w->map.base + off);
     r->id = cid;
     r->size = w->res_size;
-    r->committed_ns = now;
-    r->expires_ns = expiry(now, opts ? opts->ttl_ns : 0);
-    r->replaces = replaced.h ? replaced.id : prev.h ? prev.id : 0;
+    r->committed_ns = m->committed_ns;
+    r->expires_ns = m->expires_ns;
+    r->replaces = m->replaced.h ? m->replaced.id : prev.h ? prev.id : 0;
     /* nothing reads a record before its commit word: relaxed clears the
      * leftovers of an abandoned reservation */
     atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
@@ -524,24 +624,71 @@ int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options
         if (prev.h)
             mark_obsolete(w, &prev, cid);
     }
-    if (replaced.h && !atomic_load_explicit(&((struct rec_header *)replaced.h)->obsoleted_by,
-                                            memory_order_relaxed))
-        mark_obsolete(w, &replaced, cid);
+    if (m->replaced.h && !atomic_load_explicit(&((struct rec_header *)m->replaced.h)->obsoleted_by,
+                                               memory_order_relaxed))
+        mark_obsolete(w, &m->replaced, cid);
     w->tail = off + len;
     w->nrecords++;
-    w->next_id++;
+    w->next_id = cid + 1;
     w->reserved = false;
     /* informational: the time of the newest commit */
     atomic_store_explicit(&h->last_commit_ns, now, memory_order_relaxed);
-    writer_publish_totals(w);
-    wake_waiters(h);
-    if (id)
-        *id = cid;
+    speculo__writer_publish_totals(w);
+    speculo__wake_waiters(h);
     uint64_t used = w->tail - h->records_off;
     if (w->gc_dead_percent < 100 && w->dead_bytes > w->gc_min_dead &&
         w->dead_bytes * 100 > used * w->gc_dead_percent)
-        (void)writer_collect(w, 0); /* the commit stands; a failed collection retries later */
+        (void)speculo__writer_collect(w, 0); /* the commit stands; a failure retries later */
     return 0;
+}
+
+int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
+                          uint64_t *id)
+{
+    if (!w || !w->reserved)
+        return -EINVAL;
+    int64_t now = speculo__clock_wall_ns();
+    struct commit_meta m = {
+        .name = opts ? opts->name : NULL,
+        .id = w->next_id,
+        .committed_ns = now,
+        .expires_ns = expiry(now, opts ? opts->ttl_ns : 0),
+    };
+    int rc = check_commit(w, opts, now, &m.replaced);
+    if (rc == 0)
+        rc = commit_record(w, &m);
+    if (rc == 0 && id)
+        *id = m.id;
+    return rc;
+}
+
+int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replica *c)
+{
+    if (!w || !c || !w->reserved || c->id < w->next_id || c->id >= UINT64_MAX / 2 ||
+        c->committed_ns <= 0 || c->expires_ns < 0)
+        return -EINVAL;
+    struct commit_meta m = {
+        .name = c->name,
+        .id = c->id,
+        .committed_ns = c->committed_ns,
+        .expires_ns = c->expires_ns,
+    };
+    int rc = c->name ? speculo_chunk_name_check(c->name) : 0;
+    if (rc < 0)
+        return rc;
+    int64_t now = speculo__clock_wall_ns();
+    m.replaced.h = NULL;
+    /* the origin obsoleted it: here too, if it is still live here */
+    if (c->replaces && c->replaces < c->id &&
+        (speculo__writer_find(w, c->replaces, &m.replaced) < 0 ||
+         !speculo__rec_live(&m.replaced, &now)))
+        m.replaced.h = NULL;
+    return commit_record(w, &m);
+}
+
+uint64_t speculo_writer_last_id(const speculo_writer *w)
+{
+    return w ? w->next_id - 1 : 0;
 }
 
 int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
@@ -565,14 +712,16 @@ int speculo_writer_obsolete(speculo_writer *w, uint64_t id)
 {
     if (!w)
         return -EINVAL;
+    if (w->forked)
+        return -EBUSY;
     struct rec_view v;
     int64_t now = 0;
-    if (id == 0 || writer_find(w, id, &v) < 0 || !rec_live(&v, &now))
+    if (id == 0 || speculo__writer_find(w, id, &v) < 0 || !speculo__rec_live(&v, &now))
         return -ENOENT;
     mark_obsolete(w, &v, OBSOLETE_EXPLICIT);
-    writer_publish_totals(w);
+    speculo__writer_publish_totals(w);
     /* readers in speculo_reader_watch() wait for this; no one else wakes
      * for it (speculo_reader_wait() goes back to sleep) */
-    wake_waiters(w_header(w));
+    speculo__wake_waiters(w_header(w));
     return 0;
 }

@@ -27,8 +27,10 @@ static int find_paths(void)
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
-    TCase *(*cases[])(void) = {tc_case_putcat, tc_case_list,   tc_case_tail, tc_case_follow,
-                               tc_case_admin,  tc_case_errors, tc_case_docs};
+    TCase *(*cases[])(void) = {tc_case_putcat,    tc_case_list,   tc_case_tail,  tc_case_follow,
+                               tc_case_admin,     tc_case_errors, tc_case_docs,  tc_case_messages,
+                               tc_case_info_json, tc_case_stats,  tc_case_trust, tc_case_prune,
+                               tc_case_debug};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = cases[i]();
         tcase_add_checked_fixture(tc, tc_setup, tc_teardown);

@@ -1,6 +1,8 @@
 /*
  * A strict JSON validator (RFC 8259 grammar), enough to tell that
- * `speculo ls --json` prints one valid document. It does not build values.
+ * `speculo ls --json` prints one valid document, and a walk over the
+ * members of an object or the elements of an array that gives each value's
+ * text (values are not built).
  */
 #include <string.h>
 
@@ -163,4 +165,76 @@ bool tc_json_valid(const char *s, size_t len)
         return false;
     skip_ws(&j);
     return j.p == j.end;
+}
+
+/* The top-level elements of the array (member false) or the members of
+ * the object (member true) that `s` holds; -1 when s is not one. */
+static int walk(const char *s, size_t len, bool member, struct tc_json_span *keys,
+                struct tc_json_span *values, int max)
+{
+    struct json j = {s, s + len, 0};
+    int n = 0;
+    skip_ws(&j);
+    if (j.p >= j.end || *j.p != (member ? '{' : '['))
+        return -1;
+    j.p++;
+    skip_ws(&j);
+    if (j.p < j.end && *j.p == (member ? '}' : ']'))
+        return 0;
+    for (;;) {
+        skip_ws(&j);
+        if (member) {
+            const char *k = j.p;
+            if (!string(&j))
+                return -1;
+            if (n < max)
+                keys[n] = (struct tc_json_span){k + 1, (size_t)(j.p - k) - 2};
+            skip_ws(&j);
+            if (j.p >= j.end || *j.p++ != ':')
+                return -1;
+        }
+        skip_ws(&j);
+        const char *v = j.p;
+        if (!value(&j))
+            return -1;
+        if (n < max)
+            values[n] = (struct tc_json_span){v, (size_t)(j.p - v)};
+        n++;
+        skip_ws(&j);
+        if (j.p >= j.end)
+            return -1;
+        char c = *j.p++;
+        if (c == (member ? '}' : ']'))
+            return n;
+        if (c != ',')
+            return -1;
+    }
+}
+
+int tc_json_members(const char *s, size_t len, struct tc_json_span *keys,
+                    struct tc_json_span *values, int max)
+{
+    return walk(s, len, true, keys, values, max);
+}
+
+int tc_json_elements(const char *s, size_t len, struct tc_json_span *values, int max)
+{
+    return walk(s, len, false, NULL, values, max);
+}
+
+bool tc_json_get(const char *s, size_t len, const char *key, struct tc_json_span *value)
+{
+    struct tc_json_span keys[64], values[64];
+    int n = tc_json_members(s, len, keys, values, 64);
+    for (int i = 0; i < n && i < 64; i++)
+        if (keys[i].len == strlen(key) && !memcmp(keys[i].p, key, keys[i].len)) {
+            *value = values[i];
+            return true;
+        }
+    return false;
+}
+
+bool tc_json_is(const struct tc_json_span *v, const char *text)
+{
+    return v->len == strlen(text) && !memcmp(v->p, text, v->len);
 }

@@ -282,6 +282,16 @@ void tc_kill(struct tc_child *c)
     c->out = -1;
 }
 
+struct speculo_segment_info tc_info(const char *segment)
+{
+    speculo_reader *r;
+    struct speculo_segment_info info;
+    ck_assert_int_eq(speculo_reader_open(segment, &r), 0);
+    ck_assert_int_eq(speculo_reader_info(r, &info), 0);
+    speculo_reader_close(r);
+    return info;
+}
+
 uint64_t tc_put(const char *segment, const char *name, const char *data)
 {
     struct tc_result r;

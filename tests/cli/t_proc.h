@@ -13,6 +13,7 @@
 
 #include <check.h>
 
+#include "speculo.h"
 #include "t_seg.h"
 #include "t_util.h"
 
@@ -63,6 +64,8 @@ bool tc_wait(struct tc_child *c, int timeout_ms, int *status);
 /* Kill (SIGKILL) and reap the child if still running, close its pipe. */
 void tc_kill(struct tc_child *c);
 
+/* speculo_reader_info() of a segment, asserting success. */
+struct speculo_segment_info tc_info(const char *segment);
 /* `speculo put SEG [NAME]` of a string, asserting success; returns the id. */
 uint64_t tc_put(const char *segment, const char *name, const char *data);
 
@@ -79,6 +82,21 @@ void tc_write_file(const char *path, const void *data, size_t len);
 /* True when s is one complete JSON document (RFC 8259), nothing else but
  * white space around it. */
 bool tc_json_valid(const char *s, size_t len);
+/* A piece of a JSON document: a value's text, or a key without quotes. */
+struct tc_json_span {
+    const char *p;
+    size_t len;
+};
+/* The members of the object in s (at most max kept): their number, or -1
+ * when s is not an object. */
+int tc_json_members(const char *s, size_t len, struct tc_json_span *keys,
+                    struct tc_json_span *values, int max);
+/* The elements of the array in s: their number, or -1. */
+int tc_json_elements(const char *s, size_t len, struct tc_json_span *values, int max);
+/* The value of member key of the object in s; false when absent. */
+bool tc_json_get(const char *s, size_t len, const char *key, struct tc_json_span *value);
+/* Is the value's text exactly `text` (e.g. "12", "true", "\"ok\"")? */
+bool tc_json_is(const struct tc_json_span *v, const char *text);
 
 /* The test cases of each file. */
 TCase *tc_case_putcat(void);
@@ -88,5 +106,11 @@ TCase *tc_case_follow(void);
 TCase *tc_case_admin(void);
 TCase *tc_case_errors(void);
 TCase *tc_case_docs(void);
+TCase *tc_case_messages(void);
+TCase *tc_case_info_json(void);
+TCase *tc_case_stats(void);
+TCase *tc_case_trust(void);
+TCase *tc_case_prune(void);
+TCase *tc_case_debug(void);
 
 #endif

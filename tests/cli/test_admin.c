@@ -13,12 +13,7 @@
 
 static int64_t generation(const char *seg)
 {
-    speculo_reader *r;
-    struct speculo_segment_info info;
-    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
-    ck_assert_int_eq(speculo_reader_info(r, &info), 0);
-    speculo_reader_close(r);
-    return (int64_t)info.generation;
+    return (int64_t)tc_info(seg).generation;
 }
 
 START_TEST(gc_collects_and_keeps_live_chunks)

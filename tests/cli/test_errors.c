@@ -89,7 +89,8 @@ END_TEST
 
 START_TEST(help_of_every_command_exits_0)
 {
-    static const char *const cmds[] = {"put", "cat", "ls", "tail", "info", "segments", "gc", "rm"};
+    static const char *const cmds[] = {"put",      "cat", "ls", "tail", "info",
+                                       "segments", "gc",  "rm", "stats"};
     struct tc_result r;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char want[64];

@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -64,6 +66,19 @@ int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max)
         off += len;
     }
     return n;
+}
+
+uint64_t t_seg_same_home(const struct t_seg_map *m, const char *name, char *out, size_t size)
+{
+    const struct seg_header *h = t_seg_hdr(m);
+    uint64_t mask = h->index_slots - 1;
+    uint64_t home = speculo__name_hash(h->hash_seed, name, strlen(name)) & mask;
+    for (unsigned i = 0;; i++) {
+        snprintf(out, size, "n%u", i);
+        if (strcmp(out, name) != 0 &&
+            (speculo__name_hash(h->hash_seed, out, strlen(out)) & mask) == home)
+            return home;
+    }
 }
 
 int t_seg_pwrite(const char *seg, uint64_t off, const void *buf, size_t len)

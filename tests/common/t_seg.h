@@ -20,7 +20,7 @@ struct t_seg_map {
 /* Map the file of segment `seg` in t_dir() (O_RDWR, MAP_SHARED; the file
  * descriptor is closed again). 0 or -errno. */
 int t_seg_map(const char *seg, struct t_seg_map *m);
-/* The same for a segment file given by its path. */
+/* The same for the segment file at @path. */
 int t_seg_map_path(const char *path, struct t_seg_map *m);
 void t_seg_unmap(struct t_seg_map *m);
 
@@ -47,6 +47,9 @@ int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max);
  * before it commits; with 0, that the reader left the wait. Readers without
  * write access to the file do not register (they sleep in slices). */
 int t_seg_await_waiters(const struct t_seg_map *m, uint32_t want, int timeout_ms);
+/* A name ("n0", "n1", ...) whose home slot in the file's name index is
+ * that of @name, into @out; returns that slot. */
+uint64_t t_seg_same_home(const struct t_seg_map *m, const char *name, char *out, size_t size);
 
 /* Write `len` bytes at offset `off` of the segment file (pwrite). 0/-errno. */
 int t_seg_pwrite(const char *seg, uint64_t off, const void *buf, size_t len);

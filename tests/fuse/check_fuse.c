@@ -35,6 +35,7 @@ int main(void)
     srunner_add_suite(sr, tf_suite_lifecycle());
     srunner_add_suite(sr, tf_suite_load());
     srunner_add_suite(sr, tf_suite_cache());
+    srunner_add_suite(sr, tf_suite_mount());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

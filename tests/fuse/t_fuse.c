@@ -84,19 +84,27 @@ void tf_make_dirs(struct tf_mount *m)
         snprintf(tf_mounts[tf_nmounts++], PATH_MAX, "%s", m->mnt);
 }
 
-int tf_is_mounted(const char *mnt)
+int tf_mount_info(const char *mnt, char *line, size_t size)
 {
     FILE *f = fopen("/proc/self/mountinfo", "re");
-    char line[2 * PATH_MAX], point[PATH_MAX];
+    char buf[2 * PATH_MAX], point[PATH_MAX];
     int found = 0;
 
     if (f == NULL)
         return 0;
-    while (!found && fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && strcmp(point, mnt) == 0)
-            found = 1;
+    while (fgets(buf, sizeof buf, f) != NULL)
+        if (sscanf(buf, "%*s %*s %*s %*s %4095s", point) == 1 && strcmp(point, mnt) == 0) {
+            found++;
+            if (line != NULL)
+                snprintf(line, size, "%s", buf);
+        }
     fclose(f);
     return found;
+}
+
+int tf_is_mounted(const char *mnt)
+{
+    return tf_mount_info(mnt, NULL, 0) > 0;
 }
 
 static void print_log(const struct tf_mount *m)
@@ -110,30 +118,26 @@ static void print_log(const struct tf_mount *m)
     }
 }
 
-static void exec_server(const struct tf_mount *m, const char *const *extra)
+/* In the child: exec `speculofs -f ARGS...`, output into the log. */
+static void exec_server(const struct tf_mount *m, const char *const *args)
 {
-    char opt[PATH_MAX + 32];
-    const char *argv[32];
+    const char *argv[40];
     int n = 0;
     int fd = open(m->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
     if (fd < 0 || null < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0 || dup2(null, 0) < 0)
         _exit(126);
-    snprintf(opt, sizeof opt, "dir=%s,auto_unmount", m->dir);
     argv[n++] = tf_bin();
     argv[n++] = "-f";
-    argv[n++] = "-o";
-    argv[n++] = opt;
-    while (extra != NULL && *extra != NULL && n < 30)
-        argv[n++] = *extra++;
-    argv[n++] = m->mnt;
+    while (*args != NULL && n < 39)
+        argv[n++] = *args++;
     argv[n] = NULL;
     execv(argv[0], (char *const *)argv);
     _exit(127);
 }
 
-int tf_start(struct tf_mount *m, const char *const *extra)
+int tf_start_args(struct tf_mount *m, const char *const *args)
 {
     int64_t start = t_mono_ns();
     pid_t pid = t_fork();
@@ -141,7 +145,7 @@ int tf_start(struct tf_mount *m, const char *const *extra)
     if (pid < 0)
         return -1;
     if (pid == 0)
-        exec_server(m, extra);
+        exec_server(m, args);
     m->pid = pid;
     while (!tf_is_mounted(m->mnt)) {
         int status;
@@ -157,6 +161,22 @@ int tf_start(struct tf_mount *m, const char *const *extra)
         t_sleep_ms(2);
     }
     return 0;
+}
+
+int tf_start(struct tf_mount *m, const char *const *extra)
+{
+    char opt[PATH_MAX + 32];
+    const char *args[36];
+    int n = 0;
+
+    snprintf(opt, sizeof opt, "dir=%s%s", m->dir, m->stays_mounted ? "" : ",auto_unmount");
+    args[n++] = "-o";
+    args[n++] = opt;
+    while (extra != NULL && *extra != NULL && n < 34)
+        args[n++] = *extra++;
+    args[n++] = m->mnt;
+    args[n] = NULL;
+    return tf_start_args(m, args);
 }
 
 static int fusermount(const char *flags, const char *mnt)
@@ -447,4 +467,71 @@ TCase *tf_tcase(const char *name, const TTest *test, SFun setup, int timeout_s)
     tcase_add_test(c, test);
     tcase_set_timeout(c, timeout_s);
     return c;
+}
+
+/* /proc/PID/@what into @buf, NUL-terminated: its length, or <= 0. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t size)
+{
+    char path[64];
+    ssize_t n;
+
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, what);
+    n = tf_read_file(path, buf, size - 1);
+    if (n > 0)
+        buf[n] = '\0';
+    return n;
+}
+
+/* Does the command line of @pid have @name as its program's name and
+ * @arg as one of its arguments? */
+static int runs_with(pid_t pid, const char *name, const char *arg)
+{
+    char cmd[8192], *end, *a, *slash;
+    ssize_t n = read_proc(pid, "cmdline", cmd, sizeof cmd);
+
+    if (n <= 0)
+        return 0;
+    end = cmd + n;
+    slash = strrchr(cmd, '/');
+    if (strcmp(slash != NULL ? slash + 1 : cmd, name) != 0)
+        return 0;
+    for (a = cmd + strlen(cmd) + 1; a < end; a += strlen(a) + 1)
+        if (strcmp(a, arg) == 0)
+            return 1;
+    return 0;
+}
+
+pid_t tf_server_of(const char *mnt)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    pid_t found = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while (!found && (de = readdir(d)) != NULL) {
+        pid_t pid = (pid_t)atoi(de->d_name);
+        if (pid > 0 && pid != getpid() && tf_alive(pid) && runs_with(pid, "speculofs", mnt))
+            found = pid;
+    }
+    closedir(d);
+    return found;
+}
+
+int tf_alive(pid_t pid)
+{
+    char stat[512], *close_paren;
+
+    if (read_proc(pid, "stat", stat, sizeof stat) <= 0)
+        return 0;
+    close_paren = strrchr(stat, ')');
+    return close_paren != NULL && close_paren[1] == ' ' && close_paren[2] != 'Z';
+}
+
+int tf_wait_gone(pid_t pid, int ms)
+{
+    int64_t t0 = t_mono_ns();
+
+    while (tf_alive(pid) && t_ms_since(t0) < ms)
+        t_sleep_ms(2);
+    return tf_alive(pid) ? -1 : 0;
 }

@@ -24,6 +24,7 @@ struct tf_mount {
     char mnt[PATH_MAX]; /* the mountpoint */
     char log[PATH_MAX]; /* the server's stdout and stderr */
     pid_t pid;          /* the server (-f), 0 when not running */
+    int stays_mounted;  /* no auto_unmount: a killed server leaves a stale mount */
 };
 
 /* The mount of the running test case (set by tf_setup()). */
@@ -46,13 +47,19 @@ int tf_fuse_usable(char *why, size_t size);
 
 /* Fresh segment directory and mountpoint for @m, under the test base. */
 void tf_make_dirs(struct tf_mount *m);
-/* Start `speculofs -f -o dir=...,auto_unmount MNT [extra...]` and wait until
- * it is mounted. 0, or -1 (the log is printed) when it did not mount. */
+/* Start `speculofs -f -o dir=...,auto_unmount [extra...] MNT` (without
+ * auto_unmount when m->stays_mounted) and wait until it is mounted. 0, or -1 (the log is printed) when it did not mount. */
 int tf_start(struct tf_mount *m, const char *const *extra);
+/* The same with the whole command line after `speculofs -f` in @args
+ * (NULL-terminated, the mountpoint m->mnt in it). */
+int tf_start_args(struct tf_mount *m, const char *const *args);
 /* Unmount (fusermount3 -u, lazily if busy) and reap the server. Returns
  * the server's exit status, or -1 when it had to be killed. */
 int tf_stop(struct tf_mount *m);
 int tf_is_mounted(const char *mnt);
+/* How many mounts are at @mnt; the line of /proc/self/mountinfo of the
+ * last one into @line (may be NULL). */
+int tf_mount_info(const char *mnt, char *line, size_t size);
 int tf_unmount(const char *mnt);
 /* Unmount every mountpoint made by tf_make_dirs() still mounted. */
 void tf_unmount_all(void);
@@ -99,6 +106,14 @@ int tf_sh(const char *cmd, char *out, size_t size);
 /* Run argv (no shell) the same way. */
 int tf_run(char *const argv[], char *out, size_t size);
 
+/* A live (not zombie) speculofs with @mnt among its arguments, 0 if none:
+ * a server that mount(8) started, which is not ours to wait for. */
+pid_t tf_server_of(const char *mnt);
+/* Alive, and not a zombie waiting for a parent that does not reap. */
+int tf_alive(pid_t pid);
+/* Wait at most @ms for @pid to end: 0, or -1 if it is still alive. */
+int tf_wait_gone(pid_t pid, int ms);
+
 /* Suites, one per file. */
 Suite *tf_suite_namespace(void);
 Suite *tf_suite_live(void);
@@ -107,5 +122,6 @@ Suite *tf_suite_faults(void);
 Suite *tf_suite_lifecycle(void);
 Suite *tf_suite_load(void);
 Suite *tf_suite_cache(void);
+Suite *tf_suite_mount(void);
 
 #endif

@@ -21,7 +21,7 @@
 
 #define MS INT64_C(1000000)
 
-/* A cached name outlives its chunk or segment by the watcher's (or
+/* A cached name outlives its chunk or segment by the notifier's (or
  * inotify's) wake-up and one notification: "promptly" is tested as "within
  * T_PATIENCE_MS", a bound for a failure, not a speed. */
 #define PROMPT_MS T_PATIENCE_MS
@@ -75,7 +75,7 @@ START_TEST(test_obsoleted_gone_promptly)
             struct speculo_commit_options o = {.replaces = ids[i]};
             ck_assert_int_eq(speculo_writer_put(w, "y", 1, &o, NULL), 0);
         }
-        if (i % 8 < 4) { /* stat: the watcher takes the name back */
+        if (i % 8 < 4) { /* stat: the notifier takes the name back */
             ck_assert_msg(tf_wait_stat(p, -ENOENT, PROMPT_MS, &waited) == -ENOENT,
                           "%s still stat-able %d ms after it was obsoleted", id, PROMPT_MS);
             if (waited > worst)
@@ -90,6 +90,41 @@ START_TEST(test_obsoleted_gone_promptly)
         ck_assert_int_eq(tf_stat_err(tf_path(p, "obs", tf_idname(id, ids[i]))), 0);
     printf("obsoleted_gone_promptly: slowest: %" PRId64 " us\n", worst);
     speculo_writer_close(w);
+}
+END_TEST
+
+/* More segments followed than one notifier waits on (SPECULO_WAIT_MAX):
+ * an obsoletion in any of them takes its cached name back promptly, also
+ * in segments followed after others were removed (their places reused). */
+START_TEST(test_obsoleted_gone_in_many_segments)
+{
+    enum { N = 300, REMOVED = 100 };
+    char p[PATH_MAX], id[24], seg[32];
+    speculo_writer *w[N + REMOVED];
+    uint64_t ids[N + REMOVED];
+
+    for (int i = 0; i < N + REMOVED; i++) {
+        if (i == N) /* the first ones go: their places are free */
+            for (int k = 0; k < REMOVED; k++) {
+                snprintf(seg, sizeof seg, "many%d", k);
+                speculo_writer_close(w[k]);
+                ck_assert_int_eq(speculo_segment_remove(seg, 0), 0);
+                ck_assert_int_eq(tf_wait_stat(tf_path(p, seg, NULL), -ENOENT, PROMPT_MS, NULL),
+                                 -ENOENT);
+            }
+        snprintf(seg, sizeof seg, "many%d", i);
+        w[i] = tf_writer(seg, 64 << 10, 0);
+        ids[i] = tf_put_str(w[i], NULL, "x");
+        ck_assert_int_eq(tf_stat_err(tf_path(p, seg, tf_idname(id, ids[i]))), 0); /* cached */
+    }
+    for (int i = N + REMOVED - 1; i >= REMOVED; i--) {
+        snprintf(seg, sizeof seg, "many%d", i);
+        ck_assert_int_eq(speculo_writer_obsolete(w[i], ids[i]), 0);
+        ck_assert_msg(tf_wait_stat(tf_path(p, seg, tf_idname(id, ids[i])), -ENOENT, PROMPT_MS,
+                                   NULL) == -ENOENT,
+                      "%s/%s still stat-able %d ms after it was obsoleted", seg, id, PROMPT_MS);
+        speculo_writer_close(w[i]);
+    }
 }
 END_TEST
 
@@ -328,6 +363,8 @@ Suite *tf_suite_cache(void)
                                 tf_setup, 60));
     suite_add_tcase(s, tf_tcase("obsoleted_gone_promptly", test_obsoleted_gone_promptly,
                                 tf_setup, 60));
+    suite_add_tcase(s, tf_tcase("obsoleted_gone_in_many_segments",
+                                test_obsoleted_gone_in_many_segments, tf_setup, 120));
     suite_add_tcase(s, tf_tcase("obsoleted_gone_under_lookups", test_obsoleted_gone_under_lookups,
                                 tf_setup, 120));
     suite_add_tcase(s, tf_tcase("expired_gone_at_expiry", test_expired_gone_at_expiry, tf_setup,

@@ -23,7 +23,7 @@ _Noreturn void stub_fail(const char *file, int line, const char *what)
 
 static const char *const op_names[] = {
     "LOOKUP",   "FORGET",    "GETATTR", "OPEN",     "READ",      "RELEASE",    "OPENDIR",
-    "READDIR",  "READDIRPLUS", "RELEASEDIR", "GETXATTR", "LISTXATTR", "STATFS", "REFUSED",
+    "READDIR",  "READDIRPLUS", "RELEASEDIR", "GETXATTR", "LISTXATTR", "STATFS",
 };
 
 static void describe(const struct fuse_req *req)
@@ -76,7 +76,6 @@ static int reply_allowed(const struct fuse_req *req)
         return req->kind == STUB_R_STATFS;
     case STUB_RELEASE:
     case STUB_RELEASEDIR:
-    case STUB_REFUSED:
         return 0;
     }
     return 0;

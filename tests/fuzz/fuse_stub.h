@@ -40,7 +40,6 @@ enum stub_op {
     STUB_GETXATTR,
     STUB_LISTXATTR,
     STUB_STATFS,
-    STUB_REFUSED, /* an operation a read-only filesystem refuses */
 };
 
 enum stub_reply {

@@ -38,9 +38,9 @@ enum fz_op {
     FZ_LISTXATTR,  /* inode, size */
     FZ_FORGET,     /* inode, count, single or batch */
     FZ_STATFS,
-    FZ_REFUSED,    /* which write operation, inode */
+    FZ_REFUSED,    /* (two operands, unused): no write operation is served */
     FZ_FILE,       /* what happens to the segment directory: enum fz_file_op, arg */
-    FZ_NOTIFY,     /* notify.c's watchers stop, or start again (notify_stub.c) */
+    FZ_NOTIFY,     /* notify.c stops following segments, or starts again (notify_stub.c) */
     FZ_FAILNEXT,   /* the next reply does not reach the kernel */
     FZ_NOPS
 };

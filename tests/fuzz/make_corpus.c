@@ -10,7 +10,8 @@
  * Kinds: empty; a stream; named updates; obsoleted and replaced chunks;
  * expired chunks; a segment after a collection; a big chunk; a writer that
  * reserved a chunk and died before committing it (its bytes after the
- * tail, its owner word still set); a segment full to the last byte.
+ * tail, its owner word still set); a segment full to the last byte; many
+ * names, so that some collide in the name index.
  * Segments are small (16-64 KiB) so that the fuzzer runs fast.
  */
 #include <errno.h>
@@ -232,6 +233,17 @@ int main(int argc, char **argv)
     memset(p, 0x5a, 500);
     save("reserved");
     speculo_writer_close(w);
+
+    /* 120 names in 256 index slots, a third of them updated: names out of
+     * their home slot, and runs of names, for the check's index walk. */
+    w = open_w("names", 64 << 10);
+    for (int i = 0; i < 160; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "k%d", i < 120 ? i : (i - 120) * 3);
+        put(w, buf + i, 8, name, 0, 0);
+    }
+    speculo_writer_close(w);
+    save("names");
 
     /* Full: commits until the segment collects, saved just before. */
     w = open_w("full", 16 << 10);

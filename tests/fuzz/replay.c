@@ -3,12 +3,14 @@
  * built with the ordinary compiler and without libFuzzer, so that every
  * input that once made a target fail stays a test of `make check`.
  *
- *   tests/check_fuzz [FILE|DIR]...     default: tests/fuzz/regress
+ *   tests/check_fuzz [FILE|DIR]...          default: tests/fuzz/regress
+ *   tests/check_fuzz_reader [FILE|DIR]...   default: tests/fuzz/regress-reader
  *
- * Linked with fuzz_fs.c, it runs each input through the same path as the
- * fuzzer does (speculofs's operations, in-process); a failed invariant
- * aborts, which fails the test. Each input is named before it runs, so
- * that the log says which one failed.
+ * Linked with fuzz_fs.c (check_fuzz) or fuzz_reader.c (check_fuzz_reader,
+ * built with REPLAY_DIR naming its directory), it runs each input through
+ * the same path as the fuzzer does; a failed invariant aborts, which fails
+ * the test. Each input is named before it runs, so that the log says
+ * which one failed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#ifndef REPLAY_DIR
+#define REPLAY_DIR "tests/fuzz/regress"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -103,7 +109,7 @@ static int replay_dir(const char *dir, int *count)
 
 int main(int argc, char **argv)
 {
-    static char *dflt[] = {NULL, "tests/fuzz/regress"};
+    static char *dflt[] = {NULL, REPLAY_DIR};
     int count = 0;
 
     if (argc < 2) {

@@ -2,6 +2,7 @@
  * The library test program: one runner, a suite per module.
  *   ./tests/check_lib                 all suites
  *   CK_RUN_SUITE=gc ./tests/check_lib one suite (CK_RUN_CASE for one case)
+ *   ./tests/check_lib --hold-writer SEG | --try-writer SEG   (test_role.c)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,9 +10,14 @@
 #include "th.h"
 
 Suite *watch_suite(void); /* test_watch.c */
+int role_helper_main(int argc, char **argv);
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* check_lib --hold-writer|--try-writer SEG: a writer for the role
+     * suite's tests, run in another PID namespace (test_role.c) */
+    if (argc > 1)
+        return role_helper_main(argc, argv) < 0 ? 2 : 0;
     if (t_base_init("check-lib") < 0) {
         perror("t_base_init");
         return 1;
@@ -25,8 +31,13 @@ int main(void)
     srunner_add_suite(sr, reader_suite());
     srunner_add_suite(sr, gc_suite());
     srunner_add_suite(sr, wait_suite());
+    srunner_add_suite(sr, wait_many_suite());
     srunner_add_suite(sr, watch_suite());
     srunner_add_suite(sr, multiprocess_suite());
+    srunner_add_suite(sr, role_suite());
+    srunner_add_suite(sr, replica_suite());
+    srunner_add_suite(sr, records_suite());
+    srunner_add_suite(sr, check_suite());
     srunner_add_suite(sr, hostile_suite());
     srunner_add_suite(sr, adversary_suite());
     srunner_add_suite(sr, edges_suite());

@@ -218,6 +218,115 @@ START_TEST(owner_token_with_pid_0_is_dead)
 }
 END_TEST
 
+/* Fill the filesystem of the segment directory, leaving about @room
+ * bytes free; returns the filler's path (static). */
+static const char *fill_fs(size_t room)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/filler", getenv("SPECULO_DIR"));
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    ck_assert_int_ge(fd, 0);
+    char block[4096];
+    memset(block, 1, sizeof block);
+    while (write(fd, block, sizeof block) == (ssize_t)sizeof block)
+        ;
+    close(fd);
+    struct stat st;
+    ck_assert_int_eq(stat(path, &st), 0);
+    ck_assert_int_eq(truncate(path, st.st_size - (off_t)room), 0);
+    return path;
+}
+
+/* What readers and writers of a missing segment get on a full filesystem:
+ * an error, never SIGBUS (the test dies of it otherwise). */
+static void assert_clean_errors(const char *seg, int reader_rc)
+{
+    speculo_reader *r;
+    int rc = speculo_reader_open(seg, &r);
+    ck_assert_msg(rc == reader_rc || (reader_rc == 0 && rc == 0), "reader_open = %d", rc);
+    if (rc == 0)
+        speculo_reader_close(r);
+    char buf[2048];
+    rc = speculo_segment_describe(seg, buf, sizeof buf);
+    ck_assert_msg(rc == -ENOENT || rc > 0, "describe = %d", rc);
+}
+
+/* The first put into a new segment on a full filesystem fails with an
+ * error and leaves no segment behind; once there is space again all is
+ * well. */
+START_TEST(create_on_full_fs_leaves_nothing)
+{
+    int rc = th_small_tmpfs(1024);
+    if (rc < 0) {
+        fprintf(stderr, "create_on_full_fs_leaves_nothing: no tmpfs (%d), skipped\n", rc);
+        return;
+    }
+    const char *filler = fill_fs(8 << 10);
+    speculo_writer *w;
+    rc = speculo_writer_open("s", NULL, &w);
+    ck_assert_msg(rc == -ENOSPC || rc == -ENOMEM, "writer_open on a full fs = %d", rc);
+    ck_assert_int_eq(t_dir_count(getenv("SPECULO_DIR")), 1); /* the filler alone */
+    assert_clean_errors("s", -ENOENT);
+    rc = speculo_writer_open("s", NULL, &w);
+    ck_assert_msg(rc == -ENOSPC || rc == -ENOMEM, "second writer_open = %d", rc);
+    ck_assert_int_eq(unlink(filler), 0);
+    w = th_writer("s", 0);
+    uint64_t id = th_puts(w, "hello", "n");
+    speculo_reader *r = th_reader("s");
+    th_nexts(r, id, "hello");
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* A segment an older library left half-made on a full filesystem: its
+ * header written, the pages after it never allocated. Touching those would
+ * raise SIGBUS: every call gives an error instead, and once space is freed
+ * the segment works again. */
+START_TEST(half_made_segment_on_full_fs_gives_errors)
+{
+    int rc = th_small_tmpfs(1024);
+    if (rc < 0) {
+        fprintf(stderr, "half_made_segment_on_full_fs_gives_errors: no tmpfs (%d), skipped\n",
+                rc);
+        return;
+    }
+    speculo_writer *w = th_writer("s", 256 << 10);
+    speculo_writer_close(w);
+    char path[256], header[4096];
+    snprintf(path, sizeof path, "%s/s", getenv("SPECULO_DIR"));
+    int fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, header, sizeof header, 0), (ssize_t)sizeof header);
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    size_t size = (size_t)st.st_size;
+    close(fd);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), 0);
+    snprintf(path, sizeof path, "%s/h", getenv("SPECULO_DIR"));
+    fd = open(path, O_CREAT | O_WRONLY | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+    ck_assert_int_eq(pwrite(fd, header, sizeof header, 0), (ssize_t)sizeof header);
+    close(fd);
+    const char *filler = fill_fs(0);
+    assert_clean_errors("h", -ENOSPC);
+    char text[2048];
+    ck_assert_int_gt(speculo_segment_describe("h", text, sizeof text), 0);
+    ck_assert_msg(strstr(text, "status: error") != NULL, "%s", text);
+    rc = speculo_writer_open("h", NULL, &w);
+    ck_assert_msg(rc == -ENOSPC || rc == -ENOMEM, "writer_open = %d", rc);
+    ck_assert_int_eq(unlink(filler), 0);
+    assert_clean_errors("h", 0);
+    w = th_writer("h", 0);
+    uint64_t id = th_puts(w, "again", "n");
+    speculo_reader *r = th_reader("h");
+    th_nexts(r, id, "again");
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 START_TEST(gc_on_full_shm_fails_cleanly)
 {
     int rc = th_small_tmpfs(1024);
@@ -348,6 +457,8 @@ Suite *edges_suite(void)
     if (th_root()) {
         tc = th_tcase("resources", 20);
         tcase_add_test(tc, gc_on_full_shm_fails_cleanly);
+        tcase_add_test(tc, create_on_full_fs_leaves_nothing);
+        tcase_add_test(tc, half_made_segment_on_full_fs_gives_errors);
         suite_add_tcase(s, tc);
     }
     return s;

@@ -49,7 +49,7 @@ START_TEST(header_of_new_segment)
     ck_assert_uint_eq(atomic_load(&h->last_id), 0);
     ck_assert_uint_eq(atomic_load(&h->dead_bytes), 0);
     ck_assert_uint_eq(atomic_load(&h->waiters), 0);
-    ck_assert_int_eq(seg_check_header(m.p, m.size), 0);
+    ck_assert_int_eq(speculo__seg_check_header(m.p, m.size), 0);
     t_seg_unmap(&m);
     speculo_writer_close(w);
 }
@@ -129,7 +129,7 @@ START_TEST(record_layout_of_committed_chunks)
         if (off) {
             taken++;
             ck_assert_uint_eq(off, offs[0]);
-            ck_assert_uint_eq(slots[i].hash, name_hash(h->hash_seed, "nm", 2));
+            ck_assert_uint_eq(slots[i].hash, speculo__name_hash(h->hash_seed, "nm", 2));
         }
     }
     ck_assert_int_eq(taken, 1);
@@ -137,17 +137,17 @@ START_TEST(record_layout_of_committed_chunks)
     /* rec_check agrees. */
     struct rec_view v;
     struct seg_layout l;
-    ck_assert_int_eq(seg_check_layout(m.p, m.size, &l), 0);
-    ck_assert_int_eq(rec_check(m.p, &l, offs[0], &v), 1);
+    ck_assert_int_eq(speculo__seg_check_layout(m.p, m.size, &l), 0);
+    ck_assert_int_eq(speculo__rec_check(m.p, &l, offs[0], &v), 1);
     ck_assert_uint_eq(v.off, offs[0]);
     ck_assert_uint_eq(v.len, len1);
     ck_assert_ptr_nonnull(v.name);
     ck_assert_str_eq(v.name, "nm");
     ck_assert_ptr_eq(v.h, r1);
-    ck_assert_int_eq(rec_check(m.p, &l, offs[1], &v), 1);
+    ck_assert_int_eq(speculo__rec_check(m.p, &l, offs[1], &v), 1);
     ck_assert_ptr_null(v.name);
     /* Where the next record will go, nothing is committed yet. */
-    ck_assert_int_eq(rec_check(m.p, &l, offs[1] + len2, &v), 0);
+    ck_assert_int_eq(speculo__rec_check(m.p, &l, offs[1] + len2, &v), 0);
     t_seg_unmap(&m);
     speculo_writer_close(w);
 }
@@ -246,7 +246,7 @@ START_TEST(superseded_set_by_gc)
     uint64_t offs[4];
     ck_assert_int_eq(t_seg_records(&m, offs, 4), 2);
     ck_assert_uint_eq(t_seg_rec(&m, offs[0])->id, a);
-    ck_assert_int_eq(seg_check_header(m.p, m.size), 0);
+    ck_assert_int_eq(speculo__seg_check_header(m.p, m.size), 0);
 
     ck_assert_int_eq(speculo_writer_gc(w), 0);
     ck_assert_uint_eq(atomic_load(&h->superseded), 3);
@@ -290,39 +290,39 @@ START_TEST(check_header_validates)
     size_t size;
     unsigned char *p = copy_segment("s", &size);
     struct seg_header *h = (void *)p;
-    ck_assert_int_eq(seg_check_header(p, size), 0);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), 0);
     /* The mapping is smaller than the capacity the header claims. */
-    ck_assert_int_eq(seg_check_header(p, size - SEG_PAGE), -EBADMSG);
-    ck_assert_int_eq(seg_check_header(p, SEG_HEADER_SIZE - 1), -EBADMSG);
-    ck_assert_int_eq(seg_check_header(p, 0), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size - SEG_PAGE), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, SEG_HEADER_SIZE - 1), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, 0), -EBADMSG);
 
     h->magic[0] ^= 1;
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     h->magic[0] ^= 1;
     h->version = SPECULO_FORMAT_VERSION + 1;
-    ck_assert_int_eq(seg_check_header(p, size), -EPROTO);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EPROTO);
     h->version = SPECULO_FORMAT_VERSION;
 
     struct seg_header saved = *h;
     h->index_off = size; /* the index outside the file */
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
     h->table_slots = UINT64_MAX / 4; /* overflows when multiplied */
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
     h->records_off = size + REC_ALIGN;
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
     h->index_slots = 3; /* not a power of two */
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
     h->header_size = 64;
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
     h->capacity = UINT64_MAX;
-    ck_assert_int_eq(seg_check_header(p, size), -EBADMSG);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), -EBADMSG);
     *h = saved;
-    ck_assert_int_eq(seg_check_header(p, size), 0);
+    ck_assert_int_eq(speculo__seg_check_header(p, size), 0);
     free(p);
 }
 END_TEST
@@ -336,51 +336,51 @@ START_TEST(check_record_validates)
     unsigned char *p = copy_segment("s", &size);
     struct seg_header *h = (void *)p;
     struct seg_layout l; /* what a reader checks records against */
-    ck_assert_int_eq(seg_check_layout(p, size, &l), 0);
+    ck_assert_int_eq(speculo__seg_check_layout(p, size, &l), 0);
     uint64_t off = h->records_off;
     struct rec_header *r = (void *)(p + off);
     struct rec_view v;
     uint64_t len = atomic_load(&r->commit);
-    ck_assert_int_eq(rec_check(p, &l, off, &v), 1);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), 1);
 
     atomic_store(&r->commit, 0);
-    ck_assert_int_eq(rec_check(p, &l, off, &v), 0);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), 0);
     atomic_store(&r->commit, 3);
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, size);
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, UINT64_MAX - 63);
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     atomic_store(&r->commit, len);
 
     r->size = UINT64_C(1) << 63;
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     r->size = 3;
     r->name_len = (uint32_t)len;
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     r->name_len = UINT32_MAX;
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     r->name_len = 2;
     char *name = (char *)p + off + REC_HEADER_SIZE + align_up(3, PAYLOAD_ALIGN);
     ck_assert_str_eq(name, "nm");
     name[2] = 'x';
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     name[2] = '\0';
     r->id = 0;
-    ck_assert_int_eq(rec_check(p, &l, off, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), -EBADMSG);
     r->id = 1;
-    ck_assert_int_eq(rec_check(p, &l, off, &v), 1);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off, &v), 1);
     /* Offsets that are not a record's: misaligned, in the header, past the
      * end. */
-    ck_assert_int_eq(rec_check(p, &l, off + 8, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, &l, 0, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, off + 8, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, 0, &v), -EBADMSG);
     /* (At exactly the capacity, "nothing committed yet" is a fair answer:
      * it is where a full segment ends.) */
-    int rc = rec_check(p, &l, size, &v);
-    ck_assert_msg(rc == 0 || rc == -EBADMSG, "rec_check(capacity) = %d", rc);
-    ck_assert_int_eq(rec_check(p, &l, size - 32, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, &l, size + REC_ALIGN, &v), -EBADMSG);
-    ck_assert_int_eq(rec_check(p, &l, UINT64_MAX - 63, &v), -EBADMSG);
+    int rc = speculo__rec_check(p, &l, size, &v);
+    ck_assert_msg(rc == 0 || rc == -EBADMSG, "speculo__rec_check(capacity) = %d", rc);
+    ck_assert_int_eq(speculo__rec_check(p, &l, size - 32, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, size + REC_ALIGN, &v), -EBADMSG);
+    ck_assert_int_eq(speculo__rec_check(p, &l, UINT64_MAX - 63, &v), -EBADMSG);
     free(p);
 }
 END_TEST
@@ -413,7 +413,7 @@ START_TEST(plan_layout_fits)
         const uint64_t *k = cases[i];
         struct seg_layout l;
         memset(&l, 0, sizeof(l));
-        seg_plan_layout(k[0], k[1], k[2], k[3], &l);
+        speculo__seg_plan_layout(k[0], k[1], k[2], k[3], &l);
         ck_assert_uint_eq(l.capacity % SEG_PAGE, 0);
         ck_assert_uint_ge(l.capacity, k[0]);
         ck_assert_uint_ge(l.index_off, SEG_HEADER_SIZE);
@@ -430,13 +430,13 @@ END_TEST
 
 START_TEST(name_hash_deterministic)
 {
-    uint64_t a = name_hash(42, "alpha", 5);
-    ck_assert_uint_eq(a, name_hash(42, "alpha", 5));
-    ck_assert_uint_ne(a, name_hash(42, "alphb", 5));
-    ck_assert_uint_ne(a, name_hash(42, "alph", 4));
-    ck_assert_uint_ne(a, name_hash(43, "alpha", 5));
+    uint64_t a = speculo__name_hash(42, "alpha", 5);
+    ck_assert_uint_eq(a, speculo__name_hash(42, "alpha", 5));
+    ck_assert_uint_ne(a, speculo__name_hash(42, "alphb", 5));
+    ck_assert_uint_ne(a, speculo__name_hash(42, "alph", 4));
+    ck_assert_uint_ne(a, speculo__name_hash(43, "alpha", 5));
     /* Only len bytes count. */
-    ck_assert_uint_eq(name_hash(7, "abcdef", 3), name_hash(7, "abcxyz", 3));
+    ck_assert_uint_eq(speculo__name_hash(7, "abcdef", 3), speculo__name_hash(7, "abcxyz", 3));
 }
 END_TEST
 

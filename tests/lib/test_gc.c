@@ -3,6 +3,8 @@
  * what it keeps, what it drops, and readers across the switch.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "th.h"
 
@@ -405,6 +407,71 @@ START_TEST(gc_leaves_no_temp_files)
 }
 END_TEST
 
+static struct stat stat_of(const char *seg)
+{
+    char path[4096];
+    struct stat st;
+    ck_assert_int_eq(t_path(path, sizeof path, seg), 0);
+    ck_assert_int_eq(stat(path, &st), 0);
+    return st;
+}
+
+/* The owner narrows the mode of a live segment: collections keep it, and
+ * keep widening it too, whatever mode the writer was opened with. */
+START_TEST(gc_keeps_mode_changed_after_open)
+{
+    mode_t old = umask(0);
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 64 << 10, 0644);
+    umask(old);
+    uint64_t id = th_puts(w, "a", "n");
+    char path[4096];
+    ck_assert_int_eq(t_path(path, sizeof path, "s"), 0);
+    const mode_t modes[] = {0600, 0640, 0400, 0644};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        ck_assert_int_eq(chmod(path, modes[i]), 0);
+        uint64_t gen = stat_of("s").st_ino;
+        ck_assert_int_eq(speculo_writer_gc(w), 0);
+        ck_assert_uint_ne(stat_of("s").st_ino, gen); /* a new file */
+        ck_assert_uint_eq(stat_of("s").st_mode & 07777, modes[i]);
+        /* and a collection that a full segment starts */
+        char big[70 << 10];
+        memset(big, 7, sizeof big);
+        th_put(w, big, sizeof big, NULL, 0, 0);
+        ck_assert_uint_eq(stat_of("s").st_mode & 07777, modes[i]);
+    }
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get(r, "n", &c), 0);
+    ck_assert_uint_eq(c.id, id);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
+/* chgrp by the owner survives collections (as root: any group). */
+START_TEST(gc_keeps_group_changed_after_open)
+{
+    if (!th_root()) {
+        fprintf(stderr, "gc_keeps_group_changed_after_open: not root, skipped\n");
+        return;
+    }
+    speculo_writer *w = th_writer_at(__FILE__, __LINE__, "s", 64 << 10, 0640);
+    th_puts(w, "a", NULL);
+    char path[4096];
+    ck_assert_int_eq(t_path(path, sizeof path, "s"), 0);
+    ck_assert_int_eq(chown(path, (uid_t)-1, 4242), 0);
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    struct stat st = stat_of("s");
+    ck_assert_uint_eq(st.st_gid, 4242);
+    ck_assert_uint_eq(st.st_uid, geteuid());
+    ck_assert_uint_eq(st.st_mode & 07777, 0640);
+    ck_assert_int_eq(chown(path, (uid_t)-1, getegid()), 0);
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    ck_assert_uint_eq(stat_of("s").st_gid, getegid());
+    speculo_writer_close(w);
+}
+END_TEST
+
 START_TEST(gc_on_empty_segment)
 {
     speculo_writer *w = th_writer("s", 64 << 10);
@@ -703,6 +770,8 @@ Suite *gc_suite(void)
     tcase_add_test(tc, gc_drops_dead_chunks);
     tcase_add_test(tc, gc_carries_reservation);
     tcase_add_test(tc, gc_leaves_no_temp_files);
+    tcase_add_test(tc, gc_keeps_mode_changed_after_open);
+    tcase_add_test(tc, gc_keeps_group_changed_after_open);
     tcase_add_test(tc, gc_on_empty_segment);
     tcase_add_test(tc, gc_keeps_expiry);
     tcase_add_test(tc, get_after_gc_finds_new_versions);

@@ -432,19 +432,21 @@ START_TEST(dead_owner_recognised)
 }
 END_TEST
 
-START_TEST(fake_owner_with_other_start_time)
+/* The owner word only names the writer: a token that names a live
+ * process, or a dead one, or ours, neither holds nor blocks the role
+ * (only the role's lock does, see the role suite). */
+START_TEST(owner_word_alone_does_not_hold_role)
 {
     speculo_writer *w = th_writer("s", 0);
     uint64_t a = th_puts(w, "a", NULL);
     speculo_writer_close(w);
-
-    /* pid 1 exists, but it started at another time than the token says:
-     * a reused pid, the owner is dead. */
-    uint64_t t1 = t_proc_start_ticks(1);
-    ck_assert_uint_gt(t1, 0);
-    forge_owner("s", token_of(1, t1 + 12345));
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
+
+    /* pid 1 with its real start time: a live process, but no lock */
+    uint64_t t1 = t_proc_start_ticks(1);
+    ck_assert_uint_gt(t1, 0);
+    forge_owner("s", token_of(1, t1));
     th_info(r, &info);
     ck_assert_int_eq(info.writer_pid, 1);
     ck_assert_int_eq(info.writer_alive, 0);
@@ -453,17 +455,8 @@ START_TEST(fake_owner_with_other_start_time)
     ck_assert_uint_gt(b, a);
     speculo_writer_close(w);
 
-    /* A pid that no longer exists at all. */
-    struct th_child gone;
-    if (th_fork(&gone))
-        _exit(0);
-    ck_assert_int_eq(t_wait(gone.pid, T_PATIENCE_MS), 0);
-    forge_owner("s", token_of(gone.pid, t1 + 1));
-    w = th_writer("s", 0);
-    speculo_writer_close(w);
-
-    /* Our own pid with another start time: a previous process of ours. */
-    forge_owner("s", token_of(getpid(), t_proc_start_ticks(getpid()) + 1));
+    /* our own token, as if an earlier handle of ours had not closed */
+    forge_owner("s", token_of(getpid(), t_proc_start_ticks(getpid())));
     w = th_writer("s", 0);
     speculo_writer_close(w);
 
@@ -474,32 +467,34 @@ START_TEST(fake_owner_with_other_start_time)
 }
 END_TEST
 
-START_TEST(real_owner_token_of_live_process_busy)
+START_TEST(live_writer_busy_until_killed)
 {
-    speculo_writer *w = th_writer("s", 0);
-    speculo_writer_close(w);
     struct th_child owner;
     if (th_fork(&owner)) {
+        speculo_writer *w = th_child_writer("s", NULL);
+        T_CHILD_EQ(speculo_writer_put(w, "x", 1, NULL, NULL), 0);
         th_child_ready(&owner);
         for (;;)
             pause();
     }
     th_await_ready(&owner);
-    uint64_t ticks = t_proc_start_ticks(owner.pid);
-    ck_assert_uint_gt(ticks, 0);
-    forge_owner("s", token_of(owner.pid, ticks));
-    w = (speculo_writer *)&w;
+    /* even with a forged owner word that names a dead process */
+    forge_owner("s", token_of(1, t_proc_start_ticks(1) + 12345));
+    speculo_writer *w = (speculo_writer *)&w;
     ck_assert_int_eq(speculo_writer_open("s", NULL, &w), -EBUSY);
     ck_assert_ptr_eq(w, (speculo_writer *)&w);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), -EBUSY);
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
-    ck_assert_int_eq(info.writer_pid, owner.pid);
     ck_assert_int_eq(info.writer_alive, 1);
     ck_assert_int_eq(t_kill_wait(owner.pid, SIGKILL), 128 + SIGKILL);
     th_info(r, &info);
     ck_assert_int_eq(info.writer_alive, 0);
     w = th_writer("s", 0);
+    th_info(r, &info);
+    ck_assert_int_eq(info.writer_pid, getpid());
+    ck_assert_int_eq(info.writer_alive, 1);
     speculo_writer_close(w);
     speculo_reader_close(r);
 }
@@ -893,8 +888,8 @@ Suite *multiprocess_suite(void)
     tcase_add_test(tc, writer_killed_after_commits_keeps_all);
     tcase_add_test(tc, writer_killed_at_any_instant);
     tcase_add_test(tc, dead_owner_recognised);
-    tcase_add_test(tc, fake_owner_with_other_start_time);
-    tcase_add_test(tc, real_owner_token_of_live_process_busy);
+    tcase_add_test(tc, owner_word_alone_does_not_hold_role);
+    tcase_add_test(tc, live_writer_busy_until_killed);
     tcase_add_test(tc, concurrent_creation_one_writer);
     tcase_add_test(tc, concurrent_takeover_one_writer);
     tcase_add_test(tc, replaces_completed_after_crash);

@@ -319,6 +319,73 @@ START_TEST(symlink_dir_refused)
 }
 END_TEST
 
+/* "link/", "link/." and the like name the directory the link points to,
+ * which open() with O_NOFOLLOW follows: every spelling is refused. */
+START_TEST(symlink_dir_refused_however_spelled)
+{
+    char real[PATH_MAX], link[PATH_MAX], dir[PATH_MAX + 16], why[PATH_MAX + 64];
+    ck_assert_int_eq(t_path(real, sizeof(real), "real"), 0);
+    ck_assert_int_eq(t_path(link, sizeof(link), "link"), 0);
+    ck_assert_int_eq(mkdir(real, 0700), 0);
+    ck_assert_int_eq(mkdir(strcat(strcpy(dir, real), "/sub"), 0700), 0);
+    setenv("SPECULO_DIR", real, 1);
+    make_segment("s");
+    ck_assert_int_eq(symlink(real, link), 0);
+    const char *spellings[] = {"", "/", "/.", "//", "/./", "/./.", "/sub/..", "/sub/../"};
+    for (size_t i = 0; i < sizeof spellings / sizeof *spellings; i++) {
+        snprintf(dir, sizeof dir, "%s%s", link, spellings[i]);
+        setenv("SPECULO_DIR", dir, 1);
+        speculo_writer *w = NULL;
+        speculo_reader *r = NULL;
+        ck_assert_msg(speculo_writer_open("s", NULL, &w) == -EPERM, "writer in %s", dir);
+        ck_assert_msg(speculo_reader_open("s", &r) == -EPERM, "reader in %s", dir);
+        ck_assert_msg(speculo_segment_remove("s", SPECULO_REMOVE_FORCE) == -EPERM, "rm in %s",
+                      dir);
+        ck_assert_msg(speculo_dir_check(dir, 0, why, sizeof why) == -EPERM, "check %s", dir);
+        ck_assert_msg(strstr(why, "symbolic link") != NULL, "%s: %s", dir, why);
+        ck_assert_msg(speculo_dir_check(NULL, 0, NULL, 0) == -EPERM, "check env %s", dir);
+    }
+    /* through a link to its parent and back: the link is the last name */
+    snprintf(dir, sizeof dir, "%s/..", link);
+    ck_assert_int_eq(speculo_dir_check(dir, 0, NULL, 0), -EPERM);
+    /* the real directory, however spelled, is fine */
+    const char *fine[] = {"/", "/.", "/sub/..", "/./sub/./../"};
+    for (size_t i = 0; i < sizeof fine / sizeof *fine; i++) {
+        snprintf(dir, sizeof dir, "%s%s", real, fine[i]);
+        setenv("SPECULO_DIR", dir, 1);
+        ck_assert_msg(speculo_dir_check(dir, SPECULO_DIR_WRITER, why, sizeof why) == 0, "%s: %s",
+                      dir, why);
+        ck_assert_str_eq(why, "");
+        reader_sees_hello("s", 1);
+    }
+    ck_assert_int_eq(t_dir_count(real), 2);
+}
+END_TEST
+
+START_TEST(dir_check_says_what_is_wrong)
+{
+    char why[PATH_MAX + 64];
+    ck_assert_int_eq(chmod(t_dir(), 0770), 0);
+    ck_assert_int_eq(speculo_dir_check(NULL, 0, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "writable by its group (chmod g-w it)");
+    ck_assert_int_eq(chmod(t_dir(), 0702), 0);
+    ck_assert_int_eq(speculo_dir_check(t_dir(), 0, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "writable by others (chmod go-w it)");
+    ck_assert_int_eq(chmod(t_dir(), 0700), 0);
+    ck_assert_int_eq(speculo_dir_check(t_dir(), 0, why, sizeof why), 0);
+    char file[PATH_MAX];
+    ck_assert_int_eq(t_path(file, sizeof file, "plain"), 0);
+    int fd = open(file, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_int_eq(speculo_dir_check(file, 0, why, sizeof why), -EPERM);
+    ck_assert_str_eq(why, "not a directory");
+    ck_assert_int_eq(t_path(file, sizeof file, "missing"), 0);
+    ck_assert_int_eq(speculo_dir_check(file, 0, why, sizeof why), -ENOENT);
+    ck_assert_int_eq(speculo_dir_check(file, 2, why, sizeof why), -EINVAL);
+}
+END_TEST
+
 START_TEST(symlink_to_missing_dir_refused)
 {
     /* A writer must not create the directory through a dangling link. */
@@ -701,11 +768,14 @@ START_TEST(strerror_every_code)
 }
 END_TEST
 
-START_TEST(no_fd_kept_open)
+/* Readers keep no descriptor; a writer keeps exactly one, the segment
+ * file that holds the role's lock, also across collections. */
+START_TEST(only_the_writer_keeps_one_fd)
 {
-    int base = t_count_fds();
-    ck_assert_int_gt(base, 0);
+    int none = t_count_fds();
+    ck_assert_int_gt(none, 0);
     speculo_writer *w = th_writer("s", 64 << 10);
+    int base = none + 1;
     ck_assert_int_eq(t_count_fds(), base);
     uint64_t id = th_puts(w, "abc", "n");
     void *p;
@@ -744,8 +814,9 @@ START_TEST(no_fd_kept_open)
     ck_assert_int_gt(speculo_segment_describe("s", buf, sizeof(buf)), 0);
     ck_assert_int_eq(t_count_fds(), base);
     speculo_reader_close(r);
-    speculo_writer_close(w);
     ck_assert_int_eq(t_count_fds(), base);
+    speculo_writer_close(w);
+    ck_assert_int_eq(t_count_fds(), none);
 }
 END_TEST
 
@@ -814,6 +885,8 @@ Suite *namespace_suite(void)
     tcase_add_test(tc, writer_creates_missing_dir_0700);
     tcase_add_test(tc, symlink_dir_refused);
     tcase_add_test(tc, symlink_to_missing_dir_refused);
+    tcase_add_test(tc, symlink_dir_refused_however_spelled);
+    tcase_add_test(tc, dir_check_says_what_is_wrong);
     tcase_add_test(tc, group_writable_dir_refused);
     tcase_add_test(tc, group_write_bit_alone_refused);
     tcase_add_test(tc, world_writable_dir_refused);
@@ -845,7 +918,7 @@ Suite *namespace_suite(void)
     tcase_add_test(tc, describe_truncates_like_snprintf);
     tcase_add_test(tc, describe_reports_unreadable_segment);
     tcase_add_test(tc, strerror_every_code);
-    tcase_add_test(tc, no_fd_kept_open);
+    tcase_add_test(tc, only_the_writer_keeps_one_fd);
     tcase_add_test(tc, close_null_is_noop);
     suite_add_tcase(s, tc);
     return s;

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "reader_sfs.h"
 #include "th.h"
 
 START_TEST(next_in_commit_order_then_eagain)
@@ -463,7 +462,7 @@ START_TEST(get_finds_name_among_many_chunks)
 }
 END_TEST
 
-/* ---- the calls for speculofs (lib/reader_sfs.h) ------------------------- */
+/* ---- versions and pinned readers ------------------------------------------ */
 
 START_TEST(get_version_tells_absent_from_dead)
 {
@@ -472,12 +471,13 @@ START_TEST(get_version_tells_absent_from_dead)
     speculo_reader *r = th_reader("s");
     speculo_chunk c;
 
-    ck_assert_int_eq(reader_get_version(r, id, 0, &c), 0);
+    ck_assert_int_eq(speculo_reader_get_version(r, id, 0, &c), 0);
     th_chunk_is(&c, "a", 1);
     ck_assert_int_eq(speculo_writer_obsolete(w, id), 0);
-    ck_assert_int_eq(reader_get_version(r, id, 0, &c), -ESTALE);
+    ck_assert_int_eq(speculo_reader_get_version(r, id, 0, &c), -ESTALE);
     ck_assert_int_eq(speculo_reader_get_id(r, id, &c), -ENOENT);
-    ck_assert_int_eq(reader_get_version(r, id + 1, 0, &c), -ENOENT);
+    ck_assert_int_eq(speculo_reader_get_version(r, id + 1, 0, &c), -ENOENT);
+    ck_assert_int_eq(speculo_reader_get_version(r, id, 2, &c), -EINVAL);
     speculo_reader_close(r);
     speculo_writer_close(w);
 }
@@ -496,39 +496,75 @@ START_TEST(get_version_superseded_only_by_its_name)
     th_puts(w, "k2", "k");
     th_put(w, "y", 1, NULL, 0, other);
     ck_assert_int_eq(speculo_writer_obsolete(w, gone), 0);
-    ck_assert_int_eq(reader_get_version(r, v1, 0, &c), -ESTALE);
-    ck_assert_int_eq(reader_get_version(r, v1, READER_SUPERSEDED, &c), 0);
+    ck_assert_int_eq(speculo_reader_get_version(r, v1, 0, &c), -ESTALE);
+    ck_assert_int_eq(speculo_reader_get_version(r, v1, SPECULO_GET_SUPERSEDED, &c), 0);
     th_chunk_is(&c, "k1", 2);
-    ck_assert_int_eq(reader_get_version(r, other, READER_SUPERSEDED, &c), -ESTALE);
-    ck_assert_int_eq(reader_get_version(r, gone, READER_SUPERSEDED, &c), -ESTALE);
+    ck_assert_int_eq(speculo_reader_get_version(r, other, SPECULO_GET_SUPERSEDED, &c), -ESTALE);
+    ck_assert_int_eq(speculo_reader_get_version(r, gone, SPECULO_GET_SUPERSEDED, &c), -ESTALE);
     speculo_reader_close(r);
     speculo_writer_close(w);
 }
 END_TEST
 
-/* READER_HERE stays on the file the reader maps: the version a collection
- * dropped is still found there, and the reader's file does not change. */
-START_TEST(get_version_here_stays_on_its_file)
+/* A pinned reader stays on the file it maps: the version a collection
+ * dropped is still found there, and the reader's file does not change;
+ * an unpinned one follows the name. */
+START_TEST(pinned_reader_stays_on_its_file)
 {
     speculo_writer *w = th_writer("s", 0);
     uint64_t v1 = th_puts(w, "k1", "k");
     speculo_reader *r = th_reader("s");
     speculo_reader *follows = th_reader("s");
-    struct reader_file_id before, after;
+    struct speculo_segment_ident before, after;
     speculo_chunk c;
 
-    reader_file(r, &before);
-    th_puts(w, "k2", "k");
+    ck_assert_int_eq(speculo_reader_pin(r), 0);
+    ck_assert_int_eq(speculo_reader_ident(r, &before), 0);
+    uint64_t v2 = th_puts(w, "k2", "k");
     ck_assert_int_eq(speculo_writer_gc(w), 0);
-    ck_assert_int_eq(reader_get_version(r, v1, READER_SUPERSEDED | READER_HERE, &c), 0);
+    uint64_t v3 = th_puts(w, "k3", "k");
+    ck_assert_int_eq(speculo_reader_get_version(r, v1, SPECULO_GET_SUPERSEDED, &c), 0);
     th_chunk_is(&c, "k1", 2);
-    reader_file(r, &after);
+    /* commits after the switch are not in its file (k1 is obsolete) */
+    th_nexts(r, v2, "k2");
+    th_next_none(r);
+    ck_assert_int_eq(speculo_reader_get(r, "k", &c), 0);
+    ck_assert_uint_eq(c.id, v2);
+    ck_assert_int_eq(speculo_reader_wait(r, -1), 0); /* switched: at once */
+    ck_assert_int_eq(speculo_reader_ident(r, &after), 0);
     ck_assert(after.dev == before.dev && after.ino == before.ino);
-    ck_assert_uint_eq(after.size, before.size);
-    ck_assert_int_eq(reader_get_version(follows, v1, READER_SUPERSEDED, &c), -ENOENT);
-    reader_file(follows, &after);
+    ck_assert_uint_eq(after.capacity, before.capacity);
+    ck_assert_uint_eq(after.generation, 1);
+    /* removed: it answers from its file still */
+    ck_assert_int_eq(speculo_reader_get_version(follows, v1, SPECULO_GET_SUPERSEDED, &c), -ENOENT);
+    ck_assert_int_eq(speculo_reader_ident(follows, &after), 0);
     ck_assert(after.ino != before.ino);
+    ck_assert_uint_eq(after.generation, 2);
+    ck_assert_int_eq(speculo_reader_get(follows, "k", &c), 0);
+    ck_assert_uint_eq(c.id, v3);
+    speculo_writer_close(w);
+    ck_assert_int_eq(speculo_segment_remove("s", 0), 0);
+    ck_assert_int_eq(speculo_reader_get(r, "k", &c), 0);
+    ck_assert_int_eq(speculo_reader_get(follows, "k", &c), -ENOENT);
     speculo_reader_close(follows);
+    speculo_reader_close(r);
+}
+END_TEST
+
+START_TEST(open_pinned_and_bad_flags)
+{
+    speculo_writer *w = th_writer("s", 0);
+    uint64_t a = th_puts(w, "a", NULL);
+    speculo_reader *r = (speculo_reader *)&r;
+    ck_assert_int_eq(speculo_reader_open_at(NULL, "s", 2, &r), -EINVAL);
+    ck_assert_ptr_eq(r, (speculo_reader *)&r);
+    ck_assert_int_eq(speculo_reader_open_at(NULL, "s", SPECULO_READER_PINNED, &r), 0);
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    uint64_t b = th_puts(w, "b", NULL);
+    th_nexts(r, a, "a");
+    th_next_none(r);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get_id(r, b, &c), -ENOENT);
     speculo_reader_close(r);
     speculo_writer_close(w);
 }
@@ -558,7 +594,8 @@ Suite *reader_suite(void)
     tc = th_tcase("speculofs_calls", 10);
     tcase_add_test(tc, get_version_tells_absent_from_dead);
     tcase_add_test(tc, get_version_superseded_only_by_its_name);
-    tcase_add_test(tc, get_version_here_stays_on_its_file);
+    tcase_add_test(tc, pinned_reader_stays_on_its_file);
+    tcase_add_test(tc, open_pinned_and_bad_flags);
     suite_add_tcase(s, tc);
 
     tc = th_tcase("info", 10);

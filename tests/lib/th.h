@@ -28,6 +28,11 @@ Suite *adversary_suite(void);
 Suite *edges_suite(void);
 Suite *regress_suite(void);
 Suite *stress_suite(void);
+Suite *role_suite(void);
+Suite *wait_many_suite(void);
+Suite *replica_suite(void);
+Suite *records_suite(void);
+Suite *check_suite(void);
 
 /* A test case with a fresh SPECULO_DIR per test and a timeout (seconds,
  * multiplied by CK_TIMEOUT_MULTIPLIER as Check does). */
