@@ -559,9 +559,9 @@ struct server_usage {
 #define MAPS_PER_THREAD 8
 
 /* Mappings of the segment's files a server may keep however many opens it
- * served: its pool of idle readers (8 at most, fusefs/sfs.h, one mapping
- * each), the current file held for opens, the watcher's reader and its
- * mapping of the header. The pool grows to what lookups needed at once:
+ * served: its pool of idle readers (SFS_POOL_MAX, 8, in fusefs/sfs.h; one
+ * mapping each), the current file held for opens, the notifier's reader
+ * and its mapping of the header. The pool grows to what lookups needed at once:
  * the warm-up fills it on an idle machine, not always on a loaded one, and
  * the opens measured may add to it. A leak goes past this. */
 #define SEG_MAPS_AT_MOST (8 + 3)
