@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "t_util.h"
@@ -534,4 +535,25 @@ int tf_wait_gone(pid_t pid, int ms)
     while (tf_alive(pid) && t_ms_since(t0) < ms)
         t_sleep_ms(2);
     return tf_alive(pid) ? -1 : 0;
+}
+
+void tf_check_xattr(const char *path, const char *name, const char *want)
+{
+    char buf[64];
+    ssize_t n = getxattr(path, name, buf, sizeof buf - 1);
+
+    if (want == NULL) {
+        ck_assert_msg(n == -1 && errno == ENODATA, "%s of %s: %zd (%s), want none", name, path,
+                      n, strerror(errno));
+        return;
+    }
+    ck_assert_msg(n >= 0, "%s of %s: %s", name, path, strerror(errno));
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, want);
+}
+
+void tf_expect_erofs(int rc, const char *what)
+{
+    ck_assert_msg(rc == -1 && errno == EROFS, "%s: rc %d errno %s, want EROFS", what, rc,
+                  strerror(errno));
 }

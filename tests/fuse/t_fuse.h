@@ -114,6 +114,11 @@ int tf_alive(pid_t pid);
 /* Wait at most @ms for @pid to end: 0, or -1 if it is still alive. */
 int tf_wait_gone(pid_t pid, int ms);
 
+/* Extended attribute @name of @path is @want (NULL: absent, ENODATA). */
+void tf_check_xattr(const char *path, const char *name, const char *want);
+/* @rc (of the call @what) is -1 with errno EROFS. */
+void tf_expect_erofs(int rc, const char *what);
+
 /* Suites, one per file. */
 Suite *tf_suite_namespace(void);
 Suite *tf_suite_live(void);
@@ -123,5 +128,6 @@ Suite *tf_suite_lifecycle(void);
 Suite *tf_suite_load(void);
 Suite *tf_suite_cache(void);
 Suite *tf_suite_mount(void);
+Suite *tf_suite_all(void);
 
 #endif

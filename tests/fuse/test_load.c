@@ -1,7 +1,8 @@
 /*
  * Load: many processes walking, listing, stat-ing and reading the mount
- * while a writer commits at full speed and collects often; and no growth of
- * the server's memory, mappings or descriptors over 100,000 opens.
+ * (its .all too) while a writer commits at full speed and collects often;
+ * and no growth of the server's memory, mappings or descriptors over
+ * 100,000 opens.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -106,6 +107,7 @@ static uint64_t xorshift(uint64_t *s)
 #define Q_STATS_UNNAMED 50  /* ... of unnamed chunks */
 #define Q_OPENS_NAMED 1000  /* opens read to the end and verified, named */
 #define Q_OPENS_UNNAMED 100 /* ... unnamed */
+#define Q_RECORDS 20        /* records of .all opened and verified */
 #define Q_OPS_PER_READER 64 /* operations each reader made (any outcome) */
 
 /* Unnamed chunks live 2-9 ms, so that they vanish under the readers; one
@@ -125,7 +127,7 @@ struct load_stats {
     uint64_t enoent[OP_NKINDS]; /* ENOENT (a chunk that vanished) */
     uint64_t estale[2];         /* ESTALE on open: unnamed, named (must stay 0) */
     uint64_t stat_unnamed;      /* stats that found an unnamed chunk */
-    uint64_t verified_named, verified_unnamed;
+    uint64_t verified_named, verified_unnamed, verified_records;
     uint64_t listed;       /* entries listed */
     uint64_t enoent_named; /* ENOENT of a name n0..n7 (stat or open): must stay 0 */
     uint64_t unexpected;   /* anything else: must stay 0 */
@@ -217,10 +219,10 @@ static int run_writer(struct load_shared *sh)
 }
 
 /* What a name of the segment directory is: 0 an unnamed chunk (its id in
- * @id), 1 + k the name "nk", -1 .info, -2 anything else. */
+ * @id), 1 + k the name "nk", -1 .info or .all, -2 anything else. */
 static int classify(const char *name, uint64_t *id)
 {
-    if (strcmp(name, ".info") == 0)
+    if (strcmp(name, ".info") == 0 || strcmp(name, ".all") == 0)
         return -1;
     if (name[0] == 'n' && name[1] >= '0' && name[1] < '0' + LOAD_NAMES && name[2] == '\0')
         return 1 + (name[1] - '0');
@@ -305,7 +307,8 @@ static void do_stat(const char *dir, const char *name, struct load_stats *st)
 }
 
 /* open + read to the end + verify; a named chunk never goes back in time
- * for one process (@last_seq per name). */
+ * for one process (@last_seq per name). @last_seq NULL: a record of .all,
+ * which may be any chunk, dead or not, and is never ESTALE. */
 static void do_open(const char *dir, const char *name, uint64_t *last_seq,
                     struct load_stats *st)
 {
@@ -325,7 +328,7 @@ static void do_open(const char *dir, const char *name, uint64_t *last_seq,
             count(&st->enoent[OP_OPEN]);
             if (kind > 0)
                 count(&st->enoent_named);
-        } else if (errno == ESTALE) {
+        } else if (errno == ESTALE && last_seq != NULL) {
             count(&st->estale[kind > 0]);
         } else {
             bad(st, "open", p, NULL, errno);
@@ -352,12 +355,18 @@ static void do_open(const char *dir, const char *name, uint64_t *last_seq,
     }
     if (close(fd) != 0)
         bad(st, "close", p, NULL, errno);
-    why = check_payload(buf, got, sb.st_size, (uint32_t)kind, id, &seq);
+    if (last_seq == NULL && got >= sizeof(struct payload_hdr)) /* its id is its seq */
+        kind = (int)((const struct payload_hdr *)(const void *)buf)->kind;
+    why = check_payload(buf, got, sb.st_size, (uint32_t)kind, kind > 0 ? 0 : id, &seq);
+    if (why == NULL && last_seq == NULL && seq != id)
+        why = "record whose payload is another id's";
     if (why != NULL) {
         bad(st, "verify", p, why, 0);
         return;
     }
-    if (kind > 0) {
+    if (last_seq == NULL) {
+        count(&st->verified_records);
+    } else if (kind > 0) {
         if (seq < last_seq[kind - 1])
             bad(st, "open", p, "a named chunk went back in time", 0);
         last_seq[kind - 1] = seq;
@@ -368,25 +377,45 @@ static void do_open(const char *dir, const char *name, uint64_t *last_seq,
     count(&st->done[OP_OPEN]);
 }
 
+/* A listing of .all (every name an id), then 4 of its records opened and
+ * verified, whatever their state: ENOENT once collected. */
+static void do_all(const char *dir, struct seen *seen, uint64_t *rnd, struct load_stats *st)
+{
+    char all[PATH_MAX + 32];
+    uint64_t id;
+
+    snprintf(all, sizeof all, "%s/.all", dir);
+    do_readdir(all, seen, 0, st);
+    for (int i = 0; i < seen->n; i++)
+        if (classify(seen->name[i], &id) != 0)
+            bad(st, "readdir", seen->name[i], "not a record's name in .all", 0);
+    for (int k = 0; k < 4 && seen->n > 0; k++)
+        do_open(all, seen->name[xorshift(rnd) % (uint64_t)seen->n], NULL, st);
+}
+
 /* Reader @i, by role i % 3: 0 opens 4 chunks, then lists the segment and
  * stats every entry, and so on; 1 mostly opens and reads, 2 mostly stats; 1 and 2 list
  * the segment every 16 operations to find names to pick from. A pick is one
  * of the names n0..n7 a third of the time, else an entry of the last
- * listing. */
+ * listing. Role 0 also looks at .all every 10 operations. */
 static int run_reader(struct load_shared *sh, int i)
 {
     struct load_stats *st = &sh->r[i];
-    struct seen *seen = calloc(1, sizeof *seen);
+    struct seen *seen = calloc(1, sizeof *seen), *records = calloc(1, sizeof *records);
     uint64_t last_seq[LOAD_NAMES] = {0}, rnd = 0x2545f4914f6cdd1du ^ ((uint64_t)(i + 1) << 32);
     char dir[PATH_MAX + 16], name[8];
     int role = i % 3;
 
-    T_CHILD_ASSERT(seen != NULL);
+    T_CHILD_ASSERT(seen != NULL && records != NULL);
     snprintf(dir, sizeof dir, "%s/%s", tf_m.mnt, LOAD_SEG);
     for (uint64_t it = 0; !stopped(sh); it++) {
         uint64_t r = xorshift(&rnd);
         const char *pick;
         int op;
+        if (role == 0 && it % 10 == 9) {
+            do_all(dir, records, &rnd, st);
+            continue;
+        }
         if (role == 0 ? it % 5 == 4 : it % 16 == 0 || seen->n == 0) {
             do_readdir(dir, seen, role == 0, st);
             continue;
@@ -407,13 +436,14 @@ static int run_reader(struct load_shared *sh, int i)
             do_stat(dir, pick, st);
     }
     free(seen);
+    free(records);
     return 0;
 }
 
 /* NULL when the run has done what it is about, else what it still lacks. */
 static const char *coverage_missing(struct load_shared *sh, char *why, size_t size)
 {
-    uint64_t listings = 0, stats = 0, stats_unnamed = 0, named = 0, unnamed = 0;
+    uint64_t listings = 0, stats = 0, stats_unnamed = 0, named = 0, unnamed = 0, records = 0;
 
     for (int i = 0; i < LOAD_READERS; i++) {
         struct load_stats *st = &sh->r[i];
@@ -427,15 +457,18 @@ static const char *coverage_missing(struct load_shared *sh, char *why, size_t si
         stats_unnamed += seen_count(&st->stat_unnamed);
         named += seen_count(&st->verified_named);
         unnamed += seen_count(&st->verified_unnamed);
+        records += seen_count(&st->verified_records);
     }
     if (seen_count(&sh->gcs) < Q_GCS || listings < Q_LISTINGS || stats < Q_STATS ||
-        stats_unnamed < Q_STATS_UNNAMED || named < Q_OPENS_NAMED || unnamed < Q_OPENS_UNNAMED) {
+        stats_unnamed < Q_STATS_UNNAMED || named < Q_OPENS_NAMED || unnamed < Q_OPENS_UNNAMED ||
+        records < Q_RECORDS) {
         snprintf(why, size,
                  "%" PRIu64 " GCs of %d, %" PRIu64 " listings of %d, %" PRIu64
                  " stats of %d (%" PRIu64 " unnamed of %d), %" PRIu64
-                 " named opens of %d, %" PRIu64 " unnamed of %d",
+                 " named opens of %d, %" PRIu64 " unnamed of %d, %" PRIu64 " records of %d",
                  seen_count(&sh->gcs), Q_GCS, listings, Q_LISTINGS, stats, Q_STATS, stats_unnamed,
-                 Q_STATS_UNNAMED, named, Q_OPENS_NAMED, unnamed, Q_OPENS_UNNAMED);
+                 Q_STATS_UNNAMED, named, Q_OPENS_NAMED, unnamed, Q_OPENS_UNNAMED, records,
+                 Q_RECORDS);
         return why;
     }
     return NULL;
@@ -520,6 +553,7 @@ START_TEST(test_concurrent_readers_under_writes)
         }
         sum.verified_named += st->verified_named;
         sum.verified_unnamed += st->verified_unnamed;
+        sum.verified_records += st->verified_records;
         sum.listed += st->listed;
     }
     ck_assert_msg(coverage_missing(sh, why, sizeof why) == NULL,
@@ -529,11 +563,11 @@ START_TEST(test_concurrent_readers_under_writes)
     printf("load: %" PRIu64 " commits (%" PRIu64 " named, %" PRIu64 " explicit GCs) in %" PRId64
            " ms; %d readers: %" PRIu64 " listings (%" PRIu64 " entries),"
            " %" PRIu64 " stats (%" PRIu64 " ENOENT),"
-           " %" PRIu64 " opens verified (%" PRIu64 " named, %" PRIu64 " unnamed; %" PRIu64
-           " ENOENT)\n",
+           " %" PRIu64 " opens verified (%" PRIu64 " named, %" PRIu64 " unnamed, %" PRIu64
+           " records of .all; %" PRIu64 " ENOENT)\n",
            sh->commits, sh->named_commits, sh->gcs, ran_ms, LOAD_READERS, sum.done[OP_READDIR],
            sum.listed, sum.done[OP_STAT], sum.enoent[OP_STAT], sum.done[OP_OPEN],
-           sum.verified_named, sum.verified_unnamed, sum.enoent[OP_OPEN]);
+           sum.verified_named, sum.verified_unnamed, sum.verified_records, sum.enoent[OP_OPEN]);
     t_shared_free(sh, sizeof *sh);
 }
 END_TEST
