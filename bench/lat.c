@@ -26,6 +26,7 @@ void lat_rounds(struct lat_item *items, int k, int rounds)
             x.clock = it->clock;
             x.clear_next = it->clear_next;
             x.unpinned = it->unpinned;
+            x.read_only = it->read_only;
             x.warm = it->warm;
             x.n = it->n;
             x.gc_every = it->gc_every;

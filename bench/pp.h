@@ -28,6 +28,8 @@ struct pp_ctx {
     int clock;          /* raw record case: read the wall clock per record */
     int clear_next;     /* raw record case: clear the next record's commit word too */
     int unpinned;       /* both sides free to run on any CPU (default: CPU 0 and 1) */
+    int read_only;      /* speculo cases: the answering side may not write the ping
+                           segment's file, so its waits sleep in slices */
     long gc_every;      /* collect the ping segment every this many round trips (0: never) */
     struct pp_ctl *ctl;
     char seg_ping[64], seg_pong[64];

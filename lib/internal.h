@@ -95,6 +95,10 @@ static inline void speculo__wake_waiters(struct seg_header *h)
  * plain loads instead of the read-modify-write. */
 static inline void speculo__wake_waiters_after_commit(struct seg_header *h, bool registered)
 {
+    /* The loads below must stay after the commit's publishing store in
+     * program order: the reader's barrier orders them only as written
+     * (a release store lets later loads move above it). */
+    atomic_signal_fence(memory_order_seq_cst);
     /* observes: a reader's arming, ordered by its barrier (wait.c); a
      * reader of an older library, which registers without arming */
     if (registered && atomic_load_explicit(&h->wait_armed, memory_order_relaxed) == 0 &&

@@ -74,7 +74,7 @@ static speculo_writer *make_states(const char *seg, struct states *s)
 
     s->live = tf_put_str(w, NULL, "live");
     s->brief = tf_put(w, NULL, "brief", 5, MS);
-    expired = t_real_ns() + MS; /* after its expiry: committed before now */
+    expired = t_expired_by(MS);
     s->v1 = tf_put_str(w, "status", "v1");
     s->v2 = tf_put_str(w, "status", "v2");
     s->old = tf_put_str(w, NULL, "old");
@@ -82,8 +82,7 @@ static speculo_writer *make_states(const char *seg, struct states *s)
     ck_assert_int_eq(speculo_writer_put(w, "new", 3, &o, &s->new), 0);
     s->gone = tf_put_str(w, NULL, "gone");
     ck_assert_int_eq(speculo_writer_obsolete(w, s->gone), 0);
-    while (t_real_ns() <= expired)
-        t_sleep_ms(1);
+    t_sleep_until_real(expired);
     return w;
 }
 
