@@ -186,7 +186,11 @@ START_TEST(test_expired_gone_at_expiry)
         int looked = 0;
         tf_path(p, "ttl", tf_idname(id, c));
         while (t_real_ns() < deadline - 2 * MS) {
-            ck_assert_int_eq(tf_stat_err(p), 0);
+            int rc = tf_stat_err(p);
+            /* gone only if the answer came after the expiry (a loaded
+             * machine may delay a request past it) */
+            ck_assert_msg(rc == 0 || (rc == -ENOENT && t_real_ns() > deadline),
+                          "round %d: %s gone before its expiry (%d)", round, id, rc);
             looked++;
             t_sleep_ms(1);
         }
