@@ -64,6 +64,7 @@ struct g_call {
         G_CLOSE,
         G_GET,
         G_VERSION,
+        G_RECORD,
         G_SEEK,
         G_NEXT,
         G_WATCH,
@@ -143,6 +144,8 @@ static int call(struct g_call *a)
         return rc;
     case G_VERSION:
         return speculo_reader_get_version(a->r, a->id, a->flags, a->chunk);
+    case G_RECORD:
+        return speculo_reader_get_record(a->r, a->id, a->any);
     case G_SEEK:
         return speculo_reader_seek(a->r, a->id);
     case G_NEXT:
@@ -202,6 +205,12 @@ int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, 
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c)
 {
     return guarded(&(struct g_call){.op = G_VERSION, .r = r, .id = id, .flags = flags, .chunk = c});
+}
+
+/* Record @id, live or dead, in the file @r maps. */
+int g_record(speculo_reader *r, uint64_t id, struct speculo_record *rec)
+{
+    return guarded(&(struct g_call){.op = G_RECORD, .r = r, .id = id, .any = rec});
 }
 
 int g_seek(speculo_reader *r, uint64_t after_id)

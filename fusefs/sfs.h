@@ -113,6 +113,7 @@ int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
 int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces);
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
+int g_record(speculo_reader *r, uint64_t id, struct speculo_record *rec);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size);
@@ -193,6 +194,7 @@ size_t segtab_take_dead(struct sfs_seg ***out);
 int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
 int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c);
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
+int hold_file(struct sfs_hold *h, const char *segment, const speculo_chunk *c, uint64_t *off);
 void hold_put(struct sfs_hold *h);
 void holds_drop(struct sfs_seg *seg);
 unsigned holds_count(struct sfs_seg *seg);
@@ -246,6 +248,16 @@ int notify_start(struct fuse_session *se);
 int notify_stop(void);
 void notify_follow(struct sfs_seg *seg);
 int notify_root_ok(void);
+
+/* ---- splice.c: READ replies spliced from a segment file ---------------- */
+
+/* The largest READ the kernel sends (max_pages): a reply spliced through
+ * a pipe must fit one, and unprivileged pipes stop at 1 MiB. */
+#define SFS_PAGE 4096u
+#define SFS_READ_MAX (512u * 1024)
+/* Smaller replies come from the mapping: libfuse copies those anyway. */
+#define SFS_SPLICE_MIN (2 * SFS_PAGE)
+int splice_reply(fuse_req_t req, int fd, uint64_t off, size_t n);
 
 /* ---- ops.c -------------------------------------------------------------- */
 
