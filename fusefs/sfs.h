@@ -255,6 +255,8 @@ int notify_root_ok(void);
  * a pipe must fit one, and unprivileged pipes stop at 1 MiB. */
 #define SFS_PAGE 4096u
 #define SFS_READ_MAX (512u * 1024)
+/* The readahead window asked for (main.c, sfs_init()): two such READs. */
+#define SFS_READAHEAD (2 * SFS_READ_MAX)
 /* Smaller replies come from the mapping: libfuse copies those anyway. */
 #define SFS_SPLICE_MIN (2 * SFS_PAGE)
 int splice_reply(fuse_req_t req, int fd, uint64_t off, size_t n);

@@ -1,6 +1,7 @@
 /*
  * Size: a 64 MiB chunk reads back byte-exact, and so does any range of a
- * chunk, read as one request of any size; a segment of 100,000 chunks
+ * chunk, read as one request of any size, in requests made large by a
+ * wide readahead window; a segment of 100,000 chunks
  * lists completely and correctly while chunks vanish under the listing.
  */
 #include <dirent.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "t_fuse.h"
@@ -107,6 +109,25 @@ START_TEST(test_reads_exact_at_any_size_and_offset)
     close(fd);
     free(want);
     free(got);
+}
+END_TEST
+
+/* Run by root, the server widens the mount's readahead window to 1 MiB:
+ * large chunks are read in requests of 512 KiB, not 128. */
+START_TEST(test_readahead_widened_by_root)
+{
+    char path[128], text[32] = "";
+    struct stat st;
+
+    ck_assert_int_eq(stat(tf_m.mnt, &st), 0);
+    snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+             minor(st.st_dev));
+    ck_assert_int_gt(tf_read_file(path, text, sizeof text - 1), 0);
+    if (geteuid() != 0) {
+        printf("readahead_widened_by_root: not root: %s is %s", path, text);
+        return;
+    }
+    ck_assert_int_eq(atoi(text), 1024);
 }
 END_TEST
 
@@ -208,6 +229,8 @@ Suite *tf_suite_big(void)
     Suite *s = suite_create("big");
 
     suite_add_tcase(s, tf_tcase("chunk_64mib", test_chunk_64mib, tf_setup, 60));
+    suite_add_tcase(s, tf_tcase("readahead_widened_by_root", test_readahead_widened_by_root,
+                                tf_setup, 20));
     suite_add_tcase(s, tf_tcase("reads_exact_at_any_size_and_offset",
                                 test_reads_exact_at_any_size_and_offset, tf_setup, 60));
     suite_add_tcase(s, tf_tcase("listing_100k_under_churn", test_listing_100k_under_churn, tf_setup, 90));
