@@ -189,9 +189,17 @@ int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c)
     return rc;
 }
 
+static int same_file(int stat_rc, const struct stat *st, const struct sfs_hold *h)
+{
+    return stat_rc == 0 && S_ISREG(st->st_mode) && st->st_dev == h->file.dev &&
+           st->st_ino == h->file.ino;
+}
+
 /* Locked (reader_lock). Open the file @h maps, by the name of @segment
- * (the same file: device and inode), and learn where the mapping starts
- * from record @id: the page its payload lies in, less its offset. */
+ * (the same file: device and inode, looked at before opening, so that no
+ * FIFO or device put there is opened, and after), and learn where the
+ * mapping starts from record @id: the page its payload lies in, less its
+ * offset. */
 static void open_file(struct sfs_hold *h, const char *segment, uint64_t id)
 {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -209,11 +217,13 @@ static void open_file(struct sfs_hold *h, const char *segment, uint64_t id)
     base = (data - (uintptr_t)rec.offset) & ~(page - 1);
     if (data - base < rec.offset || data - base - rec.offset >= rec.length)
         return;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (!same_file(lstat(path, &st), &st, h))
+        return; /* the name holds a newer file by now */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return;
-    if (fstat(fd, &st) != 0 || st.st_dev != h->file.dev || st.st_ino != h->file.ino) {
-        close(fd); /* the name holds a newer file by now */
+    if (!same_file(fstat(fd, &st), &st, h) || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
         return;
     }
     h->fd = fd;
