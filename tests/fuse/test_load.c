@@ -449,6 +449,13 @@ struct server_usage {
  * per-thread areas): libfuse starts and ends workers as the load goes. */
 #define MAPS_PER_THREAD 8
 
+/* Mappings of the one segment the server may keep however many opens it
+ * served: up to 8 idle readers (as many as ever ran at once, a peak the
+ * warm-up may not have reached), its held files, a notifier's reader, and
+ * readers still in use when looked at. A leak of one per open, or per
+ * thousand, goes far beyond within 90,000 opens. */
+#define SEG_MAPS_BOUND 16
+
 static struct server_usage server_usage(pid_t pid)
 {
     struct server_usage u = {-1, 0, 0, 0, 0};
@@ -579,7 +586,8 @@ START_TEST(test_no_leak_over_100k_opens)
            before.fds, before.threads, LEAK_TOTAL, after.rss_kib, after.maps, after.seg_maps,
            after.fds, after.threads);
     ck_assert_int_lt(after.rss_kib - before.rss_kib, 8 * 1024);
-    ck_assert_int_le(after.seg_maps, before.seg_maps);
+    ck_assert_int_le(after.seg_maps,
+                     before.seg_maps > SEG_MAPS_BOUND ? before.seg_maps : SEG_MAPS_BOUND);
     ck_assert_int_le(after.maps, before.maps + MAPS_PER_THREAD * (after.threads > before.threads
                                                                       ? after.threads - before.threads
                                                                       : 0));
