@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "sfs.h"
@@ -337,6 +338,19 @@ static int help_or_version(struct fuse_args *args, struct fuse_cmdline_opts *cmd
     return 0;
 }
 
+/* A held segment file keeps a descriptor once it served an OPEN (holds.c):
+ * with the usual soft limit of 1024, a thousand segments would end in
+ * EMFILE. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* Everything before mounting. Returns an exit status, or -1 when the
  * filesystem is to be served. */
 static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdline_opts *cmd)
@@ -359,6 +373,7 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         cmd->max_threads = DEFAULT_MAX_THREADS;
     if (!cmd->debug)
         fuse_set_log_func(log_no_debug);
+    raise_nofile();
     if (segtab_init(dir) != 0 || nodes_init() != 0 || guard_install() != 0 ||
         add_default_opts(args, mount_name(o, dir)) != 0) {
         fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));
