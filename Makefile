@@ -40,6 +40,11 @@ FUSE_CFLAGS  = $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS    = $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
 CHECK_CFLAGS = $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+# The bridge (speculo bridge out|in, bridge/) is built only with the NATS
+# client library; speculo itself never links it.
+HAVE_NATS   := $(shell $(PKG_CONFIG) --exists libnats 2>/dev/null && echo yes)
+NATS_CFLAGS  = $(shell $(PKG_CONFIG) --cflags libnats 2>/dev/null)
+NATS_LIBS    = $(shell $(PKG_CONFIG) --libs libnats 2>/dev/null)
 
 LIB_SRCS  := $(wildcard lib/*.c)
 LIB_OBJS  := $(LIB_SRCS:.c=.o)
@@ -50,6 +55,8 @@ TCOMMON_SRCS := $(wildcard tests/common/*.c)
 TLIB_SRCS  := $(wildcard tests/lib/*.c)
 TFUSE_SRCS := $(wildcard tests/fuse/*.c)
 TCLI_SRCS  := $(wildcard tests/cli/*.c)
+BRIDGE_SRCS  := $(wildcard bridge/*.c)
+TBRIDGE_SRCS := $(wildcard tests/bridge/*.c)
 
 PROGS :=
 ifneq ($(FUSE_SRCS),)
@@ -68,6 +75,12 @@ TESTS += tests/check_sfs tests/check_fuzz
 endif
 ifneq ($(TCLI_SRCS),)
 TESTS += tests/check_cli
+endif
+ifeq ($(HAVE_NATS),yes)
+PROGS += cli/speculo-bridge
+ifneq ($(TBRIDGE_SRCS),)
+TESTS += tests/check_bridge
+endif
 endif
 
 .PHONY: all check doc install uninstall clean lint demo bench FORCE
@@ -104,6 +117,13 @@ fusefs/speculofs: $(FUSE_SRCS) $(wildcard fusefs/*.h) lib/libspeculo.a .build-fl
 	    $(FUSE_LIBS)
 cli/speculo: $(CLI_SRCS) $(wildcard cli/*.h) lib/libspeculo.a .build-flags
 	$(CC) $(CPPFLAGS) $(CFLAGS) -Ilib -o $@ $(CLI_SRCS) lib/libspeculo.a $(LDFLAGS)
+# Next to speculo in the tree as installed: `speculo bridge` runs it from there.
+# It shares the CLI's helpers (messages, options).
+BRIDGE_CLI := cli/common.c cli/follow.c
+cli/speculo-bridge: $(BRIDGE_SRCS) $(wildcard bridge/*.h) $(BRIDGE_CLI) cli/cli.h lib/libspeculo.a \
+                    .build-flags
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(NATS_CFLAGS) -Ilib -Icli -o $@ $(BRIDGE_SRCS) $(BRIDGE_CLI) \
+	    lib/libspeculo.a $(LDFLAGS) $(NATS_LIBS)
 
 TEST_DEPS := lib/libspeculo.a $(wildcard tests/common/*.h) $(TCOMMON_SRCS) .build-flags
 tests/check_lib: $(TLIB_SRCS) $(TEST_DEPS)
@@ -112,6 +132,13 @@ tests/check_fuse: $(TFUSE_SRCS) $(TEST_DEPS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests/common -o $@ $(TFUSE_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(CHECK_LIBS)
 tests/check_cli: $(TCLI_SRCS) $(TEST_DEPS)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -Ilib -Itests/common -o $@ $(TCLI_SRCS) $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(CHECK_LIBS)
+# The bridge's tests: its wire format in-process, and real nats-server
+# processes (skipped, exit 77, without nats-server).
+tests/check_bridge: $(TBRIDGE_SRCS) $(wildcard tests/bridge/*.h) bridge/proto.c bridge/proto.h \
+                    $(TEST_DEPS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(NATS_CFLAGS) -Ilib -Ibridge -Itests/common -o $@ \
+	    $(TBRIDGE_SRCS) bridge/proto.c $(TCOMMON_SRCS) lib/libspeculo.a $(LDFLAGS) $(NATS_LIBS) \
+	    $(CHECK_LIBS)
 
 # The public header must compile alone, pedantic.
 tests/header-alone.o: lib/speculo.h .build-flags
@@ -142,6 +169,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/speculo $(DESTDIR)$(BINDIR)/speculofs
+	rm -f $(DESTDIR)$(BINDIR)/speculo-bridge
 	rm -f $(DESTDIR)$(LIBDIR)/libspeculo.a $(DESTDIR)$(LIBDIR)/libspeculo.so \
 	      $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/$(REALNAME)
 	rm -f $(DESTDIR)$(INCLUDEDIR)/speculo.h $(DESTDIR)$(PKGCONFIGDIR)/speculo.pc
@@ -150,8 +178,8 @@ uninstall:
 	rm -f $(DESTDIR)$(SYSTEMDUSERUNITDIR)/speculofs@.service
 
 lint:
-	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS)
-	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D__linux__ lib fusefs cli
+	clang-format --dry-run -Werror lib/*.c lib/*.h $(FUSE_SRCS) $(CLI_SRCS) $(BRIDGE_SRCS) bridge/*.h
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability -D__linux__ lib fusefs cli bridge
 	clang-tidy --quiet -checks='-*,clang-analyzer-*,bugprone-*,-bugprone-easily-swappable-parameters,-bugprone-reserved-identifier,-clang-analyzer-security.insecureAPI.DeprecatedOrUnsafeBufferHandling' \
 	    lib/*.c -- -std=c11 -D_GNU_SOURCE -Ilib
 
@@ -162,7 +190,7 @@ bench: all
 	scripts/bench
 
 clean:
-	rm -f lib/*.o lib/*.a lib/*.so* lib/speculo.pc fusefs/speculofs cli/speculo \
+	rm -f lib/*.o lib/*.a lib/*.so* lib/speculo.pc fusefs/speculofs cli/speculo cli/speculo-bridge \
 	      tests/check_* tests/*.o .build-flags
 	rm -rf docs/html
 

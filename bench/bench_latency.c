@@ -3,7 +3,9 @@
  * CPU 1), 64-byte messages, ping-pong over two segments:
  *
  *   lat       speculo busy-polling vs a raw shared cache line; speculo
- *             blocking (reader_wait) vs pipe, socketpair, POSIX mqueue
+ *             blocking (reader_wait) vs pipe, socketpair, POSIX mqueue; a
+ *             blocking reader without write access to the segment's file
+ *             (it sleeps in slices) vs one with it
  *   sweep     zero-copy payload sweep 8 B .. 4 MiB, reader touching only the
  *             first 8 bytes, or the whole payload
  *   gcswitch  a collection of the ping segment every so many round trips:
@@ -57,6 +59,22 @@ static void part_lat(const struct bc_opts *o)
     for (int i = 0; i < 4; i++)
         bc_row("decomp", "%s|%s|%.2f", what[i], lat_med(steps[i], a, sizeof a),
                lat_ratio(steps[i], raw));
+
+    /* A reader that may not write the file cannot register as a waiter and
+     * sleeps in slices of at most a millisecond: its side of the round trip
+     * is about half a slice, so fewer round trips, in rounds of their own. */
+    long n_ro = o->quick ? 300 : 2000;
+    struct lat_item ro[] = {
+        {.c = &pp_wait, .label = "speculo-wait-read-only", .size = 64, .warm = 50, .n = n_ro,
+         .read_only = 1, .budget_s = 1.5},
+        {.c = &pp_wait, .label = "speculo-wait-2", .size = 64, .warm = 50, .n = n_ro,
+         .budget_s = 1.5},
+    };
+    lat_rounds(ro, 2, o->quick ? 1 : 3);
+    lat_report(&ro[0], o->out);
+    bc_factor("1h", "round trip, blocking reader without write access (sleeps in slices) vs with",
+              lat_med(&ro[0], a, sizeof a), lat_med(&ro[1], b, sizeof b),
+              lat_ratio(&ro[0], &ro[1]));
 }
 
 static void part_sweep(const struct bc_opts *o)

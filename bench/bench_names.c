@@ -5,6 +5,8 @@
  *            names, random order; with LMDB (when built with HAVE_LMDB):
  *            mdb_get() on the same names and values, MDB_NOSYNC|MDB_WRITEMAP
  *            on /dev/shm
+ *   chunks   speculo_reader_get() of one name among 200 k unnamed chunks
+ *            against among 10: a get does not scan the segment
  *   update   a named block updated by a writer process (CPU 0) and polled by
  *            a reader process (CPU 1): time from the start of the update call
  *            to the reader seeing the new value; LMDB the same way (a write
@@ -211,7 +213,7 @@ static void part_get(const struct bc_opts *o)
 #endif
     }
     bc_head("get", "live names|speculo_reader_get|per get|vs 1 k names");
-    char a[32], b[32], c[32];
+    char a[32], b[32];
     double med[NS];
     for (int i = 0; i < NS; i++) {
         double m[MAX_ROUNDS];
@@ -238,6 +240,7 @@ static void part_get(const struct bc_opts *o)
               bc_fmt_rate(a, sizeof a, med[NS - 1], "/s"), bc_fmt_rate(b, sizeof b, lmm, "/s"),
               bc_median(vs_lm, (size_t)rounds), true, 5.0);
     snprintf(what, sizeof what, "speculo_reader_get vs LMDB mdb_get, read txn renewed per get, %s", big);
+    char c[32];
     bc_factor("9b2", what,
               bc_fmt_rate(a, sizeof a, med[NS - 1], "/s"), bc_fmt_rate(c, sizeof c, lmrm, "/s"),
               bc_median(vs_lmr, (size_t)rounds));
@@ -250,6 +253,79 @@ static void part_get(const struct bc_opts *o)
         speculo_reader_close(r[i]);
         speculo_segment_remove(seg[i], SPECULO_REMOVE_FORCE);
         free(names[i]);
+    }
+}
+
+/* ---- get among many chunks -------------------------------------------------- */
+
+/* A segment of `unnamed` unnamed chunks, the name "target" in the middle. */
+static speculo_reader *chunky_segment(const char *seg, long unnamed)
+{
+    speculo_writer *w;
+    int rc = speculo_writer_open(seg, NULL, &w);
+    if (rc < 0)
+        bc_die("writer_open: %s", speculo_strerror(rc));
+    struct speculo_commit_options named = {.name = "target"};
+    for (long i = 0; i < unnamed; i++) {
+        uint64_t val[2] = {(uint64_t)i, ~(uint64_t)i};
+        if (i == unnamed / 2 && (rc = speculo_writer_put(w, val, sizeof val, &named, NULL)) < 0)
+            bc_die("put: %s", speculo_strerror(rc));
+        if ((rc = speculo_writer_put(w, val, sizeof val, NULL, NULL)) < 0)
+            bc_die("put: %s", speculo_strerror(rc));
+    }
+    speculo_writer_close(w);
+    speculo_reader *r;
+    if ((rc = speculo_reader_open(seg, &r)) < 0)
+        bc_die("reader_open: %s", speculo_strerror(rc));
+    return r;
+}
+
+static double gets_one(speculo_reader *r, long count)
+{
+    uint64_t sum = 0;
+    int64_t t0 = bc_mono_ns();
+    for (long i = 0; i < count; i++) {
+        speculo_chunk c;
+        int rc = speculo_reader_get(r, "target", &c);
+        if (rc < 0)
+            bc_die("get target: %s", speculo_strerror(rc));
+        sum += *(const uint64_t *)c.data;
+    }
+    int64_t t1 = bc_mono_ns();
+    if (sum == 1)
+        bc_note("unlikely");
+    return (double)count / ((double)(t1 - t0) / 1e9);
+}
+
+static void part_chunks(const struct bc_opts *o)
+{
+    enum { FEW = 10, MANY = 200000 };
+    int rounds = o->quick ? 2 : 7;
+    long count = o->quick ? 200000 : 2000000;
+    char seg[2][64];
+    speculo_reader *r[2];
+    bc_pin(0);
+    for (int i = 0; i < 2; i++) {
+        snprintf(seg[i], sizeof seg[i], "%s-c%d", bc_tag(), i);
+        r[i] = chunky_segment(seg[i], i ? MANY : FEW);
+        gets_one(r[i], count / 10); /* warm up */
+    }
+    double rate[2][MAX_ROUNDS], ratio[MAX_ROUNDS];
+    for (int k = 0; k < rounds; k++) {
+        for (int j = 0; j < 2; j++) {
+            int i = (j + k) % 2;
+            rate[i][k] = gets_one(r[i], count);
+        }
+        ratio[k] = rate[1][k] / rate[0][k];
+    }
+    char a[32], b[32];
+    double m0 = bc_median(rate[0], (size_t)rounds), m1 = bc_median(rate[1], (size_t)rounds);
+    bc_target("4b", "speculo_reader_get/s of a name among 200 k unnamed chunks vs among 10",
+              bc_fmt_rate(a, sizeof a, m1, "/s"), bc_fmt_rate(b, sizeof b, m0, "/s"),
+              bc_median(ratio, (size_t)rounds), true, 0.8);
+    for (int i = 0; i < 2; i++) {
+        speculo_reader_close(r[i]);
+        speculo_segment_remove(seg[i], SPECULO_REMOVE_FORCE);
     }
 }
 
@@ -418,6 +494,7 @@ static void part_update(const struct bc_opts *o)
 #else
         (void)ms;
         ratio[k] = 0;
+        (void)ratio;
 #endif
     }
     char a[32], b[32], c[32], d[32];
@@ -451,6 +528,8 @@ int main(int argc, char **argv)
         bc_die("segment dir");
     if (bc_want(&o, "get"))
         part_get(&o);
+    if (bc_want(&o, "chunks"))
+        part_chunks(&o);
     if (bc_want(&o, "update"))
         part_update(&o);
     return 0;

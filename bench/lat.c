@@ -24,6 +24,7 @@ void lat_rounds(struct lat_item *items, int k, int rounds)
             x.size = it->size;
             x.touch = it->touch;
             x.clock = it->clock;
+            x.read_only = it->read_only;
             x.warm = it->warm;
             x.n = it->n;
             x.gc_every = it->gc_every;

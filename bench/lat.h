@@ -12,6 +12,7 @@ struct lat_item {
     size_t size;
     int touch;
     int clock;
+    int read_only;
     long warm, n;
     long gc_every;
     double budget_s;       /* time budget of one run (default 5 s) */

@@ -3,11 +3,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <mqueue.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -219,6 +222,37 @@ static speculo_reader *open_reader(const char *seg)
     return r;
 }
 
+/*
+ * A reader that cannot open its segment's file for writing cannot register
+ * as a waiter: speculo_reader_wait() then sleeps in slices of at most a
+ * millisecond. For that case the ping segment's file is made read-only
+ * (0444; its writer keeps its mapping) and the answering side, when root,
+ * gives up the capability that lets root write it anyway; everything else
+ * it does (its own segment, the mapping) is unchanged.
+ */
+static void make_read_only(const char *seg)
+{
+    char dir[4096], path[4200];
+    if (speculo_segment_dir(dir, sizeof dir) < 0)
+        bc_die("segment dir");
+    snprintf(path, sizeof path, "%s/%s", dir, seg);
+    if (chmod(path, 0444) < 0)
+        bc_die("chmod %s: %s", path, strerror(errno));
+}
+
+static void drop_write_override(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2];
+    if (geteuid() != 0)
+        return; /* the mode alone keeps us out */
+    if (syscall(SYS_capget, &h, d) < 0)
+        bc_die("capget: %s", strerror(errno));
+    d[0].effective &= ~(1u << CAP_DAC_OVERRIDE);
+    if (syscall(SYS_capset, &h, d) < 0)
+        bc_die("capset: %s", strerror(errno));
+}
+
 /* Both sides: own writer first, then the other side's reader. */
 static void spec_connect(struct pp_ctx *x, bool parent, size_t ping_cap, speculo_writer **w,
                          speculo_reader **r)
@@ -226,6 +260,8 @@ static void spec_connect(struct pp_ctx *x, bool parent, size_t ping_cap, speculo
     long total = x->warm + x->n;
     if (parent) {
         *w = open_writer(x->seg_ping, ping_cap, x->gc_every > 0);
+        if (x->read_only)
+            make_read_only(x->seg_ping);
         pp_parent_step(x, 1);
         pp_await_child(x, 1);
         *r = open_reader(x->seg_pong);
@@ -235,6 +271,8 @@ static void spec_connect(struct pp_ctx *x, bool parent, size_t ping_cap, speculo
         *w = open_writer(x->seg_pong, pp_capacity(64, total), false);
         pp_child_step(x, 1);
         pp_await_parent(x, 1);
+        if (x->read_only)
+            drop_write_override();
         *r = open_reader(x->seg_ping);
         pp_child_step(x, 2);
         pp_await_parent(x, 2);

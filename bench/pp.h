@@ -25,6 +25,8 @@ struct pp_ctx {
     uint64_t deadline;  /* in ticks, set by pp_run */
     int touch;          /* the answering side reads the whole payload */
     int clock;          /* raw record case: read the wall clock per record */
+    int read_only;      /* speculo cases: the answering side may not write the ping
+                           segment's file, so its waits sleep in slices */
     long gc_every;      /* collect the ping segment every this many round trips (0: never) */
     struct pp_ctl *ctl;
     char seg_ping[64], seg_pong[64];

@@ -45,6 +45,7 @@ int cmd_gc(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
+int cmd_bridge(int argc, char **argv);
 
 /* ---- messages (common.c) ---- */
 

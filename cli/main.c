@@ -20,6 +20,7 @@ static const struct cli_command commands[] = {
     {"rm", cmd_rm, "remove a segment"},
     {"stats", cmd_stats, "numbers for monitoring: a table, Prometheus, or rates (-w)"},
     {"prune", cmd_prune, "remove what dead writers left (old segments, temporary files)"},
+    {"bridge", cmd_bridge, "mirror a segment to other hosts through NATS JetStream"},
 };
 
 static void print_usage(FILE *out)

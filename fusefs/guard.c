@@ -128,6 +128,7 @@ static int probe(const volatile unsigned char *q, size_t size)
 
 static int call(struct g_call *a)
 {
+    struct speculo_record rec;
     int rc;
 
     switch (a->op) {
@@ -143,9 +144,15 @@ static int call(struct g_call *a)
             *a->replaces = speculo_chunk_replaces(a->chunk);
         return rc;
     case G_VERSION:
-        return speculo_reader_get_version(a->r, a->id, a->flags, a->chunk);
+        if (a->flags != SFS_GET_ANY)
+            return speculo_reader_get_version(a->r, a->id, a->flags, a->chunk);
+        rc = speculo_reader_get_record(a->r, a->id, &rec);
+        if (rc == 0)
+            *a->chunk = rec.chunk;
+        return rc;
     case G_RECORD:
-        return speculo_reader_get_record(a->r, a->id, a->any);
+        return a->flags ? speculo_reader_walk(a->r, a->id, a->any)
+                        : speculo_reader_get_record(a->r, a->id, a->any);
     case G_SEEK:
         return speculo_reader_seek(a->r, a->id);
     case G_NEXT:
@@ -207,10 +214,11 @@ int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chun
     return guarded(&(struct g_call){.op = G_VERSION, .r = r, .id = id, .flags = flags, .chunk = c});
 }
 
-/* Record @id, live or dead, in the file @r maps. */
-int g_record(speculo_reader *r, uint64_t id, struct speculo_record *rec)
+/* The record @id whatever its state; with @walk, the first after @id. */
+int g_record(speculo_reader *r, uint64_t id, int walk, struct speculo_record *rec)
 {
-    return guarded(&(struct g_call){.op = G_RECORD, .r = r, .id = id, .any = rec});
+    return guarded(
+        &(struct g_call){.op = G_RECORD, .r = r, .id = id, .flags = walk != 0, .any = rec});
 }
 
 int g_seek(speculo_reader *r, uint64_t after_id)

@@ -174,15 +174,15 @@ int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out)
     return rc;
 }
 
-/* Chunk @id (or a superseded version) in the held file @h, without
- * following the segment's name. A hold whose mapping faulted is broken:
- * SFS_FAULT, as from any guarded call. */
-int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c)
+/* Chunk @id as g_fetch_version() with @flags finds it in the held file
+ * @h, without following the segment's name. A hold whose mapping faulted
+ * is broken: SFS_FAULT, as from any guarded call. */
+int hold_fetch(struct sfs_hold *h, uint64_t id, unsigned flags, speculo_chunk *c)
 {
     int rc;
 
     pthread_mutex_lock(&h->reader_lock);
-    rc = g_fetch_version(h->r, id, SPECULO_GET_SUPERSEDED, c);
+    rc = g_fetch_version(h->r, id, flags, c);
     pthread_mutex_unlock(&h->reader_lock);
     if (rc == SFS_FAULT) /* publishes: drop it at the next look at the list */
         atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
@@ -210,7 +210,7 @@ static void open_file(struct sfs_hold *h, const char *segment, uint64_t id)
     int fd;
 
     h->fd_tried = 1;
-    if (g_record(h->r, id, &rec) != 0 ||
+    if (g_record(h->r, id, 0, &rec) != 0 ||
         snprintf(path, sizeof path, "%s/%s", segtab_dir(), segment) >= (int)sizeof path)
         return;
     data = (uintptr_t)rec.chunk.data;
@@ -271,7 +271,7 @@ int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo
     segtab_unlock();
     *out = NULL;
     for (unsigned i = 0; i < n; i++) {
-        if (rc == -ENOENT && (rc = hold_fetch(v[i], id, c)) == 0)
+        if (rc == -ENOENT && (rc = hold_fetch(v[i], id, SPECULO_GET_SUPERSEDED, c)) == 0)
             *out = v[i];
         else
             hold_put(v[i]);

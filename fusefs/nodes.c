@@ -1,9 +1,10 @@
-/* The chunk inodes the kernel holds, with their lookup counts and what
- * their attributes are made of: the kernel may ask for the attributes of
- * any inode it has not forgotten, also after the chunk died. A chained hash
- * table keyed by inode number, under one mutex; beside it, per slot, an
- * array of the unnamed chunk ids held: what a notifier copies while the
- * segment's lookups wait (nodes_unnamed()), so a copy, not a walk. */
+/* The chunk and .all record inodes the kernel holds, with their lookup
+ * counts and what their attributes are made of: the kernel may ask for the
+ * attributes of any inode it has not forgotten, also after the chunk died.
+ * A chained hash table keyed by inode number, under one mutex; beside it,
+ * per slot, an array of the unnamed chunk ids held: what a notifier copies
+ * while the segment's lookups wait (nodes_unnamed()), so a copy, not a
+ * walk. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,7 @@ static int slot_add(struct node *n)
     uint64_t slot = sfs_ino_slot(n->ino);
     struct slotvec *v;
 
-    if (n->meta.named)
+    if (n->meta.named || sfs_ino_kind(n->ino) != SFS_CHUNK)
         return 0;
     if (slot >= N.nbyslot) {
         size_t old = N.nbyslot;
@@ -131,7 +132,7 @@ static void slot_del(const struct node *n)
     struct slotvec *v;
     uint64_t last;
 
-    if (n->meta.named || slot >= N.nbyslot)
+    if (n->meta.named || sfs_ino_kind(n->ino) != SFS_CHUNK || slot >= N.nbyslot)
         return;
     v = &N.byslot[slot];
     last = v->ids[--v->n];

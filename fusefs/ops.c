@@ -1,6 +1,7 @@
 /* The FUSE low-level operations of speculofs: / the segment directory,
- * /SEG/ one file per live chunk (named, or by its id in 20 digits) and
- * .info. What the kernel may cache: see sfs.h. Nothing here writes: the
+ * /SEG/ one file per live chunk (named, or by its id in 20 digits), .info,
+ * and .all/, one file per record still in the segment's file, live or dead,
+ * by its id. What the kernel may cache: see sfs.h. Nothing here writes: the
  * mount is read-only, and the kernel refuses every change with EROFS. */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,7 +26,19 @@ enum sfs_kind sfs_ino_kind(fuse_ino_t ino)
         return SFS_BAD;
     if (low == 0)
         return SFS_SEGDIR;
-    return low == SFS_INFO_LOW ? SFS_INFO : SFS_CHUNK;
+    if (low == SFS_INFO_LOW)
+        return SFS_INFO;
+    if (low == SFS_ALL_LOW)
+        return SFS_ALLDIR;
+    return low & SFS_ALL_BIT ? SFS_RECORD : SFS_CHUNK;
+}
+
+/* Inodes the kernel counts lookups of, which nodes.c records. */
+static int counted(fuse_ino_t ino)
+{
+    enum sfs_kind kind = sfs_ino_kind(ino);
+
+    return kind == SFS_CHUNK || kind == SFS_RECORD;
 }
 
 /* What the kernel is told when the library says no. Anything that means
@@ -205,8 +218,31 @@ static int find_chunk(struct sfs_seg *seg, const char *name, struct sfs_meta *m)
     return fetch_chunk(seg, name, 0, m);
 }
 
-/* A chunk's attributes: from the inode table while the kernel holds the
- * inode (even after the chunk died), else from the segment. */
+/* Record @id of @seg, live or dead, while it is in the segment's file:
+ * what its attributes need, and (@rec not NULL) its state. */
+static int fetch_record(struct sfs_seg *seg, uint64_t id, struct sfs_meta *m,
+                        struct speculo_record *rec)
+{
+    struct speculo_record got;
+    speculo_reader *r;
+    int rc = seg_reader_take(seg, &r);
+
+    if (rc != 0)
+        return rc;
+    rc = g_record(r, id, 0, &got);
+    if (rc == 0 && !seg_reads(seg, r))
+        rc = -ENOENT;
+    seg_reader_give(seg, r, rc);
+    if (rc != 0)
+        return rc;
+    *m = sfs_meta_of(&got.chunk, got.replaces);
+    if (rec != NULL)
+        *rec = got; /* its state; no pointer into the mapping is used */
+    return id > SFS_CHUNK_ID_MAX ? -EOVERFLOW : 0;
+}
+
+/* A chunk's or record's attributes: from the inode table while the kernel
+ * holds the inode (even after the chunk died), else from the segment. */
 static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
 {
     struct sfs_seg *seg;
@@ -216,7 +252,9 @@ static int chunk_meta(fuse_ino_t ino, struct sfs_meta *m)
     if (node_get(ino, m) == 0)
         return 0;
     rc = seg_of(ino, &seg, &st);
-    if (rc == 0)
+    if (rc == 0 && sfs_ino_kind(ino) == SFS_RECORD)
+        rc = fetch_record(seg, sfs_ino_id(ino), m, NULL);
+    else if (rc == 0)
         rc = fetch_chunk(seg, NULL, sfs_ino_low(ino), m);
     if (rc == 0)
         meta_owner(m, &st);
@@ -283,6 +321,46 @@ static void lookup_segment(fuse_req_t req, const char *name)
     fuse_reply_entry(req, &e);
 }
 
+/* .all means the same directory for as long as the incarnation lives: its
+ * name may be cached (the segment's own name is taken back when it dies). */
+static void lookup_all_dir(fuse_req_t req, const struct sfs_seg *seg, const struct stat *file)
+{
+    struct fuse_entry_param e = {.ino = sfs_ino(seg->slot, SFS_ALL_LOW),
+                                 .generation = 1,
+                                 .entry_timeout = SFS_ENTRY_TIMEOUT,
+                                 .attr_timeout = SFS_DIR_ATTR_TIMEOUT};
+
+    dir_attr(&e.attr, e.ino, file);
+    fuse_reply_entry(req, &e);
+}
+
+/* A record in .all: its name is never cached, as the collector drops it
+ * with no notification (no entries_lock, no notifier); its attributes are,
+ * as its bytes never change. Counted in the inode table as a chunk is. */
+static void lookup_in_all(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    struct fuse_entry_param e;
+    struct sfs_seg *seg;
+    struct sfs_meta m;
+    struct stat st;
+    uint64_t id;
+    int rc = seg_of(parent, &seg, &st);
+
+    if (rc == 0 && !parse_idname(name, &id))
+        rc = -ENOENT;
+    if (rc == 0)
+        rc = fetch_record(seg, id, &m, NULL);
+    if (rc == 0) {
+        meta_owner(&m, &st);
+        chunk_entry(&e, sfs_ino(seg->slot, SFS_ALL_BIT | id), &m, 0);
+        rc = node_ref(e.ino, &m);
+    }
+    if (rc != 0)
+        fuse_reply_err(req, fs_err(rc));
+    else if (fuse_reply_entry(req, &e) != 0)
+        node_forget(e.ino, 1);
+}
+
 /* A chunk is looked up with entries_lock held shared from before the check
  * that it is live to after the reply (notify.c); it is counted in the
  * inode table before the reply, uncounted if the reply did not reach the
@@ -301,6 +379,10 @@ static void lookup_in_segment(fuse_req_t req, fuse_ino_t parent, const char *nam
         e.ino = sfs_ino(seg->slot, SFS_INFO_LOW);
         info_attr(&e.attr, e.ino, &st, len);
         fuse_reply_entry(req, &e);
+        return;
+    }
+    if (rc == 0 && !seg->bad && strcmp(name, ".all") == 0) {
+        lookup_all_dir(req, seg, &st);
         return;
     }
     if (rc == 0 && name[0] == '.')
@@ -331,15 +413,18 @@ static void sfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
         lookup_segment(req, name);
     else if (kind == SFS_SEGDIR)
         lookup_in_segment(req, parent, name);
+    else if (kind == SFS_ALLDIR)
+        lookup_in_all(req, parent, name);
     else
         fuse_reply_err(req, ENOTDIR);
 }
 
-/* Only chunk inodes are counted: the root, segment directories and .info
- * files are described by the segment table, which is never freed. */
+/* Only chunk and record inodes are counted: the root, segment and .all
+ * directories and .info files are described by the segment table, which
+ * is never freed. */
 static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-    if (sfs_ino_kind(ino) == SFS_CHUNK)
+    if (counted(ino))
         node_forget(ino, nlookup);
     fuse_reply_none(req);
 }
@@ -348,7 +433,7 @@ static void sfs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 static void sfs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
     for (size_t i = 0; i < count; i++)
-        if (sfs_ino_kind(forgets[i].ino) == SFS_CHUNK)
+        if (counted(forgets[i].ino))
             node_forget(forgets[i].ino, forgets[i].nlookup);
     fuse_reply_none(req);
 }
@@ -371,6 +456,7 @@ static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
         dir_attr(a, ino, &st);
         return 0;
     case SFS_SEGDIR:
+    case SFS_ALLDIR:
         rc = seg_of(ino, &seg, &st);
         if (rc == 0)
             dir_attr(a, ino, &st);
@@ -384,6 +470,7 @@ static int getattr_of(fuse_ino_t ino, struct stat *a, double *timeout)
             info_attr(a, ino, &st, len);
         return rc;
     case SFS_CHUNK:
+    case SFS_RECORD:
         *timeout = SFS_CHUNK_ATTR_TIMEOUT;
         rc = chunk_meta(ino, &m);
         if (rc == 0)
@@ -487,18 +574,20 @@ static void fh_put(struct fh *h)
 /* Chunk @ino of @seg as OPEN may serve it (what the kernel looked up, @m;
  * NULL if unknown), in the segment's current file or, for a named chunk
  * dropped from it, in a file held since its LOOKUP: *@hold is that file,
- * with a reference, and @c the chunk in it, valid until the release. */
+ * with a reference, and @c the chunk in it, valid until the release. A
+ * record of .all is served from the current file whatever its state. */
 static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta *m,
                      struct sfs_hold **hold, speculo_chunk *c)
 {
-    uint64_t id = sfs_ino_low(ino);
+    uint64_t id = sfs_ino_id(ino);
+    unsigned flags = sfs_ino_kind(ino) == SFS_RECORD ? SFS_GET_ANY : SPECULO_GET_SUPERSEDED;
     speculo_reader *r;
     int rc = seg_reader_take(seg, &r);
 
     if (rc != 0)
         return rc;
-    rc = g_fetch_version(r, id, SPECULO_GET_SUPERSEDED, c);
-    if (rc == -ENOENT && m != NULL && m->named) {
+    rc = g_fetch_version(r, id, flags, c);
+    if (rc == -ENOENT && m != NULL && m->named && flags != SFS_GET_ANY) {
         rc = hold_search(seg, id, hold, c); /* collected since its LOOKUP */
     } else {
         if (rc == 0 && !seg_reads(seg, r))
@@ -506,7 +595,7 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta 
         if (rc == 0)
             rc = hold_keep(seg, &r, hold);
         if (rc == 0)
-            rc = hold_fetch(*hold, id, c);
+            rc = hold_fetch(*hold, id, flags, c);
     }
     seg_reader_give(seg, r, rc);
     return rc;
@@ -517,7 +606,7 @@ static int pin_chunk(struct sfs_seg *seg, fuse_ino_t ino, const struct sfs_meta 
  * open(2): named chunks' names are never cached) still opens; anything else
  * not live, or not the chunk the kernel was told of, gives ESTALE, and the
  * kernel walks the path again (DESIGN-speculofs.md, "Open files keep their
- * bytes"). */
+ * bytes"). A record of .all opens while it is in the file, else ENOENT. */
 static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
 {
     struct sfs_seg *seg;
@@ -534,7 +623,7 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
     if (rc == 0 && known && (m.committed_ns != c.committed_ns || m.size != c.size))
         rc = -ESTALE;
     if (rc != 0)
-        return rc == -ENOENT ? -ESTALE : rc;
+        return rc == -ENOENT && sfs_ino_kind(ino) == SFS_CHUNK ? -ESTALE : rc;
     h->data = c.data;
     h->size = c.size;
     h->fd = hold_file(h->hold, seg->name, &c, &h->foff);
@@ -555,7 +644,7 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fuse_reply_err(req, EROFS); /* only if the mount was made writable again */
         return;
     }
-    if (kind != SFS_INFO && kind != SFS_CHUNK) {
+    if (kind != SFS_INFO && !counted(ino)) {
         fuse_reply_err(req, kind == SFS_BAD ? ENOENT : EISDIR);
         return;
     }
@@ -566,7 +655,7 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     atomic_init(&h->refs, 1);
     h->fd = -1;
     live_add(&h->link, fh_destroy);
-    if (kind == SFS_CHUNK) {
+    if (kind != SFS_INFO) {
         rc = open_chunk(ino, h, fi);
     } else if ((rc = seg_of(ino, &seg, &st)) == 0) {
         rc = info_text(seg, &h->text, &h->size);
@@ -640,6 +729,7 @@ static void sfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 struct dh {
     struct hlink link;   /* first: see live_add() */
     struct sfs_seg *seg; /* NULL for the root */
+    int all;             /* the segment's .all */
     pthread_mutex_t lock;
     speculo_reader *r; /* a segment's: positioned by each readdir */
     int last_rc;
@@ -670,7 +760,7 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     struct stat st;
     int rc;
 
-    if (kind != SFS_ROOT && kind != SFS_SEGDIR) {
+    if (kind != SFS_ROOT && kind != SFS_SEGDIR && kind != SFS_ALLDIR) {
         fuse_reply_err(req, ENOTDIR);
         return;
     }
@@ -680,6 +770,7 @@ static void sfs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
     }
     pthread_mutex_init(&d->lock, NULL);
     live_add(&d->link, dh_destroy);
+    d->all = kind == SFS_ALLDIR;
     rc = kind == SFS_ROOT ? segtab_list(&d->names, &d->nnames) : seg_of(ino, &d->seg, &st);
     if (rc != 0) {
         dh_free(d);
@@ -757,24 +848,27 @@ static void readdir_root(struct listing *L, struct dh *d, off_t off)
     }
 }
 
-/* Cookies of a segment directory: 1, 2, 3 after ".", ".." and ".info",
- * then chunk id + 3: resuming seeks past that id, so chunks that vanish
- * cannot shift the listing. */
-#define COOKIE_BASE 3
+/* Cookies of a segment directory: 1, 2, 3, 4 after ".", "..", ".info" and
+ * ".all" (not in a segment that cannot be read), then chunk id + 4:
+ * resuming seeks past that id, so chunks that vanish cannot shift the
+ * listing. */
+#define COOKIE_BASE 4
 
 /* Live chunks as next() returns them; the listing stops where the reader
  * follows the name to another incarnation. */
 static void readdir_segment(struct listing *L, struct dh *d, off_t off)
 {
-    const char *fixed[COOKIE_BASE] = {".", "..", ".info"};
+    const char *fixed[COOKIE_BASE] = {".", "..", ".info", ".all"};
     const fuse_ino_t inos[COOKIE_BASE] = {sfs_ino(d->seg->slot, 0), FUSE_ROOT_ID,
-                                          sfs_ino(d->seg->slot, SFS_INFO_LOW)};
+                                          sfs_ino(d->seg->slot, SFS_INFO_LOW),
+                                          sfs_ino(d->seg->slot, SFS_ALL_LOW)};
     char name[SPECULO_CHUNK_NAME_MAX + 1];
     struct sfs_meta m;
     int rc;
 
     for (off_t k = off; k < COOKIE_BASE; k++)
-        if (!add_dirent(L, fixed[k], inos[k], k < 2 ? S_IFDIR : S_IFREG, k + 1, NULL))
+        if ((k != 3 || !d->seg->bad) &&
+            !add_dirent(L, fixed[k], inos[k], k == 2 ? S_IFREG : S_IFDIR, k + 1, NULL))
             return;
     if (d->seg->bad || seg_check(d->seg, &L->file) != 0 ||
         (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0))
@@ -800,12 +894,51 @@ static void readdir_segment(struct listing *L, struct dh *d, off_t off)
     }
 }
 
+/* Cookies of .all: 1, 2 after "." and "..", then id + 2: resuming walks on
+ * after that id, which collections do not move. */
+#define ALL_COOKIE_BASE 2
+
+/* Every record in the file, one walk step (O(log n)) each; READDIRPLUS
+ * entries are counted lookups, with names cached 0 s. */
+static void readdir_all(struct listing *L, struct dh *d, off_t off)
+{
+    const fuse_ino_t inos[ALL_COOKIE_BASE] = {sfs_ino(d->seg->slot, SFS_ALL_LOW),
+                                              sfs_ino(d->seg->slot, 0)};
+    uint64_t id = off < ALL_COOKIE_BASE ? 0 : (uint64_t)off - ALL_COOKIE_BASE;
+    char name[SFS_IDNAME_LEN + 1];
+    struct speculo_record rec;
+    struct sfs_meta m;
+    int rc;
+
+    for (off_t k = off; k < ALL_COOKIE_BASE; k++)
+        if (!add_dirent(L, k == 0 ? "." : "..", inos[k], S_IFDIR, k + 1, NULL))
+            return;
+    if (seg_check(d->seg, &L->file) != 0 || (d->r == NULL && seg_reader_take(d->seg, &d->r) != 0))
+        return;
+    while ((rc = g_record(d->r, id, 1, &rec)) == 0) {
+        if (!seg_reads(d->seg, d->r) || rec.chunk.id <= id || rec.chunk.id > SFS_CHUNK_ID_MAX)
+            break;
+        id = rec.chunk.id;
+        m = sfs_meta_of(&rec.chunk, rec.replaces);
+        meta_owner(&m, &L->file);
+        sfs_idname(name, id);
+        if (!add_dirent(L, name, sfs_ino(d->seg->slot, SFS_ALL_BIT | id), S_IFREG,
+                        (off_t)(id + ALL_COOKIE_BASE), &m))
+            break;
+    }
+    d->last_rc = rc == -ENOENT ? 0 : rc;
+    if (rc == SFS_FAULT) {
+        seg_reader_give(d->seg, d->r, rc);
+        d->r = NULL;
+    }
+}
+
 /* READDIRPLUS of a segment gives names as LOOKUP does (entries_lock held
  * from the listing to the reply). */
 static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int plus)
 {
     struct listing L = {.req = req, .size = size, .plus = plus};
-    struct sfs_seg *seg = d->seg;
+    struct sfs_seg *seg = d->all ? NULL : d->seg; /* whose chunk names may be cached */
 
     if (off < 0 || (L.buf = malloc(size)) == NULL) {
         fuse_reply_err(req, off < 0 ? EINVAL : ENOMEM);
@@ -816,7 +949,9 @@ static void do_readdir(fuse_req_t req, struct dh *d, size_t size, off_t off, int
         L.followed = seg->follow == SFS_FOLLOW_ON;
     }
     pthread_mutex_lock(&d->lock);
-    if (seg == NULL)
+    if (d->all)
+        readdir_all(&L, d, off);
+    else if (seg == NULL)
         readdir_root(&L, d, off);
     else
         readdir_segment(&L, d, off);
@@ -852,22 +987,51 @@ static void sfs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info
 }
 
 /* ------------------------------------------------------------------ */
-/* extended attributes: decimal text, absent when there is nothing to say */
+/* extended attributes: decimal text (but a record's state), absent when
+ * there is nothing to say */
 
+/* The last, the state, is of records of .all only. */
 static const char *const xattr_names[] = {
     "user.speculo.id",
     "user.speculo.expires",
     "user.speculo.replaces",
+    "user.speculo.state",
 };
 #define NXATTR (sizeof xattr_names / sizeof xattr_names[0])
 
-/* The value of attribute @k, or -1 when the chunk has none. */
-static int xattr_value(const struct sfs_meta *m, size_t k, char *buf, size_t size)
+/* The state of record @ino now, in the words of `speculo ls --all`; -1
+ * once it is no longer in the segment's file. Asked of the segment at
+ * each call: the kernel caches no extended attribute. */
+static int record_state(fuse_ino_t ino, char *buf, size_t size)
+{
+    struct speculo_record rec;
+    struct sfs_seg *seg;
+    struct sfs_meta m;
+    struct stat st;
+
+    if (seg_of(ino, &seg, &st) != 0 || fetch_record(seg, sfs_ino_id(ino), &m, &rec) != 0)
+        return -1;
+    switch (rec.state) {
+    case SPECULO_STATE_LIVE:
+        return snprintf(buf, size, "live");
+    case SPECULO_STATE_EXPIRED:
+        return snprintf(buf, size, "expired");
+    case SPECULO_STATE_REPLACED:
+        return snprintf(buf, size, "obsolete>%" PRIu64, rec.obsoleted_by);
+    default:
+        return snprintf(buf, size, "obsolete");
+    }
+}
+
+/* The value of attribute @k of @ino, or -1 when it has none. */
+static int xattr_value(fuse_ino_t ino, const struct sfs_meta *m, size_t k, char *buf, size_t size)
 {
     if (k == 0)
         return snprintf(buf, size, "%" PRIu64, m->id);
     if (k == 1)
         return m->expires_ns == 0 ? -1 : snprintf(buf, size, "%" PRId64, m->expires_ns);
+    if (k == 3)
+        return sfs_ino_kind(ino) == SFS_RECORD ? record_state(ino, buf, size) : -1;
     return m->replaces == 0 ? -1 : snprintf(buf, size, "%" PRIu64, m->replaces);
 }
 
@@ -894,7 +1058,7 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
         fuse_reply_err(req, EOPNOTSUPP);
         return;
     }
-    if (sfs_ino_kind(ino) != SFS_CHUNK) {
+    if (!counted(ino)) {
         fuse_reply_err(req, ENODATA);
         return;
     }
@@ -903,7 +1067,7 @@ static void sfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
         return;
     }
     for (size_t k = 0; k < NXATTR; k++) {
-        int n = strcmp(name, xattr_names[k]) == 0 ? xattr_value(&m, k, val, sizeof val) : -1;
+        int n = strcmp(name, xattr_names[k]) == 0 ? xattr_value(ino, &m, k, val, sizeof val) : -1;
         if (n >= 0) {
             reply_xattr_data(req, val, (size_t)n, size);
             return;
@@ -918,13 +1082,13 @@ static void sfs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
     char list[128], val[32];
     size_t len = 0;
 
-    if (sfs_ino_kind(ino) == SFS_CHUNK) {
+    if (counted(ino)) {
         if (chunk_meta(ino, &m) != 0) {
             fuse_reply_err(req, ENOENT);
             return;
         }
         for (size_t k = 0; k < NXATTR; k++) {
-            if (xattr_value(&m, k, val, sizeof val) < 0)
+            if (xattr_value(ino, &m, k, val, sizeof val) < 0)
                 continue;
             memcpy(list + len, xattr_names[k], strlen(xattr_names[k]) + 1);
             len += strlen(xattr_names[k]) + 1;

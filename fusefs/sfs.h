@@ -17,11 +17,16 @@
 
 /* Inode numbers are computed: ino = slot << SFS_ID_BITS | low. slot: 0 for
  * the root (FUSE_ROOT_ID), else a segment incarnation (segtab.c); low: 0
- * its directory, a chunk id, or SFS_INFO_LOW its .info file. */
+ * its directory, a chunk id, SFS_ALL_BIT | id the record of chunk id in
+ * .all, SFS_ALL_LOW the .all directory, or SFS_INFO_LOW its .info file. A
+ * dead record and the live chunk of one id are two inodes: OPEN gets only
+ * the inode, and serves a dead record only from .all. */
 #define SFS_ID_BITS 44
 #define SFS_ID_MASK ((UINT64_C(1) << SFS_ID_BITS) - 1)
 #define SFS_INFO_LOW SFS_ID_MASK
-#define SFS_CHUNK_ID_MAX (SFS_ID_MASK - 1)
+#define SFS_ALL_LOW (SFS_ID_MASK - 1)
+#define SFS_ALL_BIT (UINT64_C(1) << (SFS_ID_BITS - 1))
+#define SFS_CHUNK_ID_MAX (SFS_ALL_BIT - 3) /* SFS_ALL_BIT | id below SFS_ALL_LOW */
 #define SFS_SLOT_MAX ((UINT64_C(1) << (64 - SFS_ID_BITS)) - 1)
 
 /* An unnamed chunk shows as its id in 20 digits, so `ls` order is commit order. */
@@ -53,7 +58,8 @@ static inline void sfs_idname(char *buf, uint64_t id)
 #define SFS_CHUNK_ATTR_TIMEOUT 3600.0
 #define SFS_DIR_ATTR_TIMEOUT 1.0
 
-enum sfs_kind { SFS_ROOT, SFS_SEGDIR, SFS_INFO, SFS_CHUNK, SFS_BAD };
+/* SFS_ALLDIR: a segment's .all; SFS_RECORD: a record in it, live or dead. */
+enum sfs_kind { SFS_ROOT, SFS_SEGDIR, SFS_INFO, SFS_CHUNK, SFS_ALLDIR, SFS_RECORD, SFS_BAD };
 
 static inline fuse_ino_t sfs_ino(uint64_t slot, uint64_t low)
 {
@@ -66,6 +72,11 @@ static inline uint64_t sfs_ino_slot(fuse_ino_t ino)
 static inline uint64_t sfs_ino_low(fuse_ino_t ino)
 {
     return (uint64_t)ino & SFS_ID_MASK;
+}
+/* The chunk id of a chunk's or a record's inode. */
+static inline uint64_t sfs_ino_id(fuse_ino_t ino)
+{
+    return (uint64_t)ino & (SFS_ALL_BIT - 1);
 }
 enum sfs_kind sfs_ino_kind(fuse_ino_t ino);
 
@@ -112,8 +123,10 @@ int guard_install(void);
 int g_reader_open(const char *segment, speculo_reader **out);
 void g_reader_close(speculo_reader *r);
 int g_fetch(speculo_reader *r, const char *name, uint64_t id, speculo_chunk *c, uint64_t *replaces);
+/* @flags: the library's, or SFS_GET_ANY: the record whatever its state. */
+#define SFS_GET_ANY (1u << 31)
 int g_fetch_version(speculo_reader *r, uint64_t id, unsigned flags, speculo_chunk *c);
-int g_record(speculo_reader *r, uint64_t id, struct speculo_record *rec);
+int g_record(speculo_reader *r, uint64_t id, int walk, struct speculo_record *rec);
 int g_seek(speculo_reader *r, uint64_t after_id);
 struct sfs_meta;
 int g_next_meta(speculo_reader *r, struct sfs_meta *m, char *name, size_t size);
@@ -192,7 +205,7 @@ size_t segtab_take_dead(struct sfs_seg ***out);
 /* ---- holds.c: segment files kept mapped for opens to come ------------- */
 
 int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
-int hold_fetch(struct sfs_hold *h, uint64_t id, speculo_chunk *c);
+int hold_fetch(struct sfs_hold *h, uint64_t id, unsigned flags, speculo_chunk *c);
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
 int hold_file(struct sfs_hold *h, const char *segment, const speculo_chunk *c, uint64_t *off);
 void hold_put(struct sfs_hold *h);

@@ -101,6 +101,13 @@ struct speculo_writer_options {
     unsigned gc_dead_percent;
     /** ...and exceed this many bytes; 0 means SPECULO_DEFAULT_GC_MIN_DEAD. */
     size_t gc_min_dead_bytes;
+    /** The uid of a new segment (struct speculo_segment_ident); 0 means a
+     *  random one. Used only when the segment is created. For a mirror,
+     *  whose segment takes the uid of the segment it copies (see struct
+     *  speculo_replica), so that both tell the same incarnation: give a uid
+     *  that no earlier segment of this name had, or readers that mapped the
+     *  earlier one cannot tell that it was created again. */
+    uint64_t uid;
 };
 
 /** Options of speculo_writer_commit() and speculo_writer_put(); NULL means
@@ -644,8 +651,9 @@ SPECULO_API int speculo_wait(struct speculo_wait_item *items, size_t n, speculo_
 
 /** What identifies a segment (speculo_reader_ident()). */
 struct speculo_segment_ident {
-    /** Random, chosen when the segment is created, kept by the garbage
-     *  collector: a segment removed and created again has another one. */
+    /** Random (or the writer options' `uid`), chosen when the segment is
+     *  created, kept by the garbage collector: a segment removed and
+     *  created again has another one. */
     uint64_t uid;
     /** When the segment (generation 1) was created, wall clock ns. */
     int64_t created_ns;

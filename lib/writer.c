@@ -243,8 +243,8 @@ static int create_segment(speculo_writer *w, int dirfd, const struct speculo_wri
     if (rc < 0)
         return rc;
     struct seg_header *h = w_header(w);
-    speculo__seg_init_header(h, &l, 1, speculo__random_u64(), speculo__clock_wall_ns(), cap,
-                             speculo__random_u64());
+    uint64_t uid = o && o->uid ? o->uid : speculo__random_u64();
+    speculo__seg_init_header(h, &l, 1, uid, speculo__clock_wall_ns(), cap, speculo__random_u64());
     w->map.lay = l;
     /* names the writer for people; the file is not visible yet */
     atomic_store_explicit(&h->owner, w->token, memory_order_relaxed);

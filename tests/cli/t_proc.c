@@ -30,18 +30,10 @@ char tc_segdir[TC_PATH + 16];
 #define MAX_ARGS 32
 #define RUN_TIMEOUT_MS 60000
 
-void tc_sleep_ms(int ms)
+/* Milliseconds on the monotonic clock, for deadlines. */
+static int64_t now_ms(void)
 {
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-int64_t tc_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return t_mono_ns() / 1000000;
 }
 
 /* Collect a va_list of strings into argv, after argv[0] = the CLI. */
@@ -98,14 +90,14 @@ static void pump(int in, const char *data, size_t len, int out, int err, struct 
                  struct buf *be, pid_t pid)
 {
     size_t off = 0;
-    int64_t deadline = tc_now_ms() + RUN_TIMEOUT_MS;
+    int64_t deadline = now_ms() + RUN_TIMEOUT_MS;
     if (in >= 0 && len == 0) {
         close(in);
         in = -1;
     }
     while (out >= 0 || err >= 0) {
         struct pollfd p[3] = {{in, POLLOUT, 0}, {out, POLLIN, 0}, {err, POLLIN, 0}};
-        int left = (int)(deadline - tc_now_ms());
+        int left = (int)(deadline - now_ms());
         if (left <= 0) {
             kill(pid, SIGKILL);
             ck_abort_msg("%s did not end within %d ms", tc_cli, RUN_TIMEOUT_MS);
@@ -247,9 +239,9 @@ void tc_spawn(struct tc_child *c, ...)
 size_t tc_read(struct tc_child *c, char *buf, size_t want, int timeout_ms)
 {
     size_t got = 0;
-    int64_t deadline = tc_now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     while (got < want) {
-        int left = (int)(deadline - tc_now_ms());
+        int left = (int)(deadline - now_ms());
         struct pollfd p = {c->out, POLLIN, 0};
         if (left <= 0 || poll(&p, 1, left) <= 0)
             break;
@@ -265,16 +257,16 @@ size_t tc_read(struct tc_child *c, char *buf, size_t want, int timeout_ms)
 
 bool tc_wait(struct tc_child *c, int timeout_ms, int *status)
 {
-    int64_t deadline = tc_now_ms() + timeout_ms;
+    int64_t deadline = now_ms() + timeout_ms;
     for (;;) {
         pid_t p = waitpid(c->pid, status, WNOHANG);
         if (p == c->pid) {
             c->pid = -1;
             return true;
         }
-        if (tc_now_ms() >= deadline)
+        if (now_ms() >= deadline)
             return false;
-        tc_sleep_ms(10);
+        t_sleep_ms(10);
     }
 }
 

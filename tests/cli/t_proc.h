@@ -14,6 +14,8 @@
 #include <check.h>
 
 #include "speculo.h"
+#include "t_seg.h"
+#include "t_util.h"
 
 /* What a finished child did. */
 struct tc_result {
@@ -72,8 +74,6 @@ uint64_t tc_put(const char *segment, const char *name, const char *data);
 void tc_setup(void);
 void tc_teardown(void);
 
-void tc_sleep_ms(int ms);
-int64_t tc_now_ms(void);
 /* utime + stime of a process, in clock ticks. */
 long tc_cpu_ticks(pid_t pid);
 /* Write a file, asserting success. */

@@ -134,11 +134,11 @@ START_TEST(closed_output_pipe_is_not_an_error)
         struct tc_child c;
         tc_spawn(&c, cmds[i][0], cmds[i][1], cmds[i][2], NULL);
         char buf[16];
-        ck_assert_uint_eq(tc_read(&c, buf, sizeof buf, 5000), sizeof buf);
+        ck_assert_uint_eq(tc_read(&c, buf, sizeof buf, T_PATIENCE_MS), sizeof buf);
         close(c.out);
         c.out = -1;
         int status;
-        ck_assert(tc_wait(&c, 5000, &status));
+        ck_assert(tc_wait(&c, T_PATIENCE_MS, &status));
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: status %#x",
                       cmds[i][0], status);
         tc_kill(&c);

@@ -144,21 +144,41 @@ START_TEST(replaces_obsoletes_the_given_chunk)
 }
 END_TEST
 
+/* A chunk with a TTL can be read until it expires, not after; one with
+ * --ttl 0 never expires. "Until" is checked with a TTL this machine can
+ * check within (t_ttl_ns()), in a segment of its own for each attempt. */
 START_TEST(ttl_expires_and_zero_never_does)
 {
     struct tc_result r;
-    tc_speculo(&r, "soon", 4, "put", "ttl", "--ttl", "0.8", NULL);
-    ck_assert_int_eq(tc_exit(&r), 0);
-    tc_result_free(&r);
-    tc_speculo(&r, "kept", 4, "put", "ttl", "keep", "--ttl", "0", NULL);
-    ck_assert_int_eq(tc_exit(&r), 0);
-    tc_result_free(&r);
-    assert_cat("ttl", "1", "soon", 4);
+    char seg[16], ttl[32], gone_msg[64];
+    int64_t gone = 0;
+    for (int attempt = 0;; attempt++) {
+        int64_t ttl_ns = t_ttl_ns(800000000, attempt), before = t_real_ns();
+        snprintf(seg, sizeof seg, "ttl%d", attempt);
+        snprintf(ttl, sizeof ttl, "%.3f", (double)ttl_ns / 1e9);
+        tc_speculo(&r, "soon", 4, "put", seg, "--ttl", ttl, NULL);
+        gone = t_expired_by(ttl_ns);
+        ck_assert_int_eq(tc_exit(&r), 0);
+        tc_result_free(&r);
+        tc_speculo(&r, "kept", 4, "put", seg, "keep", "--ttl", "0", NULL);
+        ck_assert_int_eq(tc_exit(&r), 0);
+        tc_result_free(&r);
+        tc_speculo(&r, NULL, 0, "cat", seg, "1", NULL);
+        if (t_real_ns() < before + ttl_ns) { /* the cat ended before the expiry */
+            ck_assert_msg(tc_exit(&r) == 0, "cat %s 1: %s", seg, r.err);
+            ck_assert(r.out_len == 4 && memcmp(r.out, "soon", 4) == 0);
+            tc_result_free(&r);
+            break;
+        }
+        tc_result_free(&r);
+        ck_assert_msg(attempt + 1 < T_TTL_ATTEMPTS, "never read within a TTL of %s s", ttl);
+    }
 
-    tc_sleep_ms(1000);
-    assert_cat_fails("ttl", "1", "speculo: ttl: no live chunk with id 1\n");
-    assert_cat("ttl", "keep", "kept", 4);
-    tc_speculo(&r, NULL, 0, "ls", "ttl", NULL);
+    t_sleep_until_real(gone);
+    snprintf(gone_msg, sizeof gone_msg, "speculo: %s: no live chunk with id 1\n", seg);
+    assert_cat_fails(seg, "1", gone_msg);
+    assert_cat(seg, "keep", "kept", 4);
+    tc_speculo(&r, NULL, 0, "ls", seg, NULL);
     ck_assert_int_eq(tc_exit(&r), 0);
     ck_assert_ptr_null(strstr(r.out, "  -  ")); /* no unnamed chunk left */
     ck_assert_ptr_nonnull(strstr(r.out, "keep"));

@@ -75,23 +75,16 @@ TCase *tc_case_tail(void)
     return tc;
 }
 
-/* Read exactly `want` from a follower, within 5 s. */
+/* Read exactly `want` from a follower (within T_PATIENCE_MS: a bound for
+ * a failure, not a speed). */
 static void expect_output(struct tc_child *c, const char *want)
 {
     char buf[256] = "";
     size_t n = strlen(want);
     ck_assert_uint_lt(n, sizeof buf);
-    size_t got = tc_read(c, buf, n, 5000);
+    size_t got = tc_read(c, buf, n, T_PATIENCE_MS);
     ck_assert_msg(got == n && !memcmp(buf, want, n), "expected '%s', got '%.*s'", want, (int)got,
                   buf);
-}
-
-/* `tail -f SEG` of a segment holding one chunk, seen printed. */
-static void start_following(struct tc_child *c, const char *segment, const char *first)
-{
-    tc_put(segment, NULL, first);
-    tc_spawn(c, "tail", "-f", segment, NULL);
-    expect_output(c, first);
 }
 
 /* `speculo ARGS...` must succeed. */
@@ -110,6 +103,42 @@ static void seg_path(char *buf, const char *name)
     snprintf(buf, SEG_PATH_SIZE, "%s/%s", tc_segdir, name);
 }
 
+/*
+ * What a follower is doing, seen from outside. Its reader registers in the
+ * segment file's header while it blocks in speculo_reader_wait(): with the
+ * header mapped (map_segment(), before the file is removed or moved), the
+ * test knows that the follower caught up and blocks, so that what it does
+ * next is news to it. Waiting for a segment to exist, it sleeps elsewhere
+ * (inotify): t_await_asleep_again() tells that it handled an event and
+ * sleeps again.
+ */
+static void map_segment(struct t_seg_map *m, const char *segment)
+{
+    char path[SEG_PATH_SIZE];
+    seg_path(path, segment);
+    ck_assert_int_eq(t_seg_map_path(path, m), 0);
+}
+
+static void await_blocked(const struct t_seg_map *m)
+{
+    ck_assert_msg(t_seg_await_waiters(m, 1, T_PATIENCE_MS) == 0,
+                  "tail -f did not block in wait()");
+}
+
+/* `tail -f SEG` of a segment holding one chunk, seen printed; with @m
+ * (may be NULL), the segment's file mapped, and the follower blocked. */
+static void start_following(struct tc_child *c, const char *segment, const char *first,
+                            struct t_seg_map *m)
+{
+    tc_put(segment, NULL, first);
+    tc_spawn(c, "tail", "-f", segment, NULL);
+    expect_output(c, first);
+    if (m) {
+        map_segment(m, segment);
+        await_blocked(m);
+    }
+}
+
 /* Remove the segment's file as rm(1) does, behind the library's back. */
 static void unlink_segment(const char *segment)
 {
@@ -118,57 +147,68 @@ static void unlink_segment(const char *segment)
     ck_assert_msg(unlink(path) == 0, "unlink %s", path);
 }
 
-/* The follower prints `data` put into a new segment within `bound_ms`. */
-static void expect_followed(struct tc_child *c, const char *segment, const char *data,
-                            int bound_ms)
+/* The follower, asleep, woke for what the test did, handled it and sleeps
+ * again (waiting for the segment to come back, or for news). */
+static void await_handled(struct tc_child *c, long sleeps)
 {
-    int64_t t0 = tc_now_ms();
-    tc_put(segment, NULL, data);
-    expect_output(c, data);
-    int64_t ms = tc_now_ms() - t0;
-    ck_assert_msg(ms < bound_ms, "'%s' printed %lld ms after the put", data, (long long)ms);
+    ck_assert_msg(t_await_asleep_again(c->pid, sleeps, T_PATIENCE_MS) == 0,
+                  "tail -f did not handle the change");
+}
+
+/* A follower asleep uses no CPU: none over a second (a tick is 10 ms). The
+ * second is a window to look through, not a wait for anything: a loaded
+ * machine does not make a sleeping process use CPU. */
+static void assert_idle(struct tc_child *c)
+{
+    long before = tc_cpu_ticks(c->pid);
+    t_sleep_ms(1000);
+    ck_assert_int_le(tc_cpu_ticks(c->pid) - before, 1);
 }
 
 START_TEST(follow_prints_new_chunks_and_ends_on_sigpipe)
 {
     tc_put("f", NULL, "old\n");
     struct tc_child c;
+    struct t_seg_map m;
+    map_segment(&m, "f");
     tc_spawn(&c, "tail", "-f", "-n", "0", "f", NULL);
-    tc_sleep_ms(200);
+    await_blocked(&m); /* positioned after "old" */
     tc_put("f", NULL, "one\n");
     expect_output(&c, "one\n");
     tc_put("f", NULL, "two\n");
     tc_put("f", "blk", "three\n");
     expect_output(&c, "two\nthree\n");
 
-    /* Blocked in the wait: no CPU while idle (a tick is 10 ms). */
-    long before = tc_cpu_ticks(c.pid);
-    tc_sleep_ms(1500);
-    ck_assert_int_le(tc_cpu_ticks(c.pid) - before, 1);
+    /* Blocked in the wait: no CPU while idle. */
+    await_blocked(&m);
+    assert_idle(&c);
 
     /* The reader of its output goes away: it ends at once, cleanly,
      * without waiting for a chunk to write. */
     close(c.out);
     c.out = -1;
     int status;
-    ck_assert_msg(tc_wait(&c, 3000, &status), "tail -f still running after its reader left");
+    ck_assert_msg(tc_wait(&c, T_PATIENCE_MS, &status),
+                  "tail -f still running after its reader left");
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 0);
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 
 START_TEST(follow_ends_on_sigint)
 {
     struct tc_child c;
-    start_following(&c, "f", "x\n");
-    tc_sleep_ms(100);
+    struct t_seg_map m;
+    start_following(&c, "f", "x\n", &m);
     kill(c.pid, SIGINT);
     int status;
-    ck_assert_msg(tc_wait(&c, 3000, &status), "tail -f ignored SIGINT");
+    ck_assert_msg(tc_wait(&c, T_PATIENCE_MS, &status), "tail -f ignored SIGINT");
     ck_assert(WIFSIGNALED(status));
     ck_assert_int_eq(WTERMSIG(status), SIGINT);
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 
@@ -183,9 +223,10 @@ START_TEST(follow_waits_for_a_segment_created_later)
 
     struct tc_child c;
     tc_spawn(&c, "tail", "-f", "later", NULL);
-    tc_sleep_ms(300);
+    ck_assert_int_eq(t_await_asleep(c.pid, T_PATIENCE_MS), 0); /* waiting for it */
+    long sleeps = t_proc_sleeps(c.pid);
     tc_put("other", NULL, "not this one\n");
-    tc_sleep_ms(100);
+    await_handled(&c, sleeps);
     tc_put("later", NULL, "first\n");
     expect_output(&c, "first\n");
     tc_put("later", NULL, "second\n");
@@ -197,14 +238,17 @@ END_TEST
 START_TEST(follow_continues_after_remove_and_recreate)
 {
     struct tc_child c;
-    start_following(&c, "re", "a\n");
+    struct t_seg_map m;
+    start_following(&c, "re", "a\n", &m);
+    long sleeps = t_proc_sleeps(c.pid);
     run_ok("rm", "re");
-    tc_sleep_ms(200);
+    await_handled(&c, sleeps); /* waits for a segment of that name */
     tc_put("re", NULL, "b\n"); /* a new segment of that name: id 1 again */
     expect_output(&c, "b\n");
     tc_put("re", NULL, "c\n");
     expect_output(&c, "c\n");
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 
@@ -214,17 +258,21 @@ END_TEST
 START_TEST(follow_notices_its_file_unlinked)
 {
     struct tc_child c;
-    start_following(&c, "u", "a\n");
+    struct t_seg_map m;
+    start_following(&c, "u", "a\n", &m);
+    long sleeps = t_proc_sleeps(c.pid);
     unlink_segment("u");
-    tc_sleep_ms(300);
+    await_handled(&c, sleeps);
+    ck_assert_uint_eq(atomic_load(&t_seg_hdr(&m)->waiters), 0); /* left the old file */
     int status;
     ck_assert_msg(!tc_wait(&c, 0, &status), "tail -f ended (status 0x%x) on an unlink", status);
-    long before = tc_cpu_ticks(c.pid);
-    tc_sleep_ms(1000);
-    ck_assert_int_le(tc_cpu_ticks(c.pid) - before, 1);
-    expect_followed(&c, "u", "b\n", 2000);
-    expect_followed(&c, "u", "c\n", 2000);
+    assert_idle(&c);
+    tc_put("u", NULL, "b\n");
+    expect_output(&c, "b\n");
+    tc_put("u", NULL, "c\n");
+    expect_output(&c, "c\n");
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 
@@ -233,10 +281,12 @@ END_TEST
 START_TEST(follow_notices_its_file_unlinked_and_recreated_at_once)
 {
     struct tc_child c;
-    start_following(&c, "u", "a\n");
+    start_following(&c, "u", "a\n", NULL);
     unlink_segment("u");
-    expect_followed(&c, "u", "b\n", 2000);
-    expect_followed(&c, "u", "c\n", 2000);
+    tc_put("u", NULL, "b\n");
+    expect_output(&c, "b\n");
+    tc_put("u", NULL, "c\n");
+    expect_output(&c, "c\n");
     tc_kill(&c);
 }
 END_TEST
@@ -246,36 +296,48 @@ END_TEST
 START_TEST(follow_keeps_its_place_when_its_file_is_moved_back)
 {
     struct tc_child c;
-    start_following(&c, "m", "a\n");
+    struct t_seg_map m;
+    start_following(&c, "m", "a\n", &m);
     char path[SEG_PATH_SIZE], aside[SEG_PATH_SIZE];
     seg_path(path, "m");
     seg_path(aside, "m.aside");
+    long sleeps = t_proc_sleeps(c.pid);
     ck_assert_int_eq(rename(path, aside), 0);
-    tc_sleep_ms(300);
+    await_handled(&c, sleeps); /* waits for a segment of that name */
     ck_assert_int_eq(rename(aside, path), 0);
-    tc_sleep_ms(300);
-    expect_followed(&c, "m", "b\n", 2000);
+    await_blocked(&m); /* back in the wait, on the same file */
+    tc_put("m", NULL, "b\n");
+    expect_output(&c, "b\n");
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 
 /* A writer still alive on the unlinked file goes on committing into it:
  * removed is removed, as with `speculo rm --force`; tail -f does not print
- * those chunks and follows the new segment of that name. */
+ * those chunks and follows the new segment of that name. (That it knows
+ * of the unlink before the next commit is the test's doing: it waits for
+ * tail -f to have handled it.) */
 START_TEST(follow_leaves_an_unlinked_file_to_its_writer)
 {
     speculo_writer *w = NULL;
     ck_assert_int_eq(speculo_writer_open("w", NULL, &w), 0);
     ck_assert_int_eq(speculo_writer_put(w, "a\n", 2, NULL, NULL), 0);
     struct tc_child c;
+    struct t_seg_map m;
     tc_spawn(&c, "tail", "-f", "w", NULL);
     expect_output(&c, "a\n");
+    map_segment(&m, "w");
+    await_blocked(&m);
+    long sleeps = t_proc_sleeps(c.pid);
     unlink_segment("w");
-    tc_sleep_ms(300);
+    await_handled(&c, sleeps);
     ck_assert_int_eq(speculo_writer_put(w, "ghost\n", 6, NULL, NULL), 0);
-    expect_followed(&c, "w", "new\n", 2000);
+    tc_put("w", NULL, "new\n");
+    expect_output(&c, "new\n");
     speculo_writer_close(w);
     tc_kill(&c);
+    t_seg_unmap(&m);
 }
 END_TEST
 

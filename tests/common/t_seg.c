@@ -120,3 +120,16 @@ int64_t t_seg_file_size(const char *seg)
         return -errno;
     return (int64_t)st.st_size;
 }
+
+int t_seg_await_waiters(const struct t_seg_map *m, uint32_t want, int timeout_ms)
+{
+    const struct seg_header *h = t_seg_hdr(m);
+    int64_t start = t_mono_ns();
+    /* observes: readers registering in speculo_reader_wait() or leaving it */
+    while (atomic_load_explicit(&h->waiters, memory_order_acquire) != want) {
+        if (t_ms_since(start) >= timeout_ms)
+            return -ETIMEDOUT;
+        t_sleep_ms(1);
+    }
+    return 0;
+}

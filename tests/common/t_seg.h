@@ -40,6 +40,13 @@ static inline struct rec_header *t_seg_rec(const struct t_seg_map *m, uint64_t o
  * Returns how many were found. */
 int t_seg_records(const struct t_seg_map *m, uint64_t *offs, int max);
 
+/* Wait until the header's count of readers blocked in
+ * speculo_reader_wait() (or _watch()) is `want`, at most timeout_ms: 0 or
+ * -ETIMEDOUT. With want 1, a test knows that its reader is blocked (or
+ * about to block: registered, so that a commit from now on wakes it)
+ * before it commits; with 0, that the reader left the wait. Readers without
+ * write access to the file do not register (they sleep in slices). */
+int t_seg_await_waiters(const struct t_seg_map *m, uint32_t want, int timeout_ms);
 /* A name ("n0", "n1", ...) whose home slot in the file's name index is
  * that of @name, into @out; returns that slot. */
 uint64_t t_seg_same_home(const struct t_seg_map *m, const char *name, char *out, size_t size);

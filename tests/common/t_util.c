@@ -309,24 +309,36 @@ int t_kill_wait(pid_t pid, int sig)
     return t_decode_status(status);
 }
 
-uint64_t t_proc_start_ticks(pid_t pid)
+/* The fields of /proc/PID/stat after the command name into buf; a pointer
+ * to field 3 (the state), or NULL. The name is in parentheses and may hold
+ * spaces: the fields are counted from the last ')'. */
+static const char *t_proc_stat(pid_t pid, char *buf, size_t size)
 {
-    char path[64], buf[4096];
+    char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        return NULL;
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
-        return 0;
+        return NULL;
     buf[n] = '\0';
-    /* The command name is in parentheses and may hold spaces: count the
-     * fields from the last ')'. It ends field 2; start time is field 22. */
     char *p = strrchr(buf, ')');
     if (!p)
-        return 0;
+        return NULL;
     p++;
+    while (*p == ' ')
+        p++;
+    return p;
+}
+
+uint64_t t_proc_start_ticks(pid_t pid)
+{
+    char buf[4096];
+    const char *p = t_proc_stat(pid, buf, sizeof(buf));
+    if (!p)
+        return 0;
     for (int field = 3; field <= 22; field++) {
         while (*p == ' ')
             p++;
@@ -336,6 +348,49 @@ uint64_t t_proc_start_ticks(pid_t pid)
             p++;
     }
     return 0;
+}
+
+int t_proc_state(pid_t pid)
+{
+    char buf[4096];
+    const char *p = t_proc_stat(pid, buf, sizeof(buf));
+    return p && *p ? (unsigned char)*p : -ENOENT;
+}
+
+long t_proc_sleeps(pid_t pid)
+{
+    char path[64], line[256];
+    long n = -ENOENT;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+int t_await_asleep(pid_t pid, int timeout_ms)
+{
+    return t_await_asleep_again(pid, -1, timeout_ms);
+}
+
+int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
+{
+    int64_t start = t_mono_ns();
+    for (;;) {
+        int state = t_proc_state(pid);
+        if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) &&
+            t_proc_state(pid) == 'S')
+            return 0;
+        if (state < 0 || state == 'Z' || state == 'X')
+            return -ESRCH;
+        if (t_ms_since(start) >= timeout_ms)
+            return -ETIMEDOUT;
+        t_sleep_ms(1);
+    }
 }
 
 int t_become(uid_t uid, gid_t gid)
@@ -450,6 +505,27 @@ void t_sleep_ms(int ms)
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+void t_sleep_until_real(int64_t real_ns)
+{
+    /* clock_nanosleep() on CLOCK_REALTIME may wake early when the clock is
+     * set back: the loop checks what it waited for */
+    while (t_real_ns() <= real_ns) {
+        int64_t at = real_ns + 1;
+        struct timespec ts = {at / 1000000000, (long)(at % 1000000000)};
+        clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, NULL);
+    }
+}
+
+int64_t t_expired_by(int64_t ttl_ns)
+{
+    return t_real_ns() + ttl_ns;
+}
+
+int64_t t_ttl_ns(int64_t base_ns, int attempt)
+{
+    return base_ns << attempt;
 }
 
 int64_t t_cpu_ns(void)

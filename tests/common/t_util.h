@@ -86,6 +86,22 @@ int t_kill_wait(pid_t pid, int sig);
 /* Start time of a process in clock ticks since boot (field 22 of
  * /proc/PID/stat), 0 if unknown. */
 uint64_t t_proc_start_ticks(pid_t pid);
+/* State of a process (field 3 of /proc/PID/stat: 'R', 'S', 'D', 'Z', ...;
+ * for a multi-threaded process, its main thread's), or -ENOENT. */
+int t_proc_state(pid_t pid);
+/* Wait until the process sleeps ('S': blocked in a wait, a read, a sleep),
+ * at most timeout_ms. 0, -ETIMEDOUT, or -ESRCH when it is gone. A test
+ * uses it to know that a child it just told to block has blocked, when
+ * the child itself cannot say so. */
+int t_await_asleep(pid_t pid, int timeout_ms);
+/* How many times the process (its main thread) went to sleep (voluntary
+ * context switches), or -errno. */
+long t_proc_sleeps(pid_t pid);
+/* Wait until the process woke up and went to sleep again since it had
+ * slept `sleeps` times (t_proc_sleeps() taken while it slept): it has
+ * handled what woke it (an event the test caused) and waits for the next
+ * thing. As t_await_asleep() otherwise. */
+int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms);
 /* Drop privileges to uid/gid (no supplementary groups). 0 or -errno. */
 int t_become(uid_t uid, gid_t gid);
 
@@ -108,11 +124,37 @@ void t_shared_free(void *p, size_t size);
 
 /* ---- time --------------------------------------------------------- */
 
+/* How long a test waits for something that must happen (a child to be
+ * ready, a file to vanish, a process to end) before it calls it a failure.
+ * It bounds a failure, it says nothing about speed: a test that passes does
+ * not wait that long, and a loaded machine must not make one fail. Tests
+ * assert what happens, never how fast (speed is `make bench`'s). */
+#define T_PATIENCE_MS 10000
+
 int64_t t_mono_ns(void);
 int64_t t_real_ns(void);
 /* Milliseconds elapsed since a t_mono_ns() value. */
 int64_t t_ms_since(int64_t mono_ns);
+/* For pacing (a load generator's bursts, a poll loop's step): a test does
+ * not sleep to let something happen, it waits for it to have happened. */
 void t_sleep_ms(int ms);
+/* Sleep until CLOCK_REALTIME reads past real_ns (an expiry time). */
+void t_sleep_until_real(int64_t real_ns);
+/* Called right after a commit with ttl_ns returned: a wall-clock time by
+ * which that chunk has expired (its commit time was read before the call
+ * returned). t_sleep_until_real(t_expired_by(ttl)) waits for the expiry
+ * itself, where a fixed sleep would race the clock on a slow machine. */
+int64_t t_expired_by(int64_t ttl_ns);
+
+/* Tests of expiry check what holds while a chunk lives, then that it is
+ * gone once the clock passes its expiry. "While it lives" proves something
+ * only when the checks ended before the expiry, which a loaded machine may
+ * not manage for a short TTL: such a test looks at the clock after its
+ * checks, and when the expiry has passed it cannot conclude and tries
+ * again with a longer TTL, t_ttl_ns(base, attempt) (base doubled at each
+ * attempt), up to T_TTL_ATTEMPTS attempts. */
+#define T_TTL_ATTEMPTS 6
+int64_t t_ttl_ns(int64_t base_ns, int attempt);
 /* CPU time (user + system) used by this process, ns. */
 int64_t t_cpu_ns(void);
 

@@ -36,6 +36,7 @@ int main(void)
     srunner_add_suite(sr, tf_suite_load());
     srunner_add_suite(sr, tf_suite_cache());
     srunner_add_suite(sr, tf_suite_mount());
+    srunner_add_suite(sr, tf_suite_all());
     srunner_run_all(sr, CK_ENV);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

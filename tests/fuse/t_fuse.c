@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "t_util.h"
@@ -149,7 +150,7 @@ int tf_start_args(struct tf_mount *m, const char *const *args)
     m->pid = pid;
     while (!tf_is_mounted(m->mnt)) {
         int status;
-        if (waitpid(pid, &status, WNOHANG) == pid || t_ms_since(start) > 10000) {
+        if (waitpid(pid, &status, WNOHANG) == pid || t_ms_since(start) > 3 * T_PATIENCE_MS) {
             fprintf(stderr, "tf_start: speculofs did not mount %s\n", m->mnt);
             print_log(m);
             if (kill(pid, 0) == 0)
@@ -196,14 +197,57 @@ int tf_unmount(const char *mnt)
     return tf_is_mounted(mnt) ? -1 : 0;
 }
 
+/* What each thread of a server that does not end is doing: its state and
+ * where it sleeps (and its kernel stack, readable by root). */
+static void print_threads(pid_t pid)
+{
+    char dir[64], path[PATH_MAX], buf[4096];
+    struct dirent *de;
+    DIR *d;
+
+    snprintf(dir, sizeof dir, "/proc/%d/task", (int)pid);
+    d = opendir(dir);
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        static const char *const files[] = {"stat", "wchan", "stack"};
+        if (de->d_name[0] == '.')
+            continue;
+        for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+            ssize_t n;
+            snprintf(path, sizeof path, "%s/%s/%s", dir, de->d_name, files[i]);
+            n = tf_read_file(path, buf, sizeof buf - 1);
+            if (n > 0) {
+                buf[n] = '\0';
+                fprintf(stderr, "  %s: %s%s", path, buf, buf[n - 1] == '\n' ? "" : "\n");
+            }
+        }
+    }
+    closedir(d);
+}
+
 int tf_stop(struct tf_mount *m)
 {
+    int64_t t0 = t_mono_ns();
     int rc;
 
     tf_unmount(m->mnt);
     if (m->pid <= 0)
         return -1;
-    rc = t_wait(m->pid, 5000);
+    while (t_proc_state(m->pid) != 'Z' && t_ms_since(t0) < TF_EXIT_MS)
+        t_sleep_ms(2);
+    if (t_proc_state(m->pid) != 'Z') {
+        fprintf(stderr, "tf_stop: speculofs (pid %d) still running %d ms after the unmount of"
+                        " %s (%s):\n",
+                (int)m->pid, TF_EXIT_MS, m->mnt,
+                tf_is_mounted(m->mnt) ? "still mounted" : "unmounted");
+        print_threads(m->pid);
+    } else if (t_ms_since(t0) > T_PATIENCE_MS) {
+        fprintf(stderr, "tf_stop: speculofs (pid %d) took %" PRId64 " ms to end after the"
+                        " unmount\n",
+                (int)m->pid, t_ms_since(t0));
+    }
+    rc = t_wait(m->pid, 0);
     m->pid = 0;
     if (rc != 0)
         print_log(m);
@@ -493,15 +537,23 @@ int tf_wait_gone(pid_t pid, int ms)
     return tf_alive(pid) ? -1 : 0;
 }
 
-int64_t tf_expires_of(const char *seg, uint64_t id)
+void tf_check_xattr(const char *path, const char *name, const char *want)
 {
-    speculo_reader *r;
-    speculo_chunk c;
-    int64_t e;
+    char buf[64];
+    ssize_t n = getxattr(path, name, buf, sizeof buf - 1);
 
-    ck_assert_int_eq(speculo_reader_open(seg, &r), 0);
-    ck_assert_int_eq(speculo_reader_get_id(r, id, &c), 0);
-    e = c.expires_ns;
-    speculo_reader_close(r);
-    return e;
+    if (want == NULL) {
+        ck_assert_msg(n == -1 && errno == ENODATA, "%s of %s: %zd (%s), want none", name, path,
+                      n, strerror(errno));
+        return;
+    }
+    ck_assert_msg(n >= 0, "%s of %s: %s", name, path, strerror(errno));
+    buf[n] = '\0';
+    ck_assert_str_eq(buf, want);
+}
+
+void tf_expect_erofs(int rc, const char *what)
+{
+    ck_assert_msg(rc == -1 && errno == EROFS, "%s: rc %d errno %s, want EROFS", what, rc,
+                  strerror(errno));
 }

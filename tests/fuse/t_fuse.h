@@ -33,6 +33,12 @@ extern struct tf_mount tf_m;
  * sanitizer report): main() fails the run when there are any. */
 extern int tf_bad_exits;
 
+/* How long a server may take to end once unmounted (or signalled) before
+ * that is a failure. Closing its inotify descriptors waits for the kernel
+ * (fsnotify_destroy_group() flushes a work item that waits for an SRCU
+ * grace period): on a loaded 2-CPU VM that took more than 10 s. */
+#define TF_EXIT_MS 60000
+
 /* ./fusefs/speculofs, or $SPECULOFS. */
 const char *tf_bin(void);
 /* 0 when this machine can mount FUSE (a /dev/fuse we can open, and
@@ -108,8 +114,10 @@ int tf_alive(pid_t pid);
 /* Wait at most @ms for @pid to end: 0, or -1 if it is still alive. */
 int tf_wait_gone(pid_t pid, int ms);
 
-/* The expiry of live chunk @id of segment @seg (asserts that it is live). */
-int64_t tf_expires_of(const char *seg, uint64_t id);
+/* Extended attribute @name of @path is @want (NULL: absent, ENODATA). */
+void tf_check_xattr(const char *path, const char *name, const char *want);
+/* @rc (of the call @what) is -1 with errno EROFS. */
+void tf_expect_erofs(int rc, const char *what);
 
 /* Suites, one per file. */
 Suite *tf_suite_namespace(void);
@@ -120,5 +128,6 @@ Suite *tf_suite_lifecycle(void);
 Suite *tf_suite_load(void);
 Suite *tf_suite_cache(void);
 Suite *tf_suite_mount(void);
+Suite *tf_suite_all(void);
 
 #endif

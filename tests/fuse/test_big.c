@@ -141,7 +141,7 @@ static void churn(struct t_sync *go)
     int rc = speculo_writer_open("many", NULL, &w);
 
     T_CHILD_ASSERT(rc == 0);
-    T_CHILD_ASSERT(t_sync_wait(go, 10000) >= 0);
+    T_CHILD_ASSERT(t_sync_wait(go, T_PATIENCE_MS) >= 0);
     for (uint64_t id = 1; id <= NCHUNKS; id += 2) {
         T_CHILD_ASSERT(speculo_writer_obsolete(w, id) == 0);
         if (id % 1000 == 1)

@@ -1,7 +1,8 @@
 /*
  * Load: many processes walking, listing, stat-ing and reading the mount
- * while a writer commits at full speed and collects often; and no growth of
- * the server's memory, mappings or descriptors over 100,000 opens.
+ * (its .all too) while a writer commits at full speed and collects often;
+ * and no growth of the server's memory, mappings or descriptors over
+ * 100,000 opens.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +23,6 @@
 #define LOAD_SEG "load"
 #define LOAD_NAMES 8          /* named chunks n0..n7, updated in place */
 #define LOAD_READERS 16
-#define LOAD_WRITE_MS 8000
 #define LOAD_MAX_PAYLOAD 1600 /* bytes, header included */
 
 /* ---- self-checking payloads ---------------------------------------- */
@@ -92,24 +92,68 @@ static uint64_t xorshift(uint64_t *s)
 
 /* ---- concurrent_readers_under_writes -------------------------------- */
 
+/*
+ * The run ends when what it is about has happened often enough over all
+ * readers together (the quotas below), not after a fixed time: a loaded
+ * machine takes longer, and only a run that does not get there within
+ * LOAD_DEADLINE_MS fails. Each reader is held to correctness alone: what a
+ * reader manages in a given time depends on the scheduler, and a stat of
+ * an unnamed chunk that expired meanwhile rightly says ENOENT.
+ */
+#define LOAD_DEADLINE_MS 60000
+#define Q_GCS 200           /* explicit collections while the readers read */
+#define Q_LISTINGS 300      /* listings read to their end */
+#define Q_STATS 1000        /* stats that found their chunk */
+#define Q_STATS_UNNAMED 50  /* ... of unnamed chunks */
+#define Q_OPENS_NAMED 1000  /* opens read to the end and verified, named */
+#define Q_OPENS_UNNAMED 100 /* ... unnamed */
+#define Q_RECORDS 20        /* records of .all opened and verified */
+#define Q_OPS_PER_READER 64 /* operations each reader made (any outcome) */
+
+/* Unnamed chunks live 2-9 ms, so that they vanish under the readers; one
+ * commit in LOAD_LASTING_EVERY is an unnamed chunk that lives
+ * LOAD_LASTING_MS, so that a stat or an open of an unnamed chunk picked
+ * from a listing also finds it now and then, however slow the reader. */
+#define LOAD_LASTING_EVERY 128
+#define LOAD_LASTING_MS 250
+
 enum { OP_READDIR, OP_STAT, OP_OPEN, OP_NKINDS };
 
+/* A reader's counts. Each has one writer, its reader; the test process
+ * reads them while the readers run (atomics, relaxed: counts only). */
 struct load_stats {
+    uint64_t ops;               /* operations made, whatever their outcome */
     uint64_t done[OP_NKINDS];   /* operations that succeeded */
     uint64_t enoent[OP_NKINDS]; /* ENOENT (a chunk that vanished) */
     uint64_t estale[2];         /* ESTALE on open: unnamed, named (must stay 0) */
-    uint64_t verified_named, verified_unnamed;
+    uint64_t stat_unnamed;      /* stats that found an unnamed chunk */
+    uint64_t verified_named, verified_unnamed, verified_records;
     uint64_t listed;       /* entries listed */
     uint64_t enoent_named; /* ENOENT of a name n0..n7 (stat or open): must stay 0 */
-    uint64_t unexpected; /* anything else: must stay 0 */
+    uint64_t unexpected;   /* anything else: must stay 0 */
     char first_error[160];
 };
 
 struct load_shared {
-    volatile int ready, stop;
+    int ready, stop;
     uint64_t commits, gcs, named_commits;
     struct load_stats r[LOAD_READERS];
 };
+
+static void count(uint64_t *c)
+{
+    __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+static uint64_t seen_count(const uint64_t *c)
+{
+    return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
+static int stopped(const struct load_shared *sh)
+{
+    return __atomic_load_n(&sh->stop, __ATOMIC_ACQUIRE);
+}
 
 /* Count an unexpected outcome of @op on @path; keep the first one's text
  * (@why, or strerror(@err) when @why is NULL). */
@@ -117,20 +161,20 @@ static void bad(struct load_stats *st, const char *op, const char *path, const c
 {
     const char *base = strrchr(path, '/');
 
-    if (st->unexpected++ == 0)
+    if (__atomic_fetch_add(&st->unexpected, 1, __ATOMIC_RELAXED) == 0)
         snprintf(st->first_error, sizeof st->first_error, "%.20s %.40s: %.80s", op,
                  base != NULL ? base + 1 : path, why != NULL ? why : strerror(err));
 }
 
-/* The writer: unnamed chunks of a few ms, named ones updated in place, an
- * explicit GC every 2000 commits, for LOAD_WRITE_MS. */
+/* The writer: unnamed chunks of a few ms (and a few lasting ones), named
+ * ones updated in place, an explicit GC every 2000 commits, until told to
+ * stop. */
 static int run_writer(struct load_shared *sh)
 {
     struct speculo_writer_options wo = {.capacity = 256 * KiB};
     unsigned char buf[LOAD_MAX_PAYLOAD];
     speculo_writer *w = NULL;
     uint64_t seq = 0, rnd = 0x9e3779b97f4a7c15u ^ (uint64_t)getpid();
-    int64_t start;
     char name[8];
 
     T_CHILD_EQ(speculo_writer_open(LOAD_SEG, &wo, &w), 0);
@@ -142,9 +186,8 @@ static int run_writer(struct load_shared *sh)
         T_CHILD_EQ(speculo_writer_put(w, buf, 64, &o, &id), 0);
         T_CHILD_EQ(id, seq);
     }
-    __atomic_store_n(&sh->ready, 1, __ATOMIC_SEQ_CST);
-    start = t_mono_ns();
-    while (t_ms_since(start) < LOAD_WRITE_MS) {
+    __atomic_store_n(&sh->ready, 1, __ATOMIC_RELEASE);
+    while (!stopped(sh)) {
         for (int i = 0; i < 256; i++) {
             uint64_t r = xorshift(&rnd), id = 0;
             size_t size = sizeof(struct payload_hdr) + (size_t)(r % (LOAD_MAX_PAYLOAD - 31));
@@ -154,7 +197,10 @@ static int run_writer(struct load_shared *sh)
                 kind = (uint32_t)(1 + (r >> 40) % LOAD_NAMES);
                 snprintf(name, sizeof name, "n%u", (unsigned)kind - 1);
                 o.name = name;
-                sh->named_commits++;
+                count(&sh->named_commits);
+            } else if ((seq + 1) % LOAD_LASTING_EVERY == 0) {
+                o.ttl_ns = LOAD_LASTING_MS * MS;
+                size = sizeof(struct payload_hdr) + (size_t)(r % 256);
             } else {
                 o.ttl_ns = (int64_t)(2 + (r >> 40) % 8) * MS; /* 2-9 ms */
             }
@@ -163,21 +209,20 @@ static int run_writer(struct load_shared *sh)
             T_CHILD_EQ(id, seq);
             if (seq % 2000 == 0) {
                 T_CHILD_EQ(speculo_writer_gc(w), 0);
-                sh->gcs++;
+                count(&sh->gcs);
             }
         }
+        __atomic_store_n(&sh->commits, seq, __ATOMIC_RELAXED);
     }
-    sh->commits = seq;
-    __atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST);
     speculo_writer_close(w);
     return 0;
 }
 
 /* What a name of the segment directory is: 0 an unnamed chunk (its id in
- * @id), 1 + k the name "nk", -1 .info, -2 anything else. */
+ * @id), 1 + k the name "nk", -1 .info or .all, -2 anything else. */
 static int classify(const char *name, uint64_t *id)
 {
-    if (strcmp(name, ".info") == 0)
+    if (strcmp(name, ".info") == 0 || strcmp(name, ".all") == 0)
         return -1;
     if (name[0] == 'n' && name[1] >= '0' && name[1] < '0' + LOAD_NAMES && name[2] == '\0')
         return 1 + (name[1] - '0');
@@ -188,17 +233,19 @@ static int classify(const char *name, uint64_t *id)
     return -2;
 }
 
-/* Names seen in the last listing, to pick from. */
+/* The last SEEN_MAX names of the last listing (the newest chunks: the most
+ * likely to be still live), to pick from. */
 #define SEEN_MAX 4096
 struct seen {
     char name[SEEN_MAX][24];
+    uint64_t total;
     int n;
 };
 
 static void do_stat(const char *dir, const char *name, struct load_stats *st);
 
 /* opendir + readdir of the segment to its end, then (when @stat_all) stat
- * of every entry listed. The stats come after the listing: a listing
+ * of every entry kept. The stats come after the listing: a listing
  * follows new commits to the end of the segment, and one slowed down by a
  * stat per entry would not catch up with the writer. */
 static void do_readdir(const char *dir, struct seen *seen, int stat_all, struct load_stats *st)
@@ -206,11 +253,12 @@ static void do_readdir(const char *dir, struct seen *seen, int stat_all, struct 
     DIR *d = opendir(dir);
     struct dirent *de;
 
+    count(&st->ops);
     if (d == NULL) {
         bad(st, "opendir", dir, NULL, errno);
         return;
     }
-    seen->n = 0;
+    seen->total = 0;
     errno = 0;
     while ((de = readdir(d)) != NULL) {
         uint64_t id = 0;
@@ -221,14 +269,16 @@ static void do_readdir(const char *dir, struct seen *seen, int stat_all, struct 
         st->listed++;
         if (c == -2)
             bad(st, "readdir", de->d_name, "unexpected name", 0);
-        else if (c >= 0 && seen->n < SEEN_MAX)
-            snprintf(seen->name[seen->n++], sizeof seen->name[0], "%.23s", de->d_name);
+        else if (c >= 0)
+            snprintf(seen->name[seen->total++ % SEEN_MAX], sizeof seen->name[0], "%.23s",
+                     de->d_name);
         errno = 0;
     }
+    seen->n = seen->total < SEEN_MAX ? (int)seen->total : SEEN_MAX;
     if (errno != 0)
         bad(st, "readdir", dir, NULL, errno);
     else
-        st->done[OP_READDIR]++;
+        count(&st->done[OP_READDIR]);
     closedir(d);
     for (int i = 0; stat_all && i < seen->n; i++)
         do_stat(dir, seen->name[i], st);
@@ -239,21 +289,26 @@ static void do_stat(const char *dir, const char *name, struct load_stats *st)
     char p[PATH_MAX + 300];
     struct stat sb;
 
+    count(&st->ops);
     snprintf(p, sizeof p, "%s/%s", dir, name);
     if (stat(p, &sb) == 0) {
-        st->done[OP_STAT]++;
+        count(&st->done[OP_STAT]);
+        if (name[0] != 'n')
+            count(&st->stat_unnamed);
         if (!S_ISREG(sb.st_mode) || sb.st_size < (off_t)sizeof(struct payload_hdr))
             bad(st, "stat", p, "bad mode or size", 0);
     } else if (errno == ENOENT) {
-        st->enoent[OP_STAT]++;
-        st->enoent_named += name[0] == 'n';
+        count(&st->enoent[OP_STAT]);
+        if (name[0] == 'n')
+            count(&st->enoent_named);
     } else {
         bad(st, "stat", p, NULL, errno);
     }
 }
 
 /* open + read to the end + verify; a named chunk never goes back in time
- * for one process (@last_seq per name). */
+ * for one process (@last_seq per name). @last_seq NULL: a record of .all,
+ * which may be any chunk, dead or not, and is never ESTALE. */
 static void do_open(const char *dir, const char *name, uint64_t *last_seq,
                     struct load_stats *st)
 {
@@ -265,14 +320,16 @@ static void do_open(const char *dir, const char *name, uint64_t *last_seq,
     int kind = classify(name, &id), fd;
     const char *why;
 
+    count(&st->ops);
     snprintf(p, sizeof p, "%s/%s", dir, name);
     fd = open(p, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) {
-            st->enoent[OP_OPEN]++;
-            st->enoent_named += kind > 0;
-        } else if (errno == ESTALE) {
-            st->estale[kind > 0]++;
+            count(&st->enoent[OP_OPEN]);
+            if (kind > 0)
+                count(&st->enoent_named);
+        } else if (errno == ESTALE && last_seq != NULL) {
+            count(&st->estale[kind > 0]);
         } else {
             bad(st, "open", p, NULL, errno);
         }
@@ -298,41 +355,67 @@ static void do_open(const char *dir, const char *name, uint64_t *last_seq,
     }
     if (close(fd) != 0)
         bad(st, "close", p, NULL, errno);
-    why = check_payload(buf, got, sb.st_size, (uint32_t)kind, id, &seq);
+    if (last_seq == NULL && got >= sizeof(struct payload_hdr)) /* its id is its seq */
+        kind = (int)((const struct payload_hdr *)(const void *)buf)->kind;
+    why = check_payload(buf, got, sb.st_size, (uint32_t)kind, kind > 0 ? 0 : id, &seq);
+    if (why == NULL && last_seq == NULL && seq != id)
+        why = "record whose payload is another id's";
     if (why != NULL) {
         bad(st, "verify", p, why, 0);
         return;
     }
-    if (kind > 0) {
+    if (last_seq == NULL) {
+        count(&st->verified_records);
+    } else if (kind > 0) {
         if (seq < last_seq[kind - 1])
             bad(st, "open", p, "a named chunk went back in time", 0);
         last_seq[kind - 1] = seq;
-        st->verified_named++;
+        count(&st->verified_named);
     } else {
-        st->verified_unnamed++;
+        count(&st->verified_unnamed);
     }
-    st->done[OP_OPEN]++;
+    count(&st->done[OP_OPEN]);
+}
+
+/* A listing of .all (every name an id), then 4 of its records opened and
+ * verified, whatever their state: ENOENT once collected. */
+static void do_all(const char *dir, struct seen *seen, uint64_t *rnd, struct load_stats *st)
+{
+    char all[PATH_MAX + 32];
+    uint64_t id;
+
+    snprintf(all, sizeof all, "%s/.all", dir);
+    do_readdir(all, seen, 0, st);
+    for (int i = 0; i < seen->n; i++)
+        if (classify(seen->name[i], &id) != 0)
+            bad(st, "readdir", seen->name[i], "not a record's name in .all", 0);
+    for (int k = 0; k < 4 && seen->n > 0; k++)
+        do_open(all, seen->name[xorshift(rnd) % (uint64_t)seen->n], NULL, st);
 }
 
 /* Reader @i, by role i % 3: 0 opens 4 chunks, then lists the segment and
  * stats every entry, and so on; 1 mostly opens and reads, 2 mostly stats; 1 and 2 list
  * the segment every 16 operations to find names to pick from. A pick is one
  * of the names n0..n7 a third of the time, else an entry of the last
- * listing. */
+ * listing. Role 0 also looks at .all every 10 operations. */
 static int run_reader(struct load_shared *sh, int i)
 {
     struct load_stats *st = &sh->r[i];
-    struct seen *seen = calloc(1, sizeof *seen);
+    struct seen *seen = calloc(1, sizeof *seen), *records = calloc(1, sizeof *records);
     uint64_t last_seq[LOAD_NAMES] = {0}, rnd = 0x2545f4914f6cdd1du ^ ((uint64_t)(i + 1) << 32);
     char dir[PATH_MAX + 16], name[8];
     int role = i % 3;
 
-    T_CHILD_ASSERT(seen != NULL);
+    T_CHILD_ASSERT(seen != NULL && records != NULL);
     snprintf(dir, sizeof dir, "%s/%s", tf_m.mnt, LOAD_SEG);
-    for (uint64_t it = 0; !__atomic_load_n(&sh->stop, __ATOMIC_SEQ_CST); it++) {
+    for (uint64_t it = 0; !stopped(sh); it++) {
         uint64_t r = xorshift(&rnd);
         const char *pick;
         int op;
+        if (role == 0 && it % 10 == 9) {
+            do_all(dir, records, &rnd, st);
+            continue;
+        }
         if (role == 0 ? it % 5 == 4 : it % 16 == 0 || seen->n == 0) {
             do_readdir(dir, seen, role == 0, st);
             continue;
@@ -353,16 +436,83 @@ static int run_reader(struct load_shared *sh, int i)
             do_stat(dir, pick, st);
     }
     free(seen);
+    free(records);
     return 0;
+}
+
+/* NULL when the run has done what it is about, else what it still lacks. */
+static const char *coverage_missing(struct load_shared *sh, char *why, size_t size)
+{
+    uint64_t listings = 0, stats = 0, stats_unnamed = 0, named = 0, unnamed = 0, records = 0;
+
+    for (int i = 0; i < LOAD_READERS; i++) {
+        struct load_stats *st = &sh->r[i];
+        if (seen_count(&st->ops) < Q_OPS_PER_READER) {
+            snprintf(why, size, "reader %d made %" PRIu64 " operations of %d", i,
+                     seen_count(&st->ops), Q_OPS_PER_READER);
+            return why;
+        }
+        listings += seen_count(&st->done[OP_READDIR]);
+        stats += seen_count(&st->done[OP_STAT]);
+        stats_unnamed += seen_count(&st->stat_unnamed);
+        named += seen_count(&st->verified_named);
+        unnamed += seen_count(&st->verified_unnamed);
+        records += seen_count(&st->verified_records);
+    }
+    if (seen_count(&sh->gcs) < Q_GCS || listings < Q_LISTINGS || stats < Q_STATS ||
+        stats_unnamed < Q_STATS_UNNAMED || named < Q_OPENS_NAMED || unnamed < Q_OPENS_UNNAMED ||
+        records < Q_RECORDS) {
+        snprintf(why, size,
+                 "%" PRIu64 " GCs of %d, %" PRIu64 " listings of %d, %" PRIu64
+                 " stats of %d (%" PRIu64 " unnamed of %d), %" PRIu64
+                 " named opens of %d, %" PRIu64 " unnamed of %d, %" PRIu64 " records of %d",
+                 seen_count(&sh->gcs), Q_GCS, listings, Q_LISTINGS, stats, Q_STATS, stats_unnamed,
+                 Q_STATS_UNNAMED, named, Q_OPENS_NAMED, unnamed, Q_OPENS_UNNAMED, records,
+                 Q_RECORDS);
+        return why;
+    }
+    return NULL;
+}
+
+/* A child that ended while it should still run (it failed: its message
+ * is above), or -1. */
+static int ended_early(pid_t writer, const pid_t *readers)
+{
+    if (t_proc_state(writer) == 'Z')
+        return LOAD_READERS;
+    for (int i = 0; i < LOAD_READERS; i++)
+        if (t_proc_state(readers[i]) == 'Z')
+            return i;
+    return -1;
+}
+
+/* Correct answers only, for one reader: no error but ENOENT of an unnamed
+ * chunk (which may expire or be obsoleted between the listing and the
+ * look), no ENOENT of a name (n0..n7 have a live version at every
+ * instant), no ESTALE (an unnamed chunk the first OPEN finds dead stays
+ * dead: the retried walk's LOOKUP answers ENOENT; a name's version
+ * replaced, or even collected, between its LOOKUP and its OPEN opens from
+ * the file the LOOKUP read, held for it: fusefs/holds.c), every payload
+ * whole and of its name, no name going back in time. */
+static void check_reader(int i, const struct load_stats *st)
+{
+    ck_assert_msg(st->unexpected == 0, "reader %d: %" PRIu64 " unexpected errors, first: %s", i,
+                  st->unexpected, st->first_error);
+    ck_assert_msg(st->enoent_named == 0, "reader %d: a name was not found %" PRIu64 " times", i,
+                  st->enoent_named);
+    ck_assert_msg(st->estale[0] + st->estale[1] == 0,
+                  "reader %d: ESTALE from open(2) of %" PRIu64 " unnamed and %" PRIu64
+                  " named chunks",
+                  i, st->estale[0], st->estale[1]);
 }
 
 START_TEST(test_concurrent_readers_under_writes)
 {
     struct load_shared *sh = t_shared_alloc(sizeof *sh);
     pid_t writer, readers[LOAD_READERS];
-    int64_t t0 = t_mono_ns();
+    int64_t t0 = t_mono_ns(), ran_ms;
     struct load_stats sum = {0};
-    char p[PATH_MAX + 300];
+    char p[PATH_MAX + 300], why[256];
     int rc;
 
     ck_assert_ptr_nonnull(sh);
@@ -370,61 +520,54 @@ START_TEST(test_concurrent_readers_under_writes)
     ck_assert_int_ge(writer, 0);
     if (writer == 0)
         _exit(run_writer(sh));
-    while (!__atomic_load_n(&sh->ready, __ATOMIC_SEQ_CST)) {
-        ck_assert_msg(t_ms_since(t0) < 10000, "the writer did not start");
+    while (!__atomic_load_n(&sh->ready, __ATOMIC_ACQUIRE)) {
+        ck_assert_msg(t_ms_since(t0) < T_PATIENCE_MS, "the writer did not start");
+        ck_assert_msg(t_proc_state(writer) != 'Z', "the writer failed");
         t_sleep_ms(1);
     }
     ck_assert_int_eq(tf_stat_err(tf_path(p, LOAD_SEG, "n0")), 0);
+    t0 = t_mono_ns();
     for (int i = 0; i < LOAD_READERS; i++) {
         readers[i] = t_fork();
         ck_assert_int_ge(readers[i], 0);
         if (readers[i] == 0)
             _exit(run_reader(sh, i));
     }
-    rc = t_wait(writer, LOAD_WRITE_MS + 15000);
-    __atomic_store_n(&sh->stop, 1, __ATOMIC_SEQ_CST); /* even when the writer failed */
+    while (coverage_missing(sh, why, sizeof why) != NULL &&
+           ended_early(writer, readers) < 0 && t_ms_since(t0) < LOAD_DEADLINE_MS)
+        t_sleep_ms(10);
+    ran_ms = t_ms_since(t0);
+    __atomic_store_n(&sh->stop, 1, __ATOMIC_RELEASE);
+    rc = t_wait(writer, T_PATIENCE_MS);
     ck_assert_msg(rc == 0, "the writer failed (%d)", rc);
-    for (int i = 0; i < LOAD_READERS; i++)
-        ck_assert_msg(t_wait(readers[i], 15000) == 0, "reader %d failed", i);
-
+    for (int i = 0; i < LOAD_READERS; i++) {
+        rc = t_wait(readers[i], T_PATIENCE_MS);
+        ck_assert_msg(rc == 0, "reader %d failed (%d)", i, rc);
+    }
     for (int i = 0; i < LOAD_READERS; i++) {
         const struct load_stats *st = &sh->r[i];
-        ck_assert_msg(st->unexpected == 0, "reader %d: %" PRIu64 " unexpected errors, first: %s",
-                      i, st->unexpected, st->first_error);
-        ck_assert_msg(st->enoent_named == 0, "reader %d: a name was not found %" PRIu64 " times",
-                      i, st->enoent_named);
-        ck_assert_msg(st->done[OP_READDIR] > 0 && st->done[OP_STAT] > 0 && st->done[OP_OPEN] > 0,
-                      "reader %d: listings %" PRIu64 ", stats %" PRIu64 ", opens %" PRIu64, i,
-                      st->done[OP_READDIR], st->done[OP_STAT], st->done[OP_OPEN]);
+        check_reader(i, st);
         for (int k = 0; k < OP_NKINDS; k++) {
             sum.done[k] += st->done[k];
             sum.enoent[k] += st->enoent[k];
         }
-        sum.estale[0] += st->estale[0];
-        sum.estale[1] += st->estale[1];
         sum.verified_named += st->verified_named;
         sum.verified_unnamed += st->verified_unnamed;
+        sum.verified_records += st->verified_records;
         sum.listed += st->listed;
     }
-    ck_assert_uint_gt(sh->gcs, 0);
-    ck_assert_uint_gt(sum.verified_named, 0);
-    /* No ESTALE reaches a program. An unnamed chunk the first OPEN finds
-     * dead stays dead: the retried walk's LOOKUP answers ENOENT. A name's
-     * version replaced, or even collected, between its LOOKUP and its OPEN
-     * opens (from the file the LOOKUP read, held for it: fusefs/holds.c). */
-    ck_assert_msg(sum.estale[0] + sum.estale[1] == 0,
-                  "ESTALE from open(2) of %" PRIu64 " unnamed and %" PRIu64 " named chunks",
-                  sum.estale[0], sum.estale[1]);
-    ck_assert_uint_gt(sum.verified_unnamed, 0);
-    printf("load: %" PRIu64 " commits (%" PRIu64 " named, %" PRIu64 " explicit GCs) in %d ms;"
-           " %d readers: %" PRIu64 " listings (%" PRIu64 " entries),"
+    ck_assert_msg(coverage_missing(sh, why, sizeof why) == NULL,
+                  "in %" PRId64 " ms (the deadline is a failure bound, generous for a loaded"
+                  " machine): %s",
+                  ran_ms, why);
+    printf("load: %" PRIu64 " commits (%" PRIu64 " named, %" PRIu64 " explicit GCs) in %" PRId64
+           " ms; %d readers: %" PRIu64 " listings (%" PRIu64 " entries),"
            " %" PRIu64 " stats (%" PRIu64 " ENOENT),"
-           " %" PRIu64 " opens verified (%" PRIu64 " named, %" PRIu64 " unnamed;"
-           " %" PRIu64 " ENOENT, ESTALE %" PRIu64 " unnamed + %" PRIu64 " named)\n",
-           sh->commits, sh->named_commits, sh->gcs, LOAD_WRITE_MS, LOAD_READERS,
-           sum.done[OP_READDIR], sum.listed, sum.done[OP_STAT], sum.enoent[OP_STAT],
-           sum.done[OP_OPEN], sum.verified_named, sum.verified_unnamed, sum.enoent[OP_OPEN],
-           sum.estale[0], sum.estale[1]);
+           " %" PRIu64 " opens verified (%" PRIu64 " named, %" PRIu64 " unnamed, %" PRIu64
+           " records of .all; %" PRIu64 " ENOENT)\n",
+           sh->commits, sh->named_commits, sh->gcs, ran_ms, LOAD_READERS, sum.done[OP_READDIR],
+           sum.listed, sum.done[OP_STAT], sum.enoent[OP_STAT], sum.done[OP_OPEN],
+           sum.verified_named, sum.verified_unnamed, sum.verified_records, sum.enoent[OP_OPEN]);
     t_shared_free(sh, sizeof *sh);
 }
 END_TEST
@@ -449,12 +592,13 @@ struct server_usage {
  * per-thread areas): libfuse starts and ends workers as the load goes. */
 #define MAPS_PER_THREAD 8
 
-/* Mappings of the one segment the server may keep however many opens it
- * served: up to 8 idle readers (as many as ever ran at once, a peak the
- * warm-up may not have reached), its held files, a notifier's reader, and
- * readers still in use when looked at. A leak of one per open, or per
- * thousand, goes far beyond within 90,000 opens. */
-#define SEG_MAPS_BOUND 16
+/* Mappings of the segment's files a server may keep however many opens it
+ * served: its pool of idle readers (SFS_POOL_MAX, 8, in fusefs/sfs.h; one
+ * mapping each), the current file held for opens, the notifier's reader
+ * and its mapping of the header. The pool grows to what lookups needed at once:
+ * the warm-up fills it on an idle machine, not always on a loaded one, and
+ * the opens measured may add to it. A leak goes past this. */
+#define SEG_MAPS_AT_MOST (8 + 3)
 
 static struct server_usage server_usage(pid_t pid)
 {
@@ -534,8 +678,9 @@ static void open_many(char (*names)[PATH_MAX], const size_t *sizes, int n, int p
         ck_assert_int_eq(t_wait(pids[k], 60000), 0);
 }
 
-/* The server's descriptors and mappings once the asynchronous RELEASEs
- * have been handled: the least seen over a short while. */
+/* The server's usage settled: the least descriptors and mappings seen in
+ * a few samples (RELEASEs of closed files are handled asynchronously; a
+ * count caught before that only makes the comparison below laxer). */
 static struct server_usage settled_usage(pid_t pid)
 {
     struct server_usage u = server_usage(pid);
@@ -551,6 +696,35 @@ static struct server_usage settled_usage(pid_t pid)
         if (v.seg_maps < u.seg_maps)
             u.seg_maps = v.seg_maps;
         u.rss_kib = v.rss_kib;
+    }
+    return u;
+}
+
+/* Nothing more held than @before: no more descriptors, no more mappings
+ * of segment files than before or than a full reader pool brings, no more
+ * mappings but those and those of new worker threads. */
+static int usage_back_to(const struct server_usage *u, const struct server_usage *before)
+{
+    int threads = u->threads > before->threads ? u->threads - before->threads : 0;
+    int seg_maps = u->seg_maps > before->seg_maps ? u->seg_maps - before->seg_maps : 0;
+
+    return u->fds <= before->fds &&
+           (u->seg_maps <= before->seg_maps || u->seg_maps <= SEG_MAPS_AT_MOST) &&
+           u->maps <= before->maps + MAPS_PER_THREAD * threads + seg_maps;
+}
+
+/* The server's usage once the RELEASEs of the opens made are handled
+ * (they come after the close(2)s that caused them): sampled until it is
+ * back to @before, for T_PATIENCE_MS at most (then the caller's
+ * assertions tell what was left). */
+static struct server_usage usage_after(pid_t pid, const struct server_usage *before)
+{
+    int64_t t0 = t_mono_ns();
+    struct server_usage u = server_usage(pid);
+
+    while (!usage_back_to(&u, before) && t_ms_since(t0) < T_PATIENCE_MS) {
+        t_sleep_ms(10);
+        u = server_usage(pid);
     }
     return u;
 }
@@ -578,7 +752,7 @@ START_TEST(test_no_leak_over_100k_opens)
     open_many(names, sizes, LEAK_WARMUP, LEAK_WARMUP_PROCS);
     before = settled_usage(tf_m.pid);
     open_many(names, sizes, LEAK_TOTAL - LEAK_WARMUP, LEAK_PROCS);
-    after = settled_usage(tf_m.pid);
+    after = usage_after(tf_m.pid, &before);
     printf("no_leak: %d opens in %" PRId64 " ms; server after %d: RSS %ld KiB, %d mappings"
            " (%d of segment files), %d fds, %d threads; after %d: RSS %ld KiB, %d mappings"
            " (%d), %d fds, %d threads\n",
@@ -586,12 +760,11 @@ START_TEST(test_no_leak_over_100k_opens)
            before.fds, before.threads, LEAK_TOTAL, after.rss_kib, after.maps, after.seg_maps,
            after.fds, after.threads);
     ck_assert_int_lt(after.rss_kib - before.rss_kib, 8 * 1024);
-    ck_assert_int_le(after.seg_maps,
-                     before.seg_maps > SEG_MAPS_BOUND ? before.seg_maps : SEG_MAPS_BOUND);
-    ck_assert_int_le(after.maps, before.maps + MAPS_PER_THREAD * (after.threads > before.threads
-                                                                      ? after.threads - before.threads
-                                                                      : 0));
     ck_assert_int_le(after.fds, before.fds);
+    ck_assert_msg(usage_back_to(&after, &before),
+                  "%d mappings (%d of segment files) for %d threads, were %d (%d) for %d",
+                  after.maps, after.seg_maps, after.threads, before.maps, before.seg_maps,
+                  before.threads);
     speculo_writer_close(w);
 }
 END_TEST
@@ -625,8 +798,9 @@ Suite *tf_suite_load(void)
     Suite *s = suite_create("load");
 
     suite_add_tcase(s, tf_tcase("concurrent_readers_under_writes",
-                                test_concurrent_readers_under_writes, tf_setup, 40));
+                                test_concurrent_readers_under_writes, tf_setup,
+                                LOAD_DEADLINE_MS / 1000 + 60));
     suite_add_tcase(s, tf_tcase("no_leak_over_100k_opens", test_no_leak_over_100k_opens,
-                                setup_no_quarantine, 60));
+                                setup_no_quarantine, 150));
     return s;
 }

@@ -93,7 +93,7 @@ static void umount_ends_server_of(const char *mnt, const char *arg)
     FMT(cmd, "umount '%s'", mnt);
     sh_ok(cmd);
     ck_assert(!tf_is_mounted(mnt));
-    ck_assert_msg(tf_wait_gone(pid, 5000) == 0, "speculofs %d still running after umount",
+    ck_assert_msg(tf_wait_gone(pid, TF_EXIT_MS) == 0, "speculofs %d still running after umount",
                   (int)pid);
 }
 
@@ -612,7 +612,7 @@ static TCase *mount_tcase(const char *name, const TTest *test)
 
     tcase_add_unchecked_fixture(c, tf_setup_dirs, mount_teardown);
     tcase_add_test(c, test);
-    tcase_set_timeout(c, 60);
+    tcase_set_timeout(c, 2 * TF_EXIT_MS / 1000 + 30);
     return c;
 }
 

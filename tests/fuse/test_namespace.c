@@ -76,7 +76,8 @@ START_TEST(test_segment_appears_and_disappears)
         speculo_writer_close(w);
         ck_assert_int_eq(speculo_segment_remove("comes-and-goes", 0), 0);
         ck_assert_int_eq(tf_dir_has(tf_m.mnt, "comes-and-goes"), 0);
-        ck_assert_int_eq(tf_wait_stat(tf_path(p, "comes-and-goes", NULL), -ENOENT, 1000, NULL),
+        ck_assert_int_eq(tf_wait_stat(tf_path(p, "comes-and-goes", NULL), -ENOENT, T_PATIENCE_MS,
+                                      NULL),
                          -ENOENT);
     }
 }
@@ -95,10 +96,9 @@ START_TEST(test_recreated_segment_is_new)
     ck_assert_int_eq(stat(tf_path(p, "again", tf_idname(id1, 1)), &c1), 0);
     speculo_writer_close(w);
     ck_assert_int_eq(speculo_segment_remove("again", 0), 0);
-    t_sleep_ms(2); /* a different creation time */
     w = tf_writer("again", 0, 0);
     tf_put_str(w, NULL, "second!");
-    for (int64_t t0 = t_mono_ns(); t_ms_since(t0) < 1000; t_sleep_ms(1))
+    for (int64_t t0 = t_mono_ns(); t_ms_since(t0) < T_PATIENCE_MS; t_sleep_ms(1))
         if (stat(tf_path(p, "again", NULL), &d2) == 0 && d2.st_ino != d1.st_ino)
             break;
     ck_assert_int_eq(stat(tf_path(p, "again", NULL), &d2), 0);
@@ -117,8 +117,8 @@ START_TEST(test_chunk_names)
     speculo_writer *w = tf_writer("names", 0, 0);
     DIR *d;
     struct dirent *de;
-    const char *want[] = {".", "..", ".info", "00000000000000000001", "00000000000000000002",
-                          "config", "00000000000000000004"};
+    const char *want[] = {".", "..", ".info", ".all", "00000000000000000001",
+                          "00000000000000000002", "config", "00000000000000000004"};
     size_t n = 0;
 
     tf_put_str(w, NULL, "one");
@@ -134,7 +134,7 @@ START_TEST(test_chunk_names)
     }
     closedir(d);
     ck_assert_uint_eq(n, sizeof want / sizeof want[0]);
-    ck_assert_int_eq(tf_dir_names(tf_path(p, "names", NULL), names, sizeof names), 5);
+    ck_assert_int_eq(tf_dir_names(tf_path(p, "names", NULL), names, sizeof names), 6);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "names", tf_idname(id, 3))), -ENOENT);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "names", "1")), -ENOENT);
     ck_assert_int_eq(tf_stat_err(tf_path(p, "names", "0000000000000000001")), -ENOENT);
@@ -175,7 +175,7 @@ START_TEST(test_info_file)
 }
 END_TEST
 
-/* Size, times, owner and modes as SPEC.md says. */
+/* Size, times, owner and modes as speculofs(1) says. */
 START_TEST(test_attributes)
 {
     char p[PATH_MAX], id[24];
@@ -202,7 +202,7 @@ START_TEST(test_attributes)
     ck_assert_int_eq(st.st_mode, S_IFDIR | 0550);
     /* a mode change reaches what the kernel cached moments later */
     ck_assert_int_eq(chmod(tf_seg_path(p, "shared"), 0600), 0);
-    for (int64_t t0 = t_mono_ns(); t_ms_since(t0) < 1000; t_sleep_ms(1)) {
+    for (int64_t t0 = t_mono_ns(); t_ms_since(t0) < T_PATIENCE_MS; t_sleep_ms(1)) {
         struct stat f;
         ck_assert_int_eq(stat(tf_path(p, "shared", NULL), &st), 0);
         ck_assert_int_eq(stat(tf_path(p, "shared", id), &f), 0);
@@ -219,21 +219,6 @@ START_TEST(test_attributes)
     speculo_writer_close(w);
 }
 END_TEST
-
-static void check_xattr(const char *path, const char *name, const char *want)
-{
-    char buf[64];
-    ssize_t n = getxattr(path, name, buf, sizeof buf - 1);
-
-    if (want == NULL) {
-        ck_assert_int_eq(n, -1);
-        ck_assert_int_eq(errno, ENODATA);
-        return;
-    }
-    ck_assert_int_ge(n, 0);
-    buf[n] = '\0';
-    ck_assert_str_eq(buf, want);
-}
 
 /* user.speculo.{id,expires,replaces}: decimal text, absent when there is
  * nothing to say; listxattr agrees; ERANGE and size queries work. */
@@ -255,10 +240,10 @@ START_TEST(test_xattrs)
 
     tf_path(p, "attrs", tf_idname(id, plain));
     snprintf(want, sizeof want, "%" PRIu64, plain);
-    check_xattr(p, "user.speculo.id", want);
-    check_xattr(p, "user.speculo.expires", NULL);
-    check_xattr(p, "user.speculo.replaces", NULL);
-    check_xattr(p, "user.other", NULL);
+    tf_check_xattr(p, "user.speculo.id", want);
+    tf_check_xattr(p, "user.speculo.expires", NULL);
+    tf_check_xattr(p, "user.speculo.replaces", NULL);
+    tf_check_xattr(p, "user.other", NULL);
     n = listxattr(p, list, sizeof list);
     ck_assert_int_eq(n, (ssize_t)sizeof "user.speculo.id");
     ck_assert_str_eq(list, "user.speculo.id");
@@ -267,9 +252,9 @@ START_TEST(test_xattrs)
     /* the chunk with a ttl was obsoleted by v3; look at v2 and v3 */
     tf_path(p, "attrs", "cfg");
     snprintf(want, sizeof want, "%" PRIu64, v2);
-    check_xattr(p, "user.speculo.id", want);
+    tf_check_xattr(p, "user.speculo.id", want);
     snprintf(want, sizeof want, "%" PRIu64, v1);
-    check_xattr(p, "user.speculo.replaces", want);
+    tf_check_xattr(p, "user.speculo.replaces", want);
     n = listxattr(p, list, sizeof list);
     ck_assert_int_eq(n, (ssize_t)(sizeof "user.speculo.id" + sizeof "user.speculo.replaces"));
     ck_assert_int_eq(listxattr(p, NULL, 0), n);
@@ -278,28 +263,22 @@ START_TEST(test_xattrs)
 
     tf_path(p, "attrs", tf_idname(id, v3));
     snprintf(want, sizeof want, "%" PRIu64, ttl);
-    check_xattr(p, "user.speculo.replaces", want);
+    tf_check_xattr(p, "user.speculo.replaces", want);
 
     /* expiry, on a chunk that is still live */
     ttl = tf_put(w, NULL, "ttl2", 4, 100 * INT64_C(1000000000));
     ck_assert_int_eq(speculo_reader_open("attrs", &r), 0);
     ck_assert_int_eq(speculo_reader_get_id(r, ttl, &c), 0);
     snprintf(want, sizeof want, "%" PRId64, c.expires_ns);
-    check_xattr(tf_path(p, "attrs", tf_idname(id, ttl)), "user.speculo.expires", want);
+    tf_check_xattr(tf_path(p, "attrs", tf_idname(id, ttl)), "user.speculo.expires", want);
     ck_assert_int_eq(getxattr(p, "user.speculo.expires", NULL, 0), (ssize_t)strlen(want));
     ck_assert_int_eq(getxattr(p, "user.speculo.expires", list, 5), -1);
     ck_assert_int_eq(errno, ERANGE);
     speculo_reader_close(r);
-    check_xattr(tf_path(p, "attrs", NULL), "user.speculo.id", NULL);
+    tf_check_xattr(tf_path(p, "attrs", NULL), "user.speculo.id", NULL);
     speculo_writer_close(w);
 }
 END_TEST
-
-static void expect_erofs(int rc, const char *what)
-{
-    ck_assert_msg(rc == -1 && errno == EROFS, "%s: rc %d errno %s, want EROFS", what, rc,
-                  strerror(errno));
-}
 
 /* Nothing can be changed, by root either. */
 START_TEST(test_read_only)
@@ -314,25 +293,25 @@ START_TEST(test_read_only)
     tf_path(p, "ro", "name");
     tf_path(q, "ro", "other");
     tf_path(dir, "ro", NULL);
-    expect_erofs(open(p, O_WRONLY), "open O_WRONLY");
-    expect_erofs(open(p, O_RDWR), "open O_RDWR");
-    expect_erofs(open(p, O_RDONLY | O_TRUNC), "open O_TRUNC");
-    expect_erofs(open(p, O_WRONLY | O_APPEND), "open O_APPEND");
-    expect_erofs(open(q, O_WRONLY | O_CREAT, 0644), "creat");
-    expect_erofs(unlink(p), "unlink");
-    expect_erofs(rename(p, q), "rename");
-    expect_erofs(link(p, q), "link");
-    expect_erofs(symlink("x", q), "symlink");
-    expect_erofs(mkdir(tf_path(q, "newseg", NULL), 0700), "mkdir in root");
-    expect_erofs(mkdir(tf_path(q, "ro", "sub"), 0700), "mkdir in segment");
-    expect_erofs(rmdir(dir), "rmdir");
-    expect_erofs(chmod(p, 0777), "chmod");
-    expect_erofs(chown(p, 1, 1), "chown");
-    expect_erofs(truncate(p, 0), "truncate");
-    expect_erofs(utimes(p, tv), "utimes");
-    expect_erofs(setxattr(p, "user.x", "1", 1, 0), "setxattr");
-    expect_erofs(removexattr(p, "user.speculo.id"), "removexattr");
-    expect_erofs(mknod(q, S_IFIFO | 0600, 0), "mknod");
+    tf_expect_erofs(open(p, O_WRONLY), "open O_WRONLY");
+    tf_expect_erofs(open(p, O_RDWR), "open O_RDWR");
+    tf_expect_erofs(open(p, O_RDONLY | O_TRUNC), "open O_TRUNC");
+    tf_expect_erofs(open(p, O_WRONLY | O_APPEND), "open O_APPEND");
+    tf_expect_erofs(open(q, O_WRONLY | O_CREAT, 0644), "creat");
+    tf_expect_erofs(unlink(p), "unlink");
+    tf_expect_erofs(rename(p, q), "rename");
+    tf_expect_erofs(link(p, q), "link");
+    tf_expect_erofs(symlink("x", q), "symlink");
+    tf_expect_erofs(mkdir(tf_path(q, "newseg", NULL), 0700), "mkdir in root");
+    tf_expect_erofs(mkdir(tf_path(q, "ro", "sub"), 0700), "mkdir in segment");
+    tf_expect_erofs(rmdir(dir), "rmdir");
+    tf_expect_erofs(chmod(p, 0777), "chmod");
+    tf_expect_erofs(chown(p, 1, 1), "chown");
+    tf_expect_erofs(truncate(p, 0), "truncate");
+    tf_expect_erofs(utimes(p, tv), "utimes");
+    tf_expect_erofs(setxattr(p, "user.x", "1", 1, 0), "setxattr");
+    tf_expect_erofs(removexattr(p, "user.speculo.id"), "removexattr");
+    tf_expect_erofs(mknod(q, S_IFIFO | 0600, 0), "mknod");
     ck_assert_int_eq(tf_read_file(p, buf, sizeof buf), 8);
     ck_assert(memcmp(buf, "contents", 8) == 0);
     speculo_writer_close(w);
@@ -357,6 +336,8 @@ START_TEST(test_shell_tools)
              "all good\n"
              "logs/00000000000000000002\n"
              "9 400\n"
+             "./logs/.all/00000000000000000001\n./logs/.all/00000000000000000002\n"
+             "./logs/.all/00000000000000000003\n"
              "./logs/.info\n./logs/00000000000000000001\n./logs/00000000000000000002\n"
              "./logs/status\n");
     ck_assert_str_eq(out, want);
@@ -388,7 +369,7 @@ START_TEST(test_private_mount)
         T_CHILD_ASSERT(stat(tf_m.mnt, &st) == -1 && errno == EACCES);
         _exit(0);
     }
-    ck_assert_int_eq(t_wait(pid, 5000), 0);
+    ck_assert_int_eq(t_wait(pid, T_PATIENCE_MS), 0);
 }
 END_TEST
 

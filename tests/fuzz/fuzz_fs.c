@@ -10,9 +10,10 @@
  * listed), and checks every answer.
  *
  * The input is a segment file and an optional program (fuzz_fs.h). Every
- * input gets a sweep: list the root and each segment directory in small
- * buffers, look every name up, stat it, read its xattrs, open and read it
- * (files are left open, so that the program runs with open handles). Then
+ * input gets a sweep: list the root, each segment directory and its .all
+ * in small buffers, look every name up, stat it, read its xattrs, open and
+ * read it (files are left open, so that the program runs with open
+ * handles). Then
  * the program runs: lookups, reads at odd offsets, rewinds, forgets, and
  * changes behind the filesystem's back (the file replaced, removed, cut
  * while mapped, taken over and collected by a writer, ...). At the end
@@ -31,7 +32,8 @@
  *    bytes that differ from the chunk's (from an independent reader) or
  *    from what the same open file returned before;
  *  - an xattr size query that disagrees with the value, a value that is
- *    not decimal or not the chunk's id;
+ *    not decimal or not the chunk's id, a state that is not one of the
+ *    words of `speculo ls --all`, or on anything but a record of .all;
  *  - the filesystem's count of chunk inodes differing from the kernel's
  *    (a lookup count leaked or lost, also when a reply did not reach the
  *    kernel), or left non-zero once everything was forgotten;
@@ -254,14 +256,27 @@ static void kino_drop(struct kino *k)
     *k = K.inos[--K.ninos];
 }
 
-/* The chunk inodes with a lookup count: the filesystem must count the
- * same (it keeps their attributes until the last FORGET). */
+/* Chunk and record inodes: the ones with their own attributes. */
+static int is_file_ino(fuse_ino_t ino)
+{
+    return sfs_ino_kind(ino) == SFS_CHUNK || sfs_ino_kind(ino) == SFS_RECORD;
+}
+
+static int is_dir_ino(fuse_ino_t ino)
+{
+    enum sfs_kind k = sfs_ino_kind(ino);
+
+    return k == SFS_ROOT || k == SFS_SEGDIR || k == SFS_ALLDIR;
+}
+
+/* The chunk and record inodes with a lookup count: the filesystem must
+ * count the same (it keeps their attributes until the last FORGET). */
 static size_t kernel_chunk_inodes(void)
 {
     size_t n = 0;
 
     for (int i = 0; i < K.ninos; i++)
-        n += sfs_ino_kind(K.inos[i].ino) == SFS_CHUNK;
+        n += is_file_ino(K.inos[i].ino);
     return n;
 }
 
@@ -360,10 +375,13 @@ static void check_name(fuse_ino_t parent, const char *name, fuse_ino_t ino, mode
     enum sfs_kind pk = sfs_ino_kind(parent), k = sfs_ino_kind(ino);
     uint64_t id;
 
-    FZ_CHECK(pk == SFS_ROOT || pk == SFS_SEGDIR);
+    FZ_CHECK(is_dir_ino(parent));
     if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
         FZ_CHECK(type == S_IFDIR);
-        FZ_CHECK(ino == (name[1] == '.' ? FUSE_ROOT_ID : parent));
+        if (pk == SFS_ALLDIR) /* .all/.. is its segment's directory */
+            FZ_CHECK(ino == (name[1] == '.' ? sfs_ino(sfs_ino_slot(parent), 0) : parent));
+        else
+            FZ_CHECK(ino == (name[1] == '.' ? FUSE_ROOT_ID : parent));
         return;
     }
     if (pk == SFS_ROOT) {
@@ -371,7 +389,17 @@ static void check_name(fuse_ino_t parent, const char *name, fuse_ino_t ino, mode
         FZ_CHECK(speculo_segment_name_check(name) == 0);
         return;
     }
-    FZ_CHECK(type == S_IFREG && sfs_ino_slot(ino) == sfs_ino_slot(parent));
+    FZ_CHECK(sfs_ino_slot(ino) == sfs_ino_slot(parent));
+    if (pk == SFS_ALLDIR) { /* every record by its id, named or not */
+        FZ_CHECK(type == S_IFREG && is_idname(name, &id));
+        FZ_CHECK(k == SFS_RECORD && sfs_ino_id(ino) == id);
+        return;
+    }
+    if (strcmp(name, ".all") == 0) {
+        FZ_CHECK(type == S_IFDIR && k == SFS_ALLDIR);
+        return;
+    }
+    FZ_CHECK(type == S_IFREG);
     if (strcmp(name, ".info") == 0) {
         FZ_CHECK(k == SFS_INFO);
     } else if (is_idname(name, &id)) {
@@ -392,7 +420,7 @@ static int do_getattr(fuse_ino_t ino, struct stat *out)
     sfs_ops.getattr(&req, ino, NULL);
     ok = req.kind == STUB_R_ATTR;
     if (ok) {
-        if (sfs_ino_kind(ino) != SFS_ROOT && sfs_ino_kind(ino) != SFS_SEGDIR)
+        if (!is_dir_ino(ino))
             FZ_CHECK(S_ISREG(req.attr.st_mode) && (req.attr.st_mode & 0222) == 0);
         else
             FZ_CHECK(S_ISDIR(req.attr.st_mode) && (req.attr.st_mode & 0222) == 0);
@@ -452,7 +480,7 @@ static struct kfile *do_open(fuse_ino_t ino, int flags)
     struct kfile *f;
     struct stat a;
     int fail = take_fail(), ok; /* for the OPEN, not the GETATTR before it */
-    int have = kind != SFS_ROOT && kind != SFS_SEGDIR && do_getattr(ino, &a) == 0;
+    int have = !is_dir_ino(ino) && do_getattr(ino, &a) == 0;
 
     memset(&fi, 0, sizeof fi);
     fi.flags = flags;
@@ -461,7 +489,7 @@ static struct kfile *do_open(fuse_ino_t ino, int flags)
     ok = req.kind == STUB_R_OPEN;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
         FZ_REPLY(req.kind == STUB_R_ERR && req.err == EROFS, &req);
-    else if (kind == SFS_ROOT || kind == SFS_SEGDIR)
+    else if (is_dir_ino(ino))
         FZ_REPLY(req.kind == STUB_R_ERR && req.err == EISDIR, &req);
     else if (!ok)
         FZ_REPLY(req.kind == STUB_R_ERR && err_ok(req.err, 0), &req);
@@ -521,17 +549,26 @@ static uint64_t fnv1a(const unsigned char *p, size_t n)
 }
 
 /* The chunk's bytes, as a reader of our own sees them: only while nothing
- * was changed in the directory (then "s" is the input's file, slot 1). */
+ * was changed in the directory (then "s" is the input's file, slot 1). A
+ * record of .all: its bytes whatever its state. */
 static void check_against_ref(const struct kfile *f, off_t off, const unsigned char *buf,
                               size_t len)
 {
+    struct speculo_record rec;
     speculo_chunk c;
+    int rc;
 
     if (K.epoch != 0 || f->info || sfs_ino_slot(f->ino) != 1)
         return;
     if (K.ref == NULL && speculo_reader_open("s", &K.ref) != 0)
         return;
-    if (speculo_reader_get_id(K.ref, sfs_ino_low(f->ino), &c) != 0)
+    if (sfs_ino_kind(f->ino) == SFS_RECORD) {
+        rc = speculo_reader_get_record(K.ref, sfs_ino_id(f->ino), &rec);
+        c = rec.chunk;
+    } else {
+        rc = speculo_reader_get_id(K.ref, sfs_ino_id(f->ino), &c);
+    }
+    if (rc != 0)
         return; /* expired meanwhile */
     FZ_CHECK(c.size == f->size);
     FZ_CHECK(len == 0 || memcmp((const char *)c.data + off, buf, len) == 0);
@@ -590,7 +627,6 @@ static void do_read(struct kfile *f, size_t size, off_t off)
 
 static struct kdir *do_opendir(fuse_ino_t ino)
 {
-    enum sfs_kind kind = sfs_ino_kind(ino);
     struct fuse_file_info fi;
     struct fuse_req req;
     int fail = take_fail(), ok;
@@ -599,7 +635,7 @@ static struct kdir *do_opendir(fuse_ino_t ino)
     stub_req_begin(&req, STUB_OPENDIR, ino, 0, fail);
     sfs_ops.opendir(&req, ino, &fi);
     ok = req.kind == STUB_R_OPEN;
-    if (kind != SFS_ROOT && kind != SFS_SEGDIR)
+    if (!is_dir_ino(ino))
         FZ_REPLY(req.kind == STUB_R_ERR && req.err == ENOTDIR, &req);
     else if (!ok)
         FZ_REPLY(req.kind == STUB_R_ERR && err_ok(req.err, 0), &req);
@@ -711,10 +747,11 @@ static void list_all(struct kdir *d, size_t size, struct namelist *out)
 /* ---- extended attributes ------------------------------------------------ */
 
 static const char *const xattr_names[] = {
-    "user.speculo.id", "user.speculo.expires", "user.speculo.replaces",
+    "user.speculo.id", "user.speculo.expires", "user.speculo.replaces", "user.speculo.state",
     "user.other",      "security.selinux",     "trusted.speculo.id",
 };
 #define NXNAMES (sizeof xattr_names / sizeof xattr_names[0])
+#define NXOURS 4 /* the user.speculo ones */
 
 /* A size query (@size 0) or a value; returns the length, or -1. */
 static long xattr_req(int list, fuse_ino_t ino, const char *name, size_t size, char *val)
@@ -741,15 +778,33 @@ static long xattr_req(int list, fuse_ino_t ino, const char *name, size_t size, c
     return len;
 }
 
+/* A record's state, in the words of `speculo ls --all`. */
+static void check_state(fuse_ino_t ino, const char *val, size_t len)
+{
+    static const char *const words[] = {"live", "expired", "obsolete"};
+    int ok = len > 9 && memcmp(val, "obsolete>", 9) == 0;
+
+    for (size_t i = 9; ok && i < len; i++) /* the value is not NUL-terminated */
+        ok = val[i] >= '0' && val[i] <= '9';
+    FZ_CHECK(sfs_ino_kind(ino) == SFS_RECORD);
+    for (size_t i = 0; i < 3; i++)
+        ok |= len == strlen(words[i]) && memcmp(val, words[i], len) == 0;
+    FZ_CHECK(ok);
+}
+
 static void check_xattr_value(fuse_ino_t ino, size_t k, const char *val, size_t len)
 {
     char id[32];
 
     FZ_CHECK(len > 0 && len < 32);
+    if (k == 3) {
+        check_state(ino, val, len);
+        return;
+    }
     for (size_t i = 0; i < len; i++)
         FZ_CHECK((val[i] >= '0' && val[i] <= '9') || (i == 0 && val[i] == '-' && k == 1));
     if (k == 0) {
-        snprintf(id, sizeof id, "%" PRIu64, sfs_ino_low(ino));
+        snprintf(id, sizeof id, "%" PRIu64, sfs_ino_id(ino));
         FZ_CHECK(len == strlen(id) && memcmp(val, id, len) == 0);
     }
 }
@@ -758,15 +813,16 @@ static void check_xattr_list(fuse_ino_t ino, const char *list, size_t len)
 {
     size_t pos = 0;
 
-    FZ_CHECK(sfs_ino_kind(ino) == SFS_CHUNK || len == 0);
+    FZ_CHECK(is_file_ino(ino) || len == 0);
     while (pos < len) {
         const char *n = list + pos;
         size_t l = strnlen(n, len - pos);
         int known = 0;
         FZ_CHECK(l > 0 && l < len - pos); /* NUL-terminated, inside */
-        for (size_t k = 0; k < 3; k++)
+        for (size_t k = 0; k < NXOURS; k++)
             known |= strcmp(n, xattr_names[k]) == 0;
         FZ_CHECK(known);
+        FZ_CHECK(strcmp(n, xattr_names[3]) != 0 || sfs_ino_kind(ino) == SFS_RECORD);
         FZ_CHECK(pos > 0 || strcmp(n, xattr_names[0]) == 0); /* the id is always there */
         pos += l + 1;
     }
@@ -946,6 +1002,7 @@ static fuse_ino_t pick_ino(struct prog *g)
         FUSE_ROOT_ID,          sfs_ino(0, 7),        sfs_ino(1, 0),
         sfs_ino(1, 1),         sfs_ino(1, 2),        sfs_ino(1, SFS_INFO_LOW),
         sfs_ino(1, SFS_CHUNK_ID_MAX), sfs_ino(2, 0), sfs_ino(999, 0),
+        sfs_ino(1, SFS_ALL_LOW),      sfs_ino(1, SFS_ALL_BIT | 1), sfs_ino(1, SFS_ALL_BIT),
     };
     unsigned n = (unsigned)K.ninos + sizeof extra / sizeof extra[0];
     unsigned b = pb(g) % n;
@@ -962,7 +1019,7 @@ static const char *fixed_name(unsigned b)
         "00000000000000000000", "00000000000000000001", "00000000000000000002",
         "00000000000000000042", "18446744073709551615", "99999999999999999999",
         "0000000000000000001", "000000000000000000001", "first", "third", "n0", "_x",
-        "temp.c-1", "name", "a", "fz", "_", "1abc",
+        "temp.c-1", "name", "a", "fz", "_", "1abc", ".all",
     };
     size_t nfixed = sizeof fixed / sizeof fixed[0];
 
@@ -1141,7 +1198,7 @@ static void sweep_file(fuse_ino_t ino)
 {
     struct kfile *f;
 
-    for (size_t k = 0; k < 3; k++)
+    for (size_t k = 0; k < NXOURS; k++)
         do_xattr(0, ino, k, XATTR_MAX);
     do_xattr(1, ino, 0, 256);
     f = do_open(ino, O_RDONLY);
@@ -1168,10 +1225,19 @@ static void sweep_segment(fuse_ino_t dir)
         sweep_file(ino);
     for (int i = 0; i < list.n; i++) {
         ino = do_lookup(dir, list.name[i]);
-        if (ino != 0 && strcmp(list.name[i], ".info") != 0)
+        if (ino != 0 && strcmp(list.name[i], ".info") != 0 && !is_dir_ino(ino))
             sweep_file(ino);
     }
     do_releasedir(d);
+}
+
+/* .all: every record, live or dead, the same way. */
+static void sweep_all(fuse_ino_t dir)
+{
+    fuse_ino_t all = do_lookup(dir, ".all");
+
+    if (all != 0)
+        sweep_segment(all);
 }
 
 static void sweep(void)
@@ -1185,8 +1251,10 @@ static void sweep(void)
     list_all(root, 4096, &list);
     for (int i = 0; i < list.n; i++) {
         fuse_ino_t ino = do_lookup(FUSE_ROOT_ID, list.name[i]);
-        if (ino != 0)
+        if (ino != 0) {
             sweep_segment(ino);
+            sweep_all(ino);
+        }
     }
     do_releasedir(root);
 }

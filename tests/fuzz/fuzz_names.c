@@ -1,7 +1,7 @@
 /*
  * libFuzzer target: the input bytes are a name (cut at the first NUL).
  *
- * The name checks are compared with the rules of SPEC.md written out
+ * The name checks are compared with the naming rules (speculo(3)) written out
  * plainly here (segment: 1-200 bytes of [A-Za-z0-9_.-], not starting with
  * '.'; chunk: 1-255 bytes of the same, starting with a letter or '_'; a
  * bad byte is -EINVAL whatever the length, a good name too long is

@@ -191,7 +191,7 @@ START_TEST(takeover_from_zombie_writer)
     ck_assert_int_eq(speculo_reader_next(r, &c), 0);
     th_chunk_is(&c, "z", 1);
     th_nexts(r, id, "after");
-    ck_assert_int_eq(t_wait(writer.pid, 5000), 128 + SIGKILL);
+    ck_assert_int_eq(t_wait(writer.pid, T_PATIENCE_MS), 128 + SIGKILL);
     speculo_writer_close(w);
     speculo_reader_close(r);
     t_sync_close(&writer.ready);

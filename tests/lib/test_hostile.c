@@ -489,14 +489,13 @@ START_TEST(name_index_full_of_garbage_terminates)
         slots[i].hash = UINT64_C(0x9e3779b97f4a7c15) * (i + 1);
         atomic_store(&slots[i].off, f.off[1]);
     }
+    /* (a probe that did not stop would hang: the case's timeout fails it) */
     speculo_reader *r = th_reader("s");
     speculo_chunk c;
-    int64_t t0 = t_mono_ns();
     int rc = speculo_reader_get(r, "absent", &c);
     ck_assert_msg(rc == -ENOENT || rc == -EBADMSG, "get = %d", rc);
     rc = speculo_reader_get(r, "first", &c);
     ck_assert_msg(rc == -ENOENT || rc == -EBADMSG, "get = %d", rc);
-    ck_assert_int_lt(t_ms_since(t0), 2000);
     /* Every slot with the right hash and a record of another name. */
     for (uint64_t i = 0; i < h->index_slots; i++)
         slots[i].hash = speculo__name_hash(h->hash_seed, "absent", 6);

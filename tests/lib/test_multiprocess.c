@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -92,7 +93,7 @@ START_TEST(commit_visible_across_processes)
     if (th_fork(&writer)) {
         speculo_writer *w = th_child_writer("s", NULL);
         for (int i = 0; i < N; i++) {
-            T_CHILD_EQ(t_sync_wait(&go, 5000), 'g');
+            T_CHILD_EQ(t_sync_wait(&go, T_PATIENCE_MS), 'g');
             ids[i] = stream_put(w, (uint64_t)i);
             T_CHILD_ASSERT(ids[i] != 0);
             T_CHILD_EQ(t_sync_post(&committed, 'c'), 0);
@@ -103,14 +104,14 @@ START_TEST(commit_visible_across_processes)
     for (int i = 0; i < N; i++) {
         th_next_none(r);
         ck_assert_int_eq(t_sync_post(&go, 'g'), 0);
-        ck_assert_int_eq(t_sync_wait(&committed, 5000), 'c');
+        ck_assert_int_eq(t_sync_wait(&committed, T_PATIENCE_MS), 'c');
         /* Visible as soon as commit returned, complete. */
         ck_assert_uint_eq(read_stream(r, (uint64_t)i, (uint64_t)i + 1, ids), i + 1);
         if (i)
             ck_assert_uint_gt(ids[i], ids[i - 1]);
     }
     th_next_none(r);
-    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, T_PATIENCE_MS), 0);
     speculo_reader_close(r);
     t_shared_free(ids, N * sizeof(uint64_t));
 }
@@ -127,7 +128,7 @@ static void stream_reader_child(struct th_child *self, int n, uint64_t *ids)
         speculo_chunk c;
         int rc = speculo_reader_next(r, &c);
         if (rc == -EAGAIN) {
-            T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+            T_CHILD_EQ(speculo_reader_wait(r, T_PATIENCE_MS), 0);
             continue;
         }
         T_CHILD_EQ(rc, 0);
@@ -160,7 +161,7 @@ START_TEST(many_readers_see_all_in_order)
         if (i % 400 == 399)
             ck_assert_int_eq(speculo_writer_gc(w), 0);
         if (i % 97 == 0)
-            t_sleep_ms(1);
+            t_sleep_ms(1); /* pacing: the readers sometimes catch up and wait */
     }
     for (int k = 0; k < READERS; k++)
         ck_assert_int_eq(t_wait(readers[k].pid, 60000), 0);
@@ -181,7 +182,7 @@ START_TEST(second_writer_other_process_ebusy)
         struct speculo_commit_options o = {.name = "child"};
         T_CHILD_EQ(speculo_writer_put(w, "c", 1, &o, NULL), 0);
         th_child_ready(&writer);
-        T_CHILD_EQ(t_sync_wait(&quit, 10000), 'q');
+        T_CHILD_EQ(t_sync_wait(&quit, T_PATIENCE_MS), 'q');
         speculo_writer_close(w);
         _exit(0);
     }
@@ -197,7 +198,7 @@ START_TEST(second_writer_other_process_ebusy)
     ck_assert_int_eq(info.writer_pid, writer.pid);
     ck_assert_int_eq(info.writer_alive, 1);
     ck_assert_int_eq(t_sync_post(&quit, 'q'), 0);
-    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, T_PATIENCE_MS), 0);
     w = th_writer("s", 0);
     th_puts(w, "parent", NULL);
     th_info(r, &info);
@@ -319,8 +320,9 @@ static int count_dot_files(void)
 }
 
 /* Kill a writer that streams as fast as it can (collecting now and then)
- * at some instant; the stream must be whole up to the last commit. */
-static void kill_streaming_writer(const char *seg, int delay_ms)
+ * at some instant after it committed `after` chunks (it stops at 20000);
+ * the stream must be whole up to the last commit. */
+static void kill_streaming_writer(const char *seg, uint64_t after)
 {
     struct { _Atomic uint64_t last; } *shared = t_shared_alloc(4096);
     ck_assert_ptr_nonnull(shared);
@@ -341,10 +343,15 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
         }
     }
     th_await_ready(&writer);
-    t_sleep_ms(delay_ms);
+    int64_t t0 = t_mono_ns();
+    uint64_t last;
+    while ((last = atomic_load(&shared->last)) == UINT64_MAX || last < after) {
+        ck_assert_msg(t_ms_since(t0) < 60000, "%llu commits of %llu in 60 s",
+                      (unsigned long long)(last + 1), (unsigned long long)after);
+        sched_yield();
+    }
     ck_assert_int_eq(t_kill_wait(writer.pid, SIGKILL), 128 + SIGKILL);
-    uint64_t last = atomic_load(&shared->last);
-    ck_assert_msg(last != UINT64_MAX, "no commit in %d ms", delay_ms);
+    last = atomic_load(&shared->last);
 
     speculo_reader *r = th_reader(seg);
     uint64_t n = 0, prev = 0;
@@ -377,11 +384,11 @@ static void kill_streaming_writer(const char *seg, int delay_ms)
 
 START_TEST(writer_killed_at_any_instant)
 {
-    const int delays[] = {5, 30, 77, 150, 230};
+    const uint64_t after[] = {0, 50, 300, 1000, 3000};
     char seg[16];
     for (int i = 0; i < 5; i++) {
         snprintf(seg, sizeof(seg), "s%d", i);
-        kill_streaming_writer(seg, delays[i]);
+        kill_streaming_writer(seg, after[i]);
     }
 }
 END_TEST
@@ -407,7 +414,7 @@ START_TEST(dead_owner_recognised)
         T_CHILD_EQ(speculo_writer_put(w, "x", 1, NULL, NULL), 0);
         _exit(0); /* without closing: the role is left to a dead process */
     }
-    ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
+    ck_assert_int_eq(t_wait(writer.pid, T_PATIENCE_MS), 0);
     speculo_reader *r = th_reader("s");
     struct speculo_segment_info info;
     th_info(r, &info);
@@ -526,7 +533,7 @@ START_TEST(read_only_reader_reads_everything)
         T_CHILD_ASSERT(speculo_segment_describe("s", buf, sizeof(buf)) > 0);
         th_child_ready(&reader); /* half read */
         /* The writer collects and adds more: the reader follows. */
-        T_CHILD_EQ(t_sync_wait(&gcd, 10000), 'g');
+        T_CHILD_EQ(t_sync_wait(&gcd, T_PATIENCE_MS), 'g');
         T_CHILD_EQ(read_stream(r, N / 2, N, ids), N);
         T_CHILD_EQ(speculo_reader_next(r, &c), 0);
         T_CHILD_ASSERT(c.name && strcmp(c.name, "cfg") == 0);
@@ -565,29 +572,38 @@ START_TEST(reader_without_any_access_refused)
         T_CHILD_ASSERT(rc == -EPERM || rc == -EACCES);
         _exit(0);
     }
-    ck_assert_int_eq(t_wait(stranger.pid, 5000), 0);
+    ck_assert_int_eq(t_wait(stranger.pid, T_PATIENCE_MS), 0);
 }
 END_TEST
 
 /* `n` children try to become the writer of `seg` at the same instant;
- * returns how many succeeded (each holds the role 300 ms, then closes). */
+ * returns how many succeeded (a winner holds the role until every child
+ * has tried, then closes). */
 static int race_for_role(const char *seg, int n)
 {
     struct t_sync go[16];
     struct th_child racers[16];
-    int *results = t_shared_alloc(16 * sizeof(int));
-    ck_assert_ptr_nonnull(results);
+    struct race {
+        int results[16];
+        _Atomic int tried;
+    } *race = t_shared_alloc(sizeof *race);
+    ck_assert_ptr_nonnull(race);
     ck_assert_int_le(n, 16);
     for (int k = 0; k < n; k++) {
         ck_assert_int_eq(t_sync_init(&go[k]), 0);
         if (th_fork(&racers[k])) {
             th_child_ready(&racers[k]);
-            T_CHILD_EQ(t_sync_wait(&go[k], 5000), 'g');
+            T_CHILD_EQ(t_sync_wait(&go[k], T_PATIENCE_MS), 'g');
             speculo_writer *w = NULL;
-            results[k] = speculo_writer_open(seg, NULL, &w);
-            if (results[k] == 0) {
+            race->results[k] = speculo_writer_open(seg, NULL, &w);
+            atomic_fetch_add(&race->tried, 1);
+            if (race->results[k] == 0) {
                 T_CHILD_EQ(speculo_writer_put(w, "mine", 4, NULL, NULL), 0);
-                t_sleep_ms(300);
+                int64_t t0 = t_mono_ns();
+                while (atomic_load(&race->tried) < n) {
+                    T_CHILD_ASSERT(t_ms_since(t0) < T_PATIENCE_MS);
+                    t_sleep_ms(1);
+                }
                 speculo_writer_close(w);
             }
             _exit(0);
@@ -599,14 +615,14 @@ static int race_for_role(const char *seg, int n)
         ck_assert_int_eq(t_sync_post(&go[k], 'g'), 0);
     int winners = 0;
     for (int k = 0; k < n; k++) {
-        ck_assert_int_eq(t_wait(racers[k].pid, 10000), 0);
-        ck_assert_msg(results[k] == 0 || results[k] == -EBUSY, "child %d: writer_open = %d", k,
-                      results[k]);
-        winners += results[k] == 0;
+        ck_assert_int_eq(t_wait(racers[k].pid, 2 * T_PATIENCE_MS), 0);
+        ck_assert_msg(race->results[k] == 0 || race->results[k] == -EBUSY,
+                      "child %d: writer_open = %d", k, race->results[k]);
+        winners += race->results[k] == 0;
         t_sync_close(&go[k]);
         t_sync_close(&racers[k].ready);
     }
-    t_shared_free(results, 16 * sizeof(int));
+    t_shared_free(race, sizeof *race);
     return winners;
 }
 
@@ -637,7 +653,7 @@ START_TEST(concurrent_takeover_one_writer)
             T_CHILD_EQ(speculo_writer_put(w, "dead", 4, NULL, NULL), 0);
             _exit(0);
         }
-        ck_assert_int_eq(t_wait(writer.pid, 5000), 0);
+        ck_assert_int_eq(t_wait(writer.pid, T_PATIENCE_MS), 0);
         t_sync_close(&writer.ready);
         ck_assert_int_eq(race_for_role(seg, 8), 1);
         speculo_reader *r = th_reader(seg);
@@ -666,7 +682,7 @@ START_TEST(stream_with_constant_gc_and_obsolete)
             speculo_chunk c;
             int rc = speculo_reader_next(r, &c);
             if (rc == -EAGAIN) {
-                T_CHILD_EQ(speculo_reader_wait(r, 5000), 0);
+                T_CHILD_EQ(speculo_reader_wait(r, T_PATIENCE_MS), 0);
                 continue;
             }
             T_CHILD_EQ(rc, 0);
@@ -749,7 +765,7 @@ START_TEST(get_finds_live_chunk_across_gc_switches)
         first_gen = first_gen ? first_gen : id.generation;
         gen = id.generation;
     }
-    ck_assert_int_eq(t_wait(gc.pid, 10000), 0);
+    ck_assert_int_eq(t_wait(gc.pid, T_PATIENCE_MS), 0);
     t_shared_free(done, sizeof *done);
     ck_assert_msg(missed == 0, "%llu of %llu lookups of live chunks failed",
                   (unsigned long long)missed, (unsigned long long)reads);
@@ -781,7 +797,7 @@ static void *thread_read(void *arg)
         speculo_chunk c;
         int rc = speculo_reader_next(r, &c);
         if (rc == -EAGAIN) {
-            if ((rc = speculo_reader_wait(r, 5000)) < 0) {
+            if ((rc = speculo_reader_wait(r, T_PATIENCE_MS)) < 0) {
                 t->rc = rc;
                 t->failed_at = i;
                 break;

@@ -105,6 +105,40 @@ START_TEST(replica_refuses_what_the_origin_could_not_have)
 }
 END_TEST
 
+START_TEST(writer_option_gives_a_new_segment_its_uid)
+{
+    struct speculo_writer_options o = {.uid = 0x0123456789abcdefULL};
+    speculo_writer *w;
+    ck_assert_int_eq(speculo_writer_open("m", &o, &w), 0);
+    th_puts(w, "x", NULL);
+    speculo_reader *r = th_reader("m");
+    struct speculo_segment_ident id;
+    ck_assert_int_eq(speculo_reader_ident(r, &id), 0);
+    ck_assert_uint_eq(id.uid, 0x0123456789abcdefULL);
+    /* kept by the collector; an existing segment keeps its own */
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    speculo_writer_close(w);
+    o.uid = 42;
+    ck_assert_int_eq(speculo_writer_open("m", &o, &w), 0);
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_next(r, &c), 0);
+    ck_assert_int_eq(speculo_reader_ident(r, &id), 0);
+    ck_assert_uint_eq(id.uid, 0x0123456789abcdefULL);
+    speculo_writer_close(w);
+    speculo_reader_close(r);
+    /* without the option, each new segment draws one */
+    ck_assert_int_eq(speculo_segment_remove("m", 0), 0);
+    w = th_writer("m", 0);
+    th_puts(w, "y", NULL);
+    r = th_reader("m");
+    ck_assert_int_eq(speculo_reader_ident(r, &id), 0);
+    ck_assert_uint_ne(id.uid, 0x0123456789abcdefULL);
+    ck_assert_uint_ne(id.uid, 0);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 Suite *replica_suite(void)
 {
     Suite *s = suite_create("replica");
@@ -112,6 +146,7 @@ Suite *replica_suite(void)
     tcase_add_test(tc, replica_keeps_id_times_and_name);
     tcase_add_test(tc, replica_obsoletes_as_the_origin_did);
     tcase_add_test(tc, replica_refuses_what_the_origin_could_not_have);
+    tcase_add_test(tc, writer_option_gives_a_new_segment_its_uid);
     suite_add_tcase(s, tc);
     return s;
 }

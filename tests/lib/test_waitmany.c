@@ -3,7 +3,6 @@
  * or a signal handler.
  */
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 
@@ -95,15 +94,13 @@ START_TEST(wait_many_watch_sees_obsoletion)
 }
 END_TEST
 
-/* Signal a wakeup once a reader of segment "s" waits (10 s at most), so
- * that the signal finds the wait asleep. */
+/* Signal a wakeup once a reader of segment "s" waits (T_PATIENCE_MS at
+ * most), so that the signal finds the wait asleep. */
 static void *signal_when_waiting(void *wk)
 {
     struct t_seg_map m;
     if (t_seg_map("s", &m) == 0) {
-        int64_t start = t_mono_ns();
-        while (atomic_load(&t_seg_hdr(&m)->waiters) == 0 && t_ms_since(start) < 10000)
-            sched_yield();
+        (void)t_seg_await_waiters(&m, 1, T_PATIENCE_MS);
         t_seg_unmap(&m);
     }
     speculo_wakeup_signal(wk);

@@ -69,9 +69,10 @@ START_TEST(watch_expiry_is_not_news)
     speculo_reader *r = th_reader("s");
     struct speculo_watch ev;
     uint64_t id = th_put(w, "x", 1, NULL, 20 * MS, 0);
+    int64_t gone = t_expired_by(20 * MS);
 
     th_nexts(r, id, "x");
-    t_sleep_ms(40);
+    t_sleep_until_real(gone);
     ck_assert_int_eq(watch_now(r, &ev), -ETIMEDOUT);
     speculo_reader_close(r);
     speculo_writer_close(w);
@@ -82,15 +83,13 @@ struct blocked {
     speculo_reader *r;
     struct speculo_watch ev;
     int rc;
-    int64_t woke_ns;
 };
 
 static void *watch_thread(void *arg)
 {
     struct blocked *b = arg;
 
-    b->rc = speculo_reader_watch(b->r, 10000, &b->ev);
-    b->woke_ns = t_mono_ns();
+    b->rc = speculo_reader_watch(b->r, T_PATIENCE_MS, &b->ev);
     return NULL;
 }
 
@@ -101,19 +100,19 @@ START_TEST(watch_woken_by_obsolete)
     speculo_writer *w = th_writer("s", 0);
     uint64_t id = th_puts(w, "a", NULL);
     struct blocked b = {.r = th_reader("s")};
+    struct t_seg_map m;
     pthread_t t;
-    int64_t t0;
 
     th_nexts(b.r, id, "a");
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
     ck_assert_int_eq(pthread_create(&t, NULL, watch_thread, &b), 0);
-    t_sleep_ms(100); /* let it sleep */
-    t0 = t_mono_ns();
+    /* registered: from now on an obsoletion wakes it */
+    ck_assert_int_eq(t_seg_await_waiters(&m, 1, T_PATIENCE_MS), 0);
     ck_assert_int_eq(speculo_writer_obsolete(w, id), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     ck_assert_int_eq(b.rc, 0);
     ck_assert_uint_eq(b.ev.obsoleted, 1);
-    ck_assert_msg(b.woke_ns - t0 < 1000 * MS, "woken after %lld ms",
-                  (long long)((b.woke_ns - t0) / MS));
+    t_seg_unmap(&m);
     speculo_reader_close(b.r);
     speculo_writer_close(w);
 }

@@ -248,7 +248,7 @@ START_TEST(replaces_expired_chunk_enoent)
 {
     speculo_writer *w = th_writer("s", 0);
     uint64_t a = th_put(w, "short", 5, NULL, 1000000 /* 1 ms */, 0);
-    t_sleep_ms(20);
+    t_sleep_until_real(t_expired_by(1000000));
     struct speculo_commit_options o = {.replaces = a};
     ck_assert_int_eq(speculo_writer_put(w, "x", 1, &o, NULL), -ENOENT);
     ck_assert_int_eq(speculo_writer_obsolete(w, a), -ENOENT);

@@ -144,11 +144,11 @@ void th_child_ready_at(const char *file, int line, struct th_child *c)
 
 void th_await_ready_at(const char *file, int line, struct th_child *c)
 {
-    int rc = t_sync_wait(&c->ready, 5000);
+    int rc = t_sync_wait(&c->ready, T_PATIENCE_MS);
     ck_assert_msg(rc != -EPIPE, "%s:%d: child %d ended before it was ready (see its message)",
                   file, line, (int)c->pid);
-    ck_assert_msg(rc == 'r', "%s:%d: child %d not ready in 5 s (%d)", file, line, (int)c->pid,
-                  rc);
+    ck_assert_msg(rc == 'r', "%s:%d: child %d not ready in %d ms (%d)", file, line, (int)c->pid,
+                  T_PATIENCE_MS, rc);
 }
 
 speculo_reader *th_child_reader_at(const char *file, int line, const char *seg)

@@ -92,7 +92,8 @@ bool th_fork_at(const char *file, int line, struct th_child *c);
 /* In the child: tell the test process that it is ready. */
 #define th_child_ready(c) th_child_ready_at(__FILE__, __LINE__, (c))
 void th_child_ready_at(const char *file, int line, struct th_child *c);
-/* In the test process: wait until the child is ready (5 s at most). */
+/* In the test process: wait until the child is ready (T_PATIENCE_MS at
+ * most). */
 #define th_await_ready(c) th_await_ready_at(__FILE__, __LINE__, (c))
 void th_await_ready_at(const char *file, int line, struct th_child *c);
 
