@@ -462,7 +462,10 @@ int64_t br_stream_created(struct br_engine *e)
 
 #define SCAN_WAIT_MS 500
 
-static int scan_messages(struct br_engine *e, natsSubscription *sub, br_scan_fn fn, void *arg)
+/* Up to @upto, the stream's last sequence when the scan began: a stream
+ * that grows as fast as the scan reads would otherwise never let it end
+ * (what comes later is for the caller's subscription). */
+static int scan_messages(natsSubscription *sub, uint64_t upto, br_scan_fn fn, void *arg)
 {
     struct br_msg m;
     br_msg_init(&m);
@@ -496,14 +499,13 @@ static int scan_messages(struct br_engine *e, natsSubscription *sub, br_scan_fn 
         char why[128] = "";
         int prc = br_parse(msg, &m, why, sizeof why);
         bool more = fn(md->Sequence.Stream, natsMsg_GetSubject(msg), prc, &m, why, arg);
-        bool last = md->NumPending == 0;
+        bool last = md->NumPending == 0 || md->Sequence.Stream >= upto;
         jsMsgMetaData_Destroy(md);
         natsMsg_Destroy(msg);
         if (!more || last)
             break;
     }
     br_msg_free(&m);
-    (void)e;
     return rc;
 }
 
@@ -538,7 +540,7 @@ int br_scan(struct br_engine *e, br_scan_fn fn, void *arg, uint64_t *last)
             continue;
         }
         natsSubscription_SetPendingLimits(sub, -1, 256 << 20);
-        int rc = scan_messages(e, sub, fn, arg);
+        int rc = scan_messages(sub, *last, fn, arg);
         natsSubscription_Unsubscribe(sub);
         natsSubscription_Destroy(sub);
         return rc;

@@ -51,7 +51,7 @@ static const char bridge_help[] =
     "  -h, --help                 show this help\n"
     "\n"
     "Exit status: 0 stopped by a signal, 1 error (message on stderr), 2 usage\n"
-    "error. See docs/BRIDGE.md and speculo(1).\n";
+    "error. See speculo(1) and speculo-bridge(1).\n";
 
 /* ---- stopping ---------------------------------------------------------------- */
 

@@ -11,9 +11,13 @@
  * share that mapping. The lists (sfs_seg.holds, oldest first) are under
  * the segment table's lock; only a current incarnation holds files.
  */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sfs.h"
 
@@ -24,6 +28,11 @@ struct sfs_hold {
     struct speculo_segment_ident file;
     int64_t superseded_ns; /* monotonic; when a newer file was held, or 0 */
     atomic_int broken;     /* the file was truncated under the mapping */
+    /* Under reader_lock: the file opened for spliced reads (hold_file()),
+     * where the mapping starts, and whether that was tried. */
+    int fd;
+    uintptr_t base;
+    int fd_tried;
 };
 
 static int64_t mono_ns(void)
@@ -42,6 +51,7 @@ static struct sfs_hold *hold_new(speculo_reader *r)
         return NULL;
     atomic_init(&h->refs, 1);
     pthread_mutex_init(&h->reader_lock, NULL);
+    h->fd = -1;
     h->r = r;
     speculo_reader_pin(r);
     speculo_reader_ident(r, &h->file);
@@ -63,6 +73,8 @@ void hold_put(struct sfs_hold *h)
     if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
         return;
     g_reader_close(h->r);
+    if (h->fd >= 0)
+        close(h->fd);
     pthread_mutex_destroy(&h->reader_lock);
     free(h);
 }
@@ -175,6 +187,72 @@ int hold_fetch(struct sfs_hold *h, uint64_t id, unsigned flags, speculo_chunk *c
     if (rc == SFS_FAULT) /* publishes: drop it at the next look at the list */
         atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
     return rc;
+}
+
+static int same_file(int stat_rc, const struct stat *st, const struct sfs_hold *h)
+{
+    return stat_rc == 0 && S_ISREG(st->st_mode) && st->st_dev == h->file.dev &&
+           st->st_ino == h->file.ino;
+}
+
+/* Locked (reader_lock). Open the file @h maps, by the name of @segment
+ * (the same file: device and inode, looked at before opening, so that no
+ * FIFO or device put there is opened, and after), and learn where the
+ * mapping starts from record @id: the page its payload lies in, less its
+ * offset. */
+static void open_file(struct sfs_hold *h, const char *segment, uint64_t id)
+{
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    struct speculo_record rec;
+    char path[PATH_MAX];
+    struct stat st;
+    uintptr_t base, data;
+    int fd;
+
+    h->fd_tried = 1;
+    if (g_record(h->r, id, 0, &rec) != 0 ||
+        snprintf(path, sizeof path, "%s/%s", segtab_dir(), segment) >= (int)sizeof path)
+        return;
+    data = (uintptr_t)rec.chunk.data;
+    base = (data - (uintptr_t)rec.offset) & ~(page - 1);
+    if (data - base < rec.offset || data - base - rec.offset >= rec.length)
+        return;
+    if (!same_file(lstat(path, &st), &st, h))
+        return; /* the name holds a newer file by now */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    if (!same_file(fstat(fd, &st), &st, h) || fcntl(fd, F_SETFL, 0) != 0) {
+        close(fd);
+        return;
+    }
+    h->fd = fd;
+    h->base = base;
+}
+
+/*
+ * The file @h maps, open for spliced reads (ops.c), and the offset of
+ * chunk @c (returned from @h) in it; -1 when the file cannot be had (the
+ * name @segment holds another by now, no descriptor is left): the chunk is
+ * then read from the mapping. Opened at the first call, closed with the
+ * hold.
+ */
+int hold_file(struct sfs_hold *h, const char *segment, const speculo_chunk *c, uint64_t *off)
+{
+    uintptr_t p = (uintptr_t)c->data, base;
+    int fd;
+
+    pthread_mutex_lock(&h->reader_lock);
+    if (!h->fd_tried)
+        open_file(h, segment, c->id);
+    fd = h->fd;
+    base = h->base;
+    pthread_mutex_unlock(&h->reader_lock);
+    if (fd < 0 || p < base || p - base > h->file.capacity ||
+        c->size > h->file.capacity - (p - base))
+        return -1;
+    *off = p - base;
+    return fd;
 }
 
 /* Chunk @id in the files of @seg held, newest first: the first file that

@@ -12,6 +12,7 @@
  * 1 on an error, 2 on a usage error.
  */
 #include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "sfs.h"
@@ -241,6 +243,49 @@ static int run_loop(struct fuse_session *se, const struct fuse_cmdline_opts *cmd
     return rc;
 }
 
+/* A path of /proc/self/mountinfo, its escapes (\040 for a space) undone. */
+static char *unescape(char *s)
+{
+    char *o = s;
+
+    for (const char *p = s; *p; o++)
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
+            p[3] >= '0' && p[3] <= '7') {
+            *o = (char)((p[1] - '0') << 6 | (p[2] - '0') << 3 | (p[3] - '0'));
+            p += 4;
+        } else {
+            *o = *p++;
+        }
+    *o = '\0';
+    return s;
+}
+
+/* The kernel reads a file in requests no larger than its readahead window
+ * for the mount, 128 KiB unless raised, each a round trip to us: 1 MiB
+ * (SFS_READAHEAD) makes a large chunk's requests 8 times fewer. Only root
+ * may raise it (sysfs); before INIT, whose reply can only lower it
+ * (sfs_init() asks for as much). */
+static void raise_readahead(const char *mnt)
+{
+    char line[2 * PATH_MAX], point[PATH_MAX], path[64] = "", kb[16];
+    unsigned maj, min;
+    FILE *f = fopen("/proc/self/mountinfo", "re");
+    int fd;
+
+    while (f != NULL && fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "%*u %*u %u:%u %*s %4095s", &maj, &min, point) == 3 &&
+            strcmp(unescape(point), mnt) == 0) /* the last line: the newest mount there */
+            snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+    if (f != NULL)
+        fclose(f);
+    snprintf(kb, sizeof kb, "%u", SFS_READAHEAD / 1024);
+    if (path[0] != '\0' && (fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+        if (write(fd, kb, strlen(kb)) != (ssize_t)strlen(kb))
+            fuse_log(FUSE_LOG_DEBUG, "speculofs: %s: %s\n", path, strerror(errno));
+        close(fd);
+    }
+}
+
 /* Mount, serve until unmounted or signalled, unmount. */
 static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
 {
@@ -253,6 +298,7 @@ static int serve(struct fuse_args *args, const struct fuse_cmdline_opts *cmd)
         goto out_destroy;
     if (fuse_session_mount(se, cmd->mountpoint) != 0)
         goto out_signals;
+    raise_readahead(cmd->mountpoint);
     fuse_daemonize(cmd->foreground);
     if (notify_start(se) != 0)
         goto out_unmount;
@@ -292,6 +338,19 @@ static int help_or_version(struct fuse_args *args, struct fuse_cmdline_opts *cmd
     return 0;
 }
 
+/* A held segment file keeps a descriptor once it served an OPEN (holds.c):
+ * with the usual soft limit of 1024, a thousand segments would end in
+ * EMFILE. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* Everything before mounting. Returns an exit status, or -1 when the
  * filesystem is to be served. */
 static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdline_opts *cmd)
@@ -314,6 +373,7 @@ static int start(struct fuse_args *args, struct sfs_options *o, struct fuse_cmdl
         cmd->max_threads = DEFAULT_MAX_THREADS;
     if (!cmd->debug)
         fuse_set_log_func(log_no_debug);
+    raise_nofile();
     if (segtab_init(dir) != 0 || nodes_init() != 0 || guard_install() != 0 ||
         add_default_opts(args, mount_name(o, dir)) != 0) {
         fprintf(stderr, "speculofs: cannot start: %s\n", strerror(errno));

@@ -547,6 +547,8 @@ struct fh {
     size_t size;
     atomic_int broken; /* the mapping faulted: EIO from now on */
     char *text;        /* .info: the snapshot taken at open */
+    int fd;            /* the hold's file, to splice from (or -1) */
+    uint64_t foff;     /* where data is in it */
 };
 
 static void fh_free(struct fh *h)
@@ -624,6 +626,7 @@ static int open_chunk(fuse_ino_t ino, struct fh *h, struct fuse_file_info *fi)
         return rc == -ENOENT && sfs_ino_kind(ino) == SFS_CHUNK ? -ESTALE : rc;
     h->data = c.data;
     h->size = c.size;
+    h->fd = hold_file(h->hold, seg->name, &c, &h->foff);
     fi->keep_cache = 1;
     fi->noflush = 1;
     return 0;
@@ -650,6 +653,7 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     }
     atomic_init(&h->refs, 1);
+    h->fd = -1;
     live_add(&h->link, fh_destroy);
     if (kind != SFS_INFO) {
         rc = open_chunk(ino, h, fi);
@@ -667,33 +671,48 @@ static void sfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         fh_free(h);
 }
 
-/* Straight from the mapping, probed under the guard (a file cut under it:
- * EIO, from then on): the kernel copies the bytes, not us. */
+/* A chunk's bytes: spliced from its file when they are many (splice.c),
+ * else straight from the mapping, probed under the guard; the kernel
+ * copies them, not us. A file cut under us: EIO, from then on. Returns an
+ * error for the caller to send, or 0 when replied. */
+static int reply_chunk(fuse_req_t req, struct fh *h, off_t off, size_t n)
+{
+    const char *src = (const char *)h->data + off;
+    int rc = 1;
+
+    /* relaxed: only this flag depends on it */
+    if (atomic_load_explicit(&h->broken, memory_order_relaxed))
+        return EIO;
+    if (h->fd >= 0 && n >= SFS_SPLICE_MIN)
+        rc = splice_reply(req, h->fd, h->foff + (uint64_t)off, n);
+    if (rc == 1 && (rc = g_probe(src, n)) == 0)
+        fuse_reply_buf(req, src, n);
+    if (rc == 0)
+        return 0;
+    atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
+    return EIO;
+}
+
 static void sfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      struct fuse_file_info *fi)
 {
     struct fh *h = (struct fh *)(uintptr_t)fi->fh;
-    const char *src = h->text != NULL ? h->text : (const char *)h->data;
     size_t n = 0;
     int err = off < 0 ? EINVAL : 0;
 
     /* relaxed: the caller already holds a reference (the open file) */
     atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
-    if (err == 0 && (uint64_t)off < h->size) {
-        src += off;
+    if (err == 0 && (uint64_t)off < h->size)
         n = h->size - (size_t)off < size ? h->size - (size_t)off : size;
-    }
-    /* relaxed: only this flag depends on it */
-    if (n > 0 && h->text == NULL &&
-        (atomic_load_explicit(&h->broken, memory_order_relaxed) || g_probe(src, n) != 0)) {
-        atomic_store_explicit(&h->broken, 1, memory_order_relaxed);
-        fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": mapping cut\n", (uint64_t)ino);
-        err = EIO;
+    if (err == 0 && n > 0 && h->text == NULL) {
+        err = reply_chunk(req, h, off, n);
+        if (err != 0)
+            fuse_log(FUSE_LOG_DEBUG, "speculofs: read of %#" PRIx64 ": file cut\n", (uint64_t)ino);
+    } else if (err == 0) {
+        fuse_reply_buf(req, n > 0 ? h->text + off : h->text, n);
     }
     if (err != 0)
         fuse_reply_err(req, err);
-    else
-        fuse_reply_buf(req, src, n);
     fh_put(h);
 }
 
@@ -1098,6 +1117,14 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
 {
     (void)userdata;
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+    /* READ replies spliced from the segment file (splice.c), never moved:
+     * moving would take the page out of the segment. */
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+    conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+    if (conn->max_write > SFS_READ_MAX)
+        conn->max_write = SFS_READ_MAX; /* and so max_pages: READ sizes */
+    conn->max_readahead = SFS_READAHEAD; /* the kernel keeps the least */
 }
 
 const struct fuse_lowlevel_ops sfs_ops = {

@@ -207,6 +207,7 @@ size_t segtab_take_dead(struct sfs_seg ***out);
 int hold_keep(struct sfs_seg *seg, speculo_reader **r, struct sfs_hold **out);
 int hold_fetch(struct sfs_hold *h, uint64_t id, unsigned flags, speculo_chunk *c);
 int hold_search(struct sfs_seg *seg, uint64_t id, struct sfs_hold **out, speculo_chunk *c);
+int hold_file(struct sfs_hold *h, const char *segment, const speculo_chunk *c, uint64_t *off);
 void hold_put(struct sfs_hold *h);
 void holds_drop(struct sfs_seg *seg);
 unsigned holds_count(struct sfs_seg *seg);
@@ -260,6 +261,18 @@ int notify_start(struct fuse_session *se);
 int notify_stop(void);
 void notify_follow(struct sfs_seg *seg);
 int notify_root_ok(void);
+
+/* ---- splice.c: READ replies spliced from a segment file ---------------- */
+
+/* The largest READ the kernel sends (max_pages): a reply spliced through
+ * a pipe must fit one, and unprivileged pipes stop at 1 MiB. */
+#define SFS_PAGE 4096u
+#define SFS_READ_MAX (512u * 1024)
+/* The readahead window asked for (main.c, sfs_init()): two such READs. */
+#define SFS_READAHEAD (2 * SFS_READ_MAX)
+/* Smaller replies come from the mapping: libfuse copies those anyway. */
+#define SFS_SPLICE_MIN (2 * SFS_PAGE)
+int splice_reply(fuse_req_t req, int fd, uint64_t off, size_t n);
 
 /* ---- ops.c -------------------------------------------------------------- */
 

@@ -1,5 +1,7 @@
 /*
- * Size: a 64 MiB chunk reads back byte-exact; a segment of 100,000 chunks
+ * Size: a 64 MiB chunk reads back byte-exact, and so does any range of a
+ * chunk, read as one request of any size, in requests made large by a
+ * wide readahead window; a segment of 100,000 chunks
  * lists completely and correctly while chunks vanish under the listing.
  */
 #include <dirent.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "t_fuse.h"
@@ -64,6 +67,67 @@ START_TEST(test_chunk_64mib)
     read_all_check(p, size, 64, &second);
     printf("chunk_64mib: first read %.3f s (%.0f MiB/s), second %.3f s\n", first,
            64 / first, second);
+}
+END_TEST
+
+/* With O_DIRECT each read reaches the server as READs of exactly its
+ * range (split at the largest request): small ones are answered from the
+ * mapping, larger ones spliced from the segment file, from offsets inside
+ * pages; every one gives the chunk's bytes, short at its end, none past. */
+START_TEST(test_reads_exact_at_any_size_and_offset)
+{
+    const size_t size = 3 * MiB + 1234;
+    const size_t offs[] = {0,       1,        4095,         4096,        4097,        12345,
+                           65535,   MiB / 2,  MiB / 2 + 1,  MiB + 3,     size - 8193, size - 4096,
+                           size - 1, size,    size + 1};
+    const size_t lens[] = {1,       100,      4095,         4096,        4097,        8191,
+                           8192,    8193,     65536,        128 * 1024 + 5, MiB / 2 - 1, MiB / 2,
+                           MiB / 2 + 1, MiB + 17, 3 * MiB};
+    unsigned char *want = malloc(size), *got = malloc(3 * MiB);
+    speculo_writer *w = tf_writer("exact", 8 * MiB, 0);
+    char p[PATH_MAX];
+    int fd;
+
+    ck_assert_ptr_nonnull(want);
+    ck_assert_ptr_nonnull(got);
+    tf_put_str(w, NULL, "a small chunk first: the next payload starts inside a page");
+    t_fill(want, size, 11);
+    tf_put(w, "odd", want, size, 0);
+    speculo_writer_close(w);
+    fd = open(tf_path(p, "exact", "odd"), O_RDONLY | O_DIRECT);
+    ck_assert_msg(fd >= 0, "open: %s", strerror(errno));
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
+        for (size_t j = 0; j < sizeof lens / sizeof lens[0]; j++) {
+            size_t off = offs[i], len = lens[j];
+            size_t expect = off >= size ? 0 : size - off < len ? size - off : len;
+            ssize_t n = pread(fd, got, len, (off_t)off);
+            ck_assert_msg(n == (ssize_t)expect, "pread %zu at %zu: %zd (%s)", len, off, n,
+                          n < 0 ? strerror(errno) : "short");
+            ck_assert_msg(expect == 0 || memcmp(got, want + off, expect) == 0,
+                          "pread %zu at %zu: wrong bytes", len, off);
+        }
+    close(fd);
+    free(want);
+    free(got);
+}
+END_TEST
+
+/* Run by root, the server widens the mount's readahead window to 1 MiB:
+ * large chunks are read in requests of 512 KiB, not 128. */
+START_TEST(test_readahead_widened_by_root)
+{
+    char path[128], text[32] = "";
+    struct stat st;
+
+    ck_assert_int_eq(stat(tf_m.mnt, &st), 0);
+    snprintf(path, sizeof path, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+             minor(st.st_dev));
+    ck_assert_int_gt(tf_read_file(path, text, sizeof text - 1), 0);
+    if (geteuid() != 0) {
+        printf("readahead_widened_by_root: not root: %s is %s", path, text);
+        return;
+    }
+    ck_assert_int_eq(atoi(text), 1024);
 }
 END_TEST
 
@@ -165,6 +229,10 @@ Suite *tf_suite_big(void)
     Suite *s = suite_create("big");
 
     suite_add_tcase(s, tf_tcase("chunk_64mib", test_chunk_64mib, tf_setup, 60));
+    suite_add_tcase(s, tf_tcase("readahead_widened_by_root", test_readahead_widened_by_root,
+                                tf_setup, 20));
+    suite_add_tcase(s, tf_tcase("reads_exact_at_any_size_and_offset",
+                                test_reads_exact_at_any_size_and_offset, tf_setup, 60));
     suite_add_tcase(s, tf_tcase("listing_100k_under_churn", test_listing_100k_under_churn, tf_setup, 90));
     return s;
 }

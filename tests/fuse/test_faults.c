@@ -110,14 +110,15 @@ START_TEST(test_corrupt_next_to_good)
 END_TEST
 
 /* The segment file is truncated by someone else while the server has it
- * mapped for an open file: that read fails with EIO, nothing else does,
- * and the server lives on. */
+ * mapped for open files: their reads fail with EIO, a large one (spliced
+ * from the file) and a small one (from the mapping) alike, nothing else
+ * does, and the server lives on. */
 START_TEST(test_truncated_under_reader)
 {
     const size_t size = 1024 * KiB;
     char p[PATH_MAX], text[4096], *buf = malloc(size);
     speculo_writer *w = tf_writer("doomed", 0, 0);
-    int fd;
+    int fd, small;
     ssize_t n;
 
     ck_assert_ptr_nonnull(buf);
@@ -129,12 +130,17 @@ START_TEST(test_truncated_under_reader)
 
     fd = open(tf_path(p, "doomed", "big"), O_RDONLY);
     ck_assert_int_ge(fd, 0);
+    small = open(tf_path(p, "doomed", "small"), O_RDONLY);
+    ck_assert_int_ge(small, 0);
     ck_assert_int_eq(t_seg_truncate("doomed", 8192), 0);
     n = read(fd, buf, size);
     ck_assert_msg(n == -1 && errno == EIO, "read: %zd %s", n, strerror(errno));
     n = read(fd, buf, 4096);
     ck_assert_msg(n == -1 && errno == EIO, "second read: %zd %s", n, strerror(errno));
+    n = read(small, buf, 4096);
+    ck_assert_msg(n == -1 && errno == EIO, "small read: %zd %s", n, strerror(errno));
     close(fd);
+    close(small);
 
     check_good("bystander", "hello", "unharmed");
     ck_assert_int_eq(tf_stat_err(tf_path(p, "doomed", NULL)), 0);

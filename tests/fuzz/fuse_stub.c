@@ -185,6 +185,28 @@ int fuse_reply_buf(fuse_req_t req, const char *buf, size_t size)
     return replied(req, STUB_R_BUF);
 }
 
+/* One buffer, in memory or a pipe (what speculofs splices into): all of
+ * it must be there, since libfuse would send a short reply. */
+int fuse_reply_data(fuse_req_t req, struct fuse_bufvec *bufv, enum fuse_buf_copy_flags flags)
+{
+    const struct fuse_buf *b = &bufv->buf[0];
+    size_t got = 0;
+    ssize_t k = 1;
+
+    (void)flags;
+    STUB_CHECK(bufv->count == 1 && bufv->idx == 0 && bufv->off == 0);
+    req->buf = malloc(b->size > 0 ? b->size : 1);
+    STUB_CHECK(req->buf != NULL);
+    if (!(b->flags & FUSE_BUF_IS_FD))
+        memcpy(req->buf, b->mem, b->size);
+    else
+        while (got < b->size && (k = read(b->fd, req->buf + got, b->size - got)) > 0)
+            got += (size_t)k;
+    STUB_CHECK(!(b->flags & FUSE_BUF_IS_FD) || got == b->size);
+    req->len = b->size;
+    return replied(req, STUB_R_BUF);
+}
+
 int fuse_reply_xattr(fuse_req_t req, size_t count)
 {
     req->len = count;
