@@ -661,9 +661,10 @@ struct speculo_segment_ident {
     uint64_t generation;
     /** Size of that file, bytes. */
     uint64_t capacity;
-    /** That file's device and inode: tells one file from another
+    /** That file's device; with @c ino, tells one file from another
      *  (generations of different segments of one name may be equal). */
     dev_t dev;
+    /** That file's inode number. */
     ino_t ino;
 };
 
