@@ -1123,7 +1123,7 @@ static void sfs_init(void *userdata, struct fuse_conn_info *conn)
         conn->want |= FUSE_CAP_SPLICE_WRITE;
     conn->want &= ~FUSE_CAP_SPLICE_MOVE;
     if (conn->max_write > SFS_READ_MAX)
-        conn->max_write = SFS_READ_MAX; /* and so max_pages: READ sizes */
+        conn->max_write = SFS_READ_MAX;  /* and so max_pages: READ sizes */
     conn->max_readahead = SFS_READAHEAD; /* the kernel keeps the least */
 }
 

@@ -698,8 +698,9 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     uint32_t name_len = m->name_len;
     uint64_t hash = 0;
     struct name_slot *slot = NULL;
-    struct rec_view prev;
+    struct rec_view prev; /* its other fields are read only once h is set */
     prev.h = NULL;
+    prev.id = 0;
     if (name) {
         int64_t now = m->committed_ns;
         if (commit_slot(w, m, &slot, &hash, &prev) < 0)
