@@ -215,17 +215,22 @@ void tb_log_dump(const struct tb_bridge *b)
     free(s);
 }
 
-void tb_log_wait(const struct tb_bridge *b, const char *needle, int timeout_ms)
+void tb_log_wait_count(const struct tb_bridge *b, const char *needle, int n, int timeout_ms)
 {
     int64_t t0 = t_mono_ns();
-    while (!tb_log_has(b, needle)) {
+    while (tb_log_count(b, needle) < n) {
         if (t_ms_since(t0) > timeout_ms) {
             keep_copy();
             tb_log_dump(b);
-            ck_abort_msg("no log line with '%s' within %d ms", needle, timeout_ms);
+            ck_abort_msg("fewer than %d log lines with '%s' within %d ms", n, needle, timeout_ms);
         }
         t_sleep_ms(20);
     }
+}
+
+void tb_log_wait(const struct tb_bridge *b, const char *needle, int timeout_ms)
+{
+    tb_log_wait_count(b, needle, 1, timeout_ms);
 }
 
 int tb_run(const char *dir, char *err, size_t err_size, ...)

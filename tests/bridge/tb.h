@@ -62,6 +62,8 @@ int tb_log_count(const struct tb_bridge *b, const char *needle);
 /* Wait until its log holds `needle` (fails the test, showing the log,
  * when it does not within timeout_ms or the process ended). */
 void tb_log_wait(const struct tb_bridge *b, const char *needle, int timeout_ms);
+/* ... until @n lines have it. */
+void tb_log_wait_count(const struct tb_bridge *b, const char *needle, int n, int timeout_ms);
 /* Print the log (for failing tests). */
 void tb_log_dump(const struct tb_bridge *b);
 
