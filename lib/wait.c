@@ -34,8 +34,10 @@
  * passed a full barrier. A commit whose load of `wait_armed` saw 0 made
  * that load before the writer's barrier (after it, the reader's store is
  * visible), so its commit word, stored before the load, is visible by the
- * time membarrier() returns and the reader looks. Commits that see the
- * file armed make the RMW. A reader that finds it ARMED needs no barrier
+ * time membarrier() returns and the reader looks. "Stored before the load"
+ * must hold in the program as compiled: a compiler fence keeps the load
+ * after the release store (internal.h). Commits that see the file armed
+ * make the RMW. A reader that finds it ARMED needs no barrier
  * of its own: it was made after the file was marked. A reader that cannot
  * make the barrier (no membarrier: Linux before 4.16, a seccomp filter)
  * registers and sleeps in slices of at most SLICE_NS, as one that cannot
