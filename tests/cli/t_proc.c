@@ -307,25 +307,6 @@ uint64_t tc_put(const char *segment, const char *name, const char *data)
     return id;
 }
 
-long tc_cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* Fields after the command name, which is in parentheses and may hold
-     * spaces: state is field 3, utime 14, stime 15. */
-    char *p = strrchr(buf, ')');
-    ck_assert_ptr_nonnull(p);
-    long utime = 0, stime = 0;
-    int got = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime);
-    ck_assert_int_eq(got, 2);
-    return utime + stime;
-}
-
 void tc_write_file(const char *path, const void *data, size_t len)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);

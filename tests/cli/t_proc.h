@@ -74,8 +74,6 @@ uint64_t tc_put(const char *segment, const char *name, const char *data);
 void tc_setup(void);
 void tc_teardown(void);
 
-/* utime + stime of a process, in clock ticks. */
-long tc_cpu_ticks(pid_t pid);
 /* Write a file, asserting success. */
 void tc_write_file(const char *path, const void *data, size_t len);
 

@@ -10,12 +10,14 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -312,10 +314,9 @@ int t_kill_wait(pid_t pid, int sig)
 /* The fields of /proc/PID/stat after the command name into buf; a pointer
  * to field 3 (the state), or NULL. The name is in parentheses and may hold
  * spaces: the fields are counted from the last ')'. */
-static const char *t_proc_stat(pid_t pid, char *buf, size_t size)
+/* The fields after the command name in a /proc stat file (@path). */
+static const char *stat_fields(const char *path, char *buf, size_t size)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
@@ -331,6 +332,13 @@ static const char *t_proc_stat(pid_t pid, char *buf, size_t size)
     while (*p == ' ')
         p++;
     return p;
+}
+
+static const char *t_proc_stat(pid_t pid, char *buf, size_t size)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    return stat_fields(path, buf, size);
 }
 
 uint64_t t_proc_start_ticks(pid_t pid)
@@ -385,6 +393,83 @@ int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
         if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) &&
             t_proc_state(pid) == 'S')
             return 0;
+        if (state < 0 || state == 'Z' || state == 'X')
+            return -ESRCH;
+        if (t_ms_since(start) >= timeout_ms)
+            return -ETIMEDOUT;
+        t_sleep_ms(1);
+    }
+}
+
+/* A blocking system call (@nr, arguments @a) that only an event ends: no
+ * timeout that would wake the thread by itself. */
+static bool untimed_call(long nr, const unsigned long long a[6])
+{
+    switch (nr) {
+    case SYS_read:
+        return true;
+#ifdef SYS_poll
+    case SYS_poll:
+        return (int)a[2] < 0;
+#endif
+    case SYS_ppoll:
+        return a[2] == 0;
+#ifdef SYS_epoll_wait
+    case SYS_epoll_wait:
+#endif
+    case SYS_epoll_pwait:
+        return (int)a[3] < 0;
+    case SYS_futex:
+#ifdef SYS_futex_waitv
+    case SYS_futex_waitv:
+#endif
+        return a[3] == 0;
+    default:
+        return false;
+    }
+}
+
+/* Thread @tid of @pid is asleep in a call without a timeout. */
+static bool thread_idle(pid_t pid, const char *tid)
+{
+    char path[96], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, tid);
+    const char *st = stat_fields(path, buf, sizeof(buf));
+    if (!st || *st != 'S')
+        return false;
+    snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", (int)pid, tid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    long nr;
+    unsigned long long a[6];
+    int n = fscanf(f, "%ld %llx %llx %llx %llx %llx %llx", &nr, &a[0], &a[1], &a[2], &a[3],
+                   &a[4], &a[5]);
+    fclose(f);
+    return n == 7 && untimed_call(nr, a);
+}
+
+int t_await_idle(pid_t pid, int timeout_ms)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    int64_t start = t_mono_ns();
+    for (;;) {
+        DIR *d = opendir(path);
+        if (!d)
+            return -ESRCH;
+        bool idle = true, any = false;
+        struct dirent *e;
+        while (idle && (e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            any = true;
+            idle = thread_idle(pid, e->d_name);
+        }
+        closedir(d);
+        if (any && idle)
+            return 0;
+        int state = t_proc_state(pid);
         if (state < 0 || state == 'Z' || state == 'X')
             return -ESRCH;
         if (t_ms_since(start) >= timeout_ms)

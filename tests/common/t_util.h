@@ -94,6 +94,12 @@ int t_proc_state(pid_t pid);
  * uses it to know that a child it just told to block has blocked, when
  * the child itself cannot say so. */
 int t_await_asleep(pid_t pid, int timeout_ms);
+/* Wait until every thread of the process sleeps in a call that has no
+ * timeout (a read, poll(2) with -1, a futex wait without one): nothing but
+ * an event can wake it, so it uses no CPU however long it stays idle,
+ * whereas a process that polls on a timer or spins never gets there. 0,
+ * -ETIMEDOUT, or -ESRCH when it is gone. */
+int t_await_idle(pid_t pid, int timeout_ms);
 /* How many times the process (its main thread) went to sleep (voluntary
  * context switches), or -errno. */
 long t_proc_sleeps(pid_t pid);

@@ -284,38 +284,48 @@ START_TEST(check_while_writer_commits)
 {
     speculo_writer *w0 = th_writer("s", 64 << 10);
     speculo_writer_close(w0);
-    _Atomic int *stop = t_shared_alloc(sizeof *stop);
-    ck_assert_ptr_nonnull(stop);
+    struct {
+        _Atomic int stop;
+        _Atomic uint64_t gcs; /* explicit collections the writer made */
+    } *sh = t_shared_alloc(sizeof *sh);
+    ck_assert_ptr_nonnull(sh);
     struct th_child c;
     if (th_fork(&c)) {
         struct speculo_writer_options o = {.capacity = 64 << 10};
         speculo_writer *w = th_child_writer("s", &o);
         th_child_ready(&c);
         char name[16];
-        for (uint64_t i = 0; !atomic_load(stop); i++) {
+        for (uint64_t i = 0; !atomic_load(&sh->stop); i++) {
             struct speculo_commit_options co = {.name = name, .ttl_ns = i % 3 ? 0 : 1000000};
             snprintf(name, sizeof name, "n%llu", (unsigned long long)(i % 50));
             T_CHILD_ASSERT(speculo_writer_put(w, "payload", 7, i % 2 ? &co : NULL, NULL) == 0);
-            if (i % 1000 == 999)
+            if (i % 1000 == 999) {
                 T_CHILD_ASSERT(speculo_writer_gc(w) == 0);
+                atomic_fetch_add(&sh->gcs, 1);
+            }
         }
         speculo_writer_close(w);
         _exit(0);
     }
     th_await_ready(&c);
+    /* until checks have run across several collections, however fast the
+     * machine lets either side go */
+    uint64_t gcs_before = atomic_load(&sh->gcs);
     int64_t t0 = t_mono_ns();
     int checks = 0;
-    while (t_ms_since(t0) < 1500 || checks < 20) {
+    while (checks < 20 || atomic_load(&sh->gcs) < gcs_before + 5) {
+        ck_assert_msg(t_ms_since(t0) < T_PATIENCE_MS, "%d checks, %llu collections", checks,
+                      (unsigned long long)(atomic_load(&sh->gcs) - gcs_before));
         struct speculo_check_report rep;
         ck_assert_int_eq(speculo_segment_check("s", &rep, NULL, NULL), 0);
         ck_assert_msg(rep.status == 0, "check %d: offset %llu: %s", checks,
                       (unsigned long long)rep.offset, rep.problem);
         checks++;
     }
-    atomic_store(stop, 1);
+    atomic_store(&sh->stop, 1);
     ck_assert_int_eq(t_wait(c.pid, 10000), 0);
     t_sync_close(&c.ready);
-    t_shared_free(stop, sizeof *stop);
+    t_shared_free(sh, sizeof *sh);
     check_ok("s");
 }
 END_TEST
