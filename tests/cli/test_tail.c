@@ -88,12 +88,12 @@ static void expect_output(struct tc_child *c, const char *want)
 }
 
 /* `speculo ARGS...` must succeed. */
-#define run_ok(...)                                                                       \
-    do {                                                                                  \
-        struct tc_result r_;                                                              \
-        tc_speculo(&r_, NULL, 0, __VA_ARGS__, NULL);                                      \
-        ck_assert_msg(tc_exit(&r_) == 0, "speculo %s: %s", #__VA_ARGS__, r_.err);         \
-        tc_result_free(&r_);                                                              \
+#define run_ok(...)                                                                                \
+    do {                                                                                           \
+        struct tc_result r_;                                                                       \
+        tc_speculo(&r_, NULL, 0, __VA_ARGS__, NULL);                                               \
+        ck_assert_msg(tc_exit(&r_) == 0, "speculo %s: %s", #__VA_ARGS__, r_.err);                  \
+        tc_result_free(&r_);                                                                       \
     } while (0)
 
 /* The path of a segment's file (or of another name) in the test's SPECULO_DIR. */
@@ -121,8 +121,7 @@ static void map_segment(struct t_seg_map *m, const char *segment)
 
 static void await_blocked(const struct t_seg_map *m)
 {
-    ck_assert_msg(t_seg_await_waiters(m, 1, T_PATIENCE_MS) == 0,
-                  "tail -f did not block in wait()");
+    ck_assert_msg(t_seg_await_waiters(m, 1, T_PATIENCE_MS) == 0, "tail -f did not block in wait()");
 }
 
 /* `tail -f SEG` of a segment holding one chunk, seen printed; with @m

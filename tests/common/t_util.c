@@ -390,8 +390,7 @@ int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
     int64_t start = t_mono_ns();
     for (;;) {
         int state = t_proc_state(pid);
-        if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) &&
-            t_proc_state(pid) == 'S')
+        if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) && t_proc_state(pid) == 'S')
             return 0;
         if (state < 0 || state == 'Z' || state == 'X')
             return -ESRCH;
@@ -443,8 +442,8 @@ static bool thread_idle(pid_t pid, const char *tid)
         return false;
     long nr;
     unsigned long long a[6];
-    int n = fscanf(f, "%ld %llx %llx %llx %llx %llx %llx", &nr, &a[0], &a[1], &a[2], &a[3],
-                   &a[4], &a[5]);
+    int n = fscanf(f, "%ld %llx %llx %llx %llx %llx %llx", &nr, &a[0], &a[1], &a[2], &a[3], &a[4],
+                   &a[5]);
     fclose(f);
     return n == 7 && untimed_call(nr, a);
 }
