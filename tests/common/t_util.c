@@ -429,14 +429,14 @@ static bool untimed_call(long nr, const unsigned long long a[6])
 }
 
 /* Thread @tid of @pid is asleep in a call without a timeout. */
-static bool thread_idle(pid_t pid, const char *tid)
+static bool thread_idle(pid_t pid, int tid)
 {
     char path[96], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, tid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, tid);
     const char *st = stat_fields(path, buf, sizeof(buf));
     if (!st || *st != 'S')
         return false;
-    snprintf(path, sizeof(path), "/proc/%d/task/%s/syscall", (int)pid, tid);
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid, tid);
     FILE *f = fopen(path, "re");
     if (!f)
         return false;
@@ -460,10 +460,11 @@ int t_await_idle(pid_t pid, int timeout_ms)
         bool idle = true, any = false;
         struct dirent *e;
         while (idle && (e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
+            int tid = atoi(e->d_name);
+            if (tid <= 0)
+                continue; /* . and .. */
             any = true;
-            idle = thread_idle(pid, e->d_name);
+            idle = thread_idle(pid, tid);
         }
         closedir(d);
         if (any && idle)
