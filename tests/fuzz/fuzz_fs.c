@@ -411,6 +411,8 @@ static void check_name(fuse_ino_t parent, const char *name, fuse_ino_t ino, mode
 
 /* ---- requests --------------------------------------------------------- */
 
+/* GETATTR of @ino: 0 and its attributes in @out (if not NULL), or the
+ * error it answered (positive). */
 static int do_getattr(fuse_ino_t ino, struct stat *out)
 {
     struct fuse_req req;
@@ -430,16 +432,36 @@ static int do_getattr(fuse_ino_t ino, struct stat *out)
         FZ_REPLY(req.kind == STUB_R_ERR && err_ok(req.err, 0), &req);
     }
     stub_req_end(&req);
-    return ok ? 0 : -1;
+    return ok ? 0 : req.err != 0 ? req.err : EIO;
+}
+
+/* The checker finds a segment file of the mount wrong. Its structures may
+ * then disagree (a name's index slot leads to a sound record while the id
+ * table does not), so one request may find what another gets EIO for. */
+static int some_file_unsound(void)
+{
+    static const char *const segs[] = {"s", "t"};
+    struct speculo_check_report rep;
+
+    for (size_t i = 0; i < sizeof segs / sizeof segs[0]; i++) {
+        int rc = speculo_segment_check(segs[i], &rep, NULL, NULL);
+        if (rc != -ENOENT && (rc < 0 || rep.status != 0))
+            return 1;
+    }
+    return 0;
 }
 
 /* The entry just handed to the kernel must be one GETATTR accepts and
- * describes the same way. */
+ * describes the same way, unless the file is corrupt (EIO, with the
+ * checker agreeing). */
 static void check_entry_attr(const struct fuse_entry_param *e)
 {
     struct stat a;
+    int err = do_getattr(e->ino, &a);
 
-    FZ_CHECK(do_getattr(e->ino, &a) == 0);
+    if (err == EIO && some_file_unsound())
+        return;
+    FZ_CHECK(err == 0);
     FZ_CHECK(a.st_ino == e->attr.st_ino && a.st_mode == e->attr.st_mode);
     FZ_CHECK(a.st_size == e->attr.st_size);
 }
