@@ -37,6 +37,8 @@ static void part_lat(const struct bc_opts *o)
          .clock = 1, .unpinned = 1},
         {.c = &pp_spin, .label = "speculo-busy-unpinned", .size = 64, .warm = 2000, .n = n_spin,
          .unpinned = 1},
+        {.c = &pp_rawrec, .label = "raw-record-floor-early", .warm = 2000, .n = n_spin, .clock = 1,
+         .early = 1},
     };
     int k = (int)(sizeof it / sizeof it[0]);
     lat_rounds(it, k, rounds);
@@ -60,7 +62,7 @@ static void part_lat(const struct bc_opts *o)
      * clock read with no library code (the floor of the format), then the
      * library; what clearing the next commit word on every commit would
      * add; the same floor and library unpinned */
-    struct lat_item *floor = &it[8], *floor_u = &it[9], *spin_u = &it[10];
+    struct lat_item *floor = &it[8], *floor_u = &it[9], *spin_u = &it[10], *floor_e = &it[11];
     bc_target("1h", "round trip, busy-polling reader vs the record floor (header + payload + "
                     "one clock read), pinned",
               lat_med(spin, a, sizeof a), lat_med(floor, b, sizeof b), lat_ratio(spin, floor),
@@ -68,6 +70,9 @@ static void part_lat(const struct bc_opts *o)
     bc_target("1i", "round trip, busy-polling reader vs the record floor, unpinned",
               lat_med(spin_u, a, sizeof a), lat_med(floor_u, b, sizeof b),
               lat_ratio(spin_u, floor_u), false, 1.15);
+    bc_factor("1k", "round trip, busy-polling reader vs the record floor written in speculo's "
+                    "order (header line taken first)",
+              lat_med(spin, a, sizeof a), lat_med(floor_e, b, sizeof b), lat_ratio(spin, floor_e));
     bc_head("decomp", "round trip|median|vs raw cache line|vs the record floor");
     struct {
         struct lat_item *it, *floor;
@@ -78,6 +83,7 @@ static void part_lat(const struct bc_opts *o)
         {spin, floor, "speculo put() + next(), busy-polling"},
         {rec, floor, "raw records, no clock, the next record's commit word cleared on every commit"},
         {recc, floor, "raw records + one CLOCK_REALTIME read, the next commit word cleared"},
+        {floor_e, floor, "record floor written in speculo's order: header line taken first, then payload, clock, header"},
         {floor_u, floor_u, "record floor, unpinned"},
         {spin_u, floor_u, "speculo put() + next(), busy-polling, unpinned"},
     };

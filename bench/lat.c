@@ -25,6 +25,7 @@ void lat_rounds(struct lat_item *items, int k, int rounds)
             x.touch = it->touch;
             x.clock = it->clock;
             x.clear_next = it->clear_next;
+            x.early = it->early;
             x.unpinned = it->unpinned;
             x.read_only = it->read_only;
             x.warm = it->warm;

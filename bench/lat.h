@@ -11,7 +11,7 @@ struct lat_item {
     const char *label;     /* the name in the report and the plot file */
     size_t size;
     int touch;
-    int clock, clear_next, unpinned;
+    int clock, clear_next, early, unpinned;
     int read_only;
     long warm, n;
     long gc_every;

@@ -123,7 +123,9 @@ const struct pp_case pp_raw = {"raw", NULL, raw_serve, raw_ping, NULL};
  * With the clock and nothing else, the floor of the format; `clear_next`
  * adds the clear of the next record's commit word (on the line the other
  * side polls next), which the library does only after a reservation was
- * given up. Two shared regions, like two segments. */
+ * given up; `early` writes in the order speculo does (the header line
+ * taken first, then the payload, the clock, the rest of the header). Two
+ * shared regions, like two segments. */
 struct rawrec {
     uint64_t commit, id, size, committed_ns, expires_ns, replaces, obsoleted_by;
     uint32_t name_len, name_hash;
@@ -144,8 +146,17 @@ static int rawrec_setup(struct pp_ctx *x)
     return 0;
 }
 
-static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock, int clear_next)
+static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock, int clear_next,
+                              int early)
 {
+    if (early) {
+        /* the line the other side polls, taken back first; then the
+         * payload's line while the clock is read */
+        r->size = 64;
+        r->payload[0] = v;
+        for (int k = 1; k < 8; k++)
+            r->payload[k] = (uint64_t)k;
+    }
     int64_t now = 0;
     if (with_clock) {
         struct timespec ts;
@@ -160,9 +171,11 @@ static inline void rawrec_put(struct rawrec *r, uint64_t v, int with_clock, int 
     __atomic_store_n(&r->obsoleted_by, 0, __ATOMIC_RELAXED);
     r->name_len = 0;
     r->name_hash = 0;
-    r->payload[0] = v;
-    for (int k = 1; k < 8; k++)
-        r->payload[k] = (uint64_t)k;
+    if (!early) {
+        r->payload[0] = v;
+        for (int k = 1; k < 8; k++)
+            r->payload[k] = (uint64_t)k;
+    }
     if (clear_next)
         __atomic_store_n(&r[1].commit, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->commit, sizeof *r, __ATOMIC_RELEASE);
@@ -179,7 +192,7 @@ static void rawrec_serve(struct pp_ctx *x)
 {
     struct rawrec *in = rawrec_area(x, 0), *out = rawrec_area(x, 1);
     for (long i = 0; i < pp_limit(x); i++)
-        rawrec_put(&out[i], rawrec_get(&in[i]), x->clock, x->clear_next);
+        rawrec_put(&out[i], rawrec_get(&in[i]), x->clock, x->clear_next, x->early);
 }
 
 static void rawrec_ping(struct pp_ctx *x)
@@ -188,7 +201,7 @@ static void rawrec_ping(struct pp_ctx *x)
     for (long i = 0; i < pp_limit(x); i++) {
         pp_check_time(x, i);
         uint64_t t0 = bc_ticks();
-        rawrec_put(&out[i], (uint64_t)i, x->clock, x->clear_next);
+        rawrec_put(&out[i], (uint64_t)i, x->clock, x->clear_next, x->early);
         uint64_t v = rawrec_get(&in[i]);
         uint64_t t1 = bc_ticks();
         if (v != (uint64_t)i)

@@ -27,6 +27,8 @@ struct pp_ctx {
     int touch;          /* the answering side reads the whole payload */
     int clock;          /* raw record case: read the wall clock per record */
     int clear_next;     /* raw record case: clear the next record's commit word too */
+    int early;          /* raw record case: store into the header line first, as
+                           speculo's alloc does, then the payload, clock and header */
     int unpinned;       /* both sides free to run on any CPU (default: CPU 0 and 1) */
     int read_only;      /* speculo cases: the answering side may not write the ping
                            segment's file, so its waits sleep in slices */

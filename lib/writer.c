@@ -576,17 +576,10 @@ static void drop_reservation(speculo_writer *w)
     w->reserved = false;
 }
 
-int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
+/* The slow half of reserve(): collect when the record (and the next commit
+ * word) would not fit, populate the pages it will touch. */
+static __attribute__((noinline)) int make_room(speculo_writer *w, uint64_t need)
 {
-    if (!w || !data)
-        return -EINVAL;
-    if (w->forked)
-        return -EBUSY;
-    if ((uint64_t)size > MAX_CHUNK_SIZE)
-        return -EFBIG;
-    drop_reservation(w);
-    /* room for the record with the longest name, and the next commit word */
-    uint64_t need = rec_length(size, NAME_RESERVE - 1) + REC_ALIGN;
     bool fits = need <= w->map.size - w->tail && w->nrecords < w->map.lay.table_slots &&
                 w->names_used < w->map.lay.index_slots / 2;
     if (!fits) {
@@ -594,13 +587,47 @@ int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
         if (rc < 0)
             return rc;
     }
-    if (w->tail + need > w->faulted_end) {
-        int rc = speculo__writer_prefault(w, w->tail + need);
+    if (w->tail + need > w->faulted_end)
+        return speculo__writer_prefault(w, w->tail + need);
+    return 0;
+}
+
+/* Reserve room at the tail for a chunk of @size; its payload goes at
+ * w->map.base + w->tail + REC_HEADER_SIZE. Inlined into alloc and put: one
+ * comparison each way in the common case. */
+static inline __attribute__((always_inline)) int reserve(speculo_writer *w, size_t size)
+{
+    if (w->forked)
+        return -EBUSY;
+    if ((uint64_t)size > MAX_CHUNK_SIZE)
+        return -EFBIG;
+    drop_reservation(w);
+    /* room for the record with the longest name, and the next commit word
+     * (faulted_end never passes the end of the mapping) */
+    uint64_t need = rec_length(size, NAME_RESERVE - 1) + REC_ALIGN;
+    if (w->tail + need > w->faulted_end || w->nrecords >= w->map.lay.table_slots ||
+        w->names_used >= w->map.lay.index_slots / 2) {
+        int rc = make_room(w, need);
         if (rc < 0)
             return rc;
     }
     w->reserved = true;
     w->res_size = size;
+    /* The record's first line is the one its readers poll, so it sits in
+     * their caches: a store to it now (the size, rewritten at commit)
+     * brings the line back while the payload is written and the clock read,
+     * instead of after them. Its commit word stays 0: nothing is published. */
+    ((struct rec_header *)(w->map.base + w->tail))->size = size;
+    return 0;
+}
+
+int speculo_writer_alloc(speculo_writer *w, size_t size, void **data)
+{
+    if (!w || !data)
+        return -EINVAL;
+    int rc = reserve(w, size);
+    if (rc < 0)
+        return rc;
     *data = w->map.base + w->tail + REC_HEADER_SIZE;
     return 0;
 }
@@ -772,19 +799,33 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     return 0;
 }
 
+/* Commit the reservation with @opts. A commit without options (unnamed,
+ * no TTL, nothing replaced) is the common case: commit_record() is inlined
+ * with those parts compiled out. */
+static inline __attribute__((always_inline)) int commit_reserved(
+    speculo_writer *w, const struct speculo_commit_options *opts, uint64_t *id)
+{
+    struct commit_meta m = {.id = w->next_id, .committed_ns = speculo__clock_wall_ns()};
+    int rc;
+    if (!opts) {
+        rc = commit_record(w, &m);
+    } else {
+        struct rec_view replaced;
+        rc = check_commit(w, opts, &m, &replaced);
+        if (rc == 0)
+            rc = commit_record(w, &m);
+    }
+    if (rc == 0 && id)
+        *id = m.id;
+    return rc;
+}
+
 int speculo_writer_commit(speculo_writer *w, const struct speculo_commit_options *opts,
                           uint64_t *id)
 {
     if (!w || !w->reserved)
         return -EINVAL;
-    struct commit_meta m = {.id = w->next_id, .committed_ns = speculo__clock_wall_ns()};
-    struct rec_view replaced;
-    int rc = check_commit(w, opts, &m, &replaced);
-    if (rc == 0)
-        rc = commit_record(w, &m);
-    if (rc == 0 && id)
-        *id = m.id;
-    return rc;
+    return commit_reserved(w, opts, id);
 }
 
 int speculo_writer_commit_replica(speculo_writer *w, const struct speculo_replica *c)
@@ -820,13 +861,12 @@ int speculo_writer_put(speculo_writer *w, const void *data, size_t size,
 {
     if (!w || (!data && size))
         return -EINVAL;
-    void *p;
-    int rc = speculo_writer_alloc(w, size, &p);
+    int rc = reserve(w, size);
     if (rc < 0)
         return rc;
     if (size)
-        memcpy(p, data, size);
-    rc = speculo_writer_commit(w, opts, id);
+        memcpy(w->map.base + w->tail + REC_HEADER_SIZE, data, size);
+    rc = commit_reserved(w, opts, id);
     if (rc < 0)
         drop_reservation(w);
     return rc;
