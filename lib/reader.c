@@ -364,7 +364,10 @@ int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk
         else if (!speculo__rec_was_latest(&r->map, &v, name, len))
             return -ENOENT;
     }
-    return speculo__fill_chunk(r, &v, chunk);
+    /* the record's name was compared byte for byte with the one asked for,
+     * of which get_name is the checked copy */
+    speculo__chunk_set(chunk, &v, r->get_name);
+    return 0;
 }
 
 /* The chunk @id if live: 0, or -ENOENT with *@dead telling whether the

@@ -66,6 +66,16 @@ static inline int speculo__reader_refresh(speculo_reader *r)
 }
 /* reader.c: the record's name, copied into the reader and checked. */
 const char *speculo__copy_name(speculo_reader *r, const struct rec_view *v);
+/* Fill a chunk from a checked record whose name is @name (a checked copy). */
+static inline void speculo__chunk_set(speculo_chunk *c, const struct rec_view *v, const char *name)
+{
+    c->id = v->id;
+    c->name = name;
+    c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
+    c->size = v->size;
+    c->committed_ns = v->committed_ns;
+    c->expires_ns = v->expires_ns;
+}
 /* Fill a chunk from a checked record (its name copied into the reader);
  * 0 or -EBADMSG. */
 static inline int speculo__fill_chunk(speculo_reader *r, const struct rec_view *v, speculo_chunk *c)
@@ -73,12 +83,7 @@ static inline int speculo__fill_chunk(speculo_reader *r, const struct rec_view *
     const char *name = NULL;
     if (v->name && !(name = speculo__copy_name(r, v)))
         return -EBADMSG;
-    c->id = v->id;
-    c->name = name;
-    c->data = (const uint8_t *)v->h + REC_HEADER_SIZE;
-    c->size = v->size;
-    c->committed_ns = v->committed_ns;
-    c->expires_ns = v->expires_ns;
+    speculo__chunk_set(c, v, name);
     return 0;
 }
 /* wait.c: drop the header mapping used for waiting (at a switch, close). */

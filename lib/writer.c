@@ -5,8 +5,9 @@
  * its commit word (the first 8 bytes) still 0; then the record's length is
  * stored into its commit word with release. A reader that acquires a
  * non-zero commit word sees the whole record. Readers poll the commit word
- * at their position, which is also the line that holds the record's header
- * and the start of its payload: one cache-line transfer brings both.
+ * at their position, on the line that holds the record's header: one
+ * cache-line transfer brings both, and alloc stores into that line at once
+ * so that it is back in the writer's cache by the time commit writes it.
  *
  * The commit word where the *next* record will start must read 0 by then.
  * Past the tail the file is zero (the kernel's fresh pages) except below
@@ -669,12 +670,17 @@ static int commit_name(const speculo_writer *w, struct commit_meta *m, const cha
 }
 
 /* The slot of the commit's name and the name's newest record (prev->h
- * NULL if none): through the slot of the last named commit when it is the
- * same name, else by a probe, whose slot is kept for next time. */
+ * NULL if none): for the name of the last named commit, that commit's slot
+ * and record, as this writer wrote them, while the slot still points there
+ * (only this writer stores slots: another value is a damaged file); else by
+ * a probe, whose slot is kept for next time. */
 static int commit_slot(speculo_writer *w, const struct commit_meta *m, struct name_slot **slot,
                        uint64_t *hash, struct rec_view *prev)
 {
-    if (m->same_name && speculo__index_at(&w->map, w->name_slot, m->name, m->name_len, prev) == 1) {
+    /* observes: our own last store to the slot */
+    if (m->same_name &&
+        atomic_load_explicit(&w->name_slot->off, memory_order_relaxed) == w->name_rec.off) {
+        *prev = w->name_rec;
         *slot = w->name_slot;
         *hash = w->name_hash;
         return 0;
@@ -770,6 +776,18 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
         /* publishes: this record as the newest version of its name */
         atomic_store_explicit(&slot->off, off, memory_order_release);
         w->name_slot = slot;
+        w->name_rec = (struct rec_view){
+            .h = r,
+            .off = off,
+            .len = len,
+            .name = (const char *)r + REC_HEADER_SIZE + align_up(w->res_size, PAYLOAD_ALIGN),
+            .id = cid,
+            .size = w->res_size,
+            .replaces = r->replaces,
+            .committed_ns = m->committed_ns,
+            .expires_ns = m->expires_ns,
+            .name_len = name_len,
+        };
         if (prev.h)
             mark_obsolete(w, &prev, cid);
     }

@@ -34,8 +34,11 @@ struct speculo_writer {
     uint64_t base_capacity;
     /* The name of the last named commit, its hash and its slot in the
      * mapped file (a slot keeps its name for the file's lifetime): the same
-     * name again needs no check, hash or probe. NULL when the file changes. */
+     * name again needs no check, hash or probe, and while the slot still
+     * holds the record that commit stored, no look at the record either.
+     * NULL when the file changes. */
     struct name_slot *name_slot;
+    struct rec_view name_rec; /* the record that commit stored in the slot */
     uint64_t name_hash;
     uint32_t name_len;
     char name[SPECULO_CHUNK_NAME_MAX + 1];

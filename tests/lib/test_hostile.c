@@ -698,6 +698,56 @@ START_TEST(writer_open_on_corrupt_records)
 }
 END_TEST
 
+/* Another process rewrites the name slot an open writer last stored: the
+ * writer's next commit of that name must notice (it looks the name up
+ * again instead of trusting what it stored) and neither crash nor write
+ * outside its records; readers get the newest version or an error. */
+START_TEST(open_writer_survives_its_name_slot_rewritten)
+{
+    speculo_writer *w = th_writer("s", 0);
+    th_puts(w, "v1", "hot");
+    uint64_t unnamed = th_puts(w, "plain", NULL);
+    th_puts(w, "v2", "hot");
+    struct t_seg_map m;
+    ck_assert_int_eq(t_seg_map("s", &m), 0);
+    struct seg_header *h = t_seg_hdr(&m);
+    struct name_slot *slots = (void *)(m.p + h->index_off), *s = NULL;
+    for (uint64_t i = 0; i < h->index_slots && !s; i++)
+        if (atomic_load(&slots[i].off))
+            s = &slots[i];
+    ck_assert_ptr_nonnull(s);
+    uint64_t offs[8];
+    ck_assert_int_ge(t_seg_records(&m, offs, 8), 2);
+    const uint64_t bad[] = {m.size, m.size + 4096, UINT64_C(1) << 63, h->index_off,
+                            h->records_off + 8, offs[1] /* "plain", unnamed */};
+    struct speculo_commit_options o = {.name = "hot"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        atomic_store(&s->off, bad[i]);
+        char v[8];
+        snprintf(v, sizeof v, "x%zu", i);
+        uint64_t id = 0;
+        int rc = speculo_writer_put(w, v, strlen(v), &o, &id);
+        ck_assert_msg(rc == 0 || rc == -EBADMSG, "slot off %llu: put = %d",
+                      (unsigned long long)bad[i], rc);
+        speculo_reader *r = th_reader("s");
+        speculo_chunk c;
+        rc = speculo_reader_get(r, "hot", &c);
+        ck_assert_msg(rc == 0 || rc == -EBADMSG || rc == -ENOENT, "get = %d", rc);
+        if (rc == 0)
+            ck_assert_str_eq(c.name, "hot");
+        speculo_reader_close(r);
+    }
+    /* the unnamed chunk the slot was pointed at is not taken for a version */
+    speculo_reader *r = th_reader("s");
+    speculo_chunk c;
+    ck_assert_int_eq(speculo_reader_get_id(r, unnamed, &c), 0);
+    ck_assert_ptr_null(c.name);
+    speculo_reader_close(r);
+    t_seg_unmap(&m);
+    speculo_writer_close(w);
+}
+END_TEST
+
 #if !defined(__SANITIZE_THREAD__)
 /* A rogue process keeps changing a record's size field while the reader
  * works: a chunk handed out must never claim more bytes than its record
@@ -801,6 +851,7 @@ Suite *hostile_suite(void)
     tcase_add_test(tc, header_counters_garbage);
     tcase_add_test(tc, superseded_without_successor_does_not_loop);
     tcase_add_test(tc, switch_to_hostile_file);
+    tcase_add_test(tc, open_writer_survives_its_name_slot_rewritten);
     suite_add_tcase(s, tc);
     return s;
 }
