@@ -305,12 +305,8 @@ int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk)
     if (r->map.lay.capacity - r->pos >= REC_HEADER_SIZE) {
         const struct rec_header *rec = (const struct rec_header *)(r->map.base + r->pos);
         /* observes: a commit at our position (next_chunk() acquires it) */
-        if (atomic_load_explicit(&((struct rec_header *)rec)->commit, memory_order_relaxed)) {
-            /* the payload's first line, which the caller reads next: on its
-             * way from the writer's cache while the record is checked */
-            __builtin_prefetch((const uint8_t *)rec + REC_HEADER_SIZE);
+        if (atomic_load_explicit(&((struct rec_header *)rec)->commit, memory_order_relaxed))
             return next_chunk(r, chunk);
-        }
     }
     return -EAGAIN;
 }
