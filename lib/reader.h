@@ -13,6 +13,11 @@ struct speculo_reader {
     uint64_t pos; /* offset of the next record to look at: a record boundary in the record area */
     uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
     uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
+    /* next() prefetches payload lines while pos is below ahead_end (far
+     * behind the writer); past it, it looks at the writer's end again
+     * after ahead_check more records (see prefetch_payload()) */
+    uint64_t ahead_end;
+    uint32_t ahead_check;
     struct speculo_segment_ident ident; /* of the file mapped, taken when mapped */
     bool gone;                          /* the segment was removed */
     /* mapped a file that does not follow ours, or found the segment gone,
