@@ -11,8 +11,8 @@ struct speculo_reader {
     struct seg_map map;
     speculo_mapping *held; /* map as shared with speculo_reader_hold()'s, or NULL */
     uint64_t pos; /* offset of the next record to look at: a record boundary in the record area */
-    uint64_t last_id;                   /* id of the last chunk returned (or sought past) */
-    uint64_t scan_id;                   /* id of the record just before pos; 0 at the start */
+    uint64_t last_id; /* id of the last chunk returned (or sought past) */
+    uint64_t scan_id; /* id of the record just before pos; 0 at the start */
     /* next() prefetches payload lines while pos is below ahead_end (far
      * behind the writer); past it, it looks at the writer's end again
      * after ahead_check more records (see prefetch_payload()) */

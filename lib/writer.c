@@ -820,8 +820,8 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
 /* Commit the reservation with @opts. A commit without options (unnamed,
  * no TTL, nothing replaced) is the common case: commit_record() is inlined
  * with those parts compiled out. */
-static inline __attribute__((always_inline)) int commit_reserved(
-    speculo_writer *w, const struct speculo_commit_options *opts, uint64_t *id)
+static inline __attribute__((always_inline)) int
+commit_reserved(speculo_writer *w, const struct speculo_commit_options *opts, uint64_t *id)
 {
     struct commit_meta m = {.id = w->next_id, .committed_ns = speculo__clock_wall_ns()};
     int rc;
