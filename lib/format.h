@@ -71,7 +71,8 @@ struct seg_header {
     uint64_t reserved2[6];
     /* line 3: writer's running totals, published by each commit that
      * changes them (nrecords last, released: get_id() bounds the id table
-     * by it); no polling reader reads this line */
+     * by it); a polling reader reads it only once every 256 records
+     * (committed_end, a prefetch hint: reader.c) */
     alignas(64) _Atomic uint64_t nrecords; /* committed records in this file */
     _Atomic uint64_t committed_end;        /* end offset of the last committed record */
     _Atomic uint64_t last_id;              /* id of the last committed record */
