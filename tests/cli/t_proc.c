@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -343,6 +344,10 @@ void tc_setup(void)
 
 void tc_teardown(void)
 {
+    /* a test that put a small tmpfs on the segment directory (in a mount
+     * namespace of its own) leaves it mounted: its mount point could not
+     * be removed, nor the directory above it */
+    (void)umount2(tc_segdir, MNT_DETACH);
     if (tc_tmp[0])
         nftw(tc_tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     tc_tmp[0] = '\0';
