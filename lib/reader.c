@@ -358,7 +358,8 @@ static int find_name(speculo_reader *r, const char *name, size_t len, bool again
     struct name_slot *slot = NULL;
     int rc = speculo__index_lookup(&r->map, name, len, hash, v, &slot);
     if (rc == 0) {
-        memcpy(r->get_name, name, len + 1);
+        /* memmove: the name may be the one a get() handed out, get_name */
+        memmove(r->get_name, name, len + 1);
         r->get_len = len;
         r->get_slot = slot;
     }

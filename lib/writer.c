@@ -748,7 +748,8 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
     r->size = w->res_size;
     r->committed_ns = m->committed_ns;
     r->expires_ns = m->expires_ns;
-    r->replaces = m->replaced ? m->replaced->id : prev.h ? prev.id : 0;
+    uint64_t replaces = m->replaced ? m->replaced->id : prev.h ? prev.id : 0;
+    r->replaces = replaces;
     /* nothing reads a record before its commit word: relaxed clears the
      * leftovers of an abandoned reservation */
     atomic_store_explicit(&r->obsoleted_by, 0, memory_order_relaxed);
@@ -783,7 +784,7 @@ static inline __attribute__((always_inline)) int commit_record(speculo_writer *w
             .name = (const char *)r + REC_HEADER_SIZE + align_up(w->res_size, PAYLOAD_ALIGN),
             .id = cid,
             .size = w->res_size,
-            .replaces = r->replaces,
+            .replaces = replaces,
             .committed_ns = m->committed_ns,
             .expires_ns = m->expires_ns,
             .name_len = name_len,

@@ -218,6 +218,29 @@ START_TEST(get_same_name_again_follows_updates_and_switches)
 }
 END_TEST
 
+/* The name a get() hands out is the reader's own copy: passed back to get()
+ * (here after a switch, which makes the reader look the name up afresh), it
+ * still finds the chunk. */
+START_TEST(get_with_the_name_a_get_returned)
+{
+    speculo_writer *w = th_writer("s", 0);
+    speculo_reader *r = th_reader("s");
+    th_puts(w, "v1", "hot");
+    speculo_chunk c, c2;
+    ck_assert_int_eq(speculo_reader_get(r, "hot", &c), 0);
+    ck_assert_int_eq(speculo_reader_get(r, c.name, &c2), 0);
+    ck_assert_str_eq(c2.name, "hot");
+    uint64_t id = th_puts(w, "v2", "hot");
+    ck_assert_int_eq(speculo_writer_gc(w), 0);
+    ck_assert_int_eq(speculo_reader_get(r, c2.name, &c), 0);
+    ck_assert_uint_eq(c.id, id);
+    ck_assert_str_eq(c.name, "hot");
+    th_chunk_is(&c, "v2", 2);
+    speculo_reader_close(r);
+    speculo_writer_close(w);
+}
+END_TEST
+
 START_TEST(seek_positions)
 {
     speculo_writer *w = th_writer("s", 0);
@@ -627,6 +650,7 @@ Suite *reader_suite(void)
     tcase_add_test(tc, get_finds_each_of_many_names);
     tcase_add_test(tc, get_after_many_updates);
     tcase_add_test(tc, get_same_name_again_follows_updates_and_switches);
+    tcase_add_test(tc, get_with_the_name_a_get_returned);
     tcase_add_test(tc, get_finds_name_among_many_chunks);
     suite_add_tcase(s, tc);
 
