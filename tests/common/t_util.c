@@ -385,19 +385,51 @@ int t_await_asleep(pid_t pid, int timeout_ms)
     return t_await_asleep_again(pid, -1, timeout_ms);
 }
 
-int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
+/* Wait until @ready(pid, arg) holds (0), the process is gone (-ESRCH) or
+ * @timeout_ms passed (-ETIMEDOUT). Nothing announces the states looked for
+ * (asleep, idle), so between looks this waits on the process's pidfd for
+ * up to a millisecond: its end wakes the wait at once, nothing else does. */
+static int await_proc(pid_t pid, int timeout_ms, bool (*ready)(pid_t, const void *),
+                      const void *arg)
 {
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     int64_t start = t_mono_ns();
+    int rc;
     for (;;) {
         int state = t_proc_state(pid);
-        if (state == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) && t_proc_state(pid) == 'S')
-            return 0;
-        if (state < 0 || state == 'Z' || state == 'X')
-            return -ESRCH;
-        if (t_ms_since(start) >= timeout_ms)
-            return -ETIMEDOUT;
-        t_sleep_ms(1);
+        if (state < 0 || state == 'Z' || state == 'X') {
+            rc = -ESRCH;
+            break;
+        }
+        if (ready(pid, arg)) {
+            rc = 0;
+            break;
+        }
+        if (t_ms_since(start) >= timeout_ms) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        if (pidfd >= 0)
+            (void)poll(&(struct pollfd){.fd = pidfd, .events = POLLIN}, 1, 1);
+        else
+            t_sleep_ms(1); /* a kernel before 5.3: no pidfd */
     }
+    if (pidfd >= 0)
+        close(pidfd);
+    return rc;
+}
+
+/* Asleep, and (sleeps >= 0) after more than `sleeps` sleeps. */
+static bool asleep_again(pid_t pid, const void *arg)
+{
+    long sleeps = *(const long *)arg;
+    return t_proc_state(pid) == 'S' && (sleeps < 0 || t_proc_sleeps(pid) > sleeps) &&
+           t_proc_state(pid) == 'S';
+}
+
+int t_await_asleep_again(pid_t pid, long sleeps, int timeout_ms)
+{
+    return await_proc(pid, timeout_ms, asleep_again, &sleeps);
 }
 
 /* A blocking system call (@nr, arguments @a) that only an event ends: no
@@ -448,34 +480,31 @@ static bool thread_idle(pid_t pid, int tid)
     return n == 7 && untimed_call(nr, a);
 }
 
-int t_await_idle(pid_t pid, int timeout_ms)
+/* Every thread of the process asleep in a call without a timeout. */
+static bool all_idle(pid_t pid, const void *arg)
 {
+    (void)arg;
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-    int64_t start = t_mono_ns();
-    for (;;) {
-        DIR *d = opendir(path);
-        if (!d)
-            return -ESRCH;
-        bool idle = true, any = false;
-        struct dirent *e;
-        while (idle && (e = readdir(d)) != NULL) {
-            int tid = atoi(e->d_name);
-            if (tid <= 0)
-                continue; /* . and .. */
-            any = true;
-            idle = thread_idle(pid, tid);
-        }
-        closedir(d);
-        if (any && idle)
-            return 0;
-        int state = t_proc_state(pid);
-        if (state < 0 || state == 'Z' || state == 'X')
-            return -ESRCH;
-        if (t_ms_since(start) >= timeout_ms)
-            return -ETIMEDOUT;
-        t_sleep_ms(1);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool idle = true, any = false;
+    struct dirent *e;
+    while (idle && (e = readdir(d)) != NULL) {
+        int tid = atoi(e->d_name);
+        if (tid <= 0)
+            continue; /* . and .. */
+        any = true;
+        idle = thread_idle(pid, tid);
     }
+    closedir(d);
+    return any && idle;
+}
+
+int t_await_idle(pid_t pid, int timeout_ms)
+{
+    return await_proc(pid, timeout_ms, all_idle, NULL);
 }
 
 int t_become(uid_t uid, gid_t gid)

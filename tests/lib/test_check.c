@@ -313,15 +313,17 @@ START_TEST(check_while_writer_commits)
     uint64_t gcs_before = atomic_load(&sh->gcs);
     int64_t t0 = t_mono_ns();
     int checks = 0;
-    while (checks < 20 || atomic_load(&sh->gcs) < gcs_before + 5) {
-        ck_assert_msg(t_ms_since(t0) < T_PATIENCE_MS, "%d checks, %llu collections", checks,
-                      (unsigned long long)(atomic_load(&sh->gcs) - gcs_before));
+    while ((checks < 20 || atomic_load(&sh->gcs) < gcs_before + 5) &&
+           t_ms_since(t0) < T_PATIENCE_MS) {
         struct speculo_check_report rep;
         ck_assert_int_eq(speculo_segment_check("s", &rep, NULL, NULL), 0);
         ck_assert_msg(rep.status == 0, "check %d: offset %llu: %s", checks,
                       (unsigned long long)rep.offset, rep.problem);
         checks++;
     }
+    ck_assert_msg(checks >= 20 && atomic_load(&sh->gcs) >= gcs_before + 5,
+                  "%d checks, %llu collections", checks,
+                  (unsigned long long)(atomic_load(&sh->gcs) - gcs_before));
     atomic_store(&sh->stop, 1);
     ck_assert_int_eq(t_wait(c.pid, 10000), 0);
     t_sync_close(&c.ready);
