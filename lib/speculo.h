@@ -390,8 +390,10 @@ SPECULO_API int speculo_reader_next(speculo_reader *r, speculo_chunk *chunk);
  * not grow with the number of chunks).
  * @param r     the reader
  * @param name  the chunk's name
- * @param chunk receives the chunk
- * @return 0; -ENOENT no live chunk of that name; -EINVAL / -ENAMETOOLONG.
+ * @param chunk receives the chunk; its name is the reader's copy of @p name
+ *              (which may be passed to the next call)
+ * @return 0; -ENOENT no live chunk of that name; -EINVAL / -ENAMETOOLONG;
+ *         -EBADMSG the segment is corrupt (its index leads elsewhere).
  */
 SPECULO_API int speculo_reader_get(speculo_reader *r, const char *name, speculo_chunk *chunk);
 
